@@ -1,0 +1,81 @@
+/*  pres_bus: the ZeroMQ sockets every presence program opens, set up one
+    way: high-water marks on purpose, frame caps on inbound sockets, CURVE
+    on tcp://, and a publisher that never loses an event silently. */
+#ifndef PRES_BUS_H_INCLUDED
+#define PRES_BUS_H_INCLUDED
+
+#include <czmq.h>
+#include <stdbool.h>
+
+#include "pres_config.h"
+#include "pres_msg.h"
+
+//  Apply CURVE to a socket when its endpoint is tcp:// (as server for
+//  binds, with zap domain "presence"; as client for connects, using
+//  curve_secret_file and curve_server_public_file). ipc:// and inproc://
+//  are left alone. Returns 0, or -1 after logging (missing cert, tcp
+//  without CURVE and without bus_insecure_tcp).
+int pres_bus_secure(zsock_t *sock, const pres_config_t *cfg,
+                    const char *endpoint, bool server);
+
+//  Start czmq's zauth actor allowing the public certs in curve_clients_dir
+//  when any endpoint is tcp:// with CURVE; NULL when not needed or on error
+//  (*failed tells which). Caller owns the actor (zactor_destroy).
+zactor_t *pres_bus_auth_new(const pres_config_t *cfg, bool *failed);
+
+//  ---------------------------------------------------------------------
+//  Publisher of events. An XPUB connected to the broker's SUB with
+//  ZMQ_XPUB_NODROP: a full pipe gives EAGAIN instead of a silent drop, and
+//  the broker's subscription tells us it is attached, so nothing is sent
+//  into the void. `seq` advances only when a send succeeds, so any gap the
+//  broker sees is real loss. Not thread-safe: one publisher per thread,
+//  each with its own src.
+typedef struct pres_pub pres_pub_t;
+
+//  src must be a valid id, unique on the bus (e.g. "gateway-<host>-<pid>-1").
+//  Returns NULL after logging.
+pres_pub_t *pres_pub_new(const pres_config_t *cfg, const char *src);
+void pres_pub_destroy(pres_pub_t **self_p);
+
+//  Wait up to timeout_ms for the broker to be attached. true if it is.
+bool pres_pub_wait(pres_pub_t *self, int timeout_ms);
+
+//  True if the broker is attached right now (cheap; polls at most every
+//  few ms for (un)subscription frames).
+bool pres_pub_ready(pres_pub_t *self);
+
+//  Publish ev: fills v, src, seq and (if 0) at. Waits at most timeout_ms
+//  for room (0 = do not wait). Returns 0, or -1 with errno EAGAIN (broker
+//  absent or bus saturated for timeout_ms) or EINVAL (ev invalid).
+int pres_pub_send(pres_pub_t *self, pres_event_t *ev, int timeout_ms);
+
+const char *pres_pub_src(const pres_pub_t *self);
+uint64_t pres_pub_seq(const pres_pub_t *self);  //  last seq sent
+
+//  ---------------------------------------------------------------------
+//  Subscriber of changes: SUB connected to changes_endpoint, subscribed to
+//  `prefix` ("" for all), RCVHWM = bus_hwm, frame cap PRES_BUS_MAXMSG.
+//  Caller owns the socket. NULL after logging.
+zsock_t *pres_bus_sub_changes(const pres_config_t *cfg, const char *prefix);
+
+//  ---------------------------------------------------------------------
+//  Query client (Lazy Pirate): a REQ socket to query_endpoint, recreated
+//  after a timeout so one lost reply never wedges it. Not thread-safe.
+typedef struct pres_qclient pres_qclient_t;
+
+pres_qclient_t *pres_qclient_new(const pres_config_t *cfg);
+void pres_qclient_destroy(pres_qclient_t **self_p);
+
+//  Send one request and wait up to timeout_ms for its reply. Returns the
+//  reply frame (caller owns it; zframe_destroy), or NULL with errno
+//  ETIMEDOUT (logged at debug level only: the caller decides).
+zframe_t *pres_qclient_call(pres_qclient_t *self, const void *req, size_t len,
+                            int timeout_ms);
+
+//  Encode q, call, and check the reply is a map with ok = true. Returns
+//  the reply (caller owns), or NULL: errno ETIMEDOUT, or EPROTO with *error
+//  (if not NULL) set to a heap copy of the broker's error (caller frees).
+zframe_t *pres_qclient_query(pres_qclient_t *self, const pres_query_t *q,
+                             int timeout_ms, char **error);
+
+#endif

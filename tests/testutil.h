@@ -1,0 +1,41 @@
+/*  testutil: always-on checks for the test programs (NDEBUG cannot silence
+    them) and small helpers for temp dirs and child daemons. */
+#ifndef TESTUTIL_H_INCLUDED
+#define TESTUTIL_H_INCLUDED
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CHECK(cond)                                                            \
+    do {                                                                       \
+        if (!(cond)) {                                                         \
+            fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, __LINE__,   \
+                    #cond);                                                    \
+            abort();                                                           \
+        }                                                                      \
+    } while (0)
+
+#define CHECK_EQ(a, b)                                                         \
+    do {                                                                       \
+        long long a_ = (long long)(a), b_ = (long long)(b);                    \
+        if (a_ != b_) {                                                        \
+            fprintf(stderr, "%s:%d: CHECK_EQ(%s, %s) failed: %lld != %lld\n",  \
+                    __FILE__, __LINE__, #a, #b, a_, b_);                       \
+            abort();                                                           \
+        }                                                                      \
+    } while (0)
+
+#define CHECK_STR(a, b)                                                        \
+    do {                                                                       \
+        const char *a_ = (a), *b_ = (b);                                       \
+        if (!a_ || !b_ || strcmp(a_, b_) != 0) {                               \
+            fprintf(stderr, "%s:%d: CHECK_STR(%s, %s) failed: \"%s\" != "      \
+                    "\"%s\"\n", __FILE__, __LINE__, #a, #b,                    \
+                    a_ ? a_ : "(null)", b_ ? b_ : "(null)");                   \
+            abort();                                                           \
+        }                                                                      \
+    } while (0)
+
+#endif
