@@ -1,0 +1,893 @@
+/*  itutil: shared helpers for the integration tests (see itutil.h): temp
+    dirs, spawning and stopping the real daemons, and a small bus client
+    (publisher, query client, change subscriber, msgpack reply lookup). */
+#define _XOPEN_SOURCE 700  //  nftw
+#include "itutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pres_log.h"
+#include "pres_mp.h"
+
+extern char **environ;
+
+//  Every child spawned by this test process, so a failing CHECK (abort)
+//  or a forgotten stop never leaves a daemon running.
+static it_proc_t *s_procs[IT_PROCS_MAX];
+static int s_nprocs;
+static bool s_handlers_installed;
+static int s_log_seq;
+
+static void
+s_kill_children(void)
+{
+    for (int i = 0; i < s_nprocs; i++)
+        if (s_procs[i] && s_procs[i]->pid > 0) {
+            kill(s_procs[i]->pid, SIGKILL);
+            waitpid(s_procs[i]->pid, NULL, 0);
+            s_procs[i]->pid = 0;
+        }
+}
+
+static void
+s_write_str(const char *s)
+{
+    ssize_t rc = write(STDERR_FILENO, s, strlen(s));
+    (void)rc;
+}
+
+//  Async-signal-safe: kill and reap the children, say where their logs
+//  are, then die with the default action.
+static void
+s_on_abort(int sig)
+{
+    for (int i = 0; i < s_nprocs; i++)
+        if (s_procs[i] && s_procs[i]->pid > 0) {
+            kill(s_procs[i]->pid, SIGKILL);
+            waitpid(s_procs[i]->pid, NULL, 0);
+            s_procs[i]->pid = 0;
+            s_write_str("itutil: killed child, log: ");
+            s_write_str(s_procs[i]->log_path);
+            s_write_str("\n");
+        }
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void
+s_install_handlers(void)
+{
+    if (s_handlers_installed)
+        return;
+    s_handlers_installed = true;
+    signal(SIGABRT, s_on_abort);
+    signal(SIGSEGV, s_on_abort);
+    signal(SIGBUS, s_on_abort);
+    atexit(s_kill_children);
+    pres_log_init("it", getenv("IT_VERBOSE") != NULL);
+}
+
+static void
+s_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+int
+it_env_init(it_env_t *env, const char *name)
+{
+    memset(env, 0, sizeof(*env));
+    s_install_handlers();
+    snprintf(env->dir, sizeof(env->dir), "/tmp/pres-it-%s-XXXXXX", name);
+    if (!mkdtemp(env->dir)) {
+        fprintf(stderr, "itutil: mkdtemp(%s): %s\n", env->dir,
+                strerror(errno));
+        return -1;
+    }
+    snprintf(env->data_dir, sizeof(env->data_dir), "%s/data", env->dir);
+    snprintf(env->run_dir, sizeof(env->run_dir), "%s/run", env->dir);
+    if (mkdir(env->data_dir, 0750) || mkdir(env->run_dir, 0750)) {
+        fprintf(stderr, "itutil: mkdir: %s\n", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+void
+it_env_set(it_env_t *env, const char *key, const char *value)
+{
+    int i;
+    for (i = 0; i < env->nsettings; i++)
+        if (strcmp(env->settings[i][0], key) == 0)
+            break;
+    if (i == env->nsettings) {
+        if (env->nsettings == IT_SETTINGS_MAX) {
+            fprintf(stderr, "itutil: too many settings\n");
+            abort();
+        }
+        env->nsettings++;
+    }
+    snprintf(env->settings[i][0], PRES_PATH_MAX, "%s", key);
+    snprintf(env->settings[i][1], PRES_PATH_MAX, "%s", value);
+}
+
+int
+it_env_config(const it_env_t *env, pres_config_t *cfg)
+{
+    pres_config_defaults(cfg);
+    if (pres_config_set(cfg, "data_dir", env->data_dir)
+        || pres_config_set(cfg, "run_dir", env->run_dir))
+        return -1;
+    for (int i = 0; i < env->nsettings; i++)
+        if (pres_config_set(cfg, env->settings[i][0], env->settings[i][1]))
+            return -1;
+    return pres_config_finish(cfg);
+}
+
+static int
+s_rm_entry(const char *path, const struct stat *sb, int flag,
+           struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+void
+it_env_cleanup(it_env_t *env)
+{
+    if (env->dir[0])
+        nftw(env->dir, s_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+//  ---------------------------------------------------------------------
+
+int
+it_build_path(const char *prog, char *out, size_t cap)
+{
+    const char *dir = getenv("PRESENCE_BUILD_DIR");
+    if (!dir) {
+        fprintf(stderr, "itutil: PRESENCE_BUILD_DIR is not set\n");
+        return -1;
+    }
+    if ((size_t)snprintf(out, cap, "%s/%s", dir, prog) >= cap)
+        return -1;
+    return 0;
+}
+
+//  "PRESENCE_" + upper-cased key + "=" + value, heap.
+static char *
+s_env_entry(const char *key, const char *value)
+{
+    size_t len = strlen("PRESENCE_") + strlen(key) + 1 + strlen(value) + 1;
+    char *s = malloc(len);
+    if (!s)
+        abort();
+    char *p = s + sprintf(s, "PRESENCE_");
+    for (const char *k = key; *k; k++)
+        *p++ = (*k >= 'a' && *k <= 'z') ? (char)(*k - 'a' + 'A') : *k;
+    sprintf(p, "=%s", value);
+    return s;
+}
+
+static bool
+s_same_name(const char *a, const char *b)
+{
+    const char *ea = strchr(a, '='), *eb = strchr(b, '=');
+    size_t la = ea ? (size_t)(ea - a) : strlen(a);
+    size_t lb = eb ? (size_t)(eb - b) : strlen(b);
+    return la == lb && memcmp(a, b, la) == 0;
+}
+
+int
+it_spawn(const it_env_t *env, const char *prog, const char *const *argv,
+         const char *const *extra_env, it_proc_t *p)
+{
+    s_install_handlers();
+    memset(p, 0, sizeof(*p));
+    if (s_nprocs == IT_PROCS_MAX) {
+        fprintf(stderr, "itutil: too many children\n");
+        return -1;
+    }
+    char path[512];
+    if (it_build_path(prog, path, sizeof(path)))
+        return -1;
+    snprintf(p->prog, sizeof(p->prog), "%s", prog);
+    snprintf(p->log_path, sizeof(p->log_path), "%s/%s-%d.log", env->dir,
+             prog, ++s_log_seq);
+
+    //  Our env entries, the overrides win: build them first, then copy the
+    //  inherited entries they do not name. All before fork().
+    char *ours[IT_SETTINGS_MAX + 40];
+    int nours = 0;
+    ours[nours++] = s_env_entry("data_dir", env->data_dir);
+    ours[nours++] = s_env_entry("run_dir", env->run_dir);
+    for (int i = 0; i < env->nsettings; i++)
+        ours[nours++] = s_env_entry(env->settings[i][0], env->settings[i][1]);
+    for (int i = 0; extra_env && extra_env[i] && nours < 40; i++) {
+        ours[nours] = strdup(extra_env[i]);
+        if (!ours[nours])
+            abort();
+        nours++;
+    }
+    int ninherit = 0;
+    while (environ[ninherit])
+        ninherit++;
+    char **envp = calloc((size_t)(ninherit + nours + 1), sizeof(char *));
+    if (!envp)
+        abort();
+    int n = 0;
+    for (int i = 0; i < nours; i++) {
+        bool dup = false;
+        for (int j = i + 1; j < nours; j++)
+            dup = dup || s_same_name(ours[i], ours[j]);
+        if (!dup)  //  the later one wins
+            envp[n++] = ours[i];
+    }
+    for (int i = 0; i < ninherit; i++) {
+        bool shadowed = false;
+        for (int j = 0; j < nours && !shadowed; j++)
+            shadowed = s_same_name(environ[i], ours[j]);
+        if (!shadowed)
+            envp[n++] = environ[i];
+    }
+    envp[n] = NULL;
+
+    int nargs = 0;
+    while (argv && argv[nargs])
+        nargs++;
+    char **args = calloc((size_t)nargs + 2, sizeof(char *));
+    if (!args)
+        abort();
+    args[0] = path;
+    for (int i = 0; i < nargs; i++)
+        args[i + 1] = (char *)(uintptr_t)argv[i];
+
+    int fd = open(p->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+                  0640);
+    if (fd < 0) {
+        fprintf(stderr, "itutil: open(%s): %s\n", p->log_path,
+                strerror(errno));
+        return -1;
+    }
+    pid_t parent = getpid();
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "itutil: fork: %s\n", strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127);
+        dup2(fd, STDOUT_FILENO);
+        dup2(fd, STDERR_FILENO);
+        signal(SIGABRT, SIG_DFL);
+        signal(SIGSEGV, SIG_DFL);
+        signal(SIGBUS, SIG_DFL);
+        execve(path, args, envp);
+        _exit(127);
+    }
+    close(fd);
+    for (int i = 0; i < nours; i++)
+        free(ours[i]);
+    free(envp);
+    free(args);
+    p->pid = pid;
+    //  Register (reuse a slot of a reaped or reused struct).
+    int slot;
+    for (slot = 0; slot < s_nprocs; slot++)
+        if (s_procs[slot] == p || !s_procs[slot] || s_procs[slot]->pid == 0)
+            break;
+    s_procs[slot] = p;
+    if (slot == s_nprocs)
+        s_nprocs++;
+    return 0;
+}
+
+static void
+s_reaped(it_proc_t *p, int status)
+{
+    p->status = status;
+    p->pid = 0;
+}
+
+static int
+s_exit_code(int status)
+{
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    if (WIFSIGNALED(status))
+        return 128 + WTERMSIG(status);
+    return -1;
+}
+
+bool
+it_proc_alive(it_proc_t *p)
+{
+    if (p->pid <= 0)
+        return false;
+    int status;
+    pid_t rc = waitpid(p->pid, &status, WNOHANG);
+    if (rc == p->pid) {
+        s_reaped(p, status);
+        return false;
+    }
+    return true;
+}
+
+int
+it_proc_signal(it_proc_t *p, int sig)
+{
+    if (p->pid <= 0)
+        return -1;
+    return kill(p->pid, sig);
+}
+
+int
+it_proc_wait(it_proc_t *p, int timeout_ms)
+{
+    int64_t end = pres_mono_ms() + timeout_ms;
+    while (p->pid > 0) {
+        int status;
+        pid_t rc = waitpid(p->pid, &status, WNOHANG);
+        if (rc == p->pid) {
+            s_reaped(p, status);
+            break;
+        }
+        if (pres_mono_ms() >= end)
+            return -1;
+        s_sleep_ms(5);
+    }
+    return s_exit_code(p->status);
+}
+
+int
+it_proc_stop(it_proc_t *p, int timeout_ms)
+{
+    if (p->pid <= 0)
+        return s_exit_code(p->status);
+    kill(p->pid, SIGTERM);
+    int rc = it_proc_wait(p, timeout_ms);
+    if (rc < 0) {
+        fprintf(stderr, "itutil: %s did not stop on SIGTERM, killing\n",
+                p->prog);
+        it_proc_kill9(p);
+        rc = 128 + SIGKILL;
+    }
+    return rc;
+}
+
+void
+it_proc_kill9(it_proc_t *p)
+{
+    if (p->pid <= 0)
+        return;
+    kill(p->pid, SIGKILL);
+    int status;
+    if (waitpid(p->pid, &status, 0) == p->pid)
+        s_reaped(p, status);
+}
+
+void
+it_proc_dump_log(const it_proc_t *p)
+{
+    FILE *f = fopen(p->log_path, "r");
+    if (!f)
+        return;
+    fprintf(stderr, "---- %s (%s)\n", p->prog, p->log_path);
+    char line[1024];
+    while (fgets(line, sizeof(line), f))
+        fputs(line, stderr);
+    fprintf(stderr, "---- end of %s\n", p->prog);
+    fclose(f);
+}
+
+bool
+it_proc_log_has(const it_proc_t *p, const char *needle)
+{
+    FILE *f = fopen(p->log_path, "r");
+    if (!f)
+        return false;
+    bool found = false;
+    char line[2048];
+    while (!found && fgets(line, sizeof(line), f))
+        found = strstr(line, needle) != NULL;
+    fclose(f);
+    return found;
+}
+
+bool
+it_wait_file(const char *path, int timeout_ms)
+{
+    int64_t end = pres_mono_ms() + timeout_ms;
+    struct stat st;
+    while (stat(path, &st) != 0) {
+        if (pres_mono_ms() >= end)
+            return false;
+        s_sleep_ms(5);
+    }
+    return true;
+}
+
+bool
+it_wait_query(const pres_config_t *cfg, int timeout_ms)
+{
+    int64_t end = pres_mono_ms() + timeout_ms;
+    pres_query_t q = {.op = PRES_Q_STATS};
+    uint8_t buf[64];
+    size_t len = pres_query_encode(&q, buf, sizeof(buf));
+    if (!len)
+        return false;
+    pres_qclient_t *qc = pres_qclient_new(cfg);
+    if (!qc)
+        return false;
+    bool ok = false;
+    while (!ok && pres_mono_ms() < end) {
+        zframe_t *rep = pres_qclient_call(qc, buf, len, 200);
+        ok = rep != NULL;
+        zframe_destroy(&rep);
+    }
+    pres_qclient_destroy(&qc);
+    return ok;
+}
+
+int
+it_broker_start(const it_env_t *env, const char *const *extra_env,
+                it_proc_t *p)
+{
+    pres_config_t cfg;
+    if (it_env_config(env, &cfg))
+        return -1;
+    if (it_spawn(env, "presence-broker", NULL, extra_env, p))
+        return -1;
+    if (!it_wait_query(&cfg, 5000) || !it_proc_alive(p)) {
+        fprintf(stderr, "itutil: presence-broker did not come up\n");
+        it_proc_kill9(p);
+        it_proc_dump_log(p);
+        return -1;
+    }
+    return 0;
+}
+
+//  ---------------------------------------------------------------------
+
+pres_pub_t *
+it_pub_new(const pres_config_t *cfg, const char *src)
+{
+    pres_pub_t *pub = pres_pub_new(cfg, src);
+    if (!pub)
+        return NULL;
+    if (!pres_pub_wait(pub, 3000)) {
+        fprintf(stderr, "itutil: broker never attached to %s\n", src);
+        pres_pub_destroy(&pub);
+    }
+    return pub;
+}
+
+static int
+s_send(pres_pub_t *pub, pres_event_t *ev)
+{
+    int rc = pres_pub_send(pub, ev, 2000);
+    if (rc)
+        fprintf(stderr, "itutil: pres_pub_send(%s) failed: %s\n",
+                pres_ev_type_name(ev->type), strerror(errno));
+    return rc;
+}
+
+static void
+s_event(pres_event_t *ev, pres_ev_type_t type, const char *user,
+        const char *session)
+{
+    memset(ev, 0, sizeof(*ev));
+    ev->type = type;
+    snprintf(ev->user, sizeof(ev->user), "%s", user);
+    if (session)
+        snprintf(ev->session, sizeof(ev->session), "%s", session);
+}
+
+int
+it_send_login(pres_pub_t *pub, const char *user, const char *session)
+{
+    pres_event_t ev;
+    s_event(&ev, PRES_EV_LOGIN, user, session);
+    return s_send(pub, &ev);
+}
+
+int
+it_send_logout(pres_pub_t *pub, const char *user, const char *session)
+{
+    pres_event_t ev;
+    s_event(&ev, PRES_EV_LOGOUT, user, session);
+    return s_send(pub, &ev);
+}
+
+int
+it_send_heartbeat(pres_pub_t *pub, const char *user, const char *session,
+                  const char *state)
+{
+    pres_event_t ev;
+    s_event(&ev, PRES_EV_HEARTBEAT, user, session);
+    if (state) {
+        ev.has_state = true;
+        if (pres_state_parse(state, strlen(state), &ev.state))
+            return -1;
+    }
+    return s_send(pub, &ev);
+}
+
+int
+it_send_expire(pres_pub_t *pub, const char *user, const char *session,
+               uint64_t deadline)
+{
+    pres_event_t ev;
+    s_event(&ev, PRES_EV_EXPIRE, user, session);
+    ev.deadline = deadline;
+    return s_send(pub, &ev);
+}
+
+int
+it_send_account(pres_pub_t *pub, const char *user, const char *status)
+{
+    pres_event_t ev;
+    s_event(&ev, PRES_EV_ACCOUNT, user, NULL);
+    if (pres_account_parse(status, strlen(status), &ev.status))
+        return -1;
+    return s_send(pub, &ev);
+}
+
+zsock_t *
+it_raw_pub_new(const pres_config_t *cfg)
+{
+    zsock_t *sock = zsock_new(ZMQ_XPUB);
+    if (!sock)
+        return NULL;
+    zsock_set_sndhwm(sock, 0);
+    zsock_set_linger(sock, 1000);
+    if (pres_bus_secure(sock, cfg, cfg->events_endpoint, false)
+        || zsock_connect(sock, "%s", cfg->events_endpoint)) {
+        zsock_destroy(&sock);
+        return NULL;
+    }
+    //  Wait for the broker's subscription frame (\x01...).
+    zpoller_t *poller = zpoller_new(sock, NULL);
+    bool subscribed = false;
+    int64_t end = pres_mono_ms() + 3000;
+    while (!subscribed && pres_mono_ms() < end) {
+        if (!zpoller_wait(poller, 100))
+            continue;
+        zframe_t *f = zframe_recv(sock);
+        if (f && zframe_size(f) >= 1 && zframe_data(f)[0] == 1)
+            subscribed = true;
+        zframe_destroy(&f);
+    }
+    zpoller_destroy(&poller);
+    if (!subscribed) {
+        fprintf(stderr, "itutil: raw pub: no subscription from broker\n");
+        zsock_destroy(&sock);
+    }
+    return sock;
+}
+
+int
+it_raw_send(zsock_t *sock, int count, const void *const *data,
+            const size_t *sizes)
+{
+    void *h = zsock_resolve(sock);
+    for (int i = 0; i < count; i++) {
+        int flags = i + 1 < count ? ZMQ_SNDMORE : 0;
+        if (zmq_send(h, data[i], sizes[i], flags) < 0) {
+            fprintf(stderr, "itutil: zmq_send: %s\n", zmq_strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int
+it_recv(zsock_t *sub, pres_change_t *ch, pres_deadline_t *dl,
+        int timeout_ms)
+{
+    zpoller_t *poller = zpoller_new(sub, NULL);
+    void *which = zpoller_wait(poller, timeout_ms);
+    zpoller_destroy(&poller);
+    if (!which)
+        return 0;
+    zmsg_t *msg = zmsg_recv(sub);
+    if (!msg)
+        return 0;
+    int rc = -1;
+    const char *why = "frames";
+    char *topic = zmsg_popstr(msg);
+    zframe_t *body = zmsg_pop(msg);
+    if (topic && body && zmsg_size(msg) == 0) {
+        if (strncmp(topic, PRES_CHANGE_PREFIX, strlen(PRES_CHANGE_PREFIX))
+            == 0) {
+            pres_change_t tmp;
+            if (pres_change_decode(ch ? ch : &tmp, zframe_data(body),
+                                   zframe_size(body), &why) == 0)
+                rc = 1;
+        } else if (strncmp(topic, PRES_DEADLINE_PREFIX,
+                           strlen(PRES_DEADLINE_PREFIX)) == 0) {
+            pres_deadline_t tmp;
+            if (pres_deadline_decode(dl ? dl : &tmp, zframe_data(body),
+                                     zframe_size(body), &why) == 0)
+                rc = 2;
+        } else
+            why = "topic";
+    }
+    if (rc < 0)
+        fprintf(stderr, "itutil: undecodable change (%s), topic %s\n", why,
+                topic ? topic : "(none)");
+    zstr_free(&topic);
+    zframe_destroy(&body);
+    zmsg_destroy(&msg);
+    return rc;
+}
+
+int
+it_wait_change(zsock_t *sub, const char *user, pres_change_t *ch,
+               int timeout_ms)
+{
+    int64_t end = pres_mono_ms() + timeout_ms;
+    while (true) {
+        int64_t left = end - pres_mono_ms();
+        if (left <= 0)
+            break;
+        int rc = it_recv(sub, ch, NULL, (int)left);
+        if (rc == 1 && strcmp(ch->user, user) == 0)
+            return 0;
+        if (rc == 0)
+            break;
+    }
+    fprintf(stderr, "itutil: no change for %s within %d ms\n", user,
+            timeout_ms);
+    return -1;
+}
+
+int
+it_wait_deadline(zsock_t *sub, const char *user, pres_deadline_t *dl,
+                 int timeout_ms)
+{
+    int64_t end = pres_mono_ms() + timeout_ms;
+    while (true) {
+        int64_t left = end - pres_mono_ms();
+        if (left <= 0)
+            break;
+        int rc = it_recv(sub, NULL, dl, (int)left);
+        if (rc == 2 && strcmp(dl->user, user) == 0)
+            return 0;
+        if (rc == 0)
+            break;
+    }
+    fprintf(stderr, "itutil: no deadline notice for %s within %d ms\n",
+            user, timeout_ms);
+    return -1;
+}
+
+int
+it_drain(zsock_t *sub, int quiet_ms)
+{
+    int n = 0;
+    while (n < 100000 && it_recv(sub, NULL, NULL, quiet_ms) != 0)
+        n++;
+    return n;
+}
+
+zframe_t *
+it_query_raw(const pres_config_t *cfg, const void *buf, size_t len)
+{
+    pres_qclient_t *qc = pres_qclient_new(cfg);
+    if (!qc)
+        return NULL;
+    zframe_t *rep = pres_qclient_call(qc, buf, len, 3000);
+    if (!rep)
+        fprintf(stderr, "itutil: query timed out\n");
+    pres_qclient_destroy(&qc);
+    return rep;
+}
+
+zframe_t *
+it_query(const pres_config_t *cfg, const pres_query_t *q)
+{
+    uint8_t buf[PRES_MSG_MAX];
+    size_t len = pres_query_encode(q, buf, sizeof(buf));
+    if (!len) {
+        fprintf(stderr, "itutil: pres_query_encode failed\n");
+        return NULL;
+    }
+    return it_query_raw(cfg, buf, len);
+}
+
+//  Position r on the value at path. 0 or -1.
+static int
+s_mp_find(pres_mp_reader_t *r, zframe_t *reply, const char *path)
+{
+    if (!reply)
+        return -1;
+    pres_mp_reader_init(r, zframe_data(reply), zframe_size(reply));
+    const char *seg = path;
+    while (seg && *seg) {
+        const char *dot = strchr(seg, '.');
+        size_t seglen = dot ? (size_t)(dot - seg) : strlen(seg);
+        uint32_t count;
+        if (pres_mp_peek(r) == PRES_MP_MAP) {
+            if (pres_mp_read_map(r, &count))
+                return -1;
+            bool found = false;
+            for (uint32_t i = 0; i < count && !found; i++) {
+                const char *key;
+                uint32_t klen;
+                if (pres_mp_read_str(r, &key, &klen))
+                    return -1;
+                if (klen == seglen && memcmp(key, seg, seglen) == 0)
+                    found = true;
+                else if (pres_mp_skip(r))
+                    return -1;
+            }
+            if (!found)
+                return -1;
+        } else if (pres_mp_peek(r) == PRES_MP_ARRAY) {
+            if (pres_mp_read_array(r, &count))
+                return -1;
+            char *endp;
+            unsigned long idx = strtoul(seg, &endp, 10);
+            if (endp != seg + seglen || idx >= count)
+                return -1;
+            for (unsigned long i = 0; i < idx; i++)
+                if (pres_mp_skip(r))
+                    return -1;
+        } else
+            return -1;
+        seg = dot ? dot + 1 : NULL;
+    }
+    return 0;
+}
+
+int
+it_mp_uint(zframe_t *reply, const char *path, uint64_t *value)
+{
+    pres_mp_reader_t r;
+    if (s_mp_find(&r, reply, path))
+        return -1;
+    return pres_mp_read_uint(&r, value);
+}
+
+int
+it_mp_bool(zframe_t *reply, const char *path, bool *value)
+{
+    pres_mp_reader_t r;
+    if (s_mp_find(&r, reply, path))
+        return -1;
+    return pres_mp_read_bool(&r, value);
+}
+
+int
+it_mp_str(zframe_t *reply, const char *path, char *out, size_t cap)
+{
+    pres_mp_reader_t r;
+    const char *s;
+    uint32_t len;
+    if (s_mp_find(&r, reply, path) || pres_mp_read_str(&r, &s, &len)
+        || len >= cap)
+        return -1;
+    memcpy(out, s, len);
+    out[len] = 0;
+    return 0;
+}
+
+int
+it_mp_count(zframe_t *reply, const char *path, uint32_t *count)
+{
+    pres_mp_reader_t r;
+    if (s_mp_find(&r, reply, path))
+        return -1;
+    if (pres_mp_peek(&r) == PRES_MP_MAP)
+        return pres_mp_read_map(&r, count);
+    return pres_mp_read_array(&r, count);
+}
+
+void
+it_print_reply(zframe_t *reply)
+{
+    if (!reply) {
+        fprintf(stderr, "(no reply)\n");
+        return;
+    }
+    char *json = pres_mp_to_json(zframe_data(reply), zframe_size(reply),
+                                 NULL, NULL);
+    fprintf(stderr, "reply: %s\n", json ? json : "(not convertible)");
+    free(json);
+}
+
+uint64_t
+it_uint(zframe_t *reply, const char *path)
+{
+    uint64_t v;
+    if (it_mp_uint(reply, path, &v)) {
+        fprintf(stderr, "itutil: no uint at '%s'\n", path);
+        it_print_reply(reply);
+        abort();
+    }
+    return v;
+}
+
+const char *
+it_str(zframe_t *reply, const char *path)
+{
+    static char buf[PRES_REASON_MAX + 1];
+    if (it_mp_str(reply, path, buf, sizeof(buf))) {
+        fprintf(stderr, "itutil: no string at '%s'\n", path);
+        it_print_reply(reply);
+        abort();
+    }
+    return buf;
+}
+
+int
+it_get_user(const pres_config_t *cfg, const char *user, char *state,
+            uint64_t *sessions, uint64_t *last_seen, char *account)
+{
+    pres_query_t q = {.op = PRES_Q_GET};
+    snprintf(q.user, sizeof(q.user), "%s", user);
+    zframe_t *rep = it_query(cfg, &q);
+    if (!rep)
+        return -1;
+    bool ok = false;
+    int rc = -1;
+    if (it_mp_bool(rep, "ok", &ok) == 0 && !ok) {
+        if (state)
+            state[0] = 0;
+        rc = 1;
+    } else if (ok) {
+        uint64_t n = 0, ls = 0;
+        char st[16] = "", acc[16] = "";
+        if (it_mp_str(rep, "state", st, sizeof(st)) == 0
+            && it_mp_uint(rep, "sessions", &n) == 0
+            && it_mp_uint(rep, "last_seen", &ls) == 0
+            && it_mp_str(rep, "account", acc, sizeof(acc)) == 0) {
+            if (state)
+                strcpy(state, st);
+            if (sessions)
+                *sessions = n;
+            if (last_seen)
+                *last_seen = ls;
+            if (account)
+                strcpy(account, acc);
+            rc = 0;
+        }
+    }
+    if (rc < 0)
+        it_print_reply(rep);
+    zframe_destroy(&rep);
+    return rc;
+}
+
+uint64_t
+it_stat(const pres_config_t *cfg, const char *path)
+{
+    pres_query_t q = {.op = PRES_Q_STATS};
+    zframe_t *rep = it_query(cfg, &q);
+    if (!rep) {
+        fprintf(stderr, "itutil: stats query failed\n");
+        abort();
+    }
+    uint64_t v = it_uint(rep, path);
+    zframe_destroy(&rep);
+    return v;
+}
