@@ -1,0 +1,397 @@
+/*  pres_bus: socket setup shared by every program: CURVE on tcp://, the
+    lossless event publisher, the change subscriber and the query client. */
+#include "pres_bus.h"
+#include "pres_log.h"
+#include "pres_mp.h"
+
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+static bool
+s_is_tcp(const char *endpoint)
+{
+    return strncmp(endpoint, "tcp://", 6) == 0;
+}
+
+int
+pres_bus_secure(zsock_t *sock, const pres_config_t *cfg, const char *endpoint,
+                bool server)
+{
+    if (!s_is_tcp(endpoint))
+        return 0;
+    if (!*cfg->curve_secret_file) {
+        if (cfg->bus_insecure_tcp)
+            return 0;
+        pres_log_error("%s: tcp:// needs curve_secret_file", endpoint);
+        return -1;
+    }
+    zcert_t *cert = zcert_load(cfg->curve_secret_file);
+    if (!cert) {
+        pres_log_error("zcert_load(%s) failed", cfg->curve_secret_file);
+        return -1;
+    }
+    int rc = 0;
+    if (server) {
+        zsock_set_zap_domain(sock, "presence");
+        zsock_set_curve_server(sock, 1);
+        zcert_apply(cert, sock);
+    } else {
+        zcert_t *peer = *cfg->curve_server_public_file
+                            ? zcert_load(cfg->curve_server_public_file)
+                            : NULL;
+        if (!peer) {
+            pres_log_error("zcert_load(curve_server_public_file '%s') failed",
+                           cfg->curve_server_public_file);
+            rc = -1;
+        } else {
+            zcert_apply(cert, sock);
+            zsock_set_curve_serverkey(sock, zcert_public_txt(peer));
+            zcert_destroy(&peer);
+        }
+    }
+    zcert_destroy(&cert);
+    return rc;
+}
+
+zactor_t *
+pres_bus_auth_new(const pres_config_t *cfg, bool *failed)
+{
+    *failed = false;
+    bool tcp = s_is_tcp(cfg->events_endpoint) ||
+               s_is_tcp(cfg->changes_endpoint) ||
+               s_is_tcp(cfg->query_endpoint);
+    if (!tcp || !*cfg->curve_secret_file)
+        return NULL;
+    if (!*cfg->curve_clients_dir) {
+        pres_log_error("CURVE on tcp:// needs curve_clients_dir (the public "
+                       "certs of allowed clients)");
+        *failed = true;
+        return NULL;
+    }
+    zactor_t *auth = zactor_new(zauth, NULL);
+    if (!auth) {
+        pres_log_error("zactor_new(zauth) failed");
+        *failed = true;
+        return NULL;
+    }
+    zstr_sendx(auth, "CURVE", cfg->curve_clients_dir, NULL);
+    zsock_wait(auth);
+    return auth;
+}
+
+//  ---------------------------------------------------------------------
+//  Publisher
+
+struct pres_pub {
+    zsock_t *sock;                //  XPUB, connected to the broker's SUB
+    void *handle;                 //  raw libzmq socket of sock
+    char src[PRES_ID_MAX + 1];    //  our publisher id
+    uint64_t seq;                 //  last seq sent successfully
+    int subscribers;              //  subscriptions minus unsubscriptions
+    int64_t next_poll_ms;         //  when to look for (un)subscriptions
+    char buf[PRES_MSG_MAX];       //  encode buffer
+};
+
+pres_pub_t *
+pres_pub_new(const pres_config_t *cfg, const char *src)
+{
+    if (!pres_id_valid(src, strlen(src))) {
+        pres_log_error("pres_pub_new: invalid src '%s'", src);
+        return NULL;
+    }
+    pres_pub_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    snprintf(self->src, sizeof self->src, "%s", src);
+    self->sock = zsock_new(ZMQ_XPUB);
+    if (!self->sock) {
+        pres_log_error("zsock_new(XPUB) failed");
+        pres_pub_destroy(&self);
+        return NULL;
+    }
+    self->handle = zsock_resolve(self->sock);
+    zsock_set_xpub_nodrop(self->sock, 1);
+    zsock_set_xpub_verboser(self->sock, 1);
+    zsock_set_sndhwm(self->sock, cfg->bus_hwm);
+    zsock_set_linger(self->sock, 2000);  //  flush queued events on exit
+    zsock_set_maxmsgsize(self->sock, 1024);  //  we only read subscriptions
+    if (pres_bus_secure(self->sock, cfg, cfg->events_endpoint, false) != 0 ||
+        zsock_connect(self->sock, "%s", cfg->events_endpoint) != 0) {
+        pres_log_error("zsock_connect(%s) failed", cfg->events_endpoint);
+        pres_pub_destroy(&self);
+        return NULL;
+    }
+    return self;
+}
+
+void
+pres_pub_destroy(pres_pub_t **self_p)
+{
+    assert(self_p);
+    if (*self_p) {
+        zsock_destroy(&(*self_p)->sock);
+        free(*self_p);
+        *self_p = NULL;
+    }
+}
+
+//  Read pending (un)subscription frames: \x01prefix or \x00prefix.
+static void
+s_pub_drain(pres_pub_t *self)
+{
+    unsigned char frame[64];
+    int n;
+    while ((n = zmq_recv(self->handle, frame, sizeof frame, ZMQ_DONTWAIT)) >=
+           1) {
+        if (frame[0] == 1)
+            self->subscribers++;
+        else if (frame[0] == 0 && self->subscribers > 0)
+            self->subscribers--;
+    }
+}
+
+static int64_t
+s_coarse_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+bool
+pres_pub_ready(pres_pub_t *self)
+{
+    int64_t now = s_coarse_ms();
+    if (now >= self->next_poll_ms) {
+        s_pub_drain(self);
+        self->next_poll_ms = now + 5;
+    }
+    return self->subscribers > 0;
+}
+
+bool
+pres_pub_wait(pres_pub_t *self, int timeout_ms)
+{
+    int64_t until = pres_mono_ms() + timeout_ms;
+    s_pub_drain(self);
+    while (self->subscribers <= 0) {
+        int64_t left = until - pres_mono_ms();
+        if (left <= 0)
+            return false;
+        zmq_pollitem_t item = {self->handle, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&item, 1, (long)left) < 0 && errno != EINTR)
+            return false;
+        s_pub_drain(self);
+    }
+    return true;
+}
+
+int
+pres_pub_send(pres_pub_t *self, pres_event_t *ev, int timeout_ms)
+{
+    snprintf(ev->src, sizeof ev->src, "%s", self->src);
+    ev->seq = self->seq + 1;
+    if (ev->at == 0)
+        ev->at = (uint64_t)pres_now_ms();
+    size_t len = pres_event_encode(ev, self->buf, sizeof self->buf);
+    if (len == 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    const char *topic = pres_ev_type_name(ev->type);
+    int64_t until = 0;
+    while (true) {
+        if (pres_pub_ready(self) &&
+            zmq_send(self->handle, topic, strlen(topic),
+                     ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
+            break;
+        //  Broker absent, or XPUB_NODROP said the pipe is full.
+        if (timeout_ms <= 0)
+            goto again;
+        if (until == 0)
+            until = pres_mono_ms() + timeout_ms;
+        else if (pres_mono_ms() >= until)
+            goto again;
+        if (self->subscribers <= 0)
+            pres_pub_wait(self, (int)(until - pres_mono_ms()));
+        else {
+            struct timespec pause = {0, 50 * 1000};
+            nanosleep(&pause, NULL);
+        }
+    }
+    //  Once the first frame is queued, the second always follows it.
+    if (zmq_send(self->handle, self->buf, len, 0) < 0) {
+        pres_log_error("zmq_send(event body) failed: %s", zmq_strerror(errno));
+        return -1;
+    }
+    self->seq = ev->seq;
+    return 0;
+again:
+    errno = EAGAIN;
+    return -1;
+}
+
+const char *
+pres_pub_src(const pres_pub_t *self)
+{
+    return self->src;
+}
+
+uint64_t
+pres_pub_seq(const pres_pub_t *self)
+{
+    return self->seq;
+}
+
+//  ---------------------------------------------------------------------
+//  Change subscriber
+
+zsock_t *
+pres_bus_sub_changes(const pres_config_t *cfg, const char *prefix)
+{
+    zsock_t *sock = zsock_new(ZMQ_SUB);
+    if (!sock) {
+        pres_log_error("zsock_new(SUB) failed");
+        return NULL;
+    }
+    zsock_set_rcvhwm(sock, cfg->bus_hwm);
+    zsock_set_maxmsgsize(sock, PRES_BUS_MAXMSG);
+    if (pres_bus_secure(sock, cfg, cfg->changes_endpoint, false) != 0 ||
+        zsock_connect(sock, "%s", cfg->changes_endpoint) != 0) {
+        pres_log_error("zsock_connect(%s) failed", cfg->changes_endpoint);
+        zsock_destroy(&sock);
+        return NULL;
+    }
+    zsock_set_subscribe(sock, prefix);
+    return sock;
+}
+
+//  ---------------------------------------------------------------------
+//  Query client
+
+struct pres_qclient {
+    const pres_config_t *cfg;  //  borrowed; outlives the client
+    zsock_t *sock;             //  REQ, recreated after a timeout
+};
+
+static int
+s_qclient_open(pres_qclient_t *self)
+{
+    self->sock = zsock_new(ZMQ_REQ);
+    if (!self->sock) {
+        pres_log_error("zsock_new(REQ) failed");
+        return -1;
+    }
+    zsock_set_linger(self->sock, 0);
+    if (pres_bus_secure(self->sock, self->cfg, self->cfg->query_endpoint,
+                        false) != 0 ||
+        zsock_connect(self->sock, "%s", self->cfg->query_endpoint) != 0) {
+        pres_log_error("zsock_connect(%s) failed", self->cfg->query_endpoint);
+        zsock_destroy(&self->sock);
+        return -1;
+    }
+    return 0;
+}
+
+pres_qclient_t *
+pres_qclient_new(const pres_config_t *cfg)
+{
+    pres_qclient_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->cfg = cfg;
+    if (s_qclient_open(self) != 0)
+        pres_qclient_destroy(&self);
+    return self;
+}
+
+void
+pres_qclient_destroy(pres_qclient_t **self_p)
+{
+    assert(self_p);
+    if (*self_p) {
+        zsock_destroy(&(*self_p)->sock);
+        free(*self_p);
+        *self_p = NULL;
+    }
+}
+
+zframe_t *
+pres_qclient_call(pres_qclient_t *self, const void *req, size_t len,
+                  int timeout_ms)
+{
+    if (!self->sock && s_qclient_open(self) != 0) {
+        errno = ECONNREFUSED;
+        return NULL;
+    }
+    void *handle = zsock_resolve(self->sock);
+    if (zmq_send(handle, req, len, ZMQ_DONTWAIT) < 0)
+        goto lost;
+    zmq_pollitem_t item = {handle, 0, ZMQ_POLLIN, 0};
+    int64_t until = pres_mono_ms() + timeout_ms;
+    while (true) {
+        int64_t left = until - pres_mono_ms();
+        if (left < 0)
+            left = 0;
+        int rc = zmq_poll(&item, 1, (long)left);
+        if (rc > 0)
+            return zframe_recv(self->sock);
+        if (rc == 0 || errno != EINTR || left == 0)
+            break;
+    }
+lost:
+    //  Lazy Pirate: a REQ that lost its reply is stuck; start a new one.
+    pres_log_debug("query to %s timed out", self->cfg->query_endpoint);
+    zsock_destroy(&self->sock);
+    s_qclient_open(self);
+    errno = ETIMEDOUT;
+    return NULL;
+}
+
+zframe_t *
+pres_qclient_query(pres_qclient_t *self, const pres_query_t *q, int timeout_ms,
+                   char **error)
+{
+    char req[PRES_MSG_MAX];
+    if (error)
+        *error = NULL;
+    size_t len = pres_query_encode(q, req, sizeof req);
+    if (len == 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    zframe_t *reply = pres_qclient_call(self, req, len, timeout_ms);
+    if (!reply)
+        return NULL;
+    //  Find `ok` and `error` in the reply map.
+    pres_mp_reader_t r;
+    pres_mp_reader_init(&r, zframe_data(reply), zframe_size(reply));
+    uint32_t n;
+    bool ok = false;
+    const char *msg = "malformed reply";
+    uint32_t msg_len = (uint32_t)strlen(msg);
+    if (pres_mp_read_map(&r, &n) == 0) {
+        for (uint32_t i = 0; i < n; i++) {
+            const char *key;
+            uint32_t klen;
+            if (pres_mp_read_str(&r, &key, &klen) != 0)
+                break;
+            if (klen == 2 && !memcmp(key, "ok", 2)) {
+                if (pres_mp_read_bool(&r, &ok) != 0)
+                    break;
+            } else if (klen == 5 && !memcmp(key, "error", 5)) {
+                if (pres_mp_read_str(&r, &msg, &msg_len) != 0)
+                    break;
+            } else if (pres_mp_skip(&r) != 0)
+                break;
+        }
+    }
+    if (ok)
+        return reply;
+    if (error)
+        *error = strndup(msg, msg_len);
+    zframe_destroy(&reply);
+    errno = EPROTO;
+    return NULL;
+}
