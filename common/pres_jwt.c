@@ -559,12 +559,18 @@ pres_jwt_verify(const pres_jwt_t *self, const char *token, size_t len,
     if (bad)
         return -1;
 
+    //  The payload must be a JSON object (without duplicate keys) before
+    //  the signature is worth checking; its claims are read only after.
+    json_t *body = s_part_json(token + dot[0] + 1, dot[1] - dot[0] - 1);
+    if (!body)
+        return -1;
     char buf[PRES_JWT_TOKEN_MAX + 1];
     memcpy(buf, token, len);
     buf[len] = '\0';
     jwt_t *jwt = NULL;
     //  key_len > 0 always (pres_jwt_new_key refuses empty keys).
     if (jwt_decode(&jwt, buf, self->key, (int)self->key_len) != 0 || !jwt) {
+        json_decref(body);
         *why = "bad_signature";
         return -1;
     }
@@ -572,12 +578,10 @@ pres_jwt_verify(const pres_jwt_t *self, const char *token, size_t len,
     jwt_alg_t got = jwt_get_alg(jwt);
     jwt_free(jwt);
     if (got != self->alg) {
+        json_decref(body);
         *why = "bad_alg";
         return -1;
     }
-    json_t *body = s_part_json(token + dot[0] + 1, dot[1] - dot[0] - 1);
-    if (!body)
-        return -1;
     pres_jwt_claims_t tmp;
     int rc = s_claims_check(self, body, now_s, claims ? claims : &tmp, why);
     json_decref(body);
