@@ -627,7 +627,7 @@ pres_query_encode(const pres_query_t *q, void *buf, size_t cap)
         return 0;
     bool list = q->op == PRES_Q_LIST;
     bool has_cursor = list && q->cursor[0];
-    bool has_limit = list && q->limit;
+    bool has_limit = list && q->limit && q->limit != PRES_LIST_DEFAULT;
     bool has_reason = q->op == PRES_Q_ACCOUNT && q->reason[0];
     size_t n = 1 + need_user + (list && q->has_state) +
                (list && q->has_account) + has_cursor + has_limit +

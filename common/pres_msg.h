@@ -155,7 +155,9 @@ typedef struct {
     bool has_account;              //  list
     pres_account_t account;        //  list filter on account status
     char cursor[PRES_ID_MAX + 1];  //  list: last user of the previous page
-    uint32_t limit;                //  list: 1..PRES_LIST_MAX (default 100)
+    uint32_t limit;                //  list: 1..PRES_LIST_MAX; decode sets
+                                   //  PRES_LIST_DEFAULT when absent, encode
+                                   //  omits it when 0 or the default
     pres_account_t status;         //  account
     char reason[PRES_REASON_MAX + 1];  //  account, optional
 } pres_query_t;
