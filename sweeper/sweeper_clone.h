@@ -1,0 +1,74 @@
+/*  sweeper_clone: the sweeper's copy of the broker's live sessions, kept
+    the Clone way (zguide ch5): load a `snapshot` reply, then apply the
+    changes stream in seq order, drop what the snapshot already holds, and
+    ask for a new snapshot on a gap, on seq going backwards or when a
+    change disagrees with what we hold. No sockets here: the caller feeds
+    frames, so the state machine is tested alone. */
+#ifndef SWEEPER_CLONE_H_INCLUDED
+#define SWEEPER_CLONE_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sweeper_tick.h"
+
+typedef enum {
+    SWEEPER_CLONE_APPLIED = 0,  //  change or deadline notice applied
+    SWEEPER_CLONE_DROPPED,      //  seq at or below the snapshot: held already
+    SWEEPER_CLONE_IGNORED,      //  no snapshot loaded yet: change ignored
+    SWEEPER_CLONE_RESYNC,       //  take a new snapshot (see _why)
+    SWEEPER_CLONE_BAD           //  frame does not decode (counted, skipped)
+} sweeper_clone_result_t;
+
+typedef struct sweeper_clone sweeper_clone_t;
+
+//  tick is borrowed and must outlive the clone. NULL after logging.
+sweeper_clone_t *sweeper_clone_new(sweeper_tick_t *tick);
+void sweeper_clone_destroy(sweeper_clone_t **self_p);
+
+//  Load a `snapshot` reply ({ok:true, seq, users:[{user, ..., live:
+//  [{session, state, deadline}]}]}; other keys are skipped): the tick
+//  table is replaced by the snapshot's live sessions and the clone is in
+//  sync at the snapshot's seq. Returns 0, or -1 if the reply is malformed
+//  (logged; the clone stays out of sync and the table may be partial).
+int sweeper_clone_load(sweeper_clone_t *self, const void *buf, size_t len);
+
+//  Feed one message from the changes subscriber: topic "presence.<user>"
+//  (a change) or "deadline.<user>" (a deadline notice; applied whatever
+//  the sync state, since it carries no seq). `now` (ms) serves notices.
+sweeper_clone_result_t sweeper_clone_recv(sweeper_clone_t *self,
+                                          const char *topic,
+                                          size_t topic_len, const void *buf,
+                                          size_t len, uint64_t now);
+
+//  The broker's head seq, from a periodic `stats`: a head below ours means
+//  the broker went back in time; a head above ours that we still have not
+//  reached at the next check means changes were lost without a later one
+//  to show the gap. Returns true (and drops sync) when a resync is needed.
+bool sweeper_clone_check_head(sweeper_clone_t *self, uint64_t head);
+
+//  Forget sync (e.g. the snapshot query failed); why is a static string.
+void sweeper_clone_desync(sweeper_clone_t *self, const char *why);
+
+bool sweeper_clone_synced(const sweeper_clone_t *self);
+
+//  Seq of the last change held (snapshot or applied).
+uint64_t sweeper_clone_seq(const sweeper_clone_t *self);
+
+//  Why the last RESYNC or desync happened (static string, "" if none).
+const char *sweeper_clone_why(const sweeper_clone_t *self);
+
+//  Counters since creation.
+typedef struct {
+    uint64_t changes;    //  changes applied
+    uint64_t dropped;    //  changes at or below a snapshot
+    uint64_t notices;    //  deadline notices received
+    uint64_t bad;        //  frames that did not decode
+    uint64_t snapshots;  //  snapshots loaded
+} sweeper_clone_stats_t;
+
+void sweeper_clone_stats(const sweeper_clone_t *self,
+                         sweeper_clone_stats_t *stats);
+
+#endif

@@ -1,0 +1,368 @@
+/*  sweeper_server: sockets and the single-threaded loop of the sweeper.
+    One zmq_poll on the changes SUB whose timeout is the next due deadline,
+    so a deadline is acted on within milliseconds whatever the table size. */
+#include "sweeper_server.h"
+
+#include <assert.h>
+#include <czmq.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pres_bus.h"
+#include "pres_log.h"
+#include "pres_mp.h"
+#include "pres_msg.h"
+#include "sweeper_clone.h"
+#include "sweeper_tick.h"
+
+#define S_RETRY_MS        1000   //  re-send an unanswered expire after
+#define S_SNAPSHOT_MS     5000   //  wait for a snapshot reply
+#define S_STATS_MS        2000   //  wait for a stats reply
+#define S_HEAD_CHECK_MS   2000   //  period of the broker head check
+#define S_SUMMARY_MS      60000  //  period of the summary line
+#define S_BACKOFF_MIN_MS  50     //  first pause when the broker is absent
+#define S_BACKOFF_MAX_MS  2000   //  longest pause
+#define S_DRAIN_MAX       10000  //  messages read per loop turn
+#define S_FIRE_MAX        10000  //  expires sent per loop turn
+
+struct sweeper_server {
+    pres_config_t cfg;         //  our copy (the qclient borrows it)
+    zsock_t *sub;              //  changes and deadline notices
+    void *sub_handle;          //  zsock_resolve(sub)
+    pres_qclient_t *qc;        //  snapshot and stats queries
+    pres_pub_t *pub;           //  expire events
+    sweeper_tick_t *tick;      //  deadline table
+    sweeper_clone_t *clone;    //  sync state over tick
+    uint64_t expires;          //  expires sent
+    uint64_t resyncs;          //  snapshots after the first
+    int64_t snapshot_at;       //  mono ms of the next snapshot attempt
+    int snapshot_backoff;      //  ms
+    int64_t fire_at;           //  mono ms before which we do not fire
+    int fire_backoff;          //  ms
+    int64_t head_check_at;     //  mono ms of the next head check
+    int64_t summary_at;        //  mono ms of the next summary line
+};
+
+sweeper_server_t *
+sweeper_server_new(const pres_config_t *cfg)
+{
+    assert(cfg);
+    sweeper_server_t *self = calloc(1, sizeof(*self));
+    if (!self) {
+        pres_log_error("calloc() of sweeper_server failed");
+        return NULL;
+    }
+    self->cfg = *cfg;
+    char host[64] = "host", src[PRES_ID_MAX + 1];
+    if (gethostname(host, sizeof(host)) != 0)
+        snprintf(host, sizeof(host), "host");
+    host[sizeof(host) - 1] = '\0';
+    //  Keep the src a valid id whatever the host name holds.
+    for (char *c = host; *c; c++)
+        if (!pres_id_valid(c, 1))
+            *c = '_';
+    snprintf(src, sizeof(src), "sweeper-%.40s-%ld", host, (long)getpid());
+    //  Subscribe first (Clone): changes queue while the snapshot is built.
+    self->sub = pres_bus_sub_changes(&self->cfg, "");
+    self->qc = pres_qclient_new(&self->cfg);
+    self->pub = pres_pub_new(&self->cfg, src);
+    self->tick = sweeper_tick_new();
+    self->clone = self->tick ? sweeper_clone_new(self->tick) : NULL;
+    if (!self->sub || !self->qc || !self->pub || !self->clone) {
+        sweeper_server_destroy(&self);
+        return NULL;
+    }
+    self->sub_handle = zsock_resolve(self->sub);
+    self->snapshot_backoff = S_BACKOFF_MIN_MS;
+    self->fire_backoff = S_BACKOFF_MIN_MS;
+    int64_t now = pres_mono_ms();
+    self->head_check_at = now + S_HEAD_CHECK_MS;
+    self->summary_at = now + S_SUMMARY_MS;
+    pres_log_info("sweeper %s: changes %s, queries %s, events %s", src,
+                  self->cfg.changes_endpoint, self->cfg.query_endpoint,
+                  self->cfg.events_endpoint);
+    return self;
+}
+
+void
+sweeper_server_destroy(sweeper_server_t **self_p)
+{
+    assert(self_p);
+    sweeper_server_t *self = *self_p;
+    if (!self)
+        return;
+    sweeper_clone_destroy(&self->clone);
+    sweeper_tick_destroy(&self->tick);
+    pres_pub_destroy(&self->pub);
+    pres_qclient_destroy(&self->qc);
+    zsock_destroy(&self->sub);
+    free(self);
+    *self_p = NULL;
+}
+
+void
+sweeper_server_stats(const sweeper_server_t *self,
+                     sweeper_server_stats_t *stats)
+{
+    assert(self && stats);
+    sweeper_clone_stats_t cs;
+    sweeper_clone_stats(self->clone, &cs);
+    stats->tracked = sweeper_tick_size(self->tick);
+    stats->expires = self->expires;
+    stats->resyncs = self->resyncs;
+    stats->snapshots = cs.snapshots;
+    stats->changes = cs.changes;
+    stats->notices = cs.notices;
+    stats->bad = cs.bad;
+    stats->seq = sweeper_clone_seq(self->clone);
+}
+
+static void
+s_summary(const sweeper_server_t *self)
+{
+    sweeper_server_stats_t st;
+    sweeper_server_stats(self, &st);
+    pres_log_info("sessions tracked %" PRIu64 ", expires sent %" PRIu64
+                  ", resyncs %" PRIu64 ", changes %" PRIu64
+                  ", notices %" PRIu64 ", bad frames %" PRIu64
+                  ", seq %" PRIu64 "%s",
+                  st.tracked, st.expires, st.resyncs, st.changes, st.notices,
+                  st.bad, st.seq,
+                  sweeper_clone_synced(self->clone) ? "" : " (out of sync)");
+}
+
+static int
+s_backoff(int ms)
+{
+    return ms * 2 > S_BACKOFF_MAX_MS ? S_BACKOFF_MAX_MS : ms * 2;
+}
+
+//  Ask for a snapshot and load it. The SUB stays subscribed meanwhile, so
+//  every change after the snapshot's seq waits in its queue.
+static void
+s_snapshot(sweeper_server_t *self)
+{
+    pres_query_t q;
+    memset(&q, 0, sizeof(q));
+    q.op = PRES_Q_SNAPSHOT;
+    char *error = NULL;
+    int64_t started = pres_mono_ms();
+    zframe_t *reply = pres_qclient_query(self->qc, &q, S_SNAPSHOT_MS, &error);
+    if (!reply) {
+        if (errno == ETIMEDOUT)
+            pres_log_warn("snapshot: broker did not answer in %d ms; "
+                          "retrying in %d ms", S_SNAPSHOT_MS,
+                          self->snapshot_backoff);
+        else
+            pres_log_error("snapshot refused: %s", error ? error : "?");
+        free(error);
+        self->snapshot_at = pres_mono_ms() + self->snapshot_backoff;
+        self->snapshot_backoff = s_backoff(self->snapshot_backoff);
+        return;
+    }
+    sweeper_clone_stats_t cs;
+    sweeper_clone_stats(self->clone, &cs);
+    if (sweeper_clone_load(self->clone, zframe_data(reply),
+                           zframe_size(reply)) == 0) {
+        if (cs.snapshots > 0)
+            self->resyncs++;
+        pres_log_info("snapshot: seq %" PRIu64 ", %zu live sessions "
+                      "(%zu bytes, %" PRId64 " ms)%s",
+                      sweeper_clone_seq(self->clone),
+                      sweeper_tick_size(self->tick), zframe_size(reply),
+                      pres_mono_ms() - started,
+                      cs.snapshots ? " (resync)" : "");
+        self->snapshot_backoff = S_BACKOFF_MIN_MS;
+        self->head_check_at = pres_mono_ms() + S_HEAD_CHECK_MS;
+    }
+    else {
+        self->snapshot_at = pres_mono_ms() + self->snapshot_backoff;
+        self->snapshot_backoff = s_backoff(self->snapshot_backoff);
+    }
+    zframe_destroy(&reply);
+}
+
+//  Compare our seq with the broker's head (cheap O(1) `stats`).
+static void
+s_head_check(sweeper_server_t *self)
+{
+    pres_query_t q;
+    memset(&q, 0, sizeof(q));
+    q.op = PRES_Q_STATS;
+    zframe_t *reply = pres_qclient_query(self->qc, &q, S_STATS_MS, NULL);
+    if (!reply)
+        return;  //  broker away: the snapshot path copes when it is back
+    pres_mp_reader_t r;
+    uint32_t n;
+    uint64_t head = 0;
+    bool found = false;
+    pres_mp_reader_init(&r, zframe_data(reply), zframe_size(reply));
+    if (pres_mp_read_map(&r, &n) == 0)
+        for (uint32_t i = 0; i < n; i++) {
+            const char *k;
+            uint32_t klen;
+            if (pres_mp_read_str(&r, &k, &klen) != 0)
+                break;
+            if (klen == 3 && memcmp(k, "seq", 3) == 0) {
+                found = pres_mp_read_uint(&r, &head) == 0;
+                break;
+            }
+            if (pres_mp_skip(&r) != 0)
+                break;
+        }
+    zframe_destroy(&reply);
+    if (found && sweeper_clone_check_head(self->clone, head))
+        pres_log_info("resync: %s (ours %" PRIu64 ", broker %" PRIu64 ")",
+                      sweeper_clone_why(self->clone),
+                      sweeper_clone_seq(self->clone), head);
+}
+
+//  Read up to S_DRAIN_MAX messages without blocking.
+static void
+s_drain(sweeper_server_t *self)
+{
+    for (int i = 0; i < S_DRAIN_MAX; i++) {
+        zmq_msg_t topic, body;
+        zmq_msg_init(&topic);
+        if (zmq_msg_recv(&topic, self->sub_handle, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&topic);
+            return;
+        }
+        zmq_msg_init(&body);
+        int more = zmq_msg_more(&topic);
+        int rc = more ? zmq_msg_recv(&body, self->sub_handle, 0) : -1;
+        if (rc >= 0 && !zmq_msg_more(&body)) {
+            sweeper_clone_result_t res = sweeper_clone_recv(
+                self->clone, zmq_msg_data(&topic), zmq_msg_size(&topic),
+                zmq_msg_data(&body), zmq_msg_size(&body),
+                (uint64_t)pres_now_ms());
+            if (res == SWEEPER_CLONE_RESYNC)
+                pres_log_info("resync: %s at seq %" PRIu64,
+                              sweeper_clone_why(self->clone),
+                              sweeper_clone_seq(self->clone));
+        }
+        else {
+            //  Not two frames: skip the rest of this message.
+            while (zmq_msg_more(rc >= 0 ? &body : &topic)) {
+                zmq_msg_close(&body);
+                zmq_msg_init(&body);
+                if (zmq_msg_recv(&body, self->sub_handle, 0) < 0)
+                    break;
+                rc = 0;
+            }
+            pres_log_warn("changes: refused a message that is not two "
+                          "frames");
+        }
+        zmq_msg_close(&body);
+        zmq_msg_close(&topic);
+        //  Stop reading once out of sync: the rest waits for the snapshot.
+        if (!sweeper_clone_synced(self->clone))
+            return;
+    }
+}
+
+static int
+s_fire_one(void *arg, const char *user, const char *session,
+           uint64_t deadline)
+{
+    sweeper_server_t *self = arg;
+    pres_event_t ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.type = PRES_EV_EXPIRE;
+    snprintf(ev.user, sizeof(ev.user), "%s", user);
+    snprintf(ev.session, sizeof(ev.session), "%s", session);
+    ev.deadline = deadline;
+    if (pres_pub_send(self->pub, &ev, 100) != 0)
+        return -1;
+    self->expires++;
+    pres_log_debug("expire %s/%s deadline %" PRIu64 " (late %" PRId64
+                   " ms)", user, session, deadline,
+                   pres_now_ms() - (int64_t)deadline);
+    return 0;
+}
+
+static void
+s_fire(sweeper_server_t *self)
+{
+    uint64_t now = (uint64_t)pres_now_ms();
+    uint64_t due = sweeper_tick_next_due(self->tick);
+    if (due == 0 || due > now || pres_mono_ms() < self->fire_at)
+        return;
+    sweeper_tick_fire(self->tick, now, S_RETRY_MS, S_FIRE_MAX, s_fire_one,
+                      self);
+    due = sweeper_tick_next_due(self->tick);
+    if (due != 0 && due <= now) {
+        if (!pres_pub_ready(self->pub)) {
+            //  Broker absent: wait, and ask again with backoff.
+            if (self->fire_backoff == S_BACKOFF_MIN_MS)
+                pres_log_warn("broker not attached to events; holding "
+                              "%zu expires", sweeper_tick_size(self->tick));
+            self->fire_at = pres_mono_ms() + self->fire_backoff;
+            self->fire_backoff = s_backoff(self->fire_backoff);
+        }
+        //  Else the bus was full or the turn limit was hit: go on at once.
+    }
+    else
+        self->fire_backoff = S_BACKOFF_MIN_MS;
+}
+
+//  How long zmq_poll may sleep: until the next due entry, snapshot retry,
+//  head check or summary, at most 1 s.
+static long
+s_poll_ms(const sweeper_server_t *self)
+{
+    int64_t mono = pres_mono_ms();
+    int64_t wait = 1000;
+    uint64_t due = sweeper_tick_next_due(self->tick);
+    if (due) {
+        int64_t d = (int64_t)due - pres_now_ms();
+        if (self->fire_at > mono && d < self->fire_at - mono)
+            d = self->fire_at - mono;
+        if (d < wait)
+            wait = d;
+    }
+    if (!sweeper_clone_synced(self->clone) && self->snapshot_at - mono < wait)
+        wait = self->snapshot_at - mono;
+    if (self->head_check_at - mono < wait)
+        wait = self->head_check_at - mono;
+    if (self->summary_at - mono < wait)
+        wait = self->summary_at - mono;
+    return wait < 0 ? 0 : (long)wait;
+}
+
+int
+sweeper_server_run(sweeper_server_t *self)
+{
+    assert(self);
+    while (!zsys_interrupted) {
+        int64_t mono = pres_mono_ms();
+        if (!sweeper_clone_synced(self->clone) && mono >= self->snapshot_at)
+            s_snapshot(self);
+        s_fire(self);
+        //  Out of sync, the queued changes wait for the snapshot: sleep
+        //  instead of waking for them.
+        short events = sweeper_clone_synced(self->clone) ? ZMQ_POLLIN : 0;
+        zmq_pollitem_t item = {self->sub_handle, 0, events, 0};
+        int rc = zmq_poll(&item, 1, s_poll_ms(self));
+        if (rc < 0 && errno != EINTR) {
+            pres_log_error("zmq_poll() failed: %s", zmq_strerror(errno));
+            return -1;
+        }
+        if (rc > 0 && sweeper_clone_synced(self->clone))
+            s_drain(self);
+        mono = pres_mono_ms();
+        if (mono >= self->head_check_at) {
+            if (sweeper_clone_synced(self->clone))
+                s_head_check(self);
+            self->head_check_at = pres_mono_ms() + S_HEAD_CHECK_MS;
+        }
+        if (mono >= self->summary_at) {
+            s_summary(self);
+            self->summary_at = mono + S_SUMMARY_MS;
+        }
+    }
+    s_summary(self);
+    return 0;
+}
