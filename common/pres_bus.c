@@ -86,6 +86,8 @@ pres_bus_auth_new(const pres_config_t *cfg, bool *failed)
 struct pres_pub {
     zsock_t *sock;                //  XPUB, connected to the broker's SUB
     void *handle;                 //  raw libzmq socket of sock
+    zsock_t *monitor;             //  PAIR: connect/disconnect events of sock
+    bool connected;               //  the monitor's last word
     char src[PRES_ID_MAX + 1];    //  our publisher id
     uint64_t seq;                 //  last seq sent successfully
     int subscribers;              //  subscriptions minus unsubscriptions
@@ -116,6 +118,19 @@ pres_pub_new(const pres_config_t *cfg, const char *src)
     zsock_set_sndhwm(self->sock, cfg->bus_hwm);
     zsock_set_linger(self->sock, 2000);  //  flush queued events on exit
     zsock_set_maxmsgsize(self->sock, 1024);  //  we only read subscriptions
+    //  A connecting XPUB keeps its pipe across reconnects, so no
+    //  unsubscription ever says the broker left: the socket monitor does.
+    char monitor[64];
+    snprintf(monitor, sizeof monitor, "inproc://pres-pub-monitor-%p",
+             (void *)self);
+    if (zmq_socket_monitor(self->handle, monitor,
+                           ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED) != 0 ||
+        !(self->monitor = zsock_new(ZMQ_PAIR)) ||
+        zsock_connect(self->monitor, "%s", monitor) != 0) {
+        pres_log_error("zmq_socket_monitor() failed: %s", zmq_strerror(errno));
+        pres_pub_destroy(&self);
+        return NULL;
+    }
     if (pres_bus_secure(self->sock, cfg, cfg->events_endpoint, false) != 0 ||
         zsock_connect(self->sock, "%s", cfg->events_endpoint) != 0) {
         pres_log_error("zsock_connect(%s) failed", cfg->events_endpoint);
@@ -130,18 +145,38 @@ pres_pub_destroy(pres_pub_t **self_p)
 {
     assert(self_p);
     if (*self_p) {
-        zsock_destroy(&(*self_p)->sock);
-        free(*self_p);
+        pres_pub_t *self = *self_p;
+        if (self->sock)
+            zmq_socket_monitor(self->handle, NULL, 0);
+        zsock_destroy(&self->monitor);
+        zsock_destroy(&self->sock);
+        free(self);
         *self_p = NULL;
     }
 }
 
-//  Read pending (un)subscription frames: \x01prefix or \x00prefix.
+//  Read pending monitor events, then (un)subscription frames (\x01prefix
+//  or \x00prefix). A disconnect forgets the subscriptions; the broker's
+//  SUB sends them again when it reconnects.
 static void
 s_pub_drain(pres_pub_t *self)
 {
     unsigned char frame[64];
     int n;
+    void *mon = zsock_resolve(self->monitor);
+    while ((n = zmq_recv(mon, frame, sizeof frame, ZMQ_DONTWAIT)) >= 0) {
+        uint16_t event = 0;
+        if (n >= 2)
+            memcpy(&event, frame, sizeof event);
+        //  Second frame: the endpoint; not needed.
+        zmq_recv(mon, frame, sizeof frame, ZMQ_DONTWAIT);
+        if (event == ZMQ_EVENT_CONNECTED)
+            self->connected = true;
+        else if (event == ZMQ_EVENT_DISCONNECTED) {
+            self->connected = false;
+            self->subscribers = 0;
+        }
+    }
     while ((n = zmq_recv(self->handle, frame, sizeof frame, ZMQ_DONTWAIT)) >=
            1) {
         if (frame[0] == 1)
@@ -167,7 +202,7 @@ pres_pub_ready(pres_pub_t *self)
         s_pub_drain(self);
         self->next_poll_ms = now + 5;
     }
-    return self->subscribers > 0;
+    return self->connected && self->subscribers > 0;
 }
 
 bool
@@ -175,12 +210,14 @@ pres_pub_wait(pres_pub_t *self, int timeout_ms)
 {
     int64_t until = pres_mono_ms() + timeout_ms;
     s_pub_drain(self);
-    while (self->subscribers <= 0) {
+    while (!self->connected || self->subscribers <= 0) {
         int64_t left = until - pres_mono_ms();
         if (left <= 0)
             return false;
-        zmq_pollitem_t item = {self->handle, 0, ZMQ_POLLIN, 0};
-        if (zmq_poll(&item, 1, (long)left) < 0 && errno != EINTR)
+        zmq_pollitem_t items[] = {{self->handle, 0, ZMQ_POLLIN, 0},
+                                  {zsock_resolve(self->monitor), 0,
+                                   ZMQ_POLLIN, 0}};
+        if (zmq_poll(items, 2, (long)left) < 0 && errno != EINTR)
             return false;
         s_pub_drain(self);
     }
@@ -213,7 +250,7 @@ pres_pub_send(pres_pub_t *self, pres_event_t *ev, int timeout_ms)
             until = pres_mono_ms() + timeout_ms;
         else if (pres_mono_ms() >= until)
             goto again;
-        if (self->subscribers <= 0)
+        if (!self->connected || self->subscribers <= 0)
             pres_pub_wait(self, (int)(until - pres_mono_ms()));
         else {
             struct timespec pause = {0, 50 * 1000};

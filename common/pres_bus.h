@@ -25,9 +25,12 @@ zactor_t *pres_bus_auth_new(const pres_config_t *cfg, bool *failed);
 
 //  ---------------------------------------------------------------------
 //  Publisher of events. An XPUB connected to the broker's SUB with
-//  ZMQ_XPUB_NODROP: a full pipe gives EAGAIN instead of a silent drop, and
-//  the broker's subscription tells us it is attached, so nothing is sent
-//  into the void. `seq` advances only when a send succeeds, so any gap the
+//  ZMQ_XPUB_NODROP: a full pipe gives EAGAIN instead of a silent drop. The
+//  broker counts as attached once the socket monitor reports the
+//  connection and the broker's subscription has arrived (a bound SUB sends
+//  it when its owner next touches the socket); a disconnect detaches it.
+//  So nothing is sent into the void; events queued when a broker dies are
+//  counted as lost by the broker's per-src seq check. `seq` advances only when a send succeeds, so any gap the
 //  broker sees is real loss. Not thread-safe: one publisher per thread,
 //  each with its own src.
 typedef struct pres_pub pres_pub_t;

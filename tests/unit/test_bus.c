@@ -1,0 +1,196 @@
+/*  test_bus: the lossless publisher against a plain SUB (the broker's
+    socket type): refuses to send with no broker attached, delivers every
+    event of a burst with nothing lost, notices the broker leaving; and the
+    query client's timeout and recovery (Lazy Pirate). */
+#include "pres_bus.h"
+#include "pres_log.h"
+#include "pres_mp.h"
+#include "testutil.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+static pres_config_t s_cfg;
+
+static zsock_t *
+s_broker_sub(void)
+{
+    zsock_t *sub = zsock_new(ZMQ_SUB);
+    CHECK(sub);
+    zsock_set_rcvhwm(sub, 0);
+    CHECK_EQ(zsock_bind(sub, "%s", s_cfg.events_endpoint), 0);
+    zsock_set_subscribe(sub, "");
+    return sub;
+}
+
+static void
+s_test_publisher(void)
+{
+    pres_pub_t *pub = pres_pub_new(&s_cfg, "test-pub");
+    CHECK(pub);
+    pres_event_t ev = {.type = PRES_EV_HEARTBEAT};
+    strcpy(ev.user, "alice");
+    strcpy(ev.session, "s1");
+
+    //  No broker: never "succeeds" into the void (TECH-FACTS 1).
+    CHECK(!pres_pub_ready(pub));
+    int64_t t0 = pres_mono_ms();
+    CHECK_EQ(pres_pub_send(pub, &ev, 200), -1);
+    CHECK_EQ(errno, EAGAIN);
+    CHECK(pres_mono_ms() - t0 >= 190);
+    CHECK_EQ(pres_pub_seq(pub), 0);
+
+    //  Broker attaches: the subscription tells us.
+    zsock_t *sub = s_broker_sub();
+    //  A bound SUB sends its subscription to a new peer only when its own
+    //  thread processes commands (any call on it): the broker polls it all
+    //  the time; here we must poke it while we wait.
+    bool attached = false;
+    for (int i = 0; i < 500 && !attached; i++) {
+        zmq_pollitem_t item = {zsock_resolve(sub), 0, ZMQ_POLLIN, 0};
+        zmq_poll(&item, 1, 0);
+        attached = pres_pub_wait(pub, 10);
+    }
+    CHECK(attached);
+
+    //  A burst: every event arrives, in order, seq without gaps.
+    enum { N = 200000 };
+    for (int i = 0; i < N; i++) {
+        ev.at = 0;
+        CHECK_EQ(pres_pub_send(pub, &ev, 5000), 0);
+    }
+    CHECK_EQ(pres_pub_seq(pub), N);
+    uint64_t expect = 1;
+    char body[PRES_MSG_MAX];
+    void *h = zsock_resolve(sub);
+    while (expect <= N) {
+        char topic[32];
+        int tn = zmq_recv(h, topic, sizeof topic, 0);
+        CHECK_EQ(tn, 9);
+        int more;
+        size_t more_size = sizeof more;
+        zmq_getsockopt(h, ZMQ_RCVMORE, &more, &more_size);
+        CHECK(more);
+        int n = zmq_recv(h, body, sizeof body, 0);
+        CHECK(n > 0);
+        pres_event_t got;
+        const char *why;
+        CHECK_EQ(pres_event_decode(&got, topic, (size_t)tn, body, (size_t)n,
+                                   &why),
+                 0);
+        CHECK_STR(got.src, "test-pub");
+        CHECK_EQ(got.seq, expect);
+        expect++;
+    }
+
+    //  Broker leaves: the unsubscription tells us, sends are refused.
+    zsock_destroy(&sub);
+    int64_t until = pres_mono_ms() + 5000;
+    while (pres_pub_ready(pub) && pres_mono_ms() < until)
+        zclock_sleep(10);
+    CHECK(!pres_pub_ready(pub));
+    CHECK_EQ(pres_pub_send(pub, &ev, 0), -1);
+    CHECK_EQ(pres_pub_seq(pub), N);
+
+    //  Invalid events are refused without consuming a seq.
+    strcpy(ev.user, "no spaces");
+    CHECK_EQ(pres_pub_send(pub, &ev, 0), -1);
+    CHECK_EQ(errno, EINVAL);
+    pres_pub_destroy(&pub);
+    CHECK(pub == NULL);
+}
+
+//  A stand-in broker ROUTER: answers {ok:true, seq:N} to "stats" and
+//  {ok:false, error:"unknown op"} to anything else.
+static void
+s_fake_broker(zsock_t *pipe, void *args)
+{
+    zsock_t *router = zsock_new(ZMQ_ROUTER);
+    CHECK(router);
+    CHECK_EQ(zsock_bind(router, "%s", (const char *)args), 0);
+    zsock_signal(pipe, 0);
+    zpoller_t *poller = zpoller_new(pipe, router, NULL);
+    uint64_t served = 0;
+    while (true) {
+        void *which = zpoller_wait(poller, -1);
+        if (which != router)
+            break;  //  $TERM or interrupted
+        zmsg_t *msg = zmsg_recv(router);
+        zframe_t *body = zmsg_last(msg);
+        pres_query_t q;
+        const char *why;
+        unsigned char reply[128];
+        pres_mp_writer_t w;
+        pres_mp_writer_init(&w, reply, sizeof reply);
+        msgpack_pack_map(&w.pk, 2);
+        pres_mp_pack_cstr(&w, "ok");
+        if (pres_query_decode(&q, zframe_data(body), zframe_size(body),
+                              &why) == 0 &&
+            q.op == PRES_Q_STATS) {
+            msgpack_pack_true(&w.pk);
+            pres_mp_pack_kv_uint(&w, "seq", ++served);
+        } else {
+            msgpack_pack_false(&w.pk);
+            pres_mp_pack_kv_str(&w, "error", "unknown op");
+        }
+        zframe_reset(body, reply, w.len);
+        zmsg_send(&msg, router);
+    }
+    zpoller_destroy(&poller);
+    zsock_destroy(&router);
+}
+
+static void
+s_test_query_client(void)
+{
+    pres_qclient_t *qc = pres_qclient_new(&s_cfg);
+    CHECK(qc);
+    pres_query_t q = {.op = PRES_Q_STATS};
+    //  Nobody answering: a bounded wait, then ETIMEDOUT.
+    int64_t t0 = pres_mono_ms();
+    CHECK(pres_qclient_query(qc, &q, 100, NULL) == NULL);
+    CHECK_EQ(errno, ETIMEDOUT);
+    CHECK(pres_mono_ms() - t0 < 1000);
+
+    //  The client recovered from the lost reply: the next calls work.
+    zactor_t *broker = zactor_new(s_fake_broker, s_cfg.query_endpoint);
+    CHECK(broker);
+    for (int i = 1; i <= 3; i++) {
+        zframe_t *reply = pres_qclient_query(qc, &q, 5000, NULL);
+        CHECK(reply);
+        char *json = pres_mp_to_json(zframe_data(reply), zframe_size(reply),
+                                     "ok", NULL);
+        char expect[32];
+        snprintf(expect, sizeof expect, "{\"seq\":%d}", i);
+        CHECK_STR(json, expect);
+        free(json);
+        zframe_destroy(&reply);
+    }
+    //  An error reply comes back as EPROTO with the broker's words.
+    char *error = NULL;
+    q.op = PRES_Q_SNAPSHOT;
+    CHECK(pres_qclient_query(qc, &q, 5000, &error) == NULL);
+    CHECK_EQ(errno, EPROTO);
+    CHECK_STR(error, "unknown op");
+    free(error);
+    zactor_destroy(&broker);
+    pres_qclient_destroy(&qc);
+}
+
+int
+main(void)
+{
+    char dir[] = "/tmp/pres_bus_XXXXXX";
+    CHECK(mkdtemp(dir));
+    pres_config_defaults(&s_cfg);
+    snprintf(s_cfg.run_dir, sizeof s_cfg.run_dir, "%s", dir);
+    CHECK_EQ(pres_config_finish(&s_cfg), 0);
+    s_test_publisher();
+    s_test_query_client();
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK_EQ(system(cmd), 0);
+    printf("test_bus: OK\n");
+    return 0;
+}
