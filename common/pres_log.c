@@ -23,6 +23,9 @@ pres_log_verbose(void)
 }
 
 //  One write per line so lines from threads do not interleave.
+static void s_vlog(const char *level, const char *fmt, va_list ap)
+    PRES_PRINTF(2, 0);
+
 static void
 s_vlog(const char *level, const char *fmt, va_list ap)
 {

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# setup.sh: from a fresh Debian 12 to a running system or a passing suite.
+#
+#   bash deploy/setup.sh run    install what is missing, build, run broker +
+#                               sweeper + gateway with embedded defaults
+#                               (./data, ./run, http://127.0.0.1:8080)
+#   bash deploy/setup.sh test   install what is missing, build, run the whole
+#                               suite, then again built with ASan+UBSan, then
+#                               the fuzz targets (clang libFuzzer)
+#
+# Needs root (or sudo) only to install Debian packages.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+mode=${1:-}
+jobs=$(nproc)
+
+build_pkgs="build-essential cmake pkg-config libzmq3-dev libczmq-dev
+  libmsgpack-dev liblmdb-dev libjwt-dev libjansson-dev libmicrohttpd-dev
+  libssl-dev"
+test_pkgs="curl libcurl4-openssl-dev lmdb-utils python3 clang
+  libclang-rt-14-dev chromium nodejs npm wrk nginx-light redis-server
+  redis-tools procps"
+
+install() {
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
+      missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "setup: installing ${missing[*]}"
+  local sudo=
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+    --no-install-recommends "${missing[@]}"
+}
+
+build() {  # build DIR [cmake args...]
+  local dir=$1
+  shift
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCMAKE_COMPILE_WARNING_AS_ERROR=ON "$@"
+  cmake --build "$dir" -j "$jobs"
+}
+
+case "$mode" in
+run)
+  # shellcheck disable=SC2086
+  install $build_pkgs
+  build build
+  exec bash deploy/run-local.sh build
+  ;;
+test)
+  # shellcheck disable=SC2086
+  install $build_pkgs $test_pkgs
+  build build
+  (cd build && ctest --output-on-failure -j 2 --timeout 600)
+  # The same suite under AddressSanitizer + UBSan (the browser test and the
+  # benchmark smoke runs exercise the same daemons and stay in pass one).
+  build build-asan -DPRES_SANITIZE=ON
+  (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --output-on-failure -j 2 --timeout 900 -LE 'browser|bench-smoke')
+  # Coverage-guided fuzzing of every parser, a bounded run each.
+  CC=clang cmake -S . -B build-fuzz -DPRES_FUZZ=ON
+  cmake --build build-fuzz -j "$jobs" --target fuzz_all
+  (cd build-fuzz && ctest --output-on-failure -L fuzz-run)
+  ;;
+*)
+  sed -n '2,12p' "$0"
+  exit 2
+  ;;
+esac
