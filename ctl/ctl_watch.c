@@ -1,0 +1,181 @@
+/*  ctl_watch: the live change printer of presencectl (see ctl_watch.h). */
+#include "ctl_watch.h"
+
+#include <assert.h>
+#include <czmq.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+
+#include "ctl_cmd.h"
+#include "ctl_out.h"
+#include "pres_bus.h"
+#include "pres_log.h"
+#include "pres_msg.h"
+
+void
+ctl_watch_seq_reset(ctl_watch_seq_t *st, uint64_t seq)
+{
+    st->last = seq;
+    st->fresh = true;
+}
+
+ctl_watch_verdict_t
+ctl_watch_seq_check(ctl_watch_seq_t *st, uint64_t seq)
+{
+    if (seq <= st->last)
+        //  Queued before the snapshot: it holds them. After a printed
+        //  change, an old seq means the broker lost its history.
+        return st->fresh ? CTL_WATCH_DROP : CTL_WATCH_GAP;
+    if (seq != st->last + 1)
+        return CTL_WATCH_GAP;
+    st->last = seq;
+    st->fresh = false;
+    return CTL_WATCH_PRINT;
+}
+
+//  Take a snapshot; fills *seq and *users. CTL_EXIT_* code.
+static int
+s_snapshot(pres_qclient_t *qc, const ctl_args_t *a, uint64_t *seq,
+           uint32_t *users, FILE *err)
+{
+    pres_query_t q;
+    memset(&q, 0, sizeof(q));
+    q.op = PRES_Q_SNAPSHOT;
+    char *error = NULL;
+    zframe_t *reply = pres_qclient_query(qc, &q, a->timeout_ms, &error);
+    if (!reply) {
+        if (errno == ETIMEDOUT)
+            return CTL_EXIT_UNREACHABLE;
+        fprintf(err, "presencectl: snapshot refused: %s\n",
+                error ? error : "?");
+        free(error);
+        return CTL_EXIT_FAIL;
+    }
+    pres_mp_reader_t r;
+    int rc = CTL_EXIT_OK;
+    *users = 0;
+    if (ctl_mp_uint(zframe_data(reply), zframe_size(reply), "seq", seq) != 0
+        || ctl_mp_find(zframe_data(reply), zframe_size(reply), "users", &r)
+               != 0
+        || pres_mp_read_array(&r, users) != 0) {
+        fprintf(err, "presencectl: malformed snapshot reply\n");
+        rc = CTL_EXIT_FAIL;
+    }
+    zframe_destroy(&reply);
+    return rc;
+}
+
+//  Say a resync happens: on err for people, and with --json also as a
+//  line on out so a consumer knows it may have missed changes.
+static void
+s_say_resync(const ctl_args_t *a, const char *why, uint64_t expected,
+             uint64_t got, FILE *out, FILE *err)
+{
+    fprintf(err, "presencectl: resync: %s (expected seq %" PRIu64
+            ", got %" PRIu64 "); taking a new snapshot\n",
+            why, expected, got);
+    if (a->json) {
+        fprintf(out, "{\"resync\":true,\"reason\":\"%s\",\"expected\":%"
+                PRIu64 ",\"got\":%" PRIu64 "}\n", why, expected, got);
+        fflush(out);
+    }
+}
+
+int
+ctl_watch_run(const ctl_args_t *a, const pres_config_t *cfg, FILE *out,
+              FILE *err)
+{
+    assert(a && cfg);
+    //  Subscribe first: changes after the snapshot wait in the queue.
+    zsock_t *sub = pres_bus_sub_changes(cfg, PRES_CHANGE_PREFIX);
+    pres_qclient_t *qc = pres_qclient_new(cfg);
+    if (!sub || !qc) {
+        zsock_destroy(&sub);
+        pres_qclient_destroy(&qc);
+        return CTL_EXIT_FAIL;
+    }
+    void *handle = zsock_resolve(sub);
+    ctl_watch_seq_t st;
+    bool synced = false, first = true;
+    long printed = 0;
+    int rc = CTL_EXIT_OK;
+    while (!zsys_interrupted && (a->count == 0 || printed < a->count)) {
+        if (!synced) {
+            uint64_t seq = 0;
+            uint32_t users = 0;
+            rc = s_snapshot(qc, a, &seq, &users, err);
+            if (rc == CTL_EXIT_UNREACHABLE && first) {
+                ctl_cmd_unreachable(cfg, cfg->query_endpoint, a->timeout_ms,
+                                    err);
+                break;
+            }
+            if (rc == CTL_EXIT_FAIL)
+                break;
+            if (rc == CTL_EXIT_UNREACHABLE) {
+                fprintf(err, "presencectl: broker not answering; "
+                        "retrying\n");
+                continue;
+            }
+            ctl_watch_seq_reset(&st, seq);
+            synced = true;
+            if (!a->json || first)
+                fprintf(err, "presencectl: %s from seq %" PRIu64 " (%" PRIu32
+                        " users online or away)%s\n",
+                        first ? "watching changes" : "resynced", seq, users,
+                        first ? "; Ctrl-C stops" : "");
+            first = false;
+        }
+        zmq_pollitem_t item = {handle, 0, ZMQ_POLLIN, 0};
+        int n = zmq_poll(&item, 1, 500);
+        if (n < 0 && errno != EINTR) {
+            fprintf(err, "presencectl: zmq_poll() failed: %s\n",
+                    zmq_strerror(errno));
+            rc = CTL_EXIT_FAIL;
+            break;
+        }
+        if (n <= 0)
+            continue;
+        zframe_t *topic = zframe_recv(sub);
+        zframe_t *body = topic && zframe_more(topic) ? zframe_recv(sub)
+                                                     : NULL;
+        pres_change_t ch;
+        const char *why = "not two frames";
+        if (body && !zframe_more(body)
+            && pres_change_decode(&ch, zframe_data(body), zframe_size(body),
+                                  &why) == 0) {
+            uint64_t expected = st.last + 1;
+            switch (ctl_watch_seq_check(&st, ch.seq)) {
+            case CTL_WATCH_PRINT:
+                if (a->json)
+                    ctl_out_json(zframe_data(body), zframe_size(body), out);
+                else
+                    ctl_out_change(zframe_data(body), zframe_size(body), out);
+                fflush(out);
+                printed++;
+                break;
+            case CTL_WATCH_DROP:
+                break;
+            case CTL_WATCH_GAP:
+                s_say_resync(a, ch.seq < expected ? "seq went backwards"
+                                                  : "seq gap",
+                             expected, ch.seq, out, err);
+                synced = false;
+                break;
+            }
+        }
+        else
+            fprintf(err, "presencectl: skipped a malformed change (%s)\n",
+                    why);
+        zframe_destroy(&topic);
+        zframe_destroy(&body);
+        //  Drop any frames left of a message with more than two.
+        while (zsock_rcvmore(sub)) {
+            zframe_t *extra = zframe_recv(sub);
+            zframe_destroy(&extra);
+        }
+    }
+    pres_qclient_destroy(&qc);
+    zsock_destroy(&sub);
+    return rc == CTL_EXIT_UNREACHABLE && !first ? CTL_EXIT_OK : rc;
+}
