@@ -291,7 +291,7 @@
         $('range-day').setAttribute('aria-pressed', String(S.range === 'day'));
         const span = S.range === 'day' ? DAY_MS : HOUR_MS;
         const t0 = now - span;
-        const pts = S.samples.filter((s) => s[0] >= t0);
+        const raw = S.samples.filter((s) => s[0] >= t0);
 
         // Drawn at the box's pixel size so text is never stretched.
         const W = Math.max(200, Math.round(box.clientWidth || 600)), H = 150, L = 34, R = 8, T = 8, B = 20;
@@ -307,8 +307,10 @@
             svg.append(n);
             return n;
         };
-        const maxV = Math.max(1, ...pts.map((s) => Math.max(s[1], s[2] || 0)));
-        const niceMax = niceCeil(maxV);
+        // At most one point per 2 px: average the samples of each bucket.
+        const bucketMs = span / ((W - L - R) / 2);
+        const pts = raw.length > (W - L - R) / 2 ? bucketize(raw, t0, bucketMs) : raw;
+        const niceMax = niceCeil(Math.max(2, ...pts.map((s) => Math.max(s[1], s[2] || 0))));
         const x = (t) => L + ((t - t0) / span) * (W - L - R);
         const y = (v) => T + (1 - v / niceMax) * (H - T - B);
         for (let i = 0; i <= 2; i++) {
@@ -316,8 +318,10 @@
             mk('line', { class: 'grid', x1: L, x2: W - R, y1: y(v), y2: y(v) });
             mk('text', { class: 'axis-label', x: L - 6, y: y(v) + 4, 'text-anchor': 'end' }, fmtNum(Math.round(v)));
         }
-        const ticks = S.range === 'day' ? [24, 18, 12, 6, 0].map((h) => [now - h * HOUR_MS, h ? `-${h} h` : 'now'])
-            : [60, 45, 30, 15, 0].map((m) => [now - m * 60000, m ? `-${m} min` : 'now']);
+        const narrow = W < 480;
+        const ticks = S.range === 'day'
+            ? (narrow ? [24, 12, 0] : [24, 18, 12, 6, 0]).map((h) => [now - h * HOUR_MS, h ? `-${h} h` : 'now'])
+            : (narrow ? [60, 30, 0] : [60, 45, 30, 15, 0]).map((m) => [now - m * 60000, m ? `-${m} min` : 'now']);
         ticks.forEach(([t, label], i) => {
             mk('text', { class: 'axis-label', x: x(t), y: H - 4, 'text-anchor': i === 0 ? 'start' : i === ticks.length - 1 ? 'end' : 'middle' }, label);
         });
@@ -325,7 +329,7 @@
             mk('text', { class: 'nodata', x: (L + W) / 2, y: H / 2, 'text-anchor': 'middle' }, 'Collecting samples…');
         } else {
             // Break the line where sampling stopped (tab closed, network down).
-            const gap = S.range === 'day' ? 3 * 60000 : 45000;
+            const gap = Math.max(S.range === 'day' ? 3 * 60000 : 45000, bucketMs * 2.5);
             const path = (idx) => {
                 let d = '';
                 let prev = null;
@@ -338,12 +342,12 @@
             };
             mk('path', { class: 'line-away', d: path(2) });
             mk('path', { class: 'line-online', d: path(1) });
-            const lastPt = pts[pts.length - 1];
+            const lastPt = raw[raw.length - 1];
             mk('circle', { cx: x(lastPt[0]), cy: y(lastPt[1]), r: 3, fill: 'var(--online)' });
         }
         box.replaceChildren(svg);
-        const cur = pts.length ? pts[pts.length - 1] : null;
-        const peak = pts.length ? Math.max(...pts.map((s) => s[1])) : 0;
+        const cur = raw.length ? raw[raw.length - 1] : null;
+        const peak = raw.length ? Math.max(...raw.map((s) => s[1])) : 0;
         const sum = $('chart-summary');
         sum.replaceChildren(
             el('span', { class: 'legend-swatch', 'aria-hidden': 'true' }), `online ${cur ? fmtNum(cur[1]) : '–'}`, '  ',
@@ -352,10 +356,27 @@
         );
     }
 
+    // The smallest "round" even number >= v, so that max/2 is an integer too.
     function niceCeil(v) {
-        const p = Math.pow(10, Math.floor(Math.log10(v)));
-        for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
+        const p = Math.pow(10, Math.floor(Math.log10(Math.max(2, v))));
+        for (const m of [1, 2, 4, 6, 8, 10]) if (m * p >= v && (m * p) % 2 === 0) return m * p;
         return 10 * p;
+    }
+
+    function bucketize(samples, t0, bucketMs) {
+        const out = [];
+        let key = null, n = 0, st = 0, so = 0, sa = 0;
+        const flush = () => { if (n) out.push([st / n, so / n, sa / n]); };
+        for (const s of samples) {
+            const k = Math.floor((s[0] - t0) / bucketMs);
+            if (k !== key) {
+                flush();
+                key = k; n = 0; st = 0; so = 0; sa = 0;
+            }
+            n++; st += s[0]; so += s[1]; sa += s[2] || 0;
+        }
+        flush();
+        return out;
     }
 
     // ---- user table -----------------------------------------------------------
@@ -497,7 +518,8 @@
         const empty = $('table-empty');
         if (rows.length === 0) {
             empty.hidden = false;
-            if (S.mode === 'search') empty.textContent = `No user “${S.searchUser}”.`;
+            if (!S.token || S.authFailed) empty.textContent = 'Waiting for an admin token.';
+            else if (S.mode === 'search') empty.textContent = `No user “${S.searchUser}”.`;
             else if (hidden) empty.textContent = `No ${S.accountFilter} accounts on this page (${hidden} hidden by the account filter).`;
             else empty.textContent = S.stateFilter ? `No ${S.stateFilter} users.` : 'No users yet.';
         } else {
