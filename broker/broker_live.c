@@ -1,0 +1,406 @@
+/*  broker_live: resident users and live sessions of the broker, in two
+    linear-probing hash tables over index-addressed arrays (see
+    broker_live.h). Deletion shifts entries back, so there are no
+    tombstones and probe chains stay short at load <= 1/2. */
+#include "broker_live.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pres_log.h"
+
+#define FNV_SEED 2166136261u
+
+typedef struct {
+    uint32_t hash;  //  hash of the entry's key
+    uint32_t idx;   //  entry index + 1; 0 = empty slot
+} s_slot_t;
+
+typedef struct {
+    s_slot_t *slots;  //  power-of-two array
+    uint32_t mask;    //  slot count - 1
+    uint32_t used;    //  occupied slots
+} s_table_t;
+
+struct broker_live {
+    broker_user_t *users;        //  user entries
+    uint32_t users_cap;          //  allocated entries
+    uint32_t users_top;          //  entries ever used
+    uint32_t users_free;         //  free list head or NONE
+    s_table_t user_index;        //  id -> user entry
+    broker_session_t *sessions;  //  session entries
+    uint32_t sessions_cap;
+    uint32_t sessions_top;
+    uint32_t sessions_free;
+    s_table_t session_index;     //  user id + session id -> entry
+};
+
+uint32_t
+broker_live_hash(const char *s, size_t len, uint32_t seed)
+{
+    uint32_t h = seed ? seed : FNV_SEED;
+    for (size_t i = 0; i < len; i++) {
+        h ^= (uint8_t)s[i];
+        h *= 16777619u;
+    }
+    //  Final mix: FNV's low bits are weak for short keys.
+    h ^= h >> 16;
+    h *= 0x7feb352dU;
+    h ^= h >> 15;
+    return h;
+}
+
+static uint32_t
+s_session_hash(const broker_user_t *user, const char *id, size_t len)
+{
+    //  Hash the user's raw hash with the session id so equal session ids of
+    //  different users land apart.
+    return broker_live_hash(id, len, user->hash | 1u);
+}
+
+static int
+s_table_init(s_table_t *t, uint32_t slots)
+{
+    t->slots = calloc(slots, sizeof(s_slot_t));
+    if (!t->slots)
+        return -1;
+    t->mask = slots - 1;
+    t->used = 0;
+    return 0;
+}
+
+static void
+s_table_insert(s_table_t *t, uint32_t hash, uint32_t idx)
+{
+    uint32_t i = hash & t->mask;
+    while (t->slots[i].idx)
+        i = (i + 1) & t->mask;
+    t->slots[i].hash = hash;
+    t->slots[i].idx = idx + 1;
+    t->used++;
+}
+
+//  Double the slot array when more than half full. 0 or -1.
+static int
+s_table_grow(s_table_t *t)
+{
+    if ((t->used + 1) * 2 <= t->mask + 1)
+        return 0;
+    s_table_t bigger;
+    if (s_table_init(&bigger, (t->mask + 1) * 2)) {
+        pres_log_error("calloc() failed growing a live index");
+        return -1;
+    }
+    for (uint32_t i = 0; i <= t->mask; i++)
+        if (t->slots[i].idx)
+            s_table_insert(&bigger, t->slots[i].hash, t->slots[i].idx - 1);
+    free(t->slots);
+    *t = bigger;
+    return 0;
+}
+
+//  Remove the slot holding idx, shifting later members of the probe chain
+//  back (Knuth's algorithm R).
+static void
+s_table_remove(s_table_t *t, uint32_t hash, uint32_t idx)
+{
+    uint32_t i = hash & t->mask;
+    while (t->slots[i].idx != idx + 1) {
+        assert(t->slots[i].idx);
+        i = (i + 1) & t->mask;
+    }
+    uint32_t hole = i;
+    while (true) {
+        i = (i + 1) & t->mask;
+        if (!t->slots[i].idx)
+            break;
+        uint32_t home = t->slots[i].hash & t->mask;
+        //  Move i into the hole unless its home lies cyclically in
+        //  (hole, i].
+        bool stays = hole <= i ? (home > hole && home <= i)
+                               : (home > hole || home <= i);
+        if (!stays) {
+            t->slots[hole] = t->slots[i];
+            hole = i;
+        }
+    }
+    t->slots[hole].idx = 0;
+    t->used--;
+}
+
+broker_live_t *
+broker_live_new(void)
+{
+    broker_live_t *self = calloc(1, sizeof(*self));
+    if (!self)
+        return NULL;
+    self->users_free = BROKER_LIVE_NONE;
+    self->sessions_free = BROKER_LIVE_NONE;
+    if (s_table_init(&self->user_index, 1024)
+        || s_table_init(&self->session_index, 1024)) {
+        pres_log_error("calloc() failed creating the live set");
+        broker_live_destroy(&self);
+    }
+    return self;
+}
+
+void
+broker_live_destroy(broker_live_t **self_p)
+{
+    assert(self_p);
+    broker_live_t *self = *self_p;
+    if (!self)
+        return;
+    for (uint32_t u = 0; u < self->users_top; u++)
+        free(self->users[u].reason);
+    for (uint32_t s = 0; s < self->sessions_top; s++)
+        if (self->sessions[s].len)
+            free(self->sessions[s].device);
+    free(self->users);
+    free(self->sessions);
+    free(self->user_index.slots);
+    free(self->session_index.slots);
+    free(self);
+    *self_p = NULL;
+}
+
+uint32_t
+broker_live_user_find(broker_live_t *self, const char *id, size_t len)
+{
+    uint32_t hash = broker_live_hash(id, len, 0);
+    s_table_t *t = &self->user_index;
+    for (uint32_t i = hash & t->mask; t->slots[i].idx;
+         i = (i + 1) & t->mask) {
+        if (t->slots[i].hash != hash)
+            continue;
+        broker_user_t *user = &self->users[t->slots[i].idx - 1];
+        if (user->len == len && memcmp(user->id, id, len) == 0)
+            return t->slots[i].idx - 1;
+    }
+    return BROKER_LIVE_NONE;
+}
+
+uint32_t
+broker_live_user_add(broker_live_t *self, const char *id, size_t len)
+{
+    assert(len > 0 && len <= PRES_ID_MAX);
+    assert(broker_live_user_find(self, id, len) == BROKER_LIVE_NONE);
+    if (s_table_grow(&self->user_index))
+        return BROKER_LIVE_NONE;
+    uint32_t u = self->users_free;
+    if (u != BROKER_LIVE_NONE)
+        self->users_free = self->users[u].next_free;
+    else {
+        if (self->users_top == self->users_cap) {
+            uint32_t cap = self->users_cap ? self->users_cap * 2 : 1024;
+            broker_user_t *users =
+                realloc(self->users, (size_t)cap * sizeof(*users));
+            if (!users) {
+                pres_log_error("realloc() failed growing live users");
+                return BROKER_LIVE_NONE;
+            }
+            self->users = users;
+            self->users_cap = cap;
+        }
+        u = self->users_top++;
+    }
+    broker_user_t *user = &self->users[u];
+    memset(user, 0, sizeof(*user));
+    memcpy(user->id, id, len);
+    user->len = (uint8_t)len;
+    user->account = PRES_ACC_ACTIVE;
+    user->state = PRES_OFFLINE;
+    user->stored_state = PRES_OFFLINE;
+    user->first = BROKER_LIVE_NONE;
+    user->hash = broker_live_hash(id, len, 0);
+    s_table_insert(&self->user_index, user->hash, u);
+    return u;
+}
+
+void
+broker_live_user_remove(broker_live_t *self, uint32_t u)
+{
+    broker_user_t *user = broker_live_user(self, u);
+    assert(user->nsessions == 0 && user->first == BROKER_LIVE_NONE);
+    s_table_remove(&self->user_index, user->hash, u);
+    free(user->reason);
+    user->reason = NULL;
+    user->len = 0;
+    user->next_free = self->users_free;
+    self->users_free = u;
+}
+
+broker_user_t *
+broker_live_user(broker_live_t *self, uint32_t u)
+{
+    assert(u < self->users_top && self->users[u].len);
+    return &self->users[u];
+}
+
+int
+broker_live_user_set_reason(broker_live_t *self, uint32_t u,
+                            const char *reason)
+{
+    broker_user_t *user = broker_live_user(self, u);
+    free(user->reason);
+    user->reason = NULL;
+    if (reason && *reason) {
+        user->reason = strdup(reason);
+        if (!user->reason) {
+            pres_log_error("strdup() failed for an account reason");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+uint32_t
+broker_live_session_find(broker_live_t *self, uint32_t u, const char *id,
+                         size_t len)
+{
+    broker_user_t *user = broker_live_user(self, u);
+    if (user->nsessions == 0)
+        return BROKER_LIVE_NONE;
+    uint32_t hash = s_session_hash(user, id, len);
+    s_table_t *t = &self->session_index;
+    for (uint32_t i = hash & t->mask; t->slots[i].idx;
+         i = (i + 1) & t->mask) {
+        if (t->slots[i].hash != hash)
+            continue;
+        broker_session_t *s = &self->sessions[t->slots[i].idx - 1];
+        if (s->user == u && s->len == len && memcmp(s->id, id, len) == 0)
+            return t->slots[i].idx - 1;
+    }
+    return BROKER_LIVE_NONE;
+}
+
+uint32_t
+broker_live_session_add(broker_live_t *self, uint32_t u, const char *id,
+                        size_t len)
+{
+    assert(len > 0 && len <= PRES_ID_MAX);
+    if (s_table_grow(&self->session_index))
+        return BROKER_LIVE_NONE;
+    uint32_t s = self->sessions_free;
+    if (s != BROKER_LIVE_NONE)
+        self->sessions_free = self->sessions[s].next;
+    else {
+        if (self->sessions_top == self->sessions_cap) {
+            uint32_t cap =
+                self->sessions_cap ? self->sessions_cap * 2 : 1024;
+            broker_session_t *sessions =
+                realloc(self->sessions, (size_t)cap * sizeof(*sessions));
+            if (!sessions) {
+                pres_log_error("realloc() failed growing live sessions");
+                return BROKER_LIVE_NONE;
+            }
+            self->sessions = sessions;
+            self->sessions_cap = cap;
+        }
+        s = self->sessions_top++;
+    }
+    broker_user_t *user = broker_live_user(self, u);
+    broker_session_t *session = &self->sessions[s];
+    memset(session, 0, sizeof(*session));
+    memcpy(session->id, id, len);
+    session->len = (uint8_t)len;
+    session->state = PRES_ONLINE;
+    session->flags = BROKER_S_NEW;
+    session->user = u;
+    session->prev = BROKER_LIVE_NONE;
+    session->next = user->first;
+    if (user->first != BROKER_LIVE_NONE)
+        self->sessions[user->first].prev = s;
+    user->first = s;
+    user->nsessions++;
+    session->hash = s_session_hash(user, id, len);
+    s_table_insert(&self->session_index, session->hash, s);
+    return s;
+}
+
+void
+broker_live_session_remove(broker_live_t *self, uint32_t s)
+{
+    broker_session_t *session = broker_live_session(self, s);
+    broker_user_t *user = broker_live_user(self, session->user);
+    s_table_remove(&self->session_index, session->hash, s);
+    if (session->prev != BROKER_LIVE_NONE)
+        self->sessions[session->prev].next = session->next;
+    else
+        user->first = session->next;
+    if (session->next != BROKER_LIVE_NONE)
+        self->sessions[session->next].prev = session->prev;
+    assert(user->nsessions > 0);
+    user->nsessions--;
+    free(session->device);
+    session->device = NULL;
+    session->len = 0;
+    session->next = self->sessions_free;
+    self->sessions_free = s;
+}
+
+broker_session_t *
+broker_live_session(broker_live_t *self, uint32_t s)
+{
+    assert(s < self->sessions_top && self->sessions[s].len);
+    return &self->sessions[s];
+}
+
+int
+broker_live_session_set_device(broker_live_t *self, uint32_t s,
+                               const char *device)
+{
+    broker_session_t *session = broker_live_session(self, s);
+    free(session->device);
+    session->device = NULL;
+    if (device && *device) {
+        session->device = strdup(device);
+        if (!session->device) {
+            pres_log_error("strdup() failed for a device label");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+bool
+broker_live_user_valid(const broker_live_t *self, uint32_t u)
+{
+    return u < self->users_top && self->users[u].len;
+}
+
+pres_state_t
+broker_live_user_state(broker_live_t *self, uint32_t u)
+{
+    broker_user_t *user = broker_live_user(self, u);
+    pres_state_t state = PRES_OFFLINE;
+    for (uint32_t s = user->first; s != BROKER_LIVE_NONE;
+         s = self->sessions[s].next) {
+        if (self->sessions[s].state == PRES_ONLINE)
+            return PRES_ONLINE;
+        state = PRES_AWAY;
+    }
+    return state;
+}
+
+size_t
+broker_live_user_count(const broker_live_t *self)
+{
+    return self->user_index.used;
+}
+
+size_t
+broker_live_session_count(const broker_live_t *self)
+{
+    return self->session_index.used;
+}
+
+uint32_t
+broker_live_user_next(const broker_live_t *self, uint32_t u)
+{
+    for (u = u == BROKER_LIVE_NONE ? 0 : u + 1; u < self->users_top; u++)
+        if (self->users[u].len)
+            return u;
+    return BROKER_LIVE_NONE;
+}

@@ -1,0 +1,116 @@
+/*  broker_live: the broker's in-memory resident set. Users that are live
+    (online/away) or touched by the current batch, and every live session,
+    in two open-addressing hash tables (user id; user + session id) over
+    index-addressed arrays. No allocation per lookup; the hot path of a
+    heartbeat is one session lookup. Single-threaded. */
+#ifndef BROKER_LIVE_H_INCLUDED
+#define BROKER_LIVE_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pres_msg.h"
+
+#define BROKER_LIVE_NONE UINT32_MAX
+
+//  User flags.
+#define BROKER_U_DIRTY   1  //  last_seen / session beats not yet in LMDB
+#define BROKER_U_TOUCHED 2  //  on the batch's write list
+#define BROKER_U_STORED  4  //  a record exists in LMDB
+
+//  Session flags.
+#define BROKER_S_NEW   1  //  not yet written to LMDB
+#define BROKER_S_DEAD  2  //  ended in this batch; delete from LMDB
+
+typedef struct {
+    char id[PRES_ID_MAX + 1];  //  user id, NUL-terminated
+    uint8_t len;               //  id length; 0 = free entry
+    uint8_t account;           //  pres_account_t
+    uint8_t state;             //  pres_state_t, aggregated over sessions
+    uint8_t stored_state;      //  state as last written to LMDB
+    uint8_t flags;             //  BROKER_U_*
+    uint32_t nsessions;        //  live sessions
+    uint32_t first;            //  first session (index) or NONE
+    uint32_t hash;             //  of id
+    uint32_t next_free;        //  free list link (free entries only)
+    uint64_t last_seen;        //  ms, broker clock
+    char *reason;              //  account reason (heap) or NULL
+} broker_user_t;
+
+typedef struct {
+    char id[PRES_ID_MAX + 1];  //  session id
+    uint8_t len;               //  id length; 0 = free entry
+    uint8_t state;             //  PRES_ONLINE or PRES_AWAY
+    uint8_t flags;             //  BROKER_S_*
+    uint32_t user;             //  owning user (index)
+    uint32_t next;             //  next session of the user, or NONE
+    uint32_t prev;             //  previous session of the user, or NONE
+    uint32_t hash;             //  of user id + session id
+    uint64_t last_hb;          //  ms of the last login/heartbeat
+    char *device;              //  device label (heap) or NULL
+} broker_session_t;
+
+typedef struct broker_live broker_live_t;
+
+broker_live_t *broker_live_new(void);
+void broker_live_destroy(broker_live_t **self_p);
+
+//  Find a user; BROKER_LIVE_NONE if not resident.
+uint32_t broker_live_user_find(broker_live_t *self, const char *id,
+                               size_t len);
+
+//  Add a user that is not resident (asserted): zeroed fields, state
+//  offline, account active. Returns its index, or NONE when out of memory
+//  (logged). Entry pointers from broker_live_user() may move.
+uint32_t broker_live_user_add(broker_live_t *self, const char *id,
+                              size_t len);
+
+//  Remove a resident user; it must have no sessions (asserted). Frees its
+//  reason.
+void broker_live_user_remove(broker_live_t *self, uint32_t u);
+
+//  Entry of a resident user. Borrowed; valid until the next add.
+broker_user_t *broker_live_user(broker_live_t *self, uint32_t u);
+
+//  Set (copy) or clear (NULL) a user's account reason. 0 or -1.
+int broker_live_user_set_reason(broker_live_t *self, uint32_t u,
+                                const char *reason);
+
+//  Find a session of user u; NONE if not live.
+uint32_t broker_live_session_find(broker_live_t *self, uint32_t u,
+                                  const char *id, size_t len);
+
+//  Add a live session (state online, flags NEW) to user u and bump its
+//  nsessions. Returns the index, or NONE when out of memory (logged).
+uint32_t broker_live_session_add(broker_live_t *self, uint32_t u,
+                                 const char *id, size_t len);
+
+//  Remove a session and decrement its user's nsessions.
+void broker_live_session_remove(broker_live_t *self, uint32_t s);
+
+//  Entry of a live session. Borrowed; valid until the next add.
+broker_session_t *broker_live_session(broker_live_t *self, uint32_t s);
+
+//  Set (copy) or clear (NULL or "") a session's device label. 0 or -1.
+int broker_live_session_set_device(broker_live_t *self, uint32_t s,
+                                   const char *device);
+
+//  True if u is a resident user (for indexes kept across evictions).
+bool broker_live_user_valid(const broker_live_t *self, uint32_t u);
+
+//  Aggregate state of user u from its sessions: online if any session is
+//  online, else away if any is live, else offline.
+pres_state_t broker_live_user_state(broker_live_t *self, uint32_t u);
+
+size_t broker_live_user_count(const broker_live_t *self);
+size_t broker_live_session_count(const broker_live_t *self);
+
+//  Iterate resident users: start with NONE, returns the next index or NONE
+//  at the end. Do not add or remove while iterating.
+uint32_t broker_live_user_next(const broker_live_t *self, uint32_t u);
+
+//  Hash of bytes (FNV-1a 32), exposed for the publisher table and tests.
+uint32_t broker_live_hash(const char *s, size_t len, uint32_t seed);
+
+#endif

@@ -1,0 +1,330 @@
+/*  broker_server: sockets, lock file and the loop of the broker (see
+    broker_server.h). The hot path receives with zmq_msg_recv on reused
+    messages, decodes in place and applies; no allocation per event. */
+#include "broker_server.h"
+
+#include <assert.h>
+#include <czmq.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "broker_query.h"
+#include "broker_state.h"
+#include "broker_store.h"
+#include "pres_bus.h"
+#include "pres_log.h"
+
+#define S_QUERIES_PER_TURN 64  //  queries served between two batches
+
+struct broker_server {
+    const pres_config_t *cfg;
+    int lock_fd;              //  flock'ed run_dir/broker.lock
+    broker_store_t *store;    //  LMDB
+    broker_state_t *state;    //  rules, live set, counters
+    zactor_t *auth;           //  zauth when CURVE is in use, else NULL
+    zsock_t *events;          //  SUB, bound
+    zsock_t *changes;         //  PUB, bound
+    zsock_t *queries;         //  ROUTER, bound
+    zmq_msg_t topic;          //  reused receive buffers
+    zmq_msg_t body;
+    zmq_msg_t extra;
+    pres_ratelimit_t rl;      //  malformed-frame log limit
+    msgpack_sbuffer reply;    //  reused reply buffer
+    int64_t next_flush;       //  monotonic ms of the next last_seen flush
+};
+
+static int
+s_lock(broker_server_t *self)
+{
+    char path[PRES_PATH_MAX + 32];
+    snprintf(path, sizeof(path), "%s/broker.lock", self->cfg->run_dir);
+    self->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (self->lock_fd < 0) {
+        pres_log_error("open(%s) failed: %s", path, strerror(errno));
+        return -1;
+    }
+    if (flock(self->lock_fd, LOCK_EX | LOCK_NB)) {
+        if (errno == EWOULDBLOCK)
+            pres_log_error("another presence-broker holds %s; not starting "
+                           "(it would steal the ipc endpoints)", path);
+        else
+            pres_log_error("flock(%s) failed: %s", path, strerror(errno));
+        return -1;
+    }
+    char pid[32];
+    int n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+    if (ftruncate(self->lock_fd, 0) == 0
+        && write(self->lock_fd, pid, (size_t)n) < 0)
+        pres_log_debug("write(pid) to the lock file failed");
+    return 0;
+}
+
+static zsock_t *
+s_bind(broker_server_t *self, int type, const char *endpoint)
+{
+    zsock_t *sock = zsock_new(type);
+    if (!sock) {
+        pres_log_error("zsock_new() failed");
+        return NULL;
+    }
+    zsock_set_linger(sock, 0);
+    if (type == ZMQ_SUB) {
+        zsock_set_rcvhwm(sock, self->cfg->bus_hwm);
+        zsock_set_maxmsgsize(sock, PRES_BUS_MAXMSG);
+        zsock_set_subscribe(sock, "");
+    } else if (type == ZMQ_PUB) {
+        zsock_set_sndhwm(sock, self->cfg->bus_hwm);
+        zsock_set_linger(sock, 1000);
+    } else {
+        zsock_set_rcvtimeo(sock, 0);
+        zsock_set_maxmsgsize(sock, PRES_BUS_MAXMSG);
+        zsock_set_sndhwm(sock, self->cfg->bus_hwm);
+        zsock_set_rcvhwm(sock, self->cfg->bus_hwm);
+    }
+    if (pres_bus_secure(sock, self->cfg, endpoint, true)) {
+        zsock_destroy(&sock);
+        return NULL;
+    }
+    if (zsock_bind(sock, "%s", endpoint) < 0) {
+        pres_log_error("zsock_bind(%s) failed: %s", endpoint,
+                       zmq_strerror(zmq_errno()));
+        zsock_destroy(&sock);
+    }
+    return sock;
+}
+
+broker_server_t *
+broker_server_new(const pres_config_t *cfg)
+{
+    broker_server_t *self = calloc(1, sizeof(*self));
+    if (!self) {
+        pres_log_error("calloc() failed for the server");
+        return NULL;
+    }
+    self->cfg = cfg;
+    self->lock_fd = -1;
+    zmq_msg_init(&self->topic);
+    zmq_msg_init(&self->body);
+    zmq_msg_init(&self->extra);
+    msgpack_sbuffer_init(&self->reply);
+    if (pres_config_make_dirs(cfg) || s_lock(self))
+        goto fail;
+    self->store = broker_store_new(cfg->data_dir,
+                                   (size_t)cfg->lmdb_map_mib << 20);
+    if (!self->store)
+        goto fail;
+    self->state = broker_state_new(cfg, self->store);
+    if (!self->state)
+        goto fail;
+    bool auth_failed = false;
+    self->auth = pres_bus_auth_new(cfg, &auth_failed);
+    if (auth_failed)
+        goto fail;
+    self->events = s_bind(self, ZMQ_SUB, cfg->events_endpoint);
+    self->changes = s_bind(self, ZMQ_PUB, cfg->changes_endpoint);
+    self->queries = s_bind(self, ZMQ_ROUTER, cfg->query_endpoint);
+    if (!self->events || !self->changes || !self->queries)
+        goto fail;
+    self->next_flush = pres_mono_ms() + cfg->lastseen_flush_ms;
+    pres_log_info("listening: events %s, changes %s, queries %s",
+                  cfg->events_endpoint, cfg->changes_endpoint,
+                  cfg->query_endpoint);
+    return self;
+fail:
+    broker_server_destroy(&self);
+    return NULL;
+}
+
+void
+broker_server_destroy(broker_server_t **self_p)
+{
+    assert(self_p);
+    broker_server_t *self = *self_p;
+    if (!self)
+        return;
+    if (self->state && broker_state_flush(self->state))
+        pres_log_error("final flush failed: last_seen may lag");
+    zsock_destroy(&self->events);
+    zsock_destroy(&self->changes);
+    zsock_destroy(&self->queries);
+    zactor_destroy(&self->auth);
+    broker_state_destroy(&self->state);
+    broker_store_destroy(&self->store);
+    zmq_msg_close(&self->topic);
+    zmq_msg_close(&self->body);
+    zmq_msg_close(&self->extra);
+    msgpack_sbuffer_destroy(&self->reply);
+    if (self->lock_fd >= 0)
+        close(self->lock_fd);  //  releases the flock
+    free(self);
+    *self_p = NULL;
+}
+
+//  Publish the committed batch's changes and notices, then forget them.
+static void
+s_publish(broker_server_t *self)
+{
+    void *pub = zsock_resolve(self->changes);
+    size_t n = broker_state_outbox_count(self->state);
+    for (size_t i = 0; i < n; i++) {
+        const char *topic;
+        const void *body;
+        size_t tlen, blen;
+        broker_state_outbox_get(self->state, i, &topic, &tlen, &body, &blen);
+        //  PUB never blocks; a subscriber past its HWM loses messages and
+        //  sees the seq gap (Clone: it resyncs from a snapshot).
+        if (zmq_send(pub, topic, tlen, ZMQ_SNDMORE) < 0
+            || zmq_send(pub, body, blen, 0) < 0)
+            pres_log_limited(&self->rl, 1000, "zmq_send(change) failed: %s",
+                             zmq_strerror(zmq_errno()));
+    }
+    broker_state_outbox_clear(self->state);
+}
+
+static void
+s_refuse(broker_server_t *self, const char *why)
+{
+    broker_state_malformed(self->state);
+    pres_log_limited(&self->rl, 1000, "refused event frame: %s", why);
+}
+
+//  One batch: drain the SUB (up to BROKER_BATCH_MAX events), commit, then
+//  publish. Returns 0 or -1 (store failure).
+static int
+s_events(broker_server_t *self)
+{
+    void *sub = zsock_resolve(self->events);
+    broker_state_begin(self->state, (uint64_t)pres_now_ms());
+    pres_event_t ev;
+    for (int n = 0; n < BROKER_BATCH_MAX; n++) {
+        if (zmq_msg_recv(&self->topic, sub, ZMQ_DONTWAIT) < 0)
+            break;  //  EAGAIN (drained) or EINTR (stopping)
+        int frames = 1;
+        bool more = zmq_msg_more(&self->topic);
+        if (more) {
+            //  Parts of a message arrive together: no wait needed.
+            if (zmq_msg_recv(&self->body, sub, ZMQ_DONTWAIT) < 0)
+                break;
+            frames++;
+            more = zmq_msg_more(&self->body);
+        }
+        while (more && zmq_msg_recv(&self->extra, sub, ZMQ_DONTWAIT) >= 0) {
+            frames++;
+            more = zmq_msg_more(&self->extra);
+        }
+        if (frames != 2) {
+            s_refuse(self, "frame count");
+            continue;
+        }
+        const char *why = "malformed";
+        if (pres_event_decode(&ev, zmq_msg_data(&self->topic),
+                              zmq_msg_size(&self->topic),
+                              zmq_msg_data(&self->body),
+                              zmq_msg_size(&self->body), &why)) {
+            s_refuse(self, why);
+            continue;
+        }
+        if (broker_state_apply(self->state, &ev) < 0)
+            return -1;
+    }
+    if (broker_state_commit(self->state))
+        return -1;
+    s_publish(self);
+    return 0;
+}
+
+//  Send reply (self->reply) behind the request's routing envelope.
+static void
+s_reply(broker_server_t *self, zmsg_t *envelope)
+{
+    zmsg_addmem(envelope, self->reply.data, self->reply.size);
+    if (zmsg_send(&envelope, self->queries))
+        pres_log_limited(&self->rl, 1000, "zmsg_send(reply) failed");
+    zmsg_destroy(&envelope);
+}
+
+//  Serve one query. Returns 0, 1 when no query was waiting, -1 on a store
+//  failure during an account change.
+static int
+s_query(broker_server_t *self)
+{
+    //  RCVTIMEO is 0 on this socket: NULL when nothing is waiting.
+    zmsg_t *msg = zmsg_recv(self->queries);
+    if (!msg)
+        return 1;
+    //  [identity ... empty?] body: the body is the last frame; everything
+    //  before it is the envelope and goes back unchanged.
+    zframe_t *body = zmsg_last(msg);
+    zmsg_remove(msg, body);
+    if (zmsg_size(msg) == 0) {  //  cannot happen on ROUTER
+        zframe_destroy(&body);
+        zmsg_destroy(&msg);
+        return 0;
+    }
+    msgpack_sbuffer_clear(&self->reply);
+    pres_query_t q;
+    int rc = 0;
+    if (zframe_size(body) == 0)
+        broker_query_error(&self->reply, "empty request");
+    else if (broker_query_answer(self->state, zframe_data(body),
+                                 zframe_size(body), &q, &self->reply)
+             == 1) {
+        //  An account change: its own batch, durable before the reply.
+        uint64_t seq = 0;
+        broker_state_begin(self->state, (uint64_t)pres_now_ms());
+        int arc = broker_state_account(self->state, q.user, q.status,
+                                       q.reason, &seq);
+        if (broker_state_commit(self->state))
+            rc = -1;
+        else
+            s_publish(self);
+        broker_query_account_reply(&q, arc || rc, seq, &self->reply);
+    }
+    zframe_destroy(&body);
+    s_reply(self, msg);
+    return rc;
+}
+
+int
+broker_server_run(broker_server_t *self)
+{
+    zmq_pollitem_t items[2] = {
+        {zsock_resolve(self->events), 0, ZMQ_POLLIN, 0},
+        {zsock_resolve(self->queries), 0, ZMQ_POLLIN, 0},
+    };
+    while (!zsys_interrupted) {
+        int64_t now = pres_mono_ms();
+        long wait = 1000;
+        if (broker_state_dirty(self->state))
+            wait = self->next_flush > now ? (long)(self->next_flush - now) : 0;
+        int rc = zmq_poll(items, 2, wait);
+        if (rc < 0) {
+            if (zmq_errno() == EINTR)
+                continue;
+            pres_log_error("zmq_poll() failed: %s", zmq_strerror(zmq_errno()));
+            return -1;
+        }
+        if ((items[0].revents & ZMQ_POLLIN) && s_events(self))
+            return -1;
+        if (items[1].revents & ZMQ_POLLIN)
+            for (int i = 0; i < S_QUERIES_PER_TURN; i++) {
+                int qrc = s_query(self);
+                if (qrc < 0)
+                    return -1;
+                if (qrc > 0)
+                    break;
+            }
+        now = pres_mono_ms();
+        if (now >= self->next_flush) {
+            if (broker_state_flush(self->state))
+                return -1;
+            self->next_flush = now + self->cfg->lastseen_flush_ms;
+        }
+    }
+    pres_log_info("stopping");
+    return 0;
+}

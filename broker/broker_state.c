@@ -1,0 +1,840 @@
+/*  broker_state: the presence rules and the batch (see broker_state.h and
+    docs/broker.md). Memory is the truth for resident users; a batch
+    records which users and sessions it touched and writes them from
+    memory at commit, so a MDB_MAP_FULL retry simply writes them again. */
+#include "broker_state.h"
+
+#include <assert.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pres_log.h"
+
+#define S_MAX_SOURCES 16
+#define S_OUTBOX_MSG  512  //  room for one change or notice (< 300 B)
+
+//  A session ended in this batch, to delete from LMDB.
+typedef struct {
+    char user[PRES_ID_MAX + 1];
+    char session[PRES_ID_MAX + 1];
+} s_dead_t;
+
+//  One outbox message: offsets into the outbox buffer.
+typedef struct {
+    size_t topic;     //  offset of the topic
+    size_t topic_len;
+    size_t body;      //  offset of the body
+    size_t body_len;
+} s_msg_t;
+
+//  User flags local to the batch (beyond BROKER_U_*).
+#define S_U_WRITE 8  //  record (and sessions) must be written this batch
+
+struct broker_state {
+    const pres_config_t *cfg;
+    broker_store_t *store;       //  borrowed
+    broker_live_t *live;         //  resident users and live sessions
+    broker_pubs_t *pubs;         //  per-publisher seq table
+    broker_meta_t meta;          //  seq and counters (memory = truth)
+    uint64_t timeout_ms;         //  session timeout
+    bool deny_unknown;           //  unknown_users = deny
+    char sources[S_MAX_SOURCES][PRES_ID_MAX + 1];  //  account src prefixes
+    int nsources;
+    uint64_t now;                //  batch clock, ms
+    bool reading;                //  store read txn open in this batch
+    bool changed;                //  batch holds a change (must be durable)
+    uint32_t *touched;           //  users on the batch list
+    size_t ntouched, touched_cap;
+    s_dead_t *dead;              //  sessions ended in this batch
+    size_t ndead, dead_cap;
+    char *outbox;                //  topics and bodies of the batch
+    size_t outbox_len, outbox_cap;
+    s_msg_t *msgs;               //  outbox messages
+    size_t nmsgs, msgs_cap;
+    size_t ndirty;               //  users with BROKER_U_DIRTY (approx.)
+};
+
+static int
+s_grow(void **array, size_t *cap, size_t need, size_t size)
+{
+    if (need <= *cap)
+        return 0;
+    size_t n = *cap ? *cap : 256;
+    while (n < need)
+        n *= 2;
+    void *p = realloc(*array, n * size);
+    if (!p) {
+        pres_log_error("realloc() failed growing a batch list");
+        return -1;
+    }
+    *array = p;
+    *cap = n;
+    return 0;
+}
+
+//  ---- cold start
+
+static int
+s_load_session(const char *user, size_t ulen, const char *session,
+               size_t slen, const broker_session_rec_t *rec, void *arg)
+{
+    broker_state_t *self = arg;
+    if (!pres_id_valid(user, ulen) || !pres_id_valid(session, slen)) {
+        pres_log_warn("invalid session key in LMDB skipped");
+        return 0;
+    }
+    uint32_t u = broker_live_user_find(self->live, user, ulen);
+    if (u == BROKER_LIVE_NONE) {
+        broker_user_rec_t urec;
+        //  Sessions are read inside the read txn, so the user is too.
+        int rc = broker_store_get_user(self->store, user, ulen, &urec);
+        if (rc) {
+            pres_log_warn("session of unknown user %.*s skipped", (int)ulen,
+                          user);
+            return rc < 0 ? -1 : 0;
+        }
+        u = broker_live_user_add(self->live, user, ulen);
+        if (u == BROKER_LIVE_NONE)
+            return -1;
+        broker_user_t *entry = broker_live_user(self->live, u);
+        entry->account = urec.account;
+        entry->stored_state = urec.state;
+        entry->last_seen = urec.last_seen;
+        entry->flags = BROKER_U_STORED;
+        if (broker_live_user_set_reason(self->live, u, urec.reason))
+            return -1;
+    }
+    uint32_t s = broker_live_session_add(self->live, u, session, slen);
+    if (s == BROKER_LIVE_NONE
+        || broker_live_session_set_device(self->live, s, rec->device))
+        return -1;
+    broker_session_t *entry = broker_live_session(self->live, s);
+    entry->state = rec->state == PRES_AWAY ? PRES_AWAY : PRES_ONLINE;
+    entry->last_hb = rec->last_hb;
+    entry->flags = 0;
+    return 0;
+}
+
+static int
+s_load_pub(const char *src, size_t len, uint64_t last, uint64_t lost,
+           void *arg)
+{
+    return broker_pubs_load(arg, src, len, last, lost);
+}
+
+static void
+s_parse_sources(broker_state_t *self, const char *list)
+{
+    const char *p = list;
+    while (*p && self->nsources < S_MAX_SOURCES) {
+        while (*p == ',' || *p == ' ')
+            p++;
+        size_t n = strcspn(p, ", ");
+        if (n > 0 && n <= PRES_ID_MAX) {
+            memcpy(self->sources[self->nsources], p, n);
+            self->sources[self->nsources++][n] = 0;
+        }
+        p += n;
+    }
+}
+
+broker_state_t *
+broker_state_new(const pres_config_t *cfg, broker_store_t *store)
+{
+    broker_state_t *self = calloc(1, sizeof(*self));
+    if (!self) {
+        pres_log_error("calloc() failed for the broker state");
+        return NULL;
+    }
+    self->cfg = cfg;
+    self->store = store;
+    self->timeout_ms = (uint64_t)(cfg->timeout * 1000.0 + 0.5);
+    self->deny_unknown = strcmp(cfg->unknown_users, "deny") == 0;
+    s_parse_sources(self, cfg->account_sources);
+    self->live = broker_live_new();
+    self->pubs = broker_pubs_new();
+    if (!self->live || !self->pubs)
+        goto fail;
+    if (broker_store_read_begin(store))
+        goto fail;
+    int rc = broker_store_get_meta(store, &self->meta);
+    if (rc == 0)
+        rc = broker_store_each_session(store, s_load_session, self);
+    if (rc == 0)
+        rc = broker_store_each_pub(store, s_load_pub, self->pubs);
+    broker_store_read_end(store);
+    if (rc)
+        goto fail;
+    //  Recompute the aggregate states from the sessions loaded.
+    for (uint32_t u = broker_live_user_next(self->live, BROKER_LIVE_NONE);
+         u != BROKER_LIVE_NONE; u = broker_live_user_next(self->live, u)) {
+        broker_user_t *user = broker_live_user(self->live, u);
+        user->state = (uint8_t)broker_live_user_state(self->live, u);
+        if (user->state != user->stored_state)
+            pres_log_warn("user %s: stored state %s, sessions say %s",
+                          user->id, pres_state_name(user->stored_state),
+                          pres_state_name(user->state));
+    }
+    pres_log_info("loaded %zu live users, %zu sessions, seq %" PRIu64,
+                  broker_live_user_count(self->live),
+                  broker_live_session_count(self->live), self->meta.seq);
+    return self;
+fail:
+    broker_state_destroy(&self);
+    return NULL;
+}
+
+void
+broker_state_destroy(broker_state_t **self_p)
+{
+    assert(self_p);
+    broker_state_t *self = *self_p;
+    if (!self)
+        return;
+    broker_live_destroy(&self->live);
+    broker_pubs_destroy(&self->pubs);
+    free(self->touched);
+    free(self->dead);
+    free(self->outbox);
+    free(self->msgs);
+    free(self);
+    *self_p = NULL;
+}
+
+//  ---- batch helpers
+
+void
+broker_state_begin(broker_state_t *self, uint64_t now_ms)
+{
+    self->now = now_ms;
+    self->changed = false;
+}
+
+static void
+s_touch(broker_state_t *self, uint32_t u, unsigned flags)
+{
+    broker_user_t *user = broker_live_user(self->live, u);
+    if (!(user->flags & BROKER_U_TOUCHED)) {
+        if (s_grow((void **)&self->touched, &self->touched_cap,
+                   self->ntouched + 1, sizeof(uint32_t)))
+            abort();  //  out of memory: cannot keep the batch honest
+        self->touched[self->ntouched++] = u;
+        user->flags |= BROKER_U_TOUCHED;
+    }
+    user->flags |= (uint8_t)flags;
+}
+
+static void
+s_mark_dirty(broker_state_t *self, broker_user_t *user)
+{
+    if (!(user->flags & BROKER_U_DIRTY)) {
+        user->flags |= BROKER_U_DIRTY;
+        self->ndirty++;
+    }
+}
+
+static int
+s_outbox_add(broker_state_t *self, const char *topic, size_t tlen,
+             const void *body, size_t blen)
+{
+    if (s_grow((void **)&self->outbox, &self->outbox_cap,
+               self->outbox_len + tlen + blen, 1)
+        || s_grow((void **)&self->msgs, &self->msgs_cap, self->nmsgs + 1,
+                  sizeof(s_msg_t)))
+        return -1;
+    s_msg_t *m = &self->msgs[self->nmsgs++];
+    m->topic = self->outbox_len;
+    m->topic_len = tlen;
+    memcpy(self->outbox + self->outbox_len, topic, tlen);
+    self->outbox_len += tlen;
+    m->body = self->outbox_len;
+    m->body_len = blen;
+    memcpy(self->outbox + self->outbox_len, body, blen);
+    self->outbox_len += blen;
+    return 0;
+}
+
+//  Sequence and queue a change of user u (prev = state before), with the
+//  session it is about ("" = all) and that session's deadline (0 = none).
+//  Also moves the state counters and marks the user for writing.
+static int
+s_change(broker_state_t *self, uint32_t u, pres_state_t prev,
+         pres_reason_t reason, const char *session, uint64_t deadline)
+{
+    broker_user_t *user = broker_live_user(self->live, u);
+    if (prev != user->state) {
+        if (prev == PRES_ONLINE)
+            self->meta.online--;
+        else if (prev == PRES_AWAY)
+            self->meta.away--;
+        if (user->state == PRES_ONLINE)
+            self->meta.online++;
+        else if (user->state == PRES_AWAY)
+            self->meta.away++;
+    }
+    pres_change_t ch = {
+        .seq = ++self->meta.seq,
+        .state = user->state,
+        .prev = prev,
+        .at = self->now,
+        .reason = reason,
+        .sessions = user->nsessions,
+        .account = user->account,
+        .deadline = deadline,
+    };
+    memcpy(ch.user, user->id, (size_t)user->len + 1);
+    snprintf(ch.session, sizeof(ch.session), "%s", session ? session : "");
+    char topic[PRES_TOPIC_MAX];
+    uint8_t body[S_OUTBOX_MSG];
+    size_t tlen = pres_change_topic(user->id, topic);
+    size_t blen = pres_change_encode(&ch, body, sizeof(body));
+    if (!blen) {
+        pres_log_error("pres_change_encode() failed for %s", user->id);
+        return -1;
+    }
+    self->changed = true;
+    s_touch(self, u, S_U_WRITE);
+    return s_outbox_add(self, topic, tlen, body, blen);
+}
+
+static int
+s_deadline_notice(broker_state_t *self, const char *user,
+                  const char *session, uint64_t deadline)
+{
+    pres_deadline_t dl = {.deadline = deadline};
+    snprintf(dl.user, sizeof(dl.user), "%s", user);
+    snprintf(dl.session, sizeof(dl.session), "%s", session);
+    char topic[PRES_TOPIC_MAX];
+    uint8_t body[S_OUTBOX_MSG];
+    size_t tlen = pres_deadline_topic(user, topic);
+    size_t blen = pres_deadline_encode(&dl, body, sizeof(body));
+    if (!blen) {
+        pres_log_error("pres_deadline_encode() failed for %s", user);
+        return -1;
+    }
+    return s_outbox_add(self, topic, tlen, body, blen);
+}
+
+//  Resident user, or load it from LMDB (and add it to the batch list so it
+//  is evicted again after the commit if it stays offline), or create it
+//  when `create`. NONE if absent (or on error: *err set).
+static uint32_t
+s_user(broker_state_t *self, const char *id, bool create, bool *err)
+{
+    size_t len = strlen(id);
+    uint32_t u = broker_live_user_find(self->live, id, len);
+    if (u != BROKER_LIVE_NONE)
+        return u;
+    if (!self->reading) {
+        if (broker_store_read_begin(self->store)) {
+            *err = true;
+            return BROKER_LIVE_NONE;
+        }
+        self->reading = true;
+    }
+    broker_user_rec_t rec;
+    int rc = broker_store_get_user(self->store, id, len, &rec);
+    if (rc < 0 || (rc == BROKER_STORE_NOTFOUND && !create)) {
+        *err = rc < 0;
+        return BROKER_LIVE_NONE;
+    }
+    u = broker_live_user_add(self->live, id, len);
+    if (u == BROKER_LIVE_NONE) {
+        *err = true;
+        return BROKER_LIVE_NONE;
+    }
+    broker_user_t *user = broker_live_user(self->live, u);
+    if (rc == 0) {
+        user->account = rec.account;
+        user->last_seen = rec.last_seen;
+        user->stored_state = PRES_OFFLINE;  //  resident iff live
+        user->flags = BROKER_U_STORED;
+        if (broker_live_user_set_reason(self->live, u, rec.reason)) {
+            *err = true;
+            return BROKER_LIVE_NONE;
+        }
+        s_touch(self, u, 0);
+    } else {
+        self->meta.users++;
+        self->meta.accounts[PRES_ACC_ACTIVE]++;
+        s_touch(self, u, S_U_WRITE);
+    }
+    return u;
+}
+
+static uint64_t
+s_deadline(const broker_state_t *self, const broker_session_t *s)
+{
+    return s->last_hb + self->timeout_ms;
+}
+
+//  End live session s (of user u): remember it for deletion, drop it.
+static int
+s_end_session(broker_state_t *self, uint32_t s)
+{
+    broker_session_t *session = broker_live_session(self->live, s);
+    broker_user_t *user = broker_live_user(self->live, session->user);
+    if (!(session->flags & BROKER_S_NEW)) {
+        if (s_grow((void **)&self->dead, &self->dead_cap, self->ndead + 1,
+                   sizeof(s_dead_t)))
+            return -1;
+        s_dead_t *d = &self->dead[self->ndead++];
+        memcpy(d->user, user->id, (size_t)user->len + 1);
+        memcpy(d->session, session->id, (size_t)session->len + 1);
+    }
+    s_touch(self, session->user, S_U_WRITE);
+    broker_live_session_remove(self->live, s);
+    self->meta.sessions--;
+    return 0;
+}
+
+//  ---- the rules
+
+static bool
+s_source_allowed(const broker_state_t *self, const char *src)
+{
+    for (int i = 0; i < self->nsources; i++)
+        if (strncmp(src, self->sources[i], strlen(self->sources[i])) == 0)
+            return true;
+    return false;
+}
+
+//  Login, or a heartbeat for a session the broker does not know (a
+//  reconnect). Returns 0 applied, 1 refused, -1 error.
+static int
+s_login(broker_state_t *self, const pres_event_t *ev, pres_state_t state)
+{
+    bool err = false;
+    uint32_t u = s_user(self, ev->user, !self->deny_unknown, &err);
+    if (u == BROKER_LIVE_NONE)
+        return err ? -1 : 1;
+    broker_user_t *user = broker_live_user(self->live, u);
+    if (user->account != PRES_ACC_ACTIVE)
+        return 1;
+    pres_state_t prev = user->state;
+    size_t slen = strlen(ev->session);
+    uint32_t s = broker_live_session_find(self->live, u, ev->session, slen);
+    bool added = s == BROKER_LIVE_NONE;
+    if (added) {
+        s = broker_live_session_add(self->live, u, ev->session, slen);
+        if (s == BROKER_LIVE_NONE)
+            return -1;
+        self->meta.sessions++;
+        if (broker_live_session_set_device(self->live, s, ev->device))
+            return -1;
+    }
+    broker_session_t *session = broker_live_session(self->live, s);
+    user = broker_live_user(self->live, u);  //  the add may move entries
+    bool flipped = session->state != state;
+    session->state = (uint8_t)state;
+    session->last_hb = self->now;
+    user->last_seen = self->now;
+    user->state = (uint8_t)broker_live_user_state(self->live, u);
+    if (added || user->state != prev)
+        return s_change(self, u, prev, PRES_RSN_LOGIN, session->id,
+                        s_deadline(self, session));
+    if (flipped)
+        s_touch(self, u, S_U_WRITE);  //  per-session state is durable
+    else
+        s_mark_dirty(self, user);
+    return 0;
+}
+
+static int
+s_heartbeat(broker_state_t *self, const pres_event_t *ev)
+{
+    size_t ulen = strlen(ev->user);
+    uint32_t u = broker_live_user_find(self->live, ev->user, ulen);
+    uint32_t s = u == BROKER_LIVE_NONE
+                   ? BROKER_LIVE_NONE
+                   : broker_live_session_find(self->live, u, ev->session,
+                                              strlen(ev->session));
+    if (s == BROKER_LIVE_NONE)
+        return s_login(self, ev, ev->has_state ? ev->state : PRES_ONLINE);
+    //  The hot path: a live session beats.
+    broker_user_t *user = broker_live_user(self->live, u);
+    broker_session_t *session = broker_live_session(self->live, s);
+    session->last_hb = self->now;
+    user->last_seen = self->now;
+    if (ev->has_state && ev->state != session->state) {
+        pres_state_t prev = user->state;
+        session->state = (uint8_t)ev->state;
+        user->state = (uint8_t)broker_live_user_state(self->live, u);
+        if (user->state != prev)
+            return s_change(self, u, prev, PRES_RSN_HEARTBEAT, session->id,
+                            s_deadline(self, session));
+        s_touch(self, u, S_U_WRITE);
+        return 0;
+    }
+    s_mark_dirty(self, user);
+    return 0;
+}
+
+static int
+s_logout(broker_state_t *self, const pres_event_t *ev)
+{
+    bool err = false;
+    uint32_t u = s_user(self, ev->user, false, &err);
+    if (u == BROKER_LIVE_NONE)
+        return err ? -1 : 0;  //  never seen: nothing to end
+    broker_user_t *user = broker_live_user(self->live, u);
+    pres_state_t prev = user->state;
+    user->last_seen = self->now;
+    s_touch(self, u, S_U_WRITE);
+    bool ended = false;
+    if (ev->session[0]) {
+        uint32_t s = broker_live_session_find(self->live, u, ev->session,
+                                              strlen(ev->session));
+        if (s != BROKER_LIVE_NONE) {
+            if (s_end_session(self, s))
+                return -1;
+            ended = true;
+        }
+    } else
+        while (user->first != BROKER_LIVE_NONE) {
+            if (s_end_session(self, user->first))
+                return -1;
+            ended = true;
+        }
+    if (!ended)
+        return 0;
+    user->state = (uint8_t)broker_live_user_state(self->live, u);
+    return s_change(self, u, prev, PRES_RSN_LOGOUT, ev->session, 0);
+}
+
+static int
+s_expire(broker_state_t *self, const pres_event_t *ev)
+{
+    uint32_t u = broker_live_user_find(self->live, ev->user,
+                                       strlen(ev->user));
+    uint32_t s = u == BROKER_LIVE_NONE
+                   ? BROKER_LIVE_NONE
+                   : broker_live_session_find(self->live, u, ev->session,
+                                              strlen(ev->session));
+    if (s == BROKER_LIVE_NONE)  //  already gone: tell the sweeper
+        return s_deadline_notice(self, ev->user, ev->session, 0);
+    broker_session_t *session = broker_live_session(self->live, s);
+    uint64_t deadline = s_deadline(self, session);
+    if (deadline > self->now)  //  a heartbeat in time always wins
+        return s_deadline_notice(self, ev->user, ev->session, deadline);
+    broker_user_t *user = broker_live_user(self->live, u);
+    pres_state_t prev = user->state;
+    if (s_end_session(self, s))
+        return -1;
+    user->state = (uint8_t)broker_live_user_state(self->live, u);
+    return s_change(self, u, prev, PRES_RSN_TIMEOUT, ev->session, 0);
+}
+
+static pres_reason_t
+s_account_reason(pres_account_t status)
+{
+    switch (status) {
+    case PRES_ACC_PENDING:
+        return PRES_RSN_PENDING;
+    case PRES_ACC_INACTIVE:
+        return PRES_RSN_INACTIVE;
+    case PRES_ACC_SUSPENDED:
+        return PRES_RSN_SUSPENDED;
+    case PRES_ACC_BANNED:
+        return PRES_RSN_BANNED;
+    default:
+        return PRES_RSN_ACCOUNT;
+    }
+}
+
+int
+broker_state_account(broker_state_t *self, const char *id,
+                     pres_account_t status, const char *reason,
+                     uint64_t *seq)
+{
+    bool err = false;
+    uint32_t u = s_user(self, id, true, &err);
+    if (u == BROKER_LIVE_NONE)
+        return -1;
+    broker_user_t *user = broker_live_user(self->live, u);
+    const char *old = user->reason ? user->reason : "";
+    if (strcmp(old, reason ? reason : "") != 0) {
+        if (broker_live_user_set_reason(self->live, u, reason))
+            return -1;
+        s_touch(self, u, S_U_WRITE);
+        self->changed = true;  //  the reply promises durability
+    }
+    if (user->account == status) {
+        if (seq)
+            *seq = self->meta.seq;
+        return 0;
+    }
+    self->meta.accounts[user->account]--;
+    self->meta.accounts[status]++;
+    user->account = (uint8_t)status;
+    pres_state_t prev = user->state;
+    while (status != PRES_ACC_ACTIVE && user->first != BROKER_LIVE_NONE)
+        if (s_end_session(self, user->first))
+            return -1;
+    user->state = (uint8_t)broker_live_user_state(self->live, u);
+    if (s_change(self, u, prev, s_account_reason(status), "", 0))
+        return -1;
+    if (seq)
+        *seq = self->meta.seq;
+    return 0;
+}
+
+int
+broker_state_apply(broker_state_t *self, const pres_event_t *ev)
+{
+    uint64_t lost = broker_pubs_arrive(self->pubs, ev->src, ev->seq);
+    if (lost != UINT64_MAX)
+        self->meta.lost += lost;
+    int rc;
+    switch (ev->type) {
+    case PRES_EV_HEARTBEAT:
+        rc = s_heartbeat(self, ev);
+        break;
+    case PRES_EV_LOGIN:
+        rc = s_login(self, ev, PRES_ONLINE);
+        break;
+    case PRES_EV_LOGOUT:
+        rc = s_logout(self, ev);
+        break;
+    case PRES_EV_EXPIRE:
+        rc = s_expire(self, ev);
+        break;
+    case PRES_EV_ACCOUNT:
+        if (!s_source_allowed(self, ev->src))
+            rc = 1;
+        else
+            rc = broker_state_account(self, ev->user, ev->status,
+                                      ev->reason, NULL);
+        break;
+    default:
+        rc = 1;
+    }
+    if (rc == 0)
+        self->meta.applied++;
+    else if (rc == 1)
+        self->meta.refused++;
+    return rc;
+}
+
+void
+broker_state_malformed(broker_state_t *self)
+{
+    self->meta.refused++;
+    self->meta.malformed++;
+}
+
+//  ---- writing
+
+static void
+s_user_rec(const broker_user_t *user, broker_user_rec_t *rec)
+{
+    rec->account = user->account;
+    rec->state = user->state;
+    rec->nsessions = user->nsessions;
+    rec->last_seen = user->last_seen;
+    snprintf(rec->reason, sizeof(rec->reason), "%s",
+             user->reason ? user->reason : "");
+}
+
+//  Write user u and all its live sessions from memory.
+static int
+s_write_user(broker_state_t *self, broker_store_t *store, uint32_t u)
+{
+    broker_user_t *user = broker_live_user(self->live, u);
+    broker_user_rec_t rec;
+    s_user_rec(user, &rec);
+    if (broker_store_put_user(store, user->id, user->len, &rec)
+        || broker_store_set_state(store, user->id, user->len,
+                                  user->stored_state, user->state))
+        return -1;
+    for (uint32_t s = user->first; s != BROKER_LIVE_NONE;) {
+        broker_session_t *session = broker_live_session(self->live, s);
+        broker_session_rec_t srec = {.last_hb = session->last_hb,
+                                     .state = session->state};
+        snprintf(srec.device, sizeof(srec.device), "%s",
+                 session->device ? session->device : "");
+        if (broker_store_put_session(store, user->id, session->id, &srec))
+            return -1;
+        s = session->next;
+    }
+    return 0;
+}
+
+static int
+s_write_pubs(broker_state_t *self, broker_store_t *store)
+{
+    for (size_t i = 0; i < broker_pubs_count(self->pubs); i++) {
+        broker_pub_t *pub = broker_pubs_at(self->pubs, i);
+        if (pub->dirty
+            && broker_store_put_pub(store, pub->src, pub->last, pub->lost))
+            return -1;
+    }
+    return 0;
+}
+
+static int
+s_fill_batch(broker_store_t *store, void *arg)
+{
+    broker_state_t *self = arg;
+    //  Deletions first: a session ended and started again in one batch is
+    //  then written back by its user below.
+    for (size_t i = 0; i < self->ndead; i++)
+        if (broker_store_del_session(store, self->dead[i].user,
+                                     self->dead[i].session))
+            return -1;
+    for (size_t i = 0; i < self->ntouched; i++) {
+        uint32_t u = self->touched[i];
+        if ((broker_live_user(self->live, u)->flags
+             & (S_U_WRITE | BROKER_U_DIRTY))
+            && s_write_user(self, store, u))
+            return -1;
+    }
+    return s_write_pubs(self, store) || broker_store_put_meta(store, &self->meta)
+             ? -1
+             : 0;
+}
+
+int
+broker_state_commit(broker_state_t *self)
+{
+    bool need_write = self->changed;
+    for (size_t i = 0; i < self->ntouched && !need_write; i++)
+        if (broker_live_user(self->live, self->touched[i])->flags
+            & S_U_WRITE)
+            need_write = true;
+    if (self->reading) {
+        broker_store_read_end(self->store);
+        self->reading = false;
+    }
+    if (need_write || self->ndead) {
+        //  One txn for the whole batch, synced before anything about it is
+        //  published (SPEC: durable before published).
+        if (broker_store_write(self->store, true, s_fill_batch, self))
+            return -1;
+        broker_pubs_clean(self->pubs);
+    }
+    //  The batch is on disk: update what memory believes is stored, and
+    //  evict users that stayed offline.
+    for (size_t i = 0; i < self->ntouched; i++) {
+        uint32_t u = self->touched[i];
+        broker_user_t *user = broker_live_user(self->live, u);
+        if (user->flags & (S_U_WRITE | BROKER_U_DIRTY)) {
+            if (need_write || self->ndead) {
+                user->stored_state = user->state;
+                user->flags |= BROKER_U_STORED;
+                if (user->flags & BROKER_U_DIRTY)
+                    self->ndirty--;
+                user->flags &= (uint8_t)~(S_U_WRITE | BROKER_U_DIRTY);
+            }
+        }
+        user->flags &= (uint8_t)~BROKER_U_TOUCHED;
+        for (uint32_t s = user->first; s != BROKER_LIVE_NONE;) {
+            broker_session_t *session = broker_live_session(self->live, s);
+            session->flags &= (uint8_t)~BROKER_S_NEW;
+            s = session->next;
+        }
+        if (user->nsessions == 0 && !(user->flags & BROKER_U_DIRTY))
+            broker_live_user_remove(self->live, u);
+    }
+    self->ntouched = 0;
+    self->ndead = 0;
+    return 0;
+}
+
+static int
+s_fill_flush(broker_store_t *store, void *arg)
+{
+    broker_state_t *self = arg;
+    for (uint32_t u = broker_live_user_next(self->live, BROKER_LIVE_NONE);
+         u != BROKER_LIVE_NONE; u = broker_live_user_next(self->live, u))
+        if ((broker_live_user(self->live, u)->flags & BROKER_U_DIRTY)
+            && s_write_user(self, store, u))
+            return -1;
+    return s_write_pubs(self, store) || broker_store_put_meta(store, &self->meta)
+             ? -1
+             : 0;
+}
+
+bool
+broker_state_dirty(const broker_state_t *self)
+{
+    return self->ndirty > 0 || broker_pubs_dirty(self->pubs);
+}
+
+int
+broker_state_flush(broker_state_t *self)
+{
+    assert(self->ntouched == 0);
+    if (!broker_state_dirty(self))
+        return 0;
+    if (broker_store_write(self->store, true, s_fill_flush, self))
+        return -1;
+    for (uint32_t u = broker_live_user_next(self->live, BROKER_LIVE_NONE);
+         u != BROKER_LIVE_NONE; u = broker_live_user_next(self->live, u)) {
+        broker_user_t *user = broker_live_user(self->live, u);
+        user->flags &= (uint8_t)~BROKER_U_DIRTY;
+    }
+    self->ndirty = 0;
+    broker_pubs_clean(self->pubs);
+    return 0;
+}
+
+//  ---- outbox and accessors
+
+size_t
+broker_state_outbox_count(const broker_state_t *self)
+{
+    return self->nmsgs;
+}
+
+void
+broker_state_outbox_get(const broker_state_t *self, size_t i,
+                        const char **topic, size_t *topic_len,
+                        const void **body, size_t *body_len)
+{
+    assert(i < self->nmsgs);
+    const s_msg_t *m = &self->msgs[i];
+    *topic = self->outbox + m->topic;
+    *topic_len = m->topic_len;
+    *body = self->outbox + m->body;
+    *body_len = m->body_len;
+}
+
+void
+broker_state_outbox_clear(broker_state_t *self)
+{
+    self->nmsgs = 0;
+    self->outbox_len = 0;
+}
+
+broker_live_t *
+broker_state_live(broker_state_t *self)
+{
+    return self->live;
+}
+
+broker_pubs_t *
+broker_state_pubs(broker_state_t *self)
+{
+    return self->pubs;
+}
+
+broker_store_t *
+broker_state_store(broker_state_t *self)
+{
+    return self->store;
+}
+
+const broker_meta_t *
+broker_state_meta(const broker_state_t *self)
+{
+    return &self->meta;
+}
+
+uint64_t
+broker_state_timeout_ms(const broker_state_t *self)
+{
+    return self->timeout_ms;
+}

@@ -1,0 +1,77 @@
+/*  broker_state: the presence rules. Applies events and account commands
+    to the resident set (broker_live) in batches, sequences the changes,
+    writes each batch to LMDB in one transaction (broker_store) and hands
+    back the changes and deadline notices to publish only after the commit
+    is durable. Owns the counters of `stats` and the publisher table.
+    Single-threaded. */
+#ifndef BROKER_STATE_H_INCLUDED
+#define BROKER_STATE_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "broker_live.h"
+#include "broker_pubs.h"
+#include "broker_store.h"
+#include "pres_config.h"
+#include "pres_msg.h"
+
+typedef struct broker_state broker_state_t;
+
+//  Load the store's live sessions, counters and publisher table (cold
+//  start reads only live sessions, never all users). store is borrowed and
+//  must outlive the state. NULL after logging.
+broker_state_t *broker_state_new(const pres_config_t *cfg,
+                                 broker_store_t *store);
+void broker_state_destroy(broker_state_t **self_p);
+
+//  Start a batch with the broker's clock (ms since the epoch); one clock
+//  read per batch.
+void broker_state_begin(broker_state_t *self, uint64_t now_ms);
+
+//  Apply one decoded event within the batch. Returns 0 if applied, 1 if
+//  refused (counted: account not active, unknown user denied, account
+//  event from a src not allowed), -1 on an internal error (store failure,
+//  out of memory: logged; the broker should stop).
+int broker_state_apply(broker_state_t *self, const pres_event_t *ev);
+
+//  Count a frame that did not decode (refused and malformed).
+void broker_state_malformed(broker_state_t *self);
+
+//  Set a user's account status (an `account` query) within the batch,
+//  creating the user if unknown. *seq gets the seq of the change, or the
+//  current seq when nothing changed. 0 or -1.
+int broker_state_account(broker_state_t *self, const char *user,
+                         pres_account_t status, const char *reason,
+                         uint64_t *seq);
+
+//  End the batch: write it in one txn and make it durable (fsync) if it
+//  holds any change, then make its messages available in the outbox.
+//  0 or -1 (the store failed: memory and disk disagree; stop).
+int broker_state_commit(broker_state_t *self);
+
+//  Write the last_seen of users whose heartbeats changed nothing, and the
+//  publisher table, in one synced txn (the lazy-durability timer). 0 or -1.
+int broker_state_flush(broker_state_t *self);
+
+//  True if a flush would write anything.
+bool broker_state_dirty(const broker_state_t *self);
+
+//  The outbox of the last committed batch: count, and message i as topic +
+//  msgpack body (borrowed, valid until the next begin). Clear after
+//  publishing.
+size_t broker_state_outbox_count(const broker_state_t *self);
+void broker_state_outbox_get(const broker_state_t *self, size_t i,
+                             const char **topic, size_t *topic_len,
+                             const void **body, size_t *body_len);
+void broker_state_outbox_clear(broker_state_t *self);
+
+//  Read access for queries (borrowed).
+broker_live_t *broker_state_live(broker_state_t *self);
+broker_pubs_t *broker_state_pubs(broker_state_t *self);
+broker_store_t *broker_state_store(broker_state_t *self);
+const broker_meta_t *broker_state_meta(const broker_state_t *self);
+uint64_t broker_state_timeout_ms(const broker_state_t *self);
+
+#endif

@@ -1,0 +1,618 @@
+/*  broker_store: LMDB access for the broker (see broker_store.h and
+    docs/broker.md). Records are small fixed little-endian layouts with a
+    version byte; keys are the ids themselves so cursors walk in id order. */
+#include "broker_store.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <lmdb.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "pres_log.h"
+
+#define S_REC_VERSION    1
+#define S_USER_HDR       16   //  ver acc state rsv nsessions(4) last_seen(8)
+#define S_SESSION_HDR    11   //  ver state last_hb(8) device_len
+#define S_KEY_MAX        (2 * PRES_ID_MAX + 2)
+#define S_GROW_MAX       8    //  map doublings per write before giving up
+
+struct broker_store {
+    MDB_env *env;       //  the environment
+    MDB_dbi users;      //  user id -> user record
+    MDB_dbi sessions;   //  user \0 session -> session record
+    MDB_dbi bystate;    //  [state] user -> "" (online and away users)
+    MDB_dbi pubs;       //  src -> last seq, lost
+    MDB_dbi meta;       //  "meta" -> broker_meta_t record
+    MDB_txn *rtxn;      //  read txn (reset between uses) or NULL
+    bool rtxn_live;     //  rtxn is renewed and usable
+    MDB_txn *wtxn;      //  write txn inside broker_store_write
+    bool full;          //  a put hit MDB_MAP_FULL in this write
+    size_t map_size;    //  current map size
+};
+
+static void
+s_put64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t
+s_get64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+static void
+s_put32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t
+s_get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16
+         | (uint32_t)p[3] << 24;
+}
+
+static MDB_txn *
+s_txn(broker_store_t *self)
+{
+    if (self->wtxn)
+        return self->wtxn;
+    assert(self->rtxn_live);
+    return self->rtxn;
+}
+
+broker_store_t *
+broker_store_new(const char *dir, size_t map_bytes)
+{
+    broker_store_t *self = calloc(1, sizeof(*self));
+    if (!self) {
+        pres_log_error("calloc() failed for the store");
+        return NULL;
+    }
+    int rc = mdb_env_create(&self->env);
+    if (rc) {
+        pres_log_error("mdb_env_create() failed: %s", mdb_strerror(rc));
+        free(self);
+        return NULL;
+    }
+    self->map_size = map_bytes;
+    MDB_txn *txn = NULL;
+    //  NOSYNC|NOMETASYNC: commits reach the page cache only; the broker
+    //  calls mdb_env_sync() when a batch holds a change that must be
+    //  durable. No WRITEMAP (corruption risk with NOSYNC on a system
+    //  crash); NOTLS so the read txn does not bind a thread slot.
+    unsigned flags = MDB_NOSYNC | MDB_NOMETASYNC | MDB_NOTLS;
+    if ((rc = mdb_env_set_mapsize(self->env, map_bytes))
+        || (rc = mdb_env_set_maxdbs(self->env, 8))
+        || (rc = mdb_env_open(self->env, dir, flags, 0640))) {
+        pres_log_error("mdb_env_open(%s) failed: %s", dir, mdb_strerror(rc));
+        goto fail;
+    }
+    int dead = 0;
+    if ((rc = mdb_reader_check(self->env, &dead)))
+        pres_log_warn("mdb_reader_check() failed: %s", mdb_strerror(rc));
+    else if (dead)
+        pres_log_info("cleared %d stale LMDB reader slots", dead);
+    MDB_envinfo info;
+    if (mdb_env_info(self->env, &info) == 0 && info.me_mapsize > map_bytes)
+        self->map_size = info.me_mapsize;
+    if ((rc = mdb_txn_begin(self->env, NULL, 0, &txn))
+        || (rc = mdb_dbi_open(txn, "users", MDB_CREATE, &self->users))
+        || (rc = mdb_dbi_open(txn, "sessions", MDB_CREATE, &self->sessions))
+        || (rc = mdb_dbi_open(txn, "bystate", MDB_CREATE, &self->bystate))
+        || (rc = mdb_dbi_open(txn, "pubs", MDB_CREATE, &self->pubs))
+        || (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &self->meta))) {
+        pres_log_error("mdb_dbi_open() failed: %s", mdb_strerror(rc));
+        goto fail;
+    }
+    rc = mdb_txn_commit(txn);
+    txn = NULL;
+    if (rc || (rc = mdb_env_sync(self->env, 1))) {
+        pres_log_error("mdb_txn_commit() failed: %s", mdb_strerror(rc));
+        goto fail;
+    }
+    return self;
+fail:
+    if (txn)
+        mdb_txn_abort(txn);
+    broker_store_destroy(&self);
+    return NULL;
+}
+
+void
+broker_store_destroy(broker_store_t **self_p)
+{
+    assert(self_p);
+    broker_store_t *self = *self_p;
+    if (!self)
+        return;
+    assert(!self->wtxn);
+    if (self->rtxn)
+        mdb_txn_abort(self->rtxn);
+    if (self->env) {
+        mdb_env_sync(self->env, 1);
+        mdb_env_close(self->env);
+    }
+    free(self);
+    *self_p = NULL;
+}
+
+size_t
+broker_store_map_size(const broker_store_t *self)
+{
+    return self->map_size;
+}
+
+int
+broker_store_read_begin(broker_store_t *self)
+{
+    assert(!self->rtxn_live && !self->wtxn);
+    int rc = self->rtxn ? mdb_txn_renew(self->rtxn)
+                        : mdb_txn_begin(self->env, NULL, MDB_RDONLY,
+                                        &self->rtxn);
+    if (rc == MDB_MAP_RESIZED) {
+        //  Cannot happen with one process, but adopt the size if it does.
+        mdb_env_set_mapsize(self->env, 0);
+        rc = mdb_txn_renew(self->rtxn);
+    }
+    if (rc) {
+        pres_log_error("mdb_txn_begin(read) failed: %s", mdb_strerror(rc));
+        return -1;
+    }
+    self->rtxn_live = true;
+    return 0;
+}
+
+void
+broker_store_read_end(broker_store_t *self)
+{
+    if (self->rtxn_live) {
+        mdb_txn_reset(self->rtxn);
+        self->rtxn_live = false;
+    }
+}
+
+//  ---- record codecs
+
+static size_t
+s_user_pack(const broker_user_rec_t *rec, uint8_t *buf)
+{
+    size_t rlen = strlen(rec->reason);
+    buf[0] = S_REC_VERSION;
+    buf[1] = rec->account;
+    buf[2] = rec->state;
+    buf[3] = 0;
+    s_put32(buf + 4, rec->nsessions);
+    s_put64(buf + 8, rec->last_seen);
+    memcpy(buf + S_USER_HDR, rec->reason, rlen);
+    return S_USER_HDR + rlen;
+}
+
+static int
+s_user_unpack(const MDB_val *val, broker_user_rec_t *rec)
+{
+    const uint8_t *p = val->mv_data;
+    if (val->mv_size < S_USER_HDR || p[0] != S_REC_VERSION
+        || val->mv_size - S_USER_HDR > PRES_REASON_MAX
+        || p[1] >= PRES_ACCOUNT_COUNT || p[2] >= PRES_STATE_COUNT)
+        return -1;
+    rec->account = p[1];
+    rec->state = p[2];
+    rec->nsessions = s_get32(p + 4);
+    rec->last_seen = s_get64(p + 8);
+    size_t rlen = val->mv_size - S_USER_HDR;
+    memcpy(rec->reason, p + S_USER_HDR, rlen);
+    rec->reason[rlen] = 0;
+    return 0;
+}
+
+static size_t
+s_session_pack(const broker_session_rec_t *rec, uint8_t *buf)
+{
+    size_t dlen = strlen(rec->device);
+    buf[0] = S_REC_VERSION;
+    buf[1] = rec->state;
+    s_put64(buf + 2, rec->last_hb);
+    buf[10] = (uint8_t)dlen;
+    memcpy(buf + S_SESSION_HDR, rec->device, dlen);
+    return S_SESSION_HDR + dlen;
+}
+
+static int
+s_session_unpack(const MDB_val *val, broker_session_rec_t *rec)
+{
+    const uint8_t *p = val->mv_data;
+    if (val->mv_size < S_SESSION_HDR || p[0] != S_REC_VERSION
+        || p[10] > PRES_DEVICE_MAX
+        || val->mv_size != (size_t)S_SESSION_HDR + p[10])
+        return -1;
+    rec->state = p[1];
+    rec->last_hb = s_get64(p + 2);
+    memcpy(rec->device, p + S_SESSION_HDR, p[10]);
+    rec->device[p[10]] = 0;
+    return 0;
+}
+
+//  user \0 session
+static size_t
+s_session_key(const char *user, const char *session, uint8_t *key)
+{
+    size_t ulen = strlen(user), slen = strlen(session);
+    assert(ulen <= PRES_ID_MAX && slen <= PRES_ID_MAX);
+    memcpy(key, user, ulen);
+    key[ulen] = 0;
+    memcpy(key + ulen + 1, session, slen);
+    return ulen + 1 + slen;
+}
+
+//  ---- reads
+
+static int
+s_get(broker_store_t *self, MDB_dbi dbi, const void *key, size_t klen,
+      MDB_val *val, const char *what)
+{
+    MDB_val k = {klen, (void *)(uintptr_t)key};
+    int rc = mdb_get(s_txn(self), dbi, &k, val);
+    if (rc == MDB_NOTFOUND)
+        return BROKER_STORE_NOTFOUND;
+    if (rc) {
+        pres_log_error("mdb_get(%s) failed: %s", what, mdb_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+int
+broker_store_get_user(broker_store_t *self, const char *user, size_t len,
+                      broker_user_rec_t *rec)
+{
+    MDB_val val;
+    int rc = s_get(self, self->users, user, len, &val, "users");
+    if (rc)
+        return rc;
+    if (s_user_unpack(&val, rec)) {
+        pres_log_error("corrupt user record for %.*s", (int)len, user);
+        return -1;
+    }
+    return 0;
+}
+
+int
+broker_store_get_session(broker_store_t *self, const char *user,
+                         const char *session, broker_session_rec_t *rec)
+{
+    uint8_t key[S_KEY_MAX];
+    size_t klen = s_session_key(user, session, key);
+    MDB_val val;
+    int rc = s_get(self, self->sessions, key, klen, &val, "sessions");
+    if (rc)
+        return rc;
+    if (s_session_unpack(&val, rec)) {
+        pres_log_error("corrupt session record for %s", user);
+        return -1;
+    }
+    return 0;
+}
+
+int
+broker_store_get_meta(broker_store_t *self, broker_meta_t *meta)
+{
+    memset(meta, 0, sizeof(*meta));
+    MDB_val val;
+    int rc = s_get(self, self->meta, "meta", 4, &val, "meta");
+    if (rc == BROKER_STORE_NOTFOUND)
+        return 0;
+    if (rc)
+        return -1;
+    const uint8_t *p = val.mv_data;
+    size_t n = sizeof(*meta) / 8;
+    if (val.mv_size != 1 + n * 8 || p[0] != S_REC_VERSION) {
+        pres_log_error("corrupt meta record (%zu bytes)", val.mv_size);
+        return -1;
+    }
+    uint64_t *fields = (uint64_t *)meta;
+    for (size_t i = 0; i < n; i++)
+        fields[i] = s_get64(p + 1 + i * 8);
+    return 0;
+}
+
+int
+broker_store_each_session(broker_store_t *self, broker_store_session_fn *fn,
+                          void *arg)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(s_txn(self), self->sessions, &cur);
+    if (rc) {
+        pres_log_error("mdb_cursor_open() failed: %s", mdb_strerror(rc));
+        return -1;
+    }
+    MDB_val k, v;
+    int result = 0;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        const char *key = k.mv_data;
+        const char *nul = memchr(key, 0, k.mv_size);
+        broker_session_rec_t rec;
+        if (!nul || s_session_unpack(&v, &rec)) {
+            pres_log_error("corrupt session record skipped");
+            continue;
+        }
+        size_t ulen = (size_t)(nul - key);
+        int cb = fn(key, ulen, nul + 1, k.mv_size - ulen - 1, &rec, arg);
+        if (cb) {
+            result = cb < 0 ? -1 : 0;
+            break;
+        }
+    }
+    if (rc && rc != MDB_NOTFOUND) {
+        pres_log_error("mdb_cursor_get(sessions) failed: %s",
+                       mdb_strerror(rc));
+        result = -1;
+    }
+    mdb_cursor_close(cur);
+    return result;
+}
+
+int
+broker_store_each_pub(broker_store_t *self, broker_store_pub_fn *fn,
+                      void *arg)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(s_txn(self), self->pubs, &cur);
+    if (rc) {
+        pres_log_error("mdb_cursor_open() failed: %s", mdb_strerror(rc));
+        return -1;
+    }
+    MDB_val k, v;
+    int result = 0;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (v.mv_size != 16 || k.mv_size > PRES_ID_MAX)
+            continue;
+        const uint8_t *p = v.mv_data;
+        int cb = fn(k.mv_data, k.mv_size, s_get64(p), s_get64(p + 8), arg);
+        if (cb) {
+            result = cb < 0 ? -1 : 0;
+            break;
+        }
+    }
+    mdb_cursor_close(cur);
+    return result;
+}
+
+int
+broker_store_each_user(broker_store_t *self, bool by_state,
+                       pres_state_t state, const char *cursor,
+                       broker_store_user_fn *fn, void *arg)
+{
+    bool indexed = by_state && (state == PRES_ONLINE || state == PRES_AWAY);
+    MDB_dbi dbi = indexed ? self->bystate : self->users;
+    size_t pre = indexed ? 1 : 0;
+    uint8_t start[1 + PRES_ID_MAX];
+    size_t clen = strlen(cursor);
+    assert(clen <= PRES_ID_MAX);
+    start[0] = (uint8_t)state;
+    memcpy(start + pre, cursor, clen);
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(s_txn(self), dbi, &cur);
+    if (rc) {
+        pres_log_error("mdb_cursor_open() failed: %s", mdb_strerror(rc));
+        return -1;
+    }
+    MDB_val k = {pre + clen, start}, v;
+    int result = 0;
+    if (pre + clen == 0)
+        rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    else
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        const uint8_t *key = k.mv_data;
+        if (indexed && (k.mv_size < 1 || key[0] != (uint8_t)state))
+            break;
+        size_t ulen = k.mv_size - pre;
+        //  Strictly after the cursor: skip the cursor itself.
+        if (clen && ulen == clen && memcmp(key + pre, cursor, clen) == 0)
+            continue;
+        int cb = fn((const char *)key + pre, ulen, arg);
+        if (cb) {
+            result = cb < 0 ? -1 : 0;
+            break;
+        }
+    }
+    if (rc && rc != MDB_NOTFOUND) {
+        pres_log_error("mdb_cursor_get() failed: %s", mdb_strerror(rc));
+        result = -1;
+    }
+    mdb_cursor_close(cur);
+    return result;
+}
+
+//  ---- writes
+
+static int
+s_put(broker_store_t *self, MDB_dbi dbi, const void *key, size_t klen,
+      const void *val, size_t vlen, const char *what)
+{
+    assert(self->wtxn);
+    MDB_val k = {klen, (void *)(uintptr_t)key};
+    MDB_val v = {vlen, (void *)(uintptr_t)val};
+    int rc = mdb_put(self->wtxn, dbi, &k, &v, 0);
+    if (rc == MDB_MAP_FULL) {
+        self->full = true;
+        return -1;
+    }
+    if (rc) {
+        pres_log_error("mdb_put(%s) failed: %s", what, mdb_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+static int
+s_del(broker_store_t *self, MDB_dbi dbi, const void *key, size_t klen,
+      const char *what)
+{
+    assert(self->wtxn);
+    MDB_val k = {klen, (void *)(uintptr_t)key};
+    int rc = mdb_del(self->wtxn, dbi, &k, NULL);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc == MDB_MAP_FULL) {
+        self->full = true;
+        return -1;
+    }
+    if (rc) {
+        pres_log_error("mdb_del(%s) failed: %s", what, mdb_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+int
+broker_store_put_user(broker_store_t *self, const char *user, size_t len,
+                      const broker_user_rec_t *rec)
+{
+    uint8_t buf[S_USER_HDR + PRES_REASON_MAX];
+    size_t vlen = s_user_pack(rec, buf);
+    return s_put(self, self->users, user, len, buf, vlen, "users");
+}
+
+int
+broker_store_put_session(broker_store_t *self, const char *user,
+                         const char *session,
+                         const broker_session_rec_t *rec)
+{
+    uint8_t key[S_KEY_MAX], buf[S_SESSION_HDR + PRES_DEVICE_MAX];
+    size_t klen = s_session_key(user, session, key);
+    size_t vlen = s_session_pack(rec, buf);
+    return s_put(self, self->sessions, key, klen, buf, vlen, "sessions");
+}
+
+int
+broker_store_del_session(broker_store_t *self, const char *user,
+                         const char *session)
+{
+    uint8_t key[S_KEY_MAX];
+    size_t klen = s_session_key(user, session, key);
+    return s_del(self, self->sessions, key, klen, "sessions");
+}
+
+int
+broker_store_set_state(broker_store_t *self, const char *user, size_t len,
+                       pres_state_t from, pres_state_t to)
+{
+    if (from == to)
+        return 0;
+    uint8_t key[1 + PRES_ID_MAX];
+    memcpy(key + 1, user, len);
+    if (from != PRES_OFFLINE) {
+        key[0] = (uint8_t)from;
+        if (s_del(self, self->bystate, key, 1 + len, "bystate"))
+            return -1;
+    }
+    if (to != PRES_OFFLINE) {
+        key[0] = (uint8_t)to;
+        if (s_put(self, self->bystate, key, 1 + len, "", 0, "bystate"))
+            return -1;
+    }
+    return 0;
+}
+
+int
+broker_store_put_pub(broker_store_t *self, const char *src,
+                     uint64_t last_seq, uint64_t lost)
+{
+    uint8_t buf[16];
+    s_put64(buf, last_seq);
+    s_put64(buf + 8, lost);
+    return s_put(self, self->pubs, src, strlen(src), buf, 16, "pubs");
+}
+
+int
+broker_store_put_meta(broker_store_t *self, const broker_meta_t *meta)
+{
+    size_t n = sizeof(*meta) / 8;
+    uint8_t buf[1 + sizeof(*meta)];
+    const uint64_t *fields = (const uint64_t *)meta;
+    buf[0] = S_REC_VERSION;
+    for (size_t i = 0; i < n; i++)
+        s_put64(buf + 1 + i * 8, fields[i]);
+    return s_put(self, self->meta, "meta", 4, buf, 1 + n * 8, "meta");
+}
+
+//  Double the map. Only legal with no txn open in this process, so the
+//  (reset) read txn is dropped too.
+static int
+s_grow(broker_store_t *self)
+{
+    assert(!self->wtxn && !self->rtxn_live);
+    if (self->rtxn) {
+        mdb_txn_abort(self->rtxn);
+        self->rtxn = NULL;
+    }
+    size_t size = self->map_size * 2;
+    int rc = mdb_env_set_mapsize(self->env, size);
+    if (rc) {
+        pres_log_error("mdb_env_set_mapsize(%zu) failed: %s", size,
+                       mdb_strerror(rc));
+        return -1;
+    }
+    pres_log_info("LMDB map full: grown to %zu MiB", size >> 20);
+    self->map_size = size;
+    return 0;
+}
+
+int
+broker_store_write(broker_store_t *self, bool sync,
+                   broker_store_fill_fn *fill, void *arg)
+{
+    assert(!self->wtxn);
+    bool had_read = self->rtxn_live;
+    broker_store_read_end(self);
+    for (int attempt = 0; attempt <= S_GROW_MAX; attempt++) {
+        self->full = false;
+        int rc = mdb_txn_begin(self->env, NULL, 0, &self->wtxn);
+        if (rc) {
+            pres_log_error("mdb_txn_begin() failed: %s", mdb_strerror(rc));
+            self->wtxn = NULL;
+            return -1;
+        }
+        if (fill(self, arg)) {
+            mdb_txn_abort(self->wtxn);
+            self->wtxn = NULL;
+            if (self->full && s_grow(self) == 0)
+                continue;
+            return -1;
+        }
+        rc = mdb_txn_commit(self->wtxn);
+        self->wtxn = NULL;
+        if (rc == MDB_MAP_FULL) {
+            if (s_grow(self))
+                return -1;
+            continue;
+        }
+        if (rc) {
+            pres_log_error("mdb_txn_commit() failed: %s", mdb_strerror(rc));
+            return -1;
+        }
+        if (sync && (rc = mdb_env_sync(self->env, 1))) {
+            pres_log_error("mdb_env_sync() failed: %s", mdb_strerror(rc));
+            return -1;
+        }
+        if (had_read)
+            return broker_store_read_begin(self);
+        return 0;
+    }
+    pres_log_error("LMDB map still full after %d doublings", S_GROW_MAX);
+    return -1;
+}

@@ -1,0 +1,119 @@
+/*  broker_store: the broker's LMDB environment (the only state on disk).
+    DBIs: users, sessions, bystate (live index), pubs (publisher seq
+    table), meta (global seq and counters). One writer (the broker thread);
+    writes are grouped by the caller into one transaction per batch, with
+    MDB_MAP_FULL handled by growing the map and replaying the batch. See
+    docs/broker.md for the record formats. Not thread-safe. */
+#ifndef BROKER_STORE_H_INCLUDED
+#define BROKER_STORE_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pres_msg.h"
+
+//  Return code of lookups that found nothing (not an error).
+#define BROKER_STORE_NOTFOUND 1
+
+typedef struct {
+    uint8_t account;    //  pres_account_t
+    uint8_t state;      //  pres_state_t
+    uint32_t nsessions; //  live sessions
+    uint64_t last_seen; //  ms
+    char reason[PRES_REASON_MAX + 1];  //  account reason, "" if none
+} broker_user_rec_t;
+
+typedef struct {
+    uint64_t last_hb;  //  ms of the last login/heartbeat
+    uint8_t state;     //  PRES_ONLINE or PRES_AWAY
+    char device[PRES_DEVICE_MAX + 1];  //  "" if none
+} broker_session_rec_t;
+
+//  The global seq and the O(1) counters of `stats`, one record.
+typedef struct {
+    uint64_t seq;                             //  last change seq used
+    uint64_t users;                           //  users ever seen
+    uint64_t online;                          //  users online
+    uint64_t away;                            //  users away
+    uint64_t accounts[PRES_ACCOUNT_COUNT];    //  users per account status
+    uint64_t sessions;                        //  live sessions
+    uint64_t applied;                         //  events applied
+    uint64_t refused;                         //  events refused (all kinds)
+    uint64_t lost;                            //  events missing from seqs
+    uint64_t malformed;                       //  frames that did not decode
+} broker_meta_t;
+
+typedef struct broker_store broker_store_t;
+
+//  Open (create) the environment in dir with an initial map of map_bytes.
+//  Clears stale reader slots. Returns NULL after logging.
+broker_store_t *broker_store_new(const char *dir, size_t map_bytes);
+void broker_store_destroy(broker_store_t **self_p);
+
+//  Current map size in bytes (grows on MDB_MAP_FULL).
+size_t broker_store_map_size(const broker_store_t *self);
+
+//  ---- reads. Lookups use the write txn while inside broker_store_write
+//  (so they see the batch's own writes), else the read txn, which must be
+//  open: begin it, do the lookups, end it (short: it pins pages).
+int broker_store_read_begin(broker_store_t *self);
+void broker_store_read_end(broker_store_t *self);
+
+//  Returns 0, BROKER_STORE_NOTFOUND, or -1 (logged).
+int broker_store_get_user(broker_store_t *self, const char *user,
+                          size_t len, broker_user_rec_t *rec);
+int broker_store_get_session(broker_store_t *self, const char *user,
+                             const char *session, broker_session_rec_t *rec);
+//  0 with meta zeroed when the store is new.
+int broker_store_get_meta(broker_store_t *self, broker_meta_t *meta);
+
+//  Iterators (inside a read txn). The callback returns 0 to go on, 1 to
+//  stop, -1 to fail. They return 0 or -1.
+typedef int(broker_store_session_fn)(const char *user, size_t ulen,
+                                     const char *session, size_t slen,
+                                     const broker_session_rec_t *rec,
+                                     void *arg);
+int broker_store_each_session(broker_store_t *self,
+                              broker_store_session_fn *fn, void *arg);
+
+typedef int(broker_store_pub_fn)(const char *src, size_t len,
+                                 uint64_t last_seq, uint64_t lost,
+                                 void *arg);
+int broker_store_each_pub(broker_store_t *self, broker_store_pub_fn *fn,
+                          void *arg);
+
+typedef int(broker_store_user_fn)(const char *user, size_t len, void *arg);
+//  Users in id order strictly after cursor ("" = from the start). With
+//  by_state PRES_ONLINE or PRES_AWAY, only users in that state (live
+//  index); with PRES_OFFLINE (or any other value), every user.
+int broker_store_each_user(broker_store_t *self, bool by_state,
+                           pres_state_t state, const char *cursor,
+                           broker_store_user_fn *fn, void *arg);
+
+//  ---- writes (only inside the fill callback of broker_store_write).
+int broker_store_put_user(broker_store_t *self, const char *user,
+                          size_t len, const broker_user_rec_t *rec);
+int broker_store_put_session(broker_store_t *self, const char *user,
+                             const char *session,
+                             const broker_session_rec_t *rec);
+int broker_store_del_session(broker_store_t *self, const char *user,
+                             const char *session);
+//  Move user in the live index from state `from` to `to` (offline = not
+//  indexed).
+int broker_store_set_state(broker_store_t *self, const char *user,
+                           size_t len, pres_state_t from, pres_state_t to);
+int broker_store_put_pub(broker_store_t *self, const char *src,
+                         uint64_t last_seq, uint64_t lost);
+int broker_store_put_meta(broker_store_t *self, const broker_meta_t *meta);
+
+//  Run one write txn: begin, fill(self, arg), commit, and if sync, flush
+//  to disk (mdb_env_sync) before returning. On MDB_MAP_FULL (from a put
+//  or the commit) the txn is aborted, the map doubled and fill called
+//  again, so fill must be replayable (write from memory, no side
+//  effects). Returns 0, or -1 (logged; nothing was written).
+typedef int(broker_store_fill_fn)(broker_store_t *self, void *arg);
+int broker_store_write(broker_store_t *self, bool sync,
+                       broker_store_fill_fn *fill, void *arg);
+
+#endif
