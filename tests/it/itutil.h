@@ -12,6 +12,7 @@
 
 #include "pres_bus.h"
 #include "pres_config.h"
+#include "pres_log.h"
 #include "pres_msg.h"
 
 #define IT_PATH_MAX     200
@@ -22,7 +23,7 @@
 //  plus config settings shared by the daemons (as PRESENCE_<KEY> env) and
 //  the test's own clients (it_env_config).
 typedef struct {
-    char dir[IT_PATH_MAX];       //  /tmp/pres-it-<name>-XXXXXX
+    char dir[IT_PATH_MAX / 2];   //  /tmp/pres-it-<name>-XXXXXX
     char data_dir[IT_PATH_MAX];  //  <dir>/data
     char run_dir[IT_PATH_MAX];   //  <dir>/run
     int nsettings;
@@ -50,7 +51,7 @@ void it_env_cleanup(it_env_t *env);
 typedef struct {
     pid_t pid;                   //  0 once reaped
     char prog[64];               //  e.g. "presence-broker"
-    char log_path[IT_PATH_MAX];  //  its stderr (and stdout)
+    char log_path[2 * IT_PATH_MAX];  //  its stderr (and stdout)
     int status;                  //  waitpid status once reaped
 } it_proc_t;
 
