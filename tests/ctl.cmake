@@ -1,0 +1,9 @@
+# Tests of presencectl (owner: ctl). Unit tests link ctl_core; the
+# integration test drives the real binary against a real broker.
+if(TARGET ctl_core)
+  foreach(m args out)
+    pres_test(NAME unit.ctl_${m} LABEL unit TIMEOUT 60
+      SOURCES ${CMAKE_SOURCE_DIR}/tests/unit/test_ctl_${m}.c
+      LIBS ctl_core)
+  endforeach()
+endif()
