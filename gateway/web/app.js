@@ -58,6 +58,8 @@
         range: 'hour',
         samples: loadSamples(),
         pageLoad: 0,           // generation counter to drop stale page loads
+        pageStale: false,      // the last page load failed
+        everConnected: false,  // the event stream was up at least once
     };
 
     // ---- small helpers ----------------------------------------------------
@@ -426,9 +428,13 @@
                 S.order.push(u.user);
             }
             S.next = next;
+            S.pageStale = false;
             renderTable();
         } catch (e) {
-            if (gen === S.pageLoad) handleApiError(e, 'Loading users failed');
+            if (gen === S.pageLoad) {
+                S.pageStale = true; // reloaded when the stream (re)connects
+                handleApiError(e, 'Loading users failed');
+            }
         } finally {
             if (gen === S.pageLoad) $('users-body').removeAttribute('aria-busy');
         }
@@ -744,6 +750,9 @@
         setConn('live', 'live');
         if (wasReconnect) announce('Live updates reconnected.');
         clearStreamError();
+        // Without a seq to resume from (or after a failed load) the page may
+        // be behind: reload it now that changes flow again.
+        if (S.pageStale || S.lastSeq === null) resync('stream connected without a known seq');
         const reader = res.body.getReader();
         const dec = new TextDecoder();
         let gotSomething = false;

@@ -211,6 +211,10 @@ async function main() {
         const adminTok = await env.mintToken('admin', true);
         const userTok = await env.mintToken(user, false);
         const user2Tok = await env.mintToken(user2, false);
+        await check('the API answers an admin (GET /v1/stats)', () => waitFor('GET /v1/stats 200', async () => {
+            const r = await fetch(`${env.url}/v1/stats`, { headers: { Authorization: `Bearer ${adminTok}` } });
+            return r.status === 200;
+        }, 15000, 200));
 
         context = await chromium.launchPersistentContext(path.join(tmp, 'chromium-profile'), {
             executablePath: CHROMIUM,
@@ -279,6 +283,28 @@ async function main() {
             const title = await row(user).locator('[data-testid="cell-last-seen"] time').getAttribute('title');
             assert(/\d{4}-\d\d-\d\d \d\d:\d\d:\d\d/.test(title || ''), `last seen has no exact time in title: ${title}`);
             return `${dt} ms`;
+        });
+
+        await check('the page\'s SSE parser handles split chunks, CRLF, comments, multi-line data', async () => {
+            const got = await page.evaluate(() => {
+                const evs = [];
+                const retries = [];
+                const feed = window.presenceDashboard.sseParser((e) => evs.push(e), (ms) => retries.push(ms));
+                const input = ':hello\r\nretry: 1500\r\n\r\nid: 7\r\ndata: {"a":\r\n\r\nid:8\nevent:resync\n\n'
+                    + 'data: line1\ndata:line2\r\r: comment\ndata\n\nevent: x\ndata: {"seq":9}\n\n';
+                // Feed it one character at a time: every boundary gets split.
+                for (const ch of input) feed(ch);
+                return { evs, retries };
+            });
+            const want = [
+                { type: 'message', data: '{"a":', id: '7' },
+                { type: 'resync', data: '', id: '8' },
+                { type: 'message', data: 'line1\nline2', id: '8' },
+                { type: 'message', data: '', id: '8' },
+                { type: 'x', data: '{"seq":9}', id: '8' },
+            ];
+            assert(JSON.stringify(got.evs) === JSON.stringify(want), `parsed ${JSON.stringify(got.evs)}`);
+            assert(JSON.stringify(got.retries) === '[1500]', `retry ${JSON.stringify(got.retries)}`);
         });
 
         await check('find the user by exact id', async () => {

@@ -248,13 +248,13 @@ export function startMockGateway(opts = {}) {
                 const n = Number(last);
                 const oldest = changes.length ? changes[0].seq : seq + 1;
                 if (!Number.isInteger(n) || n > seq || (n < seq && n + 1 < oldest)) {
-                    res.write(`event: resync\ndata: ${JSON.stringify({ seq })}\n\n`);
+                    res.write(`id: ${seq}\nevent: resync\ndata: ${JSON.stringify({ seq })}\n\n`);
                 } else {
                     for (const ch of changes) if (ch.seq > n) writeChange(res, ch);
                 }
             }
             streams.add(res);
-            const ping = setInterval(() => res.write(': ping\n\n'), 15000);
+            const ping = setInterval(() => res.write(':keepalive\n\n'), 15000);
             req.on('close', () => {
                 clearInterval(ping);
                 streams.delete(res);
@@ -352,7 +352,7 @@ export function startMockGateway(opts = {}) {
                     streams.clear();
                 },
                 sendResync() {
-                    for (const s of streams) s.write(`event: resync\ndata: ${JSON.stringify({ seq })}\n\n`);
+                    for (const s of streams) s.write(`id: ${seq}\nevent: resync\ndata: ${JSON.stringify({ seq })}\n\n`);
                 },
                 close() {
                     clearInterval(sweep);
