@@ -461,6 +461,7 @@
             'data-state': r.state,
             'data-account': r.account,
             class: [r.stale ? 'stale' : '', r.flash ? 'flash' : ''].filter(Boolean).join(' ') || null,
+            title: r.stale ? `No longer ${S.stateFilter}: kept until the page is reloaded` : null,
         });
         tr.append(
             el('td', { class: 'user', title: r.user, 'data-testid': 'cell-user' }, r.user,
