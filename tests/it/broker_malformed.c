@@ -1,6 +1,7 @@
 /*  it.broker_malformed: every kind of malformed event frame is refused and
     counted, changes nothing, and the broker keeps answering; malformed
     queries get {ok: false, error}. */
+#include <msgpack.h>
 #include <unistd.h>
 
 #include "itutil.h"
