@@ -1,0 +1,450 @@
+/*  gateway_api: /v1 handlers. Bodies are parsed with jansson (strict:
+    duplicate keys refused); events go out on the worker's publisher with
+    no broker round trip, except login, which waits (bounded) for its
+    change so that 200 means "you are online". */
+#include "gateway_api.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "pres_log.h"
+#include "pres_mp.h"
+
+//  Parse the body as a JSON object; an empty body is {} when optional.
+//  NULL when malformed (the caller answers 400).
+static json_t *
+s_body(gw_req_t *req, bool optional)
+{
+    if (req->body_len == 0)
+        return optional ? json_object() : NULL;
+    json_t *j = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES,
+                           NULL);
+    if (j && !json_is_object(j)) {
+        json_decref(j);
+        return NULL;
+    }
+    return j;
+}
+
+//  Optional string field: 1 present (copied into out), 0 absent, -1 bad
+//  (not a string, too long, or not valid per `id`: id chars or printable).
+static int
+s_str_field(json_t *obj, const char *key, char *out, size_t cap, bool id)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_string(v))
+        return -1;
+    const char *s = json_string_value(v);
+    size_t len = json_string_length(v);
+    if (len >= cap || strlen(s) != len)
+        return -1;
+    if (id && !pres_id_valid(s, len))
+        return -1;
+    for (size_t i = 0; !id && i < len; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return -1;
+    memcpy(out, s, len + 1);
+    return 1;
+}
+
+static int
+s_bus_timeout(gw_req_t *req)
+{
+    //  With the broker known to be down, do not make every caller wait
+    //  the whole bus timeout.
+    int t = req->gw->cfg->bus_timeout_ms;
+    if (!gw_bus_broker_ok(req->gw->bus) && t > 100)
+        t = 100;
+    return t;
+}
+
+//  Publish ev on this worker's publisher. 0 or -1 (EAGAIN: 503).
+static int
+s_publish(gw_req_t *req, pres_event_t *ev)
+{
+    int64_t t0 = pres_mono_ms();
+    int rc = pres_pub_send(req->worker->pub, ev, s_bus_timeout(req));
+    if (rc == 0) {
+        gw_metrics_published((int)ev->type);
+        gw_metrics_latency(GW_LAT_PUBLISH, (pres_mono_ms() - t0) * 1000);
+    }
+    else
+        gw_metrics_reject(GW_REJ_BUS_BUSY);
+    return rc;
+}
+
+static enum MHD_Result
+s_bad_request(gw_req_t *req, struct MHD_Connection *conn, const char *msg)
+{
+    gw_metrics_reject(GW_REJ_BAD_REQUEST);
+    return gw_http_error(req, conn, 400, msg);
+}
+
+static enum MHD_Result
+s_account_refused(gw_req_t *req, struct MHD_Connection *conn,
+                  pres_account_t acc)
+{
+    char msg[64];
+    snprintf(msg, sizeof msg, "account %s", pres_account_name(acc));
+    gw_metrics_reject(GW_REJ_ACCOUNT);
+    return gw_http_error(req, conn, 403, msg);
+}
+
+//  The `account` string of a `get` reply; -1 if absent.
+static int
+s_reply_account(zframe_t *reply, pres_account_t *acc)
+{
+    pres_mp_reader_t r;
+    pres_mp_reader_init(&r, zframe_data(reply), zframe_size(reply));
+    uint32_t n;
+    if (pres_mp_read_map(&r, &n) != 0)
+        return -1;
+    for (uint32_t i = 0; i < n; i++) {
+        const char *k, *v;
+        uint32_t kl, vl;
+        if (pres_mp_read_str(&r, &k, &kl) != 0)
+            return -1;
+        if (kl == 7 && memcmp(k, "account", 7) == 0) {
+            if (pres_mp_read_str(&r, &v, &vl) != 0)
+                return -1;
+            return pres_account_parse(v, vl, acc);
+        }
+        if (pres_mp_skip(&r) != 0)
+            return -1;
+    }
+    return -1;
+}
+
+//  Run a query. Returns the reply, or NULL with *status and *msg set
+//  (404 not found, 503 timeout, 400 other broker refusal; msg is static
+//  or a heap copy in *heap_msg that the caller frees).
+static zframe_t *
+s_query(gw_req_t *req, const pres_query_t *q, unsigned *status,
+        char **heap_msg)
+{
+    char *error = NULL;
+    int64_t t0 = pres_mono_ms();
+    zframe_t *reply = pres_qclient_query(req->worker->query, q,
+                                         s_bus_timeout(req), &error);
+    *heap_msg = NULL;
+    if (reply) {
+        gw_metrics_latency(GW_LAT_QUERY, (pres_mono_ms() - t0) * 1000);
+        return reply;
+    }
+    if (errno == EPROTO && error) {
+        *status = strcmp(error, "not found") == 0 ? 404 : 400;
+        *heap_msg = error;
+        return NULL;
+    }
+    free(error);
+    gw_metrics_reject(GW_REJ_BROKER_TIMEOUT);
+    *status = 503;
+    *heap_msg = strdup("broker unavailable");
+    return NULL;
+}
+
+//  Answer with the broker's reply as JSON (without `ok`).
+static enum MHD_Result
+s_reply_json(gw_req_t *req, struct MHD_Connection *conn, zframe_t **reply_p)
+{
+    size_t len = 0;
+    char *json = pres_mp_to_json(zframe_data(*reply_p), zframe_size(*reply_p),
+                                 "ok", &len);
+    zframe_destroy(reply_p);
+    if (!json)
+        return gw_http_error(req, conn, 503, "malformed broker reply");
+    enum MHD_Result rc = gw_http_json(req, conn, 200, json, len);
+    free(json);
+    return rc;
+}
+
+static enum MHD_Result
+s_query_failed(gw_req_t *req, struct MHD_Connection *conn, unsigned status,
+               char *msg)
+{
+    enum MHD_Result rc = gw_http_error(req, conn, status,
+                                       msg ? msg : "broker error");
+    free(msg);
+    return rc;
+}
+
+enum MHD_Result
+gw_api_login(gw_req_t *req, struct MHD_Connection *conn)
+{
+    gateway_t *gw = req->gw;
+    const char *user = req->claims.sub;
+    json_t *body = s_body(req, true);
+    if (!body)
+        return s_bad_request(req, conn, "body must be a JSON object");
+    pres_event_t ev;
+    memset(&ev, 0, sizeof ev);
+    int has_device = s_str_field(body, "device", ev.device, sizeof ev.device,
+                                 false);
+    json_decref(body);
+    if (has_device < 0)
+        return s_bad_request(req, conn, "device must be a printable string "
+                                        "of at most 128 bytes");
+    pres_account_t acc = gw_accounts_get(gw->accounts, user);
+    if (acc != PRES_ACC_ACTIVE)
+        return s_account_refused(req, conn, acc);
+
+    //  Ask the broker about the user: its account may have changed before
+    //  this gateway started, and unknown_users=deny needs to know.
+    pres_query_t q;
+    memset(&q, 0, sizeof q);
+    q.op = PRES_Q_GET;
+    snprintf(q.user, sizeof q.user, "%s", user);
+    unsigned status = 0;
+    char *msg = NULL;
+    zframe_t *reply = s_query(req, &q, &status, &msg);
+    if (!reply && status != 404)
+        return s_query_failed(req, conn, status == 400 ? 503 : status, msg);
+    free(msg);
+    if (!reply && strcmp(gw->cfg->unknown_users, "deny") == 0) {
+        gw_metrics_reject(GW_REJ_ACCOUNT);
+        return gw_http_error(req, conn, 403, "unknown user");
+    }
+    if (reply) {
+        pres_account_t got = PRES_ACC_ACTIVE;
+        int rc = s_reply_account(reply, &got);
+        zframe_destroy(&reply);
+        if (rc == 0 && got != PRES_ACC_ACTIVE) {
+            gw_accounts_set(gw->accounts, user, got);
+            return s_account_refused(req, conn, got);
+        }
+    }
+
+    unsigned char raw[16];
+    if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)
+        return gw_http_error(req, conn, 503, "no randomness");
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < sizeof raw; i++) {
+        ev.session[2 * i] = hex[raw[i] >> 4];
+        ev.session[2 * i + 1] = hex[raw[i] & 15];
+    }
+    ev.session[2 * sizeof raw] = '\0';
+    ev.type = PRES_EV_LOGIN;
+    snprintf(ev.user, sizeof ev.user, "%s", user);
+
+    gw_waiter_t w;
+    gw_bus_wait_begin(gw->bus, &w, user, ev.session);
+    int64_t t0 = pres_mono_ms();
+    if (s_publish(req, &ev) != 0) {
+        gw_bus_wait_end(gw->bus, &w, 0);
+        return gw_http_error(req, conn, 503, "bus unavailable");
+    }
+    if (gw_bus_wait_end(gw->bus, &w, gw->cfg->bus_timeout_ms) != 0) {
+        gw_metrics_reject(GW_REJ_BROKER_TIMEOUT);
+        return gw_http_error(req, conn, 503, "broker did not confirm login");
+    }
+    gw_metrics_latency(GW_LAT_LOGIN, (pres_mono_ms() - t0) * 1000);
+    if (w.change.account != PRES_ACC_ACTIVE)
+        return s_account_refused(req, conn, w.change.account);
+    char json[256];
+    int n = snprintf(json, sizeof json,
+                     "{\"user\":\"%s\",\"session\":\"%s\",\"heartbeat_s\":%d,"
+                     "\"timeout_s\":%g}",
+                     user, ev.session, gw->cfg->heartbeat, gw->cfg->timeout);
+    return gw_http_json(req, conn, 200, json, (size_t)n);
+}
+
+enum MHD_Result
+gw_api_heartbeat(gw_req_t *req, struct MHD_Connection *conn)
+{
+    json_t *body = s_body(req, false);
+    if (!body)
+        return s_bad_request(req, conn, "body must be a JSON object with "
+                                        "a session");
+    pres_event_t ev;
+    memset(&ev, 0, sizeof ev);
+    int has_session = s_str_field(body, "session", ev.session,
+                                  sizeof ev.session, true);
+    char state[16];
+    int has_state = s_str_field(body, "state", state, sizeof state, false);
+    json_decref(body);
+    if (has_session != 1)
+        return s_bad_request(req, conn, "session: 1 to 64 characters of "
+                                        "[A-Za-z0-9._@:-] required");
+    if (has_state < 0
+        || (has_state == 1 && strcmp(state, "online") != 0
+            && strcmp(state, "away") != 0))
+        return s_bad_request(req, conn, "state must be online or away");
+    pres_account_t acc = gw_accounts_get(req->gw->accounts, req->claims.sub);
+    if (acc != PRES_ACC_ACTIVE)
+        return s_account_refused(req, conn, acc);
+    ev.type = PRES_EV_HEARTBEAT;
+    memcpy(ev.user, req->claims.sub, sizeof ev.user);
+    if (has_state == 1) {
+        ev.has_state = true;
+        ev.state = state[0] == 'o' ? PRES_ONLINE : PRES_AWAY;
+    }
+    if (s_publish(req, &ev) != 0)
+        return gw_http_error(req, conn, 503, "bus unavailable");
+    return gw_http_no_content(req, conn);
+}
+
+enum MHD_Result
+gw_api_logout(gw_req_t *req, struct MHD_Connection *conn)
+{
+    json_t *body = s_body(req, true);
+    if (!body)
+        return s_bad_request(req, conn, "body must be a JSON object");
+    pres_event_t ev;
+    memset(&ev, 0, sizeof ev);
+    int has_session = s_str_field(body, "session", ev.session,
+                                  sizeof ev.session, true);
+    json_decref(body);
+    if (has_session < 0)
+        return s_bad_request(req, conn, "session: 1 to 64 characters of "
+                                        "[A-Za-z0-9._@:-]");
+    ev.type = PRES_EV_LOGOUT;
+    memcpy(ev.user, req->claims.sub, sizeof ev.user);
+    if (s_publish(req, &ev) != 0)
+        return gw_http_error(req, conn, 503, "bus unavailable");
+    //  The token is dead from now on, here and after a restart.
+    gw_auth_revoke(req->gw->auth, req->token, req->token_len,
+                   req->claims.exp);
+    return gw_http_no_content(req, conn);
+}
+
+enum MHD_Result
+gw_api_user(gw_req_t *req, struct MHD_Connection *conn, const char *user)
+{
+    if (!pres_id_valid(user, strlen(user)))
+        return s_bad_request(req, conn, "invalid user id");
+    pres_query_t q;
+    memset(&q, 0, sizeof q);
+    q.op = PRES_Q_GET;
+    snprintf(q.user, sizeof q.user, "%s", user);
+    unsigned status = 0;
+    char *msg = NULL;
+    zframe_t *reply = s_query(req, &q, &status, &msg);
+    if (!reply)
+        return s_query_failed(req, conn, status, msg);
+    return s_reply_json(req, conn, &reply);
+}
+
+enum MHD_Result
+gw_api_users(gw_req_t *req, struct MHD_Connection *conn)
+{
+    pres_query_t q;
+    memset(&q, 0, sizeof q);
+    q.op = PRES_Q_LIST;
+    q.limit = PRES_LIST_DEFAULT;
+    const char *state = MHD_lookup_connection_value(
+        conn, MHD_GET_ARGUMENT_KIND, "state");
+    const char *account = MHD_lookup_connection_value(
+        conn, MHD_GET_ARGUMENT_KIND, "account");
+    const char *limit = MHD_lookup_connection_value(
+        conn, MHD_GET_ARGUMENT_KIND, "limit");
+    const char *cursor = MHD_lookup_connection_value(
+        conn, MHD_GET_ARGUMENT_KIND, "cursor");
+    if (state && *state) {
+        if (pres_state_parse(state, strlen(state), &q.state) != 0)
+            return s_bad_request(req, conn, "state must be online, away or "
+                                            "offline");
+        q.has_state = true;
+    }
+    if (account && *account) {
+        if (pres_account_parse(account, strlen(account), &q.account) != 0)
+            return s_bad_request(req, conn, "account must be active, "
+                                            "pending, inactive, suspended "
+                                            "or banned");
+        q.has_account = true;
+    }
+    if (limit && *limit) {
+        char *end = NULL;
+        long v = strtol(limit, &end, 10);
+        if (!end || *end || v < 1 || v > PRES_LIST_MAX)
+            return s_bad_request(req, conn, "limit must be 1 to 1000");
+        q.limit = (uint32_t)v;
+    }
+    if (cursor && *cursor) {
+        if (!pres_id_valid(cursor, strlen(cursor)))
+            return s_bad_request(req, conn, "invalid cursor");
+        snprintf(q.cursor, sizeof q.cursor, "%s", cursor);
+    }
+    unsigned status = 0;
+    char *msg = NULL;
+    zframe_t *reply = s_query(req, &q, &status, &msg);
+    if (!reply)
+        return s_query_failed(req, conn, status, msg);
+    return s_reply_json(req, conn, &reply);
+}
+
+enum MHD_Result
+gw_api_stats(gw_req_t *req, struct MHD_Connection *conn)
+{
+    pres_query_t q;
+    memset(&q, 0, sizeof q);
+    q.op = PRES_Q_STATS;
+    unsigned status = 0;
+    char *msg = NULL;
+    zframe_t *reply = s_query(req, &q, &status, &msg);
+    if (!reply)
+        return s_query_failed(req, conn, status, msg);
+    return s_reply_json(req, conn, &reply);
+}
+
+enum MHD_Result
+gw_api_account(gw_req_t *req, struct MHD_Connection *conn, const char *user)
+{
+    if (!pres_id_valid(user, strlen(user)))
+        return s_bad_request(req, conn, "invalid user id");
+    json_t *body = s_body(req, false);
+    if (!body)
+        return s_bad_request(req, conn, "body must be a JSON object with "
+                                        "a status");
+    pres_query_t q;
+    memset(&q, 0, sizeof q);
+    q.op = PRES_Q_ACCOUNT;
+    snprintf(q.user, sizeof q.user, "%s", user);
+    char status_s[16];
+    int has_status = s_str_field(body, "status", status_s, sizeof status_s,
+                                 false);
+    int has_reason = s_str_field(body, "reason", q.reason, sizeof q.reason,
+                                 false);
+    json_decref(body);
+    if (has_status != 1
+        || pres_account_parse(status_s, strlen(status_s), &q.status) != 0)
+        return s_bad_request(req, conn, "status must be active, pending, "
+                                        "inactive, suspended or banned");
+    if (has_reason < 0)
+        return s_bad_request(req, conn, "reason must be a printable string "
+                                        "of at most 256 bytes");
+    unsigned status = 0;
+    char *msg = NULL;
+    zframe_t *reply = s_query(req, &q, &status, &msg);
+    if (!reply)
+        return s_query_failed(req, conn, status, msg);
+    //  Durable at the broker: refuse this user's heartbeats here at once.
+    gw_accounts_set(req->gw->accounts, user, q.status);
+    return s_reply_json(req, conn, &reply);
+}
+
+enum MHD_Result
+gw_api_events(gw_req_t *req, struct MHD_Connection *conn)
+{
+    const char *last = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                   "Last-Event-ID");
+    if (!last)
+        last = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND,
+                                           "last_event_id");
+    unsigned status = 0;
+    struct MHD_Response *resp = gw_sse_open(req->gw->sse, conn, last,
+                                            &status);
+    if (!resp) {
+        if (status == 400)
+            return s_bad_request(req, conn, "Last-Event-ID must be a "
+                                            "change seq");
+        gw_metrics_reject(GW_REJ_SSE_FULL);
+        return gw_http_error(req, conn, 503, "event stream unavailable");
+    }
+    return gw_http_send(req, conn, 200, resp);
+}

@@ -1,0 +1,63 @@
+/*  gateway_auth: who is calling. Parses `Authorization: Bearer`, verifies
+    the JWT with pres_jwt behind a small per-thread cache of verified
+    tokens, and keeps the revocation list (tokens logged out before they
+    expire), persisted in data_dir so it survives a restart. */
+#ifndef GATEWAY_AUTH_H_INCLUDED
+#define GATEWAY_AUTH_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gateway_metrics.h"
+#include "pres_config.h"
+#include "pres_jwt.h"
+
+#define GW_REVOKED_FILE "gateway.revoked"  //  in data_dir
+
+typedef struct gw_auth gw_auth_t;
+
+//  Load the JWT key (creating the HS256 secret if missing) and the
+//  revocation list (<data_dir>/gateway.revoked; expired entries are
+//  dropped and the file rewritten). NULL after logging why.
+gw_auth_t *gw_auth_new(const pres_config_t *cfg);
+gw_auth_t *gw_auth_new_with(pres_jwt_t **jwt_p, const char *revoked_path,
+                            int leeway_s);  //  tests: takes jwt
+void gw_auth_destroy(gw_auth_t **self_p);
+
+//  A per-thread cache of verified tokens (bounded, direct-mapped). Not
+//  thread-safe: one per worker thread.
+typedef struct gw_auth_cache gw_auth_cache_t;
+gw_auth_cache_t *gw_auth_cache_new(void);
+void gw_auth_cache_destroy(gw_auth_cache_t **self_p);
+
+//  Check an Authorization header value (NULL when absent) at now_s.
+//  Returns 0 and fills claims; or -1 with *reject set (NO_TOKEN,
+//  BAD_TOKEN, EXPIRED, REVOKED) and *why a static reason for the error
+//  text. On success *token/*token_len point at the token inside header.
+//  Thread-safe with one cache per thread (cache may be NULL).
+int gw_auth_check(gw_auth_t *self, gw_auth_cache_t *cache,
+                  const char *header, int64_t now_s,
+                  pres_jwt_claims_t *claims, const char **token,
+                  size_t *token_len, gw_reject_t *reject, const char **why);
+
+//  Revoke a token until exp (seconds): recorded in memory and appended
+//  (fdatasync) to the file. 0, or -1 after logging (the file write
+//  failed; the token is still revoked in memory).
+int gw_auth_revoke(gw_auth_t *self, const char *token, size_t len,
+                   int64_t exp);
+
+//  True if the token is revoked.
+bool gw_auth_is_revoked(gw_auth_t *self, const char *token, size_t len);
+
+//  Drop expired entries; rewrite the file when it holds many dead lines.
+//  Call now and then (the bus thread does, every few seconds).
+void gw_auth_maintain(gw_auth_t *self, int64_t now_s);
+
+//  Number of live revocations (tests, metrics).
+size_t gw_auth_revoked_count(gw_auth_t *self);
+
+//  The verifier (borrowed), e.g. to mint tokens in tests.
+const pres_jwt_t *gw_auth_jwt(const gw_auth_t *self);
+
+#endif

@@ -1,0 +1,424 @@
+/*  gateway_bus: a pthread around a SUB socket on the changes stream and a
+    query client of its own. Clone-style: subscribe first, then learn the
+    head seq from `stats`; a gap in seq triggers a reseed of the account
+    cache and an SSE ring reset. */
+#include "gateway_bus.h"
+
+#include <czmq.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <time.h>
+
+#include "gateway_metrics.h"
+#include "pres_bus.h"
+#include "pres_log.h"
+#include "pres_mp.h"
+
+#define S_STATS_EVERY_MS  1000
+#define S_MAINTAIN_MS     10000
+#define S_SEED_PAGES_MAX  10000  //  1000 users a page
+
+struct gw_bus {
+    const pres_config_t *cfg;
+    gw_accounts_t *accounts;
+    gw_sse_t *sse;
+    gw_auth_t *auth;
+    zsock_t *sub;              //  changes, "presence." prefix
+    pres_qclient_t *query;     //  stats and list, this thread only
+    pthread_t thread;
+    atomic_bool running;
+    atomic_bool broker_ok;
+    bool seeded;               //  account cache seeded since last gap
+    bool have_seq;             //  last_seq is meaningful
+    uint64_t last_seq;         //  last change seen
+    pthread_mutex_t wait_lock; //  guards waiters
+    gw_waiter_t *waiters;
+    atomic_int nwaiters;
+};
+
+//  Read a top-level uint by key from a reply map. 0 or -1.
+static int
+s_reply_uint(zframe_t *reply, const char *key, uint64_t *value)
+{
+    pres_mp_reader_t r;
+    pres_mp_reader_init(&r, zframe_data(reply), zframe_size(reply));
+    uint32_t n;
+    if (pres_mp_read_map(&r, &n) != 0)
+        return -1;
+    size_t klen = strlen(key);
+    for (uint32_t i = 0; i < n; i++) {
+        const char *k;
+        uint32_t kl;
+        if (pres_mp_read_str(&r, &k, &kl) != 0)
+            return -1;
+        if (kl == klen && memcmp(k, key, kl) == 0)
+            return pres_mp_read_uint(&r, value);
+        if (pres_mp_skip(&r) != 0)
+            return -1;
+    }
+    return -1;
+}
+
+//  Apply one `list` page: every user's account into the cache; the next
+//  cursor into next ("" on the last page). 0 or -1.
+static int
+s_seed_page(gw_bus_t *self, zframe_t *reply, char *next)
+{
+    pres_mp_reader_t r;
+    pres_mp_reader_init(&r, zframe_data(reply), zframe_size(reply));
+    uint32_t n;
+    next[0] = '\0';
+    if (pres_mp_read_map(&r, &n) != 0)
+        return -1;
+    for (uint32_t i = 0; i < n; i++) {
+        const char *k;
+        uint32_t kl;
+        if (pres_mp_read_str(&r, &k, &kl) != 0)
+            return -1;
+        if (kl == 4 && memcmp(k, "next", 4) == 0
+            && pres_mp_peek(&r) == PRES_MP_STR) {
+            const char *s;
+            uint32_t sl;
+            if (pres_mp_read_str(&r, &s, &sl) != 0 || sl > PRES_ID_MAX)
+                return -1;
+            memcpy(next, s, sl);
+            next[sl] = '\0';
+            continue;
+        }
+        if (!(kl == 5 && memcmp(k, "users", 5) == 0)) {
+            if (pres_mp_skip(&r) != 0)
+                return -1;
+            continue;
+        }
+        uint32_t count;
+        if (pres_mp_read_array(&r, &count) != 0)
+            return -1;
+        for (uint32_t u = 0; u < count; u++) {
+            uint32_t fields;
+            if (pres_mp_read_map(&r, &fields) != 0)
+                return -1;
+            char user[PRES_ID_MAX + 1] = "";
+            pres_account_t acc = PRES_ACC_ACTIVE;
+            bool has_acc = false;
+            for (uint32_t f = 0; f < fields; f++) {
+                const char *fk, *fv;
+                uint32_t fkl, fvl;
+                if (pres_mp_read_str(&r, &fk, &fkl) != 0)
+                    return -1;
+                bool is_user = fkl == 4 && memcmp(fk, "user", 4) == 0;
+                bool is_acc = fkl == 7 && memcmp(fk, "account", 7) == 0;
+                if ((is_user || is_acc) && pres_mp_peek(&r) == PRES_MP_STR) {
+                    if (pres_mp_read_str(&r, &fv, &fvl) != 0)
+                        return -1;
+                    if (is_user && pres_id_valid(fv, fvl)) {
+                        memcpy(user, fv, fvl);
+                        user[fvl] = '\0';
+                    }
+                    else if (is_acc)
+                        has_acc = pres_account_parse(fv, fvl, &acc) == 0;
+                }
+                else if (pres_mp_skip(&r) != 0)
+                    return -1;
+            }
+            if (user[0] && has_acc)
+                gw_accounts_set(self->accounts, user, acc);
+        }
+    }
+    return 0;
+}
+
+//  List every non-active account into the cache. 0 or -1 (retry later).
+static int
+s_seed(gw_bus_t *self)
+{
+    size_t before = gw_accounts_size(self->accounts);
+    for (int st = PRES_ACC_PENDING; st <= PRES_ACC_BANNED; st++) {
+        pres_query_t q;
+        memset(&q, 0, sizeof q);
+        q.op = PRES_Q_LIST;
+        q.has_account = true;
+        q.account = (pres_account_t)st;
+        q.limit = PRES_LIST_MAX;
+        for (int page = 0; page < S_SEED_PAGES_MAX; page++) {
+            zframe_t *reply = pres_qclient_query(
+                self->query, &q, self->cfg->bus_timeout_ms, NULL);
+            if (!reply)
+                return -1;
+            char next[PRES_ID_MAX + 1];
+            int rc = s_seed_page(self, reply, next);
+            zframe_destroy(&reply);
+            if (rc != 0) {
+                pres_log_warn("list reply malformed while seeding accounts");
+                return -1;
+            }
+            if (!next[0])
+                break;
+            snprintf(q.cursor, sizeof q.cursor, "%s", next);
+        }
+    }
+    pres_log_info("account cache seeded: %zu non-active users (was %zu)",
+                  gw_accounts_size(self->accounts), before);
+    return 0;
+}
+
+static void
+s_poll_stats(gw_bus_t *self)
+{
+    pres_query_t q;
+    memset(&q, 0, sizeof q);
+    q.op = PRES_Q_STATS;
+    int timeout = self->cfg->bus_timeout_ms < 500 ? self->cfg->bus_timeout_ms
+                                                  : 500;
+    int64_t t0 = pres_mono_ms();
+    zframe_t *reply = pres_qclient_query(self->query, &q, timeout, NULL);
+    uint64_t seq = 0;
+    bool ok = reply && s_reply_uint(reply, "seq", &seq) == 0;
+    zframe_destroy(&reply);
+    if (ok)
+        gw_metrics_latency(GW_LAT_QUERY, (pres_mono_ms() - t0) * 1000);
+    bool was = atomic_exchange(&self->broker_ok, ok);
+    if (was != ok) {
+        if (ok)
+            pres_log_info("broker reachable (seq %" PRIu64 ")", seq);
+        else
+            pres_log_warn("broker not answering queries");
+    }
+    if (!ok)
+        return;
+    gw_sse_set_head(self->sse, seq);
+    if (!self->seeded && s_seed(self) == 0)
+        self->seeded = true;
+}
+
+//  The change as JSON (ids are [A-Za-z0-9._@:-]: nothing to escape).
+static int
+s_change_json(const pres_change_t *ch, char *buf, size_t cap)
+{
+    int n = snprintf(buf, cap,
+                     "{\"v\":1,\"seq\":%" PRIu64 ",\"user\":\"%s\","
+                     "\"state\":\"%s\",\"prev\":\"%s\",\"at\":%" PRIu64 ","
+                     "\"reason\":\"%s\",\"sessions\":%u,\"account\":\"%s\"",
+                     ch->seq, ch->user, pres_state_name(ch->state),
+                     pres_state_name(ch->prev), ch->at,
+                     pres_reason_name(ch->reason), ch->sessions,
+                     pres_account_name(ch->account));
+    if (n < 0 || (size_t)n >= cap)
+        return -1;
+    if (ch->session[0])
+        n += snprintf(buf + n, cap - (size_t)n, ",\"session\":\"%s\"",
+                      ch->session);
+    if (ch->deadline && (size_t)n < cap)
+        n += snprintf(buf + n, cap - (size_t)n, ",\"deadline\":%" PRIu64,
+                      ch->deadline);
+    if ((size_t)n + 2 > cap)
+        return -1;
+    buf[n++] = '}';
+    buf[n] = '\0';
+    return n;
+}
+
+static void
+s_on_change(gw_bus_t *self, const pres_change_t *ch)
+{
+    uint64_t gap = 0;
+    if (self->have_seq && ch->seq != self->last_seq + 1) {
+        gap = ch->seq > self->last_seq ? ch->seq - self->last_seq - 1 : 1;
+        //  Account changes may be among the missed ones.
+        self->seeded = false;
+        pres_log_warn("changes: seq gap %" PRIu64 " -> %" PRIu64,
+                      self->last_seq, ch->seq);
+    }
+    gw_metrics_change(gap);
+    self->have_seq = true;
+    self->last_seq = ch->seq;
+
+    if (ch->account != PRES_ACC_ACTIVE
+        || gw_accounts_get(self->accounts, ch->user) != PRES_ACC_ACTIVE)
+        gw_accounts_set(self->accounts, ch->user, ch->account);
+
+    char json[GW_SSE_TEXT_MAX];
+    int len = s_change_json(ch, json, sizeof json);
+    if (len > 0)
+        gw_sse_push(self->sse, ch->seq, json, (size_t)len);
+
+    if (ch->session[0] && atomic_load(&self->nwaiters) > 0) {
+        pthread_mutex_lock(&self->wait_lock);
+        for (gw_waiter_t *w = self->waiters; w; w = w->next)
+            if (!w->done && strcmp(w->session, ch->session) == 0
+                && strcmp(w->user, ch->user) == 0) {
+                w->change = *ch;
+                w->done = true;
+                pthread_cond_signal(&w->cond);
+            }
+        pthread_mutex_unlock(&self->wait_lock);
+    }
+}
+
+//  Drain what is queued on the SUB (bounded per call).
+static void
+s_drain(gw_bus_t *self)
+{
+    void *sock = zsock_resolve(self->sub);
+    static pres_ratelimit_t rl;
+    for (int i = 0; i < 10000; i++) {
+        zmq_msg_t topic, body;
+        zmq_msg_init(&topic);
+        if (zmq_msg_recv(&topic, sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&topic);
+            return;
+        }
+        if (!zmq_msg_more(&topic)) {
+            zmq_msg_close(&topic);
+            continue;
+        }
+        zmq_msg_init(&body);
+        if (zmq_msg_recv(&body, sock, 0) < 0) {
+            zmq_msg_close(&topic);
+            zmq_msg_close(&body);
+            return;
+        }
+        //  Skip any further frames of a malformed message.
+        while (zmq_msg_more(&body)) {
+            zmq_msg_close(&body);
+            zmq_msg_init(&body);
+            if (zmq_msg_recv(&body, sock, 0) < 0)
+                break;
+        }
+        pres_change_t ch;
+        const char *why = NULL;
+        if (pres_change_decode(&ch, zmq_msg_data(&body), zmq_msg_size(&body),
+                               &why) == 0)
+            s_on_change(self, &ch);
+        else
+            pres_log_limited(&rl, 10000, "bad change frame: %s", why);
+        zmq_msg_close(&topic);
+        zmq_msg_close(&body);
+    }
+}
+
+static void *
+s_run(void *arg)
+{
+    gw_bus_t *self = arg;
+    zmq_pollitem_t item = {zsock_resolve(self->sub), 0, ZMQ_POLLIN, 0};
+    int64_t next_stats = 0, next_tick = 0, next_maintain = 0;
+    while (atomic_load(&self->running)) {
+        int rc = zmq_poll(&item, 1, 100);
+        if (rc < 0 && errno != EINTR && errno != EAGAIN)
+            break;
+        if (rc > 0)
+            s_drain(self);
+        int64_t now = pres_mono_ms();
+        if (now >= next_stats) {
+            s_poll_stats(self);
+            next_stats = pres_mono_ms() + S_STATS_EVERY_MS;
+        }
+        if (now >= next_tick) {
+            gw_sse_tick(self->sse, now);
+            next_tick = now + 250;
+        }
+        if (now >= next_maintain) {
+            gw_auth_maintain(self->auth, pres_now_ms() / 1000);
+            next_maintain = now + S_MAINTAIN_MS;
+        }
+    }
+    return NULL;
+}
+
+gw_bus_t *
+gw_bus_new(const pres_config_t *cfg, gw_accounts_t *accounts, gw_sse_t *sse,
+           gw_auth_t *auth)
+{
+    gw_bus_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->cfg = cfg;
+    self->accounts = accounts;
+    self->sse = sse;
+    self->auth = auth;
+    pthread_mutex_init(&self->wait_lock, NULL);
+    self->sub = pres_bus_sub_changes(cfg, PRES_CHANGE_PREFIX);
+    self->query = pres_qclient_new(cfg);
+    if (!self->sub || !self->query) {
+        gw_bus_destroy(&self);
+        return NULL;
+    }
+    atomic_store(&self->running, true);
+    if (pthread_create(&self->thread, NULL, s_run, self) != 0) {
+        pres_log_error("pthread_create(bus) failed");
+        atomic_store(&self->running, false);
+        gw_bus_destroy(&self);
+        return NULL;
+    }
+    return self;
+}
+
+void
+gw_bus_destroy(gw_bus_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    gw_bus_t *self = *self_p;
+    if (atomic_exchange(&self->running, false))
+        pthread_join(self->thread, NULL);
+    zsock_destroy(&self->sub);
+    pres_qclient_destroy(&self->query);
+    pthread_mutex_destroy(&self->wait_lock);
+    free(self);
+    *self_p = NULL;
+}
+
+void
+gw_bus_wait_begin(gw_bus_t *self, gw_waiter_t *w, const char *user,
+                  const char *session)
+{
+    snprintf(w->user, sizeof w->user, "%s", user);
+    snprintf(w->session, sizeof w->session, "%s", session);
+    w->done = false;
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->cond, &attr);
+    pthread_condattr_destroy(&attr);
+    pthread_mutex_lock(&self->wait_lock);
+    w->next = self->waiters;
+    self->waiters = w;
+    atomic_fetch_add(&self->nwaiters, 1);
+    pthread_mutex_unlock(&self->wait_lock);
+}
+
+int
+gw_bus_wait_end(gw_bus_t *self, gw_waiter_t *w, int timeout_ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&self->wait_lock);
+    while (!w->done)
+        if (pthread_cond_timedwait(&w->cond, &self->wait_lock, &until)
+            == ETIMEDOUT)
+            break;
+    bool done = w->done;
+    for (gw_waiter_t **p = &self->waiters; *p; p = &(*p)->next)
+        if (*p == w) {
+            *p = w->next;
+            break;
+        }
+    atomic_fetch_sub(&self->nwaiters, 1);
+    pthread_mutex_unlock(&self->wait_lock);
+    pthread_cond_destroy(&w->cond);
+    return done ? 0 : -1;
+}
+
+bool
+gw_bus_broker_ok(gw_bus_t *self)
+{
+    return atomic_load(&self->broker_ok);
+}

@@ -1,0 +1,48 @@
+/*  gateway_bus: the gateway's one thread on the changes stream. It feeds
+    the account cache and the SSE ring, wakes logins waiting for their
+    change, polls the broker's `stats` every second (health and the seq
+    head), seeds the account cache from `list` queries, and does the
+    periodic chores (SSE keepalives, revocation compaction). */
+#ifndef GATEWAY_BUS_H_INCLUDED
+#define GATEWAY_BUS_H_INCLUDED
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "gateway_accounts.h"
+#include "gateway_auth.h"
+#include "gateway_sse.h"
+#include "pres_config.h"
+#include "pres_msg.h"
+
+typedef struct gw_bus gw_bus_t;
+
+//  Start the thread: it subscribes to changes before returning, so a
+//  login published after gw_bus_new can be matched. Objects are borrowed
+//  and must outlive the bus. NULL after logging.
+gw_bus_t *gw_bus_new(const pres_config_t *cfg, gw_accounts_t *accounts,
+                     gw_sse_t *sse, gw_auth_t *auth);
+void gw_bus_destroy(gw_bus_t **self_p);
+
+//  A login waiting for its change. Lives on the waiting thread's stack.
+typedef struct gw_waiter {
+    char user[PRES_ID_MAX + 1];
+    char session[PRES_ID_MAX + 1];
+    bool done;                 //  the change arrived
+    pres_change_t change;      //  the change, when done
+    pthread_cond_t cond;
+    struct gw_waiter *next;
+} gw_waiter_t;
+
+//  Register w for (user, session) BEFORE publishing the login.
+void gw_bus_wait_begin(gw_bus_t *self, gw_waiter_t *w, const char *user,
+                       const char *session);
+//  Wait up to timeout_ms for the change, then unregister w. 0 if it
+//  arrived (w->change filled), -1 on timeout.
+int gw_bus_wait_end(gw_bus_t *self, gw_waiter_t *w, int timeout_ms);
+
+//  Broker health as of the last `stats` poll (at most ~1 s old).
+bool gw_bus_broker_ok(gw_bus_t *self);
+
+#endif

@@ -1,0 +1,56 @@
+/*  gateway_sse: GET /v1/events. A ring buffer of the latest changes
+    (preformatted SSE text, `id:` = change seq) filled by the bus thread,
+    and one MHD callback response per client that replays from
+    Last-Event-ID, follows the live tail, sends `event: resync` when the
+    gap cannot be filled, and writes a `:keepalive` comment every
+    sse_keepalive seconds so dead clients are noticed and freed. Clients
+    with nothing to send are suspended (MHD_ALLOW_SUSPEND_RESUME). */
+#ifndef GATEWAY_SSE_H_INCLUDED
+#define GATEWAY_SSE_H_INCLUDED
+
+#include <microhttpd.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define GW_SSE_RING     4096  //  changes kept for Last-Event-ID replay
+#define GW_SSE_TEXT_MAX 704   //  one formatted event, bytes
+
+typedef struct gw_sse gw_sse_t;
+
+gw_sse_t *gw_sse_new(int max_clients, int keepalive_s);
+//  Call after gw_sse_shutdown and MHD_stop_daemon.
+void gw_sse_destroy(gw_sse_t **self_p);
+
+//  Bus thread: the broker's current seq, learnt from `stats`. Sets the
+//  ring's head when nothing is known yet (changes will follow head+1).
+void gw_sse_set_head(gw_sse_t *self, uint64_t seq);
+
+//  Bus thread: append the change with this seq (json = the change as
+//  JSON). A seq that is not head+1 empties the ring first (clients that
+//  needed the gap get a resync). Wakes suspended clients.
+void gw_sse_push(gw_sse_t *self, uint64_t seq, const char *json,
+                 size_t len);
+
+//  The head seq, false if not known yet.
+bool gw_sse_head(gw_sse_t *self, uint64_t *seq);
+
+//  A response for a new client on conn, resuming after last_event_id
+//  (NULL or "" = start at the live tail). NULL with *status set: 503 when
+//  max_clients are connected or the head is unknown (broker never
+//  reached), 400 for a Last-Event-ID that is not a number. Caller queues
+//  it and destroys its reference.
+struct MHD_Response *gw_sse_open(gw_sse_t *self, struct MHD_Connection *conn,
+                                 const char *last_event_id,
+                                 unsigned *status);
+
+//  Bus thread, every few hundred ms: mark clients due a keepalive comment
+//  and wake them.
+void gw_sse_tick(gw_sse_t *self, int64_t now_ms);
+
+//  Before MHD_stop_daemon: every stream ends, suspended ones are resumed.
+void gw_sse_shutdown(gw_sse_t *self);
+
+int gw_sse_clients(gw_sse_t *self);
+
+#endif

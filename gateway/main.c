@@ -1,0 +1,32 @@
+/*  presence-gateway: the HTTP API of the presence service (SPEC section
+    3). Thin main: config, logging, the gateway object, wait, teardown. */
+#include <czmq.h>
+#include <stdlib.h>
+
+#include "gateway_http.h"
+#include "pres_config.h"
+#include "pres_log.h"
+
+int
+main(int argc, char **argv)
+{
+    pres_config_t cfg;
+    int rc = pres_config_main(&cfg, argc, argv, "presence-gateway",
+                              "HTTP gateway: login, heartbeat, logout, "
+                              "queries, admin and live events.");
+    if (rc != 0)
+        return rc > 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    if (pres_config_make_dirs(&cfg) != 0)
+        return EXIT_FAILURE;
+    //  czmq installs the SIGINT/SIGTERM handler that sets zsys_interrupted.
+    zsys_init();
+    gateway_t *gw = gateway_new(&cfg);
+    if (!gw)
+        return EXIT_FAILURE;
+    pres_log_info("ready");
+    while (!zsys_interrupted)
+        zclock_sleep(100);
+    pres_log_info("shutting down");
+    gateway_destroy(&gw);
+    return EXIT_SUCCESS;
+}
