@@ -1,0 +1,191 @@
+/*  it.sweeper_expiry: the real broker and sweeper with timeout = 2 s.
+    Silence ends a session within 1 s of its deadline with reason timeout;
+    heartbeats keep a user online past several timeouts; of two sessions,
+    the silent one expires and the user stays online with one. */
+#include <signal.h>
+#include <unistd.h>
+
+#include "itutil.h"
+#include "testutil.h"
+
+static it_env_t env;
+static it_proc_t broker, sweeper;
+static pres_config_t cfg;
+
+//  Spawn the sweeper and wait until it loaded its first snapshot.
+static void
+s_sweeper_start(it_proc_t *p)
+{
+    static const char *const argv[] = {"-v", NULL};
+    CHECK(it_spawn(&env, "presence-sweeper", argv, NULL, p) == 0);
+    int64_t until = pres_mono_ms() + 5000;
+    while (!it_proc_log_has(p, "snapshot: seq")) {
+        if (pres_mono_ms() > until || !it_proc_alive(p)) {
+            it_proc_dump_log(p);
+            CHECK(!"sweeper did not load a snapshot within 5 s");
+        }
+        usleep(20 * 1000);
+    }
+}
+
+static void
+s_expect(zsock_t *sub, const char *user, const char *state,
+         const char *reason, uint32_t sessions, int timeout_ms,
+         pres_change_t *out)
+{
+    pres_change_t ch;
+    CHECK(it_wait_change(sub, user, &ch, timeout_ms) == 0);
+    CHECK_STR(pres_state_name(ch.state), state);
+    CHECK_STR(pres_reason_name(ch.reason), reason);
+    CHECK_EQ(ch.sessions, sessions);
+    if (out)
+        *out = ch;
+}
+
+//  Lateness of an expiry: the change's time against the deadline the
+//  session had (both broker clock). Must be in [0, 1000] ms.
+static void
+s_check_late(const pres_change_t *ended, uint64_t deadline)
+{
+    int64_t late = (int64_t)ended->at - (int64_t)deadline;
+    fprintf(stderr, "  %s/%s ended %" PRId64 " ms after its deadline\n",
+            ended->user, ended->session, late);
+    CHECK(late >= 0);
+    CHECK(late <= 1000);
+}
+
+//  A: one login, then silence.
+static void
+test_silence(zsock_t *sub, pres_pub_t *pub)
+{
+    pres_change_t login, ended;
+    CHECK(it_send_login(pub, "quiet", "q1") == 0);
+    s_expect(sub, "quiet", "online", "login", 1, 3000, &login);
+    CHECK(login.deadline >= login.at + 2000);
+    s_expect(sub, "quiet", "offline", "timeout", 0, 4000, &ended);
+    CHECK_STR(ended.session, "q1");
+    CHECK_EQ(ended.seq, login.seq + 1);
+    s_check_late(&ended, login.deadline);
+    char st[16], acc[16];
+    uint64_t n, ls;
+    CHECK_EQ(it_get_user(&cfg, "quiet", st, &n, &ls, acc), 0);
+    CHECK_STR(st, "offline");
+    CHECK_EQ(n, 0);
+}
+
+//  Heartbeat user/session every 500 ms for ms; no change about user may
+//  say timeout meanwhile. Returns the last deadline the broker told.
+static uint64_t
+s_beat(zsock_t *sub, pres_pub_t *pub, const char *user, const char *session,
+       int ms, uint64_t deadline)
+{
+    int64_t until = pres_mono_ms() + ms, next = 0;
+    while (pres_mono_ms() < until) {
+        if (pres_mono_ms() >= next) {
+            CHECK(it_send_heartbeat(pub, user, session, NULL) == 0);
+            //  The broker's new deadline: last heartbeat + timeout.
+            deadline = (uint64_t)pres_now_ms() + 2000;
+            next = pres_mono_ms() + 500;
+        }
+        pres_change_t ch;
+        pres_deadline_t dl;
+        int rc = it_recv(sub, &ch, &dl, 50);
+        CHECK(rc >= 0);
+        if (rc == 1 && strcmp(ch.user, user) == 0
+            && strcmp(ch.session, session) == 0) {
+            fprintf(stderr, "  unexpected change for %s/%s: %s\n", user,
+                    session, pres_reason_name(ch.reason));
+            CHECK(ch.reason != PRES_RSN_TIMEOUT);
+        }
+        if (rc == 2 && strcmp(dl.user, user) == 0
+            && strcmp(dl.session, session) == 0 && dl.deadline)
+            deadline = dl.deadline;
+    }
+    return deadline;
+}
+
+//  B: heartbeats keep a session alive over three timeouts.
+static void
+test_heartbeats(zsock_t *sub, pres_pub_t *pub)
+{
+    pres_change_t login, ended;
+    CHECK(it_send_login(pub, "beating", "b1") == 0);
+    s_expect(sub, "beating", "online", "login", 1, 3000, &login);
+    uint64_t deadline = s_beat(sub, pub, "beating", "b1", 6500,
+                               login.deadline);
+    char st[16], acc[16];
+    uint64_t n, ls;
+    CHECK_EQ(it_get_user(&cfg, "beating", st, &n, &ls, acc), 0);
+    CHECK_STR(st, "online");
+    CHECK_EQ(n, 1);
+    //  The sweeper asked meanwhile and the broker said "still live".
+    CHECK(it_stat(&cfg, "events.applied") > 10);
+    //  Then silence: it ends within 1 s of the last deadline.
+    s_expect(sub, "beating", "offline", "timeout", 0, 4000, &ended);
+    s_check_late(&ended, deadline);
+}
+
+//  C: two sessions, one beats, the other goes silent.
+static void
+test_two_sessions(zsock_t *sub, pres_pub_t *pub)
+{
+    pres_change_t l1, ch;
+    CHECK(it_send_login(pub, "twice", "phone") == 0);
+    s_expect(sub, "twice", "online", "login", 1, 3000, &l1);
+    CHECK(it_send_login(pub, "twice", "laptop") == 0);
+    s_expect(sub, "twice", "online", "login", 2, 3000, NULL);
+    //  Keep the laptop beating; the phone's expiry arrives meanwhile.
+    int64_t until = pres_mono_ms() + 4000, next = 0;
+    bool ended = false;
+    while (!ended && pres_mono_ms() < until) {
+        if (pres_mono_ms() >= next) {
+            CHECK(it_send_heartbeat(pub, "twice", "laptop", NULL) == 0);
+            next = pres_mono_ms() + 500;
+        }
+        if (it_recv(sub, &ch, NULL, 50) == 1 && !strcmp(ch.user, "twice")) {
+            CHECK_STR(ch.session, "phone");
+            CHECK_STR(pres_reason_name(ch.reason), "timeout");
+            CHECK_STR(pres_state_name(ch.state), "online");
+            CHECK_EQ(ch.sessions, 1);
+            s_check_late(&ch, l1.deadline);
+            ended = true;
+        }
+    }
+    CHECK(ended);
+    char st[16], acc[16];
+    uint64_t n, ls;
+    CHECK_EQ(it_get_user(&cfg, "twice", st, &n, &ls, acc), 0);
+    CHECK_STR(st, "online");
+    CHECK_EQ(n, 1);
+    CHECK(it_send_logout(pub, "twice", "laptop") == 0);
+    s_expect(sub, "twice", "offline", "logout", 0, 3000, NULL);
+}
+
+int
+main(void)
+{
+    CHECK(it_env_init(&env, "sweeper-expiry") == 0);
+    it_env_set(&env, "timeout", "2");
+    CHECK(it_env_config(&env, &cfg) == 0);
+    CHECK(it_broker_start(&env, NULL, &broker) == 0);
+    s_sweeper_start(&sweeper);
+    zsock_t *sub = pres_bus_sub_changes(&cfg, "");
+    CHECK(sub);
+    pres_pub_t *pub = it_pub_new(&cfg, "gateway-test-1");
+    CHECK(pub);
+    usleep(200 * 1000);  //  let the changes subscription settle
+
+    test_silence(sub, pub);
+    test_heartbeats(sub, pub);
+    test_two_sessions(sub, pub);
+
+    pres_pub_destroy(&pub);
+    zsock_destroy(&sub);
+    //  The sweeper stops cleanly on SIGTERM and says what it did.
+    CHECK_EQ(it_proc_stop(&sweeper, 3000), 0);
+    CHECK(it_proc_log_has(&sweeper, "expires sent"));
+    CHECK_EQ(it_proc_stop(&broker, 5000), 0);
+    it_env_cleanup(&env);
+    printf("it.sweeper_expiry: ok\n");
+    return 0;
+}
