@@ -1,0 +1,5 @@
+# Integration tests of the shared bus setup (owner: core).
+if(TARGET itutil)
+  pres_test(NAME it.curve_tcp LABEL it TIMEOUT 60
+    SOURCES ${CMAKE_SOURCE_DIR}/tests/it/curve_tcp.c LIBS itutil)
+endif()

@@ -1,0 +1,120 @@
+/*  it.curve_tcp: the bus between hosts. The broker on tcp:// with CURVE
+    accepts a client whose public certificate is in curve_clients_dir,
+    refuses one that is not (no event applied, no query answered), and
+    refuses to start on tcp:// without CURVE. */
+#include "itutil.h"
+#include "testutil.h"
+
+#include <unistd.h>
+
+static void
+s_cert(const it_env_t *env, const char *dir, const char *name, char *secret,
+       char *public_path)
+{
+    zcert_t *cert = zcert_new();
+    CHECK(cert);
+    zcert_set_meta(cert, "name", "%s", name);
+    char path[PRES_PATH_MAX - 8];  //  room for "_secret"
+    snprintf(path, sizeof path, "%s/%s/%s.cert", env->dir, dir, name);
+    CHECK_EQ(zcert_save(cert, path), 0);
+    snprintf(secret, PRES_PATH_MAX, "%s_secret", path);
+    if (public_path)
+        snprintf(public_path, PRES_PATH_MAX, "%s", path);
+    zcert_destroy(&cert);
+}
+
+static void
+s_client_cfg(const it_env_t *env, pres_config_t *cfg, const char *secret,
+             const char *server_public)
+{
+    CHECK_EQ(it_env_config(env, cfg), 0);
+    snprintf(cfg->curve_secret_file, sizeof cfg->curve_secret_file, "%s",
+             secret);
+    snprintf(cfg->curve_server_public_file,
+             sizeof cfg->curve_server_public_file, "%s", server_public);
+    cfg->curve_clients_dir[0] = '\0';
+}
+
+int
+main(void)
+{
+    it_env_t env;
+    CHECK_EQ(it_env_init(&env, "curve"), 0);
+    char dir[PRES_PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/certs", env.dir);
+    CHECK_EQ(mkdir(dir, 0700), 0);
+    snprintf(dir, sizeof dir, "%s/clients.d", env.dir);
+    CHECK_EQ(mkdir(dir, 0700), 0);
+
+    char broker_secret[PRES_PATH_MAX], broker_public[PRES_PATH_MAX];
+    char good_secret[PRES_PATH_MAX], bad_secret[PRES_PATH_MAX];
+    s_cert(&env, "certs", "broker", broker_secret, broker_public);
+    s_cert(&env, "clients.d", "gw1", good_secret, NULL);  //  allowed
+    s_cert(&env, "certs", "intruder", bad_secret, NULL);  //  not listed
+    //  The allowlist holds public certificates only.
+    char path[PRES_PATH_MAX];
+    snprintf(path, sizeof path, "%s/clients.d/gw1.cert_secret", env.dir);
+    char moved[PRES_PATH_MAX];
+    snprintf(moved, sizeof moved, "%s/certs/gw1.cert_secret", env.dir);
+    CHECK_EQ(rename(path, moved), 0);
+    snprintf(good_secret, sizeof good_secret, "%s", moved);
+
+    int port = 20000 + (int)(getpid() % 20000);
+    char ep[64];
+    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", port);
+    it_env_set(&env, "events_endpoint", ep);
+    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", port + 1);
+    it_env_set(&env, "changes_endpoint", ep);
+    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", port + 2);
+    it_env_set(&env, "query_endpoint", ep);
+
+    //  tcp:// without CURVE: the broker refuses to start.
+    static it_proc_t broker;
+    CHECK_EQ(it_spawn(&env, "presence-broker", NULL, NULL, &broker), 0);
+    CHECK(it_proc_wait(&broker, 5000) > 0);
+    CHECK(it_proc_log_has(&broker, "CURVE"));
+
+    snprintf(dir, sizeof dir, "%s/clients.d", env.dir);
+    it_env_set(&env, "curve_secret_file", broker_secret);
+    it_env_set(&env, "curve_clients_dir", dir);
+    it_env_set(&env, "curve_server_public_file", broker_public);
+    CHECK_EQ(it_spawn(&env, "presence-broker", NULL, NULL, &broker), 0);
+
+    //  The listed client: events applied, queries answered.
+    pres_config_t good;
+    s_client_cfg(&env, &good, good_secret, broker_public);
+    CHECK(it_wait_query(&good, 5000));
+    pres_pub_t *pub = it_pub_new(&good, "gateway-curve-1");
+    CHECK(pub);
+    CHECK_EQ(it_send_login(pub, "alice", "s1"), 0);
+    char state[16] = "", account[16];
+    uint64_t sessions = 0, last_seen;
+    for (int i = 0; i < 100 && strcmp(state, "online") != 0; i++) {
+        zclock_sleep(20);
+        it_get_user(&good, "alice", state, &sessions, &last_seen, account);
+    }
+    CHECK_STR(state, "online");
+    CHECK_EQ(sessions, 1);
+
+    //  The unlisted client: its handshake is refused, so it never sees the
+    //  broker attach and its queries are never answered.
+    pres_config_t bad;
+    s_client_cfg(&env, &bad, bad_secret, broker_public);
+    CHECK(!it_wait_query(&bad, 1000));
+    pres_pub_t *intruder = pres_pub_new(&bad, "gateway-intruder");
+    CHECK(intruder);
+    CHECK(!pres_pub_wait(intruder, 1000));
+    pres_event_t ev = {.type = PRES_EV_LOGIN};
+    snprintf(ev.user, sizeof ev.user, "mallory");
+    snprintf(ev.session, sizeof ev.session, "m1");
+    CHECK_EQ(pres_pub_send(intruder, &ev, 200), -1);
+    CHECK_EQ(it_get_user(&good, "mallory", state, &sessions, &last_seen,
+                         account),
+             1);
+    pres_pub_destroy(&intruder);
+    pres_pub_destroy(&pub);
+    CHECK_EQ(it_proc_stop(&broker, 5000), 0);
+    it_env_cleanup(&env);
+    printf("it.curve_tcp: OK\n");
+    return 0;
+}
