@@ -851,8 +851,8 @@ gateway_new(const pres_config_t *cfg)
         {MHD_OPTION_THREAD_POOL_SIZE, threads > 1 ? threads : 0, NULL},
         {MHD_OPTION_END, 0, NULL}};
     gw->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, s_handler, gw, MHD_OPTION_NOTIFY_COMPLETED,
-        s_completed, gw, MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, gw,
+        flags, 0, NULL, NULL, s_handler, gw, MHD_OPTION_EXTERNAL_LOGGER,
+        s_mhd_log, gw, MHD_OPTION_NOTIFY_COMPLETED, s_completed, gw,
         MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
     if (!gw->daemon) {
         pres_log_error("MHD_start_daemon(%s) failed: %s", cfg->http_listen,

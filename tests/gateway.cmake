@@ -4,3 +4,13 @@ if(TARGET pres_jwt)
     SOURCES ${CMAKE_SOURCE_DIR}/tests/unit/test_jwt.c
     LIBS pres_jwt PkgConfig::CRYPTO)
 endif()
+if(TARGET gateway_core)
+  pres_test(NAME unit.gateway_core LABEL unit TIMEOUT 60
+    SOURCES ${CMAKE_SOURCE_DIR}/tests/unit/test_gateway_core.c
+    LIBS gateway_core)
+  if(TARGET itutil)
+    pres_test(NAME it.gateway_api LABEL it TIMEOUT 120
+      SOURCES ${CMAKE_SOURCE_DIR}/tests/it/gateway_api.c
+      LIBS itutil pres_jwt PkgConfig::CURL PkgConfig::CRYPTO)
+  endif()
+endif()
