@@ -21,7 +21,7 @@
 
 //  Session flags.
 #define BROKER_S_NEW   1  //  not yet written to LMDB
-#define BROKER_S_DEAD  2  //  ended in this batch; delete from LMDB
+#define BROKER_S_DIRTY 2  //  last_hb newer than in LMDB (lazy flush)
 
 typedef struct {
     char id[PRES_ID_MAX + 1];  //  user id, NUL-terminated

@@ -114,6 +114,11 @@ s_load_session(const char *user, size_t ulen, const char *session,
     entry->state = rec->state == PRES_AWAY ? PRES_AWAY : PRES_ONLINE;
     entry->last_hb = rec->last_hb;
     entry->flags = 0;
+    //  The lazy flush writes only session records: a live user's last_seen
+    //  is the latest of its record and its sessions' beats.
+    broker_user_t *owner = broker_live_user(self->live, u);
+    if (rec->last_hb > owner->last_seen)
+        owner->last_seen = rec->last_hb;
     return 0;
 }
 
@@ -437,8 +442,10 @@ s_login(broker_state_t *self, const pres_event_t *ev, pres_state_t state)
                         s_deadline(self, session));
     if (flipped)
         s_touch(self, u, S_U_WRITE);  //  per-session state is durable
-    else
+    else {
+        session->flags |= BROKER_S_DIRTY;
         s_mark_dirty(self, user);
+    }
     return 0;
 }
 
@@ -457,6 +464,7 @@ s_heartbeat(broker_state_t *self, const pres_event_t *ev)
     broker_user_t *user = broker_live_user(self->live, u);
     broker_session_t *session = broker_live_session(self->live, s);
     session->last_hb = self->now;
+    session->flags |= BROKER_S_DIRTY;
     user->last_seen = self->now;
     if (ev->has_state && ev->state != session->state) {
         pres_state_t prev = user->state;
@@ -733,6 +741,8 @@ broker_state_commit(broker_state_t *self)
         for (uint32_t s = user->first; s != BROKER_LIVE_NONE;) {
             broker_session_t *session = broker_live_session(self->live, s);
             session->flags &= (uint8_t)~BROKER_S_NEW;
+            if (!(user->flags & BROKER_U_DIRTY))
+                session->flags &= (uint8_t)~BROKER_S_DIRTY;
             s = session->next;
         }
         if (user->nsessions == 0 && !(user->flags & BROKER_U_DIRTY))
@@ -743,15 +753,32 @@ broker_state_commit(broker_state_t *self)
     return 0;
 }
 
+//  The lazy flush: only the session records whose last_hb moved (one put
+//  per beating session); user records are rewritten by durable batches
+//  and a live user's last_seen is rebuilt from its sessions at start.
 static int
 s_fill_flush(broker_store_t *store, void *arg)
 {
     broker_state_t *self = arg;
     for (uint32_t u = broker_live_user_next(self->live, BROKER_LIVE_NONE);
-         u != BROKER_LIVE_NONE; u = broker_live_user_next(self->live, u))
-        if ((broker_live_user(self->live, u)->flags & BROKER_U_DIRTY)
-            && s_write_user(self, store, u))
-            return -1;
+         u != BROKER_LIVE_NONE; u = broker_live_user_next(self->live, u)) {
+        broker_user_t *user = broker_live_user(self->live, u);
+        if (!(user->flags & BROKER_U_DIRTY))
+            continue;
+        for (uint32_t s = user->first; s != BROKER_LIVE_NONE;) {
+            broker_session_t *session = broker_live_session(self->live, s);
+            if (session->flags & BROKER_S_DIRTY) {
+                broker_session_rec_t srec = {.last_hb = session->last_hb,
+                                             .state = session->state};
+                snprintf(srec.device, sizeof(srec.device), "%s",
+                         session->device ? session->device : "");
+                if (broker_store_put_session(store, user->id, session->id,
+                                             &srec))
+                    return -1;
+            }
+            s = session->next;
+        }
+    }
     return s_write_pubs(self, store) || broker_store_put_meta(store, &self->meta)
              ? -1
              : 0;
@@ -775,6 +802,11 @@ broker_state_flush(broker_state_t *self)
          u != BROKER_LIVE_NONE; u = broker_live_user_next(self->live, u)) {
         broker_user_t *user = broker_live_user(self->live, u);
         user->flags &= (uint8_t)~BROKER_U_DIRTY;
+        for (uint32_t s = user->first; s != BROKER_LIVE_NONE;) {
+            broker_session_t *session = broker_live_session(self->live, s);
+            session->flags &= (uint8_t)~BROKER_S_DIRTY;
+            s = session->next;
+        }
     }
     self->ndirty = 0;
     broker_pubs_clean(self->pubs);
