@@ -31,6 +31,7 @@ export function startMockGateway(opts = {}) {
     const changes = []; // ring of the last RING changes
     const streams = new Set();
     let seq = 0;
+    let held = null; // queued account changes while holdAccountChanges() is on
     const counters = { applied: 0, refused: 0, lost: 0 };
 
     function mintToken(user, { admin = false, ttlS = 3600 } = {}) {
@@ -300,13 +301,13 @@ export function startMockGateway(opts = {}) {
             if (r.tooLarge) return fail(res, 413, 'body too large');
             if (r.bad || !ACCOUNTS.includes(r.body.status)) return fail(res, 400, 'status must be one of ' + ACCOUNTS.join(', '));
             const u = getUser(name, true);
-            const delay = opts.accountDelayMs ?? 150; // let the page show its pending marker
-            setTimeout(() => {
-                mutate(u, r.body.status === 'active' ? 'account' : r.body.status, () => {
-                    u.account = r.body.status;
-                    if (u.account !== 'active') u.sessions.clear();
-                }, true);
-            }, delay);
+            const apply = () => mutate(u, r.body.status === 'active' ? 'account' : r.body.status, () => {
+                u.account = r.body.status;
+                if (u.account !== 'active') u.sessions.clear();
+            }, true);
+            // A test can hold the change back to see the page's pending marker.
+            if (held) held.push(apply);
+            else setTimeout(apply, opts.accountDelayMs ?? 0);
             return send(res, 200, { user: name, account: r.body.status });
         }
         m = /^\/v1\/users\/([^/]+)$/.exec(p);
@@ -350,6 +351,15 @@ export function startMockGateway(opts = {}) {
                 dropEventStreams() {
                     for (const s of streams) s.destroy();
                     streams.clear();
+                },
+                // Queue account changes (PUT answers at once, the change waits).
+                holdAccountChanges() {
+                    held = held || [];
+                },
+                releaseAccountChanges() {
+                    const q = held || [];
+                    held = null;
+                    q.forEach((f) => f());
                 },
                 sendResync() {
                     for (const s of streams) s.write(`id: ${seq}\nevent: resync\ndata: ${JSON.stringify({ seq })}\n\n`);
