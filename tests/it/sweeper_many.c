@@ -1,0 +1,109 @@
+/*  it.sweeper_many: 10,000 sessions whose deadlines fall in the same
+    second all end with reason timeout within 1 s of their own deadline
+    (the sweeper's cost follows the sessions that expire). */
+#include <unistd.h>
+
+#include "itutil.h"
+#include "testutil.h"
+
+#define N_USERS 10000
+
+static it_env_t env;
+static it_proc_t broker, sweeper;
+static pres_config_t cfg;
+static uint64_t deadline[N_USERS];  //  from each login change
+static uint64_t ended_at[N_USERS];  //  from each timeout change
+
+static int
+s_index(const char *user)
+{
+    if (user[0] != 'm')
+        return -1;
+    int i = atoi(user + 1);
+    return i >= 0 && i < N_USERS ? i : -1;
+}
+
+int
+main(void)
+{
+    CHECK(it_env_init(&env, "sweeper-many") == 0);
+    it_env_set(&env, "timeout", "2");
+    CHECK(it_env_config(&env, &cfg) == 0);
+    CHECK(it_broker_start(&env, NULL, &broker) == 0);
+    CHECK(it_spawn(&env, "presence-sweeper", NULL, NULL, &sweeper) == 0);
+    int64_t until = pres_mono_ms() + 5000;
+    while (!it_proc_log_has(&sweeper, "snapshot: seq")) {
+        CHECK(pres_mono_ms() < until && it_proc_alive(&sweeper));
+        usleep(20 * 1000);
+    }
+    zsock_t *sub = pres_bus_sub_changes(&cfg, PRES_CHANGE_PREFIX);
+    CHECK(sub);
+    pres_pub_t *pub = it_pub_new(&cfg, "gateway-test-1");
+    CHECK(pub);
+    usleep(200 * 1000);
+
+    int64_t t0 = pres_mono_ms();
+    char user[16];
+    for (int i = 0; i < N_USERS; i++) {
+        snprintf(user, sizeof(user), "m%05d", i);
+        CHECK(it_send_login(pub, user, "s1") == 0);
+    }
+    fprintf(stderr, "  %d logins sent in %" PRId64 " ms\n", N_USERS,
+            pres_mono_ms() - t0);
+
+    //  Every login, then every timeout, each exactly once.
+    int logins = 0, ends = 0;
+    uint64_t first = UINT64_MAX, last = 0;
+    until = pres_mono_ms() + 15000;
+    while ((logins < N_USERS || ends < N_USERS) && pres_mono_ms() < until) {
+        pres_change_t ch;
+        int rc = it_recv(sub, &ch, NULL, 200);
+        CHECK(rc >= 0);
+        if (rc != 1)
+            continue;
+        int i = s_index(ch.user);
+        CHECK(i >= 0);
+        if (ch.reason == PRES_RSN_LOGIN) {
+            CHECK_EQ(deadline[i], 0);
+            CHECK(ch.deadline > 0);
+            deadline[i] = ch.deadline;
+            first = ch.deadline < first ? ch.deadline : first;
+            last = ch.deadline > last ? ch.deadline : last;
+            logins++;
+        }
+        else {
+            CHECK_STR(pres_reason_name(ch.reason), "timeout");
+            CHECK_STR(pres_state_name(ch.state), "offline");
+            CHECK(deadline[i] > 0);  //  its login came first
+            CHECK_EQ(ended_at[i], 0);
+            ended_at[i] = ch.at;
+            ends++;
+        }
+    }
+    fprintf(stderr, "  %d logins, %d timeouts; deadlines span %" PRIu64
+            " ms\n", logins, ends, last - first);
+    CHECK_EQ(logins, N_USERS);
+    CHECK_EQ(ends, N_USERS);
+    CHECK(last - first < 1000);  //  the same second, as the test intends
+
+    int64_t worst = 0;
+    for (int i = 0; i < N_USERS; i++) {
+        int64_t late = (int64_t)ended_at[i] - (int64_t)deadline[i];
+        CHECK(late >= 0);
+        if (late > worst)
+            worst = late;
+    }
+    fprintf(stderr, "  worst lateness %" PRId64 " ms\n", worst);
+    CHECK(worst <= 1000);
+    CHECK_EQ(it_stat(&cfg, "users.online"), 0);
+    CHECK_EQ(it_stat(&cfg, "sessions"), 0);
+
+    pres_pub_destroy(&pub);
+    zsock_destroy(&sub);
+    CHECK_EQ(it_proc_stop(&sweeper, 3000), 0);
+    CHECK(it_proc_log_has(&sweeper, "expires sent"));
+    CHECK_EQ(it_proc_stop(&broker, 5000), 0);
+    it_env_cleanup(&env);
+    printf("it.sweeper_many: ok\n");
+    return 0;
+}
