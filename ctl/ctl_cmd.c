@@ -206,12 +206,16 @@ s_list(const ctl_args_t *a, const pres_config_t *cfg, FILE *out, FILE *err)
             break;
         }
         if (more && !a->all) {
-            if (!a->json)
-                fprintf(out, "(more: presencectl list%s%s%s%s --cursor %s)\n",
-                        a->state ? " --state " : "",
+            if (!a->json) {
+                char limit[32] = "";
+                if (a->limit)
+                    snprintf(limit, sizeof(limit), " --limit %ld", a->limit);
+                fprintf(out, "(more: presencectl list%s%s%s%s%s --cursor "
+                        "%s)\n", a->state ? " --state " : "",
                         a->state ? a->state : "",
                         a->account ? " --account " : "",
-                        a->account ? a->account : "", next);
+                        a->account ? a->account : "", limit, next);
+            }
             break;
         }
         snprintf(q.cursor, sizeof(q.cursor), "%s", next);

@@ -205,7 +205,6 @@ ctl_out_stats(const void *buf, size_t len, FILE *out)
     static const char *const states[] = {"online", "away", "offline"};
     static const char *const accounts[] = {"active", "pending", "inactive",
                                            "suspended", "banned"};
-    static const char *const events[] = {"applied", "refused", "lost"};
     char path[64];
     uint64_t v;
     if (ctl_mp_uint(buf, len, "seq", &v) != 0)
@@ -225,12 +224,24 @@ ctl_out_stats(const void *buf, size_t len, FILE *out)
     }
     if (ctl_mp_uint(buf, len, "sessions", &v) == 0)
         fprintf(out, "\nsessions    %" PRIu64, v);
+    //  events: every counter the broker gives (applied, refused, lost,
+    //  and any it adds), in its order.
     fprintf(out, "\nevents     ");
-    for (size_t i = 0; i < 3; i++) {
-        snprintf(path, sizeof(path), "events.%s", events[i]);
-        if (ctl_mp_uint(buf, len, path, &v) == 0)
-            fprintf(out, "%s %s %" PRIu64, i ? "," : "", events[i], v);
-    }
+    pres_mp_reader_t ev;
+    uint32_t nev;
+    if (ctl_mp_find(buf, len, "events", &ev) == 0
+        && pres_mp_read_map(&ev, &nev) == 0)
+        for (uint32_t i = 0; i < nev; i++) {
+            const char *k;
+            uint32_t klen;
+            if (pres_mp_read_str(&ev, &k, &klen) != 0)
+                break;
+            if (pres_mp_read_uint(&ev, &v) == 0)
+                fprintf(out, "%s %.*s %" PRIu64, i ? "," : "", (int)klen, k,
+                        v);
+            else if (pres_mp_skip(&ev) != 0)
+                break;
+        }
     fputc('\n', out);
     pres_mp_reader_t r;
     uint32_t n;

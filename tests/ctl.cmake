@@ -7,3 +7,9 @@ if(TARGET ctl_core)
       LIBS ctl_core)
   endforeach()
 endif()
+
+# Integration: the presencectl binary against a real broker.
+if(TARGET itutil AND TARGET presencectl)
+  pres_test(NAME it.ctl_commands LABEL it TIMEOUT 60
+    SOURCES ${CMAKE_SOURCE_DIR}/tests/it/ctl_commands.c LIBS itutil)
+endif()

@@ -1,0 +1,383 @@
+/*  it.ctl_commands: the real presencectl binary against a real broker in
+    a temp dir: every command, text and --json output (each JSON document
+    checked by a strict validator), exit codes (0 ok, 1 refused/not found,
+    2 usage, 3 unreachable) and --help. */
+#include <ctype.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "itutil.h"
+#include "testutil.h"
+
+static it_env_t env;
+static it_proc_t broker;
+static pres_config_t cfg;
+static char ctl[IT_PATH_MAX + 32];
+static char out[65536], err[8192];
+
+//  ---------------------------------------------------------------------
+//  A strict JSON validator (RFC 8259 grammar, no extensions).
+
+static const char *s_value(const char *p, int depth);
+
+static const char *
+s_ws(const char *p)
+{
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+        p++;
+    return p;
+}
+
+static const char *
+s_string(const char *p)
+{
+    if (*p++ != '"')
+        return NULL;
+    while (*p != '"') {
+        if ((unsigned char)*p < 0x20)
+            return NULL;
+        if (*p == '\\') {
+            p++;
+            if (*p == 'u') {
+                for (int i = 1; i <= 4; i++)
+                    if (!isxdigit((unsigned char)p[i]))
+                        return NULL;
+                p += 4;
+            }
+            else if (!strchr("\"\\/bfnrt", *p) || !*p)
+                return NULL;
+        }
+        p++;
+    }
+    return p + 1;
+}
+
+static const char *
+s_number(const char *p)
+{
+    if (*p == '-')
+        p++;
+    if (*p == '0')
+        p++;
+    else if (isdigit((unsigned char)*p))
+        while (isdigit((unsigned char)*p))
+            p++;
+    else
+        return NULL;
+    if (*p == '.') {
+        if (!isdigit((unsigned char)*++p))
+            return NULL;
+        while (isdigit((unsigned char)*p))
+            p++;
+    }
+    if (*p == 'e' || *p == 'E') {
+        p++;
+        if (*p == '+' || *p == '-')
+            p++;
+        if (!isdigit((unsigned char)*p))
+            return NULL;
+        while (isdigit((unsigned char)*p))
+            p++;
+    }
+    return p;
+}
+
+static const char *
+s_value(const char *p, int depth)
+{
+    if (depth > 32)
+        return NULL;
+    p = s_ws(p);
+    if (*p == '{' || *p == '[') {
+        char close = *p == '{' ? '}' : ']';
+        bool object = *p == '{';
+        p = s_ws(p + 1);
+        if (*p == close)
+            return p + 1;
+        while (true) {
+            if (object) {
+                p = s_string(s_ws(p));
+                if (!p)
+                    return NULL;
+                p = s_ws(p);
+                if (*p++ != ':')
+                    return NULL;
+            }
+            p = s_value(p, depth + 1);
+            if (!p)
+                return NULL;
+            p = s_ws(p);
+            if (*p == close)
+                return p + 1;
+            if (*p++ != ',')
+                return NULL;
+        }
+    }
+    if (*p == '"')
+        return s_string(p);
+    if (!strncmp(p, "true", 4))
+        return p + 4;
+    if (!strncmp(p, "false", 5))
+        return p + 5;
+    if (!strncmp(p, "null", 4))
+        return p + 4;
+    return s_number(p);
+}
+
+//  One JSON document (object) per line, every line; at least one line.
+static bool
+s_json_lines(const char *text)
+{
+    int lines = 0;
+    while (*text) {
+        if (*s_ws(text) != '{')
+            return false;
+        const char *end = s_value(text, 0);
+        if (!end || *end != '\n')
+            return false;
+        text = end + 1;
+        lines++;
+    }
+    return lines > 0;
+}
+
+//  ---------------------------------------------------------------------
+
+//  Run presencectl with args (a shell fragment); stdout into out, stderr
+//  into err. Returns its exit code.
+static int
+s_ctl(const char *args)
+{
+    char cmd[1024], errpath[IT_PATH_MAX + 16];
+    snprintf(errpath, sizeof(errpath), "%s/ctl.err", env.dir);
+    snprintf(cmd, sizeof(cmd), "%s %s 2>%s", ctl, args, errpath);
+    FILE *p = popen(cmd, "r");
+    CHECK(p);
+    size_t n = fread(out, 1, sizeof(out) - 1, p);
+    out[n] = '\0';
+    int status = pclose(p);
+    FILE *f = fopen(errpath, "r");
+    CHECK(f);
+    n = fread(err, 1, sizeof(err) - 1, f);
+    err[n] = '\0';
+    fclose(f);
+    CHECK(WIFEXITED(status));
+    if (getenv("IT_VERBOSE"))
+        fprintf(stderr, "$ presencectl %s -> %d\n%s%s", args,
+                WEXITSTATUS(status), out, err);
+    return WEXITSTATUS(status);
+}
+
+static void
+s_json_ok(const char *args)
+{
+    CHECK_EQ(s_ctl(args), 0);
+    if (!s_json_lines(out)) {
+        fprintf(stderr, "not JSON lines from '%s':\n%s\n", args, out);
+        CHECK(!"valid JSON");
+    }
+    CHECK(!strstr(out, "\"ok\":"));  //  `ok` is dropped
+}
+
+static int
+s_count(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    return n;
+}
+
+static void
+test_offline(void)
+{
+    //  Usage and help need no broker.
+    CHECK_EQ(s_ctl("--help"), 0);
+    CHECK(strstr(out, "usage: presencectl") && strstr(out, "exit codes"));
+    CHECK_EQ(s_ctl("help"), 0);
+    CHECK(strstr(out, "commands:"));
+    CHECK_EQ(s_ctl("watch --help"), 0);
+    CHECK(strstr(out, "usage: presencectl watch"));
+    CHECK_EQ(s_ctl(""), 2);
+    CHECK(strstr(err, "no command"));
+    CHECK_EQ(s_ctl("frob"), 2);
+    CHECK_EQ(s_ctl("get"), 2);
+    CHECK_EQ(s_ctl("get 'a b'"), 2);
+    CHECK_EQ(s_ctl("list --limit 0"), 2);
+    CHECK_EQ(s_ctl("account bob lost"), 2);
+    CHECK_EQ(s_ctl("publish heartbeat bob"), 2);
+    //  A missing config file is a usage problem too.
+    CHECK_EQ(s_ctl("-c /nonexistent/presence.conf stats"), 2);
+
+    //  No broker: exit 3 with a message, in about the timeout.
+    int64_t t0 = pres_mono_ms();
+    CHECK_EQ(s_ctl("--timeout 300 stats"), 3);
+    CHECK(pres_mono_ms() - t0 < 3000);
+    CHECK(strstr(err, "did not answer"));
+    CHECK_EQ(s_ctl("--timeout 300 get alice"), 3);
+    CHECK_EQ(s_ctl("--timeout 300 list"), 3);
+    CHECK_EQ(s_ctl("--timeout 300 watch --count 1"), 3);
+    CHECK_EQ(s_ctl("--timeout 300 publish login alice"), 3);
+    CHECK(strstr(err, "nothing was sent"));
+
+    //  token works offline; it creates the secret 0600 in data_dir.
+    CHECK_EQ(s_ctl("token alice"), 0);
+    CHECK_EQ(s_count(out, "."), 2);
+    CHECK(!strchr(out, ' '));
+    char secret[IT_PATH_MAX + 16];
+    snprintf(secret, sizeof(secret), "%s/jwt.secret", env.data_dir);
+    struct stat st;
+    CHECK_EQ(stat(secret, &st), 0);
+    CHECK_EQ(st.st_mode & 0777, 0600);
+    s_json_ok("--json token ops --admin --ttl 60");
+    CHECK(strstr(out, "\"admin\":true"));
+    CHECK(strstr(out, "\"user\":\"ops\""));
+}
+
+static void
+test_commands(void)
+{
+    //  publish: text and JSON (the event as sent).
+    CHECK_EQ(s_ctl("publish login alice --session s1 --device ios"), 0);
+    CHECK(strstr(out, "sent login alice session s1"));
+    s_json_ok("--json publish login bob --session b1");
+    CHECK(strstr(out, "\"type\":\"login\""));
+    CHECK(strstr(out, "\"src\":\"presencectl-"));
+    //  A login without --session gets a generated one.
+    CHECK_EQ(s_ctl("publish login carol"), 0);
+    CHECK(strstr(out, "session ctl-"));
+    usleep(300 * 1000);  //  the broker applies them
+
+    //  get
+    CHECK_EQ(s_ctl("get alice"), 0);
+    CHECK(strstr(out, "state      online"));
+    CHECK(strstr(out, "sessions   1"));
+    s_json_ok("--json get alice");
+    CHECK(strstr(out, "\"user\":\"alice\""));
+    CHECK(strstr(out, "\"state\":\"online\""));
+    CHECK_EQ(s_ctl("get nobody"), 1);
+    CHECK(strstr(err, "nobody: not found"));
+    CHECK_EQ(s_ctl("--json get nobody"), 1);
+    CHECK(s_json_lines(out));
+    CHECK(strstr(out, "\"error\""));
+
+    //  heartbeat with away
+    CHECK_EQ(s_ctl("publish heartbeat alice --session s1 --state away"), 0);
+    usleep(300 * 1000);
+    s_json_ok("--json get alice");
+    CHECK(strstr(out, "\"state\":\"away\""));
+
+    //  list: pages, cursor, --all, filters
+    pres_pub_t *pub = it_pub_new(&cfg, "gateway-test-1");
+    CHECK(pub);
+    char user[16];
+    for (int i = 0; i < 5; i++) {
+        snprintf(user, sizeof(user), "user%d", i);
+        CHECK(it_send_login(pub, user, "s") == 0);
+    }
+    pres_pub_destroy(&pub);
+    usleep(300 * 1000);
+    CHECK_EQ(s_ctl("list"), 0);
+    CHECK(!strncmp(out, "USER", 4));
+    CHECK_EQ(s_count(out, "\n"), 1 + 8);
+    CHECK_EQ(s_ctl("list --limit 3"), 0);
+    CHECK(strstr(out, "(more: presencectl list --limit 3 --cursor carol)"));
+    CHECK_EQ(s_ctl("list --limit 3 --cursor carol"), 0);
+    CHECK(strstr(out, "user0") && !strstr(out, "alice"));
+    CHECK_EQ(s_ctl("list --limit 3 --all"), 0);
+    CHECK(strstr(out, "alice") && strstr(out, "user4"));
+    CHECK(!strstr(out, "(more"));
+    s_json_ok("--json list --limit 3");
+    CHECK(strstr(out, "\"next\":\"carol\""));
+    s_json_ok("--json list --limit 3 --all");
+    CHECK_EQ(s_count(out, "\"user\":"), 8);
+    CHECK(!strstr(out, "\"next\""));
+    s_json_ok("--json list --state away");
+    CHECK_EQ(s_count(out, "\"user\":"), 1);
+
+    //  account: suspend ends the sessions, list by account finds it
+    CHECK_EQ(s_ctl("account bob suspended --reason 'spam, ticket 42'"), 0);
+    CHECK(strstr(out, "bob is now suspended"));
+    s_json_ok("--json get bob");
+    CHECK(strstr(out, "\"state\":\"offline\""));
+    CHECK(strstr(out, "\"account\":\"suspended\""));
+    s_json_ok("--json list --account suspended");
+    CHECK_EQ(s_count(out, "\"user\":"), 1);
+    s_json_ok("--json account bob active");
+    CHECK(strstr(out, "\"account\":\"active\""));
+    CHECK(strstr(out, "\"seq\":"));
+
+    //  stats
+    CHECK_EQ(s_ctl("stats"), 0);
+    CHECK(strstr(out, "seq ") && strstr(out, "publishers"));
+    s_json_ok("--json stats");
+    CHECK(strstr(out, "\"users\":{\"online\":"));
+    CHECK(strstr(out, "\"publishers\":["));
+}
+
+//  watch: started first, prints the changes that follow, one per line,
+//  seq consecutive, then exits after --count.
+static void
+test_watch(bool json)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "%s %s watch --count 3 2>/dev/null", ctl,
+             json ? "--json" : "");
+    FILE *p = popen(cmd, "r");
+    CHECK(p);
+    usleep(500 * 1000);  //  subscribed and snapshot taken
+    pres_pub_t *pub = it_pub_new(&cfg, json ? "gateway-w-1" : "gateway-w-2");
+    CHECK(pub);
+    const char *u = json ? "wj" : "wt";
+    CHECK(it_send_login(pub, u, "s1") == 0);
+    CHECK(it_send_login(pub, u, "s2") == 0);
+    CHECK(it_send_logout(pub, u, NULL) == 0);
+    pres_pub_destroy(&pub);
+    char line[4096];
+    uint64_t prev = 0;
+    alarm(10);  //  a watch that hangs fails the test instead
+    for (int i = 0; i < 3; i++) {
+        CHECK(fgets(line, sizeof(line), p));
+        if (json) {
+            CHECK(s_json_lines(line));
+            const char *s = strstr(line, "\"seq\":");
+            CHECK(s);
+            uint64_t seq = strtoull(s + 6, NULL, 10);
+            CHECK(prev == 0 || seq == prev + 1);
+            prev = seq;
+        }
+        else
+            CHECK(strstr(line, u) && strstr(line, "sessions"));
+    }
+    if (json)
+        CHECK(strstr(line, "\"reason\":\"logout\""));
+    else
+        CHECK(strstr(line, "offline") && strstr(line, "logout"));
+    CHECK_EQ(pclose(p), 0);
+    alarm(0);
+}
+
+int
+main(void)
+{
+    CHECK(it_env_init(&env, "ctl-commands") == 0);
+    it_env_set(&env, "timeout", "30");
+    CHECK(it_env_config(&env, &cfg) == 0);
+    CHECK(it_build_path("presencectl", ctl, sizeof(ctl)) == 0);
+    //  presencectl reads the same environment the daemons get.
+    setenv("PRESENCE_DATA_DIR", env.data_dir, 1);
+    setenv("PRESENCE_RUN_DIR", env.run_dir, 1);
+    setenv("PRESENCE_TIMEOUT", "30", 1);
+
+    test_offline();
+    CHECK(it_broker_start(&env, NULL, &broker) == 0);
+    test_commands();
+    test_watch(true);
+    test_watch(false);
+    CHECK_EQ(it_proc_stop(&broker, 5000), 0);
+    CHECK_EQ(s_ctl("--timeout 300 get alice"), 3);
+    it_env_cleanup(&env);
+    printf("it.ctl_commands: ok\n");
+    return 0;
+}
