@@ -19,11 +19,12 @@
 
 #define S_RETRY_MS        1000   //  re-send an unanswered expire after
 #define S_SNAPSHOT_MS     5000   //  wait for a snapshot reply
-#define S_STATS_MS        2000   //  wait for a stats reply
+#define S_STATS_MS        250    //  wait for a stats reply (loop blocks)
 #define S_HEAD_CHECK_MS   2000   //  period of the broker head check
 #define S_SUMMARY_MS      60000  //  period of the summary line
 #define S_BACKOFF_MIN_MS  50     //  first pause when the broker is absent
-#define S_BACKOFF_MAX_MS  2000   //  longest pause
+#define S_BACKOFF_MAX_MS  2000   //  longest pause between snapshot tries
+#define S_FIRE_BACKOFF_MAX_MS 400  //  longest pause while the broker is away
 #define S_DRAIN_MAX       10000  //  messages read per loop turn
 #define S_FIRE_MAX        10000  //  expires sent per loop turn
 
@@ -41,6 +42,7 @@ struct sweeper_server {
     int snapshot_backoff;      //  ms
     int64_t fire_at;           //  mono ms before which we do not fire
     int fire_backoff;          //  ms
+    bool holding;              //  due expires held: broker absent
     int64_t head_check_at;     //  mono ms of the next head check
     int64_t summary_at;        //  mono ms of the next summary line
 };
@@ -290,22 +292,27 @@ s_fire(sweeper_server_t *self)
     uint64_t due = sweeper_tick_next_due(self->tick);
     if (due == 0 || due > now || pres_mono_ms() < self->fire_at)
         return;
+    //  Broker absent: send nothing (it would only wait), look again
+    //  after a short backoff; the expires stay due meanwhile.
+    if (!pres_pub_ready(self->pub)) {
+        if (!self->holding)
+            pres_log_warn("broker not attached to %s; holding due expires",
+                          self->cfg.events_endpoint);
+        self->holding = true;
+        self->fire_at = pres_mono_ms() + self->fire_backoff;
+        self->fire_backoff = self->fire_backoff * 2 > S_FIRE_BACKOFF_MAX_MS
+                                 ? S_FIRE_BACKOFF_MAX_MS
+                                 : self->fire_backoff * 2;
+        return;
+    }
+    if (self->holding)
+        pres_log_info("broker attached again; sending due expires");
+    self->holding = false;
+    self->fire_backoff = S_BACKOFF_MIN_MS;
+    //  A send that fails now (bus full for 100 ms) leaves the rest due;
+    //  the next turn goes on at once.
     sweeper_tick_fire(self->tick, now, S_RETRY_MS, S_FIRE_MAX, s_fire_one,
                       self);
-    due = sweeper_tick_next_due(self->tick);
-    if (due != 0 && due <= now) {
-        if (!pres_pub_ready(self->pub)) {
-            //  Broker absent: wait, and ask again with backoff.
-            if (self->fire_backoff == S_BACKOFF_MIN_MS)
-                pres_log_warn("broker not attached to events; holding "
-                              "%zu expires", sweeper_tick_size(self->tick));
-            self->fire_at = pres_mono_ms() + self->fire_backoff;
-            self->fire_backoff = s_backoff(self->fire_backoff);
-        }
-        //  Else the bus was full or the turn limit was hit: go on at once.
-    }
-    else
-        self->fire_backoff = S_BACKOFF_MIN_MS;
 }
 
 //  How long zmq_poll may sleep: until the next due entry, snapshot retry,
@@ -354,7 +361,9 @@ sweeper_server_run(sweeper_server_t *self)
             s_drain(self);
         mono = pres_mono_ms();
         if (mono >= self->head_check_at) {
-            if (sweeper_clone_synced(self->clone))
+            //  Only with the broker attached: the query blocks the loop.
+            if (sweeper_clone_synced(self->clone)
+                && pres_pub_ready(self->pub))
                 s_head_check(self);
             self->head_check_at = pres_mono_ms() + S_HEAD_CHECK_MS;
         }
