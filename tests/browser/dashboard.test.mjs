@@ -150,7 +150,7 @@ async function realEnv(tmp) {
     fs.mkdirSync(logDir);
     startProc('broker', bin('presence-broker'), [], env, logDir);
     startProc('sweeper', bin('presence-sweeper'), [], env, logDir);
-    startProc('gateway', bin('presence-gateway'), [], env, logDir);
+    let gateway = startProc('gateway', bin('presence-gateway'), [], env, logDir);
     const url = `http://127.0.0.1:${port}`;
     const mintToken = async (user, admin) => {
         const out = await run(bin('presencectl'), ['token', user, ...(admin ? ['--admin'] : [])], env);
@@ -166,10 +166,20 @@ async function realEnv(tmp) {
         logDir,
         async ready() {
             await waitFor('gateway /healthz', async () => {
-                for (const c of children) assert(alive(c.proc), `${c.name} exited (see its log)`);
+                for (const c of children) assert(c.proc.stopping || alive(c.proc), `${c.name} exited (see its log)`);
                 const r = await fetch(`${url}/healthz`);
                 return r.ok;
             }, 20000, 200);
+        },
+        // Stop the gateway (SIGTERM), then start it again on the same port.
+        async stopGateway() {
+            gateway.stopping = true;
+            gateway.kill('SIGTERM');
+            await new Promise((r) => (alive(gateway) ? gateway.once('exit', r) : r()));
+        },
+        async startGateway() {
+            gateway = startProc('gateway', bin('presence-gateway'), [], env, logDir);
+            await this.ready();
         },
         async stop() {
             await stopAll();
@@ -384,6 +394,28 @@ async function main() {
         });
 
         if (MOCK) await mockOnlyChecks(page, env, { T, row, user, user2, user2Tok });
+        else {
+            await check('gateway restart: "reconnecting…", then live again and changes still arrive', async () => {
+                await page.evaluate(() => {
+                    window.__connStates = [];
+                    const c = document.querySelector('[data-testid="conn-status"]');
+                    new MutationObserver(() => window.__connStates.push(c.dataset.state)).observe(c, { attributes: true });
+                });
+                await env.stopGateway();
+                await page.waitForFunction(() => window.__connStates.includes('reconnecting'), null, { timeout: 5000 });
+                const txt = await T('conn-status').textContent();
+                assert(/reconnecting/i.test(txt), `status says "${txt}"`);
+                await env.startGateway();
+                await page.waitForSelector('[data-testid="conn-status"][data-state="live"]', { timeout: 10000 });
+                const r = await fetch(`${env.url}/v1/login`, {
+                    method: 'POST',
+                    headers: { Authorization: `Bearer ${user2Tok}`, 'Content-Type': 'application/json' },
+                    body: '{}',
+                });
+                assert(r.status === 200, `login ${user2} after the restart -> ${r.status}`);
+                await row(user2).and(page.locator('[data-state="online"]')).waitFor({ timeout: 3000 });
+            });
+        }
 
         await check('screenshot at 1280 px', async () => {
             await page.waitForTimeout(1700); // let row highlight animations finish
