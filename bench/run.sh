@@ -150,7 +150,7 @@ fanout_at() {
     bg=$(awk -v r="$2" -v p="$1" 'BEGIN { printf "%d", r * p / 100 }')
     dur=$(q 1 ${BENCH_SECONDS:-5})
     if [ "$bg" -gt 0 ]; then
-        "$PB" load -u "$users" -r "$bg" -d "$(awk -v d="$dur" 'BEGIN { print d + 1.5 }')" -W \
+        "$PB" load -u "$users" -r "$bg" -d "$(awk -v d="$dur" 'BEGIN { print d + 0.8 }')" -W \
             >"$TMP_DIR/fanout-bg-$1.log" 2>&1 &
         bgpid=$!
         BENCH_PIDS="$BENCH_PIDS $bgpid"
