@@ -15,6 +15,7 @@
     const BACKOFF_MAX_MS = 5000;
     const PENDING_RECONCILE_MS = 8000;  // no event after a PUT: re-read the user from the API
     const MAX_LIVE_ROWS = 100;          // rows inserted from events on top of a page
+    const PAGE_REFRESH_MS = 60000;      // quiet re-read of the current page (last_seen drift)
 
     const $ = (id) => document.getElementById(id);
     const el = (tag, props, ...kids) => {
@@ -395,10 +396,14 @@
         };
     }
 
-    async function loadPage() {
+    // Load the current page. With merge = true (the periodic refresh) rows
+    // inserted from events stay on top and rows changed by an event during
+    // the request keep the event's newer data.
+    async function loadPage(merge) {
         if (!S.token || S.authFailed) return;
         const gen = ++S.pageLoad;
-        $('users-body').setAttribute('aria-busy', 'true');
+        const seqAtRequest = S.lastSeq;
+        if (!merge) $('users-body').setAttribute('aria-busy', 'true');
         try {
             let users, next = null;
             if (S.mode === 'search') {
@@ -419,14 +424,28 @@
                 next = page && page.next ? page.next : null;
             }
             if (gen !== S.pageLoad) return; // a newer load won
+            const old = S.rows;
+            const live = merge ? S.order.filter((u) => S.liveRows.has(u)) : [];
             S.rows = new Map();
             S.order = [];
-            S.liveRows.clear();
+            const page = [];
             for (const u of users) {
                 if (!u || typeof u.user !== 'string' || S.rows.has(u.user)) continue;
-                S.rows.set(u.user, modelFrom(u));
-                S.order.push(u.user);
+                const prev = old.get(u.user);
+                let r = modelFrom(u);
+                if (merge && prev) {
+                    // An event newer than this answer wins over it.
+                    if (seqAtRequest !== null && prev.seq > seqAtRequest) r = prev;
+                    else r.last_seen = Math.max(r.last_seen, prev.last_seen);
+                    r.stale = false;
+                }
+                S.rows.set(u.user, r);
+                page.push(u.user);
             }
+            const keepLive = live.filter((u) => !S.rows.has(u));
+            for (const u of keepLive) S.rows.set(u, old.get(u));
+            S.liveRows = new Set(keepLive);
+            S.order = keepLive.concat(page);
             S.next = next;
             S.pageStale = false;
             renderTable();
@@ -438,6 +457,14 @@
         } finally {
             if (gen === S.pageLoad) $('users-body').removeAttribute('aria-busy');
         }
+    }
+
+    // last_seen of online users moves with every heartbeat, which publishes
+    // no change, so re-read the page now and then (only while someone looks).
+    function refreshPageQuietly() {
+        if (document.visibilityState !== 'visible') return;
+        if ($('action-dialog').open || $('token-dialog').open || S.pending.size) return;
+        loadPage(true);
     }
 
     function visible(r) {
@@ -988,6 +1015,7 @@
 
         window.setInterval(fetchStats, SAMPLE_EVERY_MS);
         window.setInterval(refreshRelativeTimes, 15000);
+        window.setInterval(refreshPageQuietly, PAGE_REFRESH_MS);
         window.setInterval(renderChart, 60000);
         if (window.ResizeObserver) {
             let lastW = 0;
@@ -1011,7 +1039,7 @@
     }
 
     // Exposed for debugging and the browser test (read-only use).
-    window.presenceDashboard = { state: S, sseParser };
+    window.presenceDashboard = { state: S, sseParser, refreshPage: () => loadPage(true) };
 
     if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', init);
     else init();

@@ -517,6 +517,31 @@ async function mockOnlyChecks(page, env, { T, row, user, user2, user2Tok }) {
         await row(user2).and(page.locator('[data-state="online"]')).waitFor({ timeout: 3000 });
     });
 
+    await check('a user beyond page 1 who logs in goes on top and survives the quiet page refresh', async () => {
+        const late = `zz.${process.pid}@example.org`; // sorts after every seeded user
+        const tok = await env.mintToken(late, false);
+        const r = await fetch(`${env.url}/v1/login`, { method: 'POST', headers: { Authorization: `Bearer ${tok}` }, body: '{}' });
+        assert(r.status === 200, `login ${late} -> ${r.status}`);
+        await row(late).and(page.locator('[data-state="online"]')).waitFor({ timeout: 2000 });
+        const first = await page.locator('tr[data-testid="row"]').first().getAttribute('data-user');
+        assert(first === late, `live row is not on top (${first})`);
+        // A heartbeat that changes nothing publishes no change: only the
+        // refresh can move the last_seen of an online user on the page.
+        const onPage = await page.locator('tr[data-testid="row"][data-state="online"]').nth(1).getAttribute('data-user');
+        assert(onPage && onPage !== late, 'no online seeded user on the page');
+        const before = Number(await row(onPage).locator('time').getAttribute('data-ms'));
+        const otok = await env.mintToken(onPage, false);
+        const hb = await fetch(`${env.url}/v1/heartbeat`, { method: 'POST', headers: { Authorization: `Bearer ${otok}` }, body: JSON.stringify({ session: 'browser-test' }) });
+        assert(hb.status === 204, `heartbeat -> ${hb.status}`);
+        await page.evaluate(() => window.presenceDashboard.refreshPage());
+        await page.waitForFunction(([u, b]) => Number(document.querySelector(`tr[data-user="${u}"] time`).dataset.ms) > b, [onPage, before], { timeout: 2000 });
+        assert((await row(late).count()) === 1, 'the live row vanished on refresh');
+        const first2 = await page.locator('tr[data-testid="row"]').first().getAttribute('data-user');
+        assert(first2 === late, `live row is no longer on top after the refresh (${first2})`);
+        const rows = await page.locator('tr[data-testid="row"]').count();
+        assert(rows >= 51, `page lost rows on refresh (${rows})`);
+    });
+
     await check('event: resync reloads stats and the page', async () => {
         let n = 0;
         const onReq = (req) => { if (/\/v1\/(users\?|stats)/.test(req.url())) n++; };
