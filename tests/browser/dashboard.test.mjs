@@ -133,6 +133,7 @@ async function realEnv(tmp) {
     const missing = need.filter((n) => !fs.existsSync(bin(n)));
     if (missing.length) {
         log(`SKIP: not built in ${BUILD_DIR}: ${missing.join(', ')}`);
+        fs.rmSync(tmp, { recursive: true, force: true });
         process.exit(SKIP);
     }
     const port = await freePort();
