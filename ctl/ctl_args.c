@@ -97,7 +97,8 @@ static const struct {
      "  presencectl account mallory suspended --reason \"spam, ticket 42\"\n"
      "  presencectl account mallory active\n"},
     {"publish", CTL_CMD_PUBLISH,
-     "usage: presencectl publish TYPE USER [--session S] [--state online|away]\n"
+     "usage: presencectl publish TYPE USER [--session S] [--state "
+     "online|away]\n"
      "                           [--device D] [--status X] [--reason R]\n"
      "                           [--deadline MS]\n"
      "\n"
@@ -249,25 +250,22 @@ s_set_option(ctl_args_t *a, const char *name, const char *value, FILE *err)
         a->all = true;
     else if (!strcmp(name, "--ttl")) {
         if (s_number(value, 1, 10L * 365 * 86400, &a->ttl) != 0)
-            return s_usage(err, c, "--ttl wants seconds > 0, not '%s'",
-                           value);
-    }
-    else if (!strcmp(name, "--limit")) {
+            return s_usage(err, c, "--ttl wants seconds > 0, not '%s'", value);
+    } else if (!strcmp(name, "--limit")) {
         if (s_number(value, 1, PRES_LIST_MAX, &a->limit) != 0)
             return s_usage(err, c, "--limit wants 1..1000, not '%s'", value);
-    }
-    else if (!strcmp(name, "--count")) {
+    } else if (!strcmp(name, "--count")) {
         if (s_number(value, 1, 1000000000L, &a->count) != 0)
             return s_usage(err, c, "--count wants a number > 0, not '%s'",
                            value);
-    }
-    else if (!strcmp(name, "--deadline")) {
+    } else if (!strcmp(name, "--deadline")) {
         if (s_number(value, 1, __LONG_MAX__, &v) != 0)
-            return s_usage(err, c, "--deadline wants ms since the epoch, "
-                           "not '%s'", value);
+            return s_usage(err, c,
+                           "--deadline wants ms since the epoch, "
+                           "not '%s'",
+                           value);
         a->deadline = (uint64_t)v;
-    }
-    else if (!strcmp(name, "--state"))
+    } else if (!strcmp(name, "--state"))
         a->state = value;
     else if (!strcmp(name, "--account"))
         a->account = value;
@@ -293,55 +291,66 @@ s_validate(ctl_args_t *a, FILE *err)
     pres_account_t acc;
     pres_ev_type_t type;
     if (a->user && !s_valid_id(a->user))
-        return s_usage(err, c, "'%s' is not a user id (1-64 of "
-                       "A-Z a-z 0-9 . _ @ : -)", a->user);
+        return s_usage(err, c,
+                       "'%s' is not a user id (1-64 of "
+                       "A-Z a-z 0-9 . _ @ : -)",
+                       a->user);
     if (c == CTL_CMD_LIST) {
         if (a->state && pres_state_parse(a->state, strlen(a->state), &st))
-            return s_usage(err, c, "--state wants online, away or offline, "
-                           "not '%s'", a->state);
-        if (a->account
-            && pres_account_parse(a->account, strlen(a->account), &acc))
-            return s_usage(err, c, "--account wants active, pending, "
+            return s_usage(err, c,
+                           "--state wants online, away or offline, "
+                           "not '%s'",
+                           a->state);
+        if (a->account &&
+            pres_account_parse(a->account, strlen(a->account), &acc))
+            return s_usage(err, c,
+                           "--account wants active, pending, "
                            "inactive, suspended or banned, not '%s'",
                            a->account);
         if (a->cursor && !s_valid_id(a->cursor))
-            return s_usage(err, c, "--cursor '%s' is not a user id",
-                           a->cursor);
+            return s_usage(err, c, "--cursor '%s' is not a user id", a->cursor);
     }
-    if (c == CTL_CMD_ACCOUNT
-        && pres_account_parse(a->status, strlen(a->status), &acc))
-        return s_usage(err, c, "STATUS must be active, pending, inactive, "
-                       "suspended or banned, not '%s'", a->status);
+    if (c == CTL_CMD_ACCOUNT &&
+        pres_account_parse(a->status, strlen(a->status), &acc))
+        return s_usage(err, c,
+                       "STATUS must be active, pending, inactive, "
+                       "suspended or banned, not '%s'",
+                       a->status);
     if (a->reason && strlen(a->reason) > PRES_REASON_MAX)
         return s_usage(err, c, "--reason is longer than %d bytes",
                        PRES_REASON_MAX);
     if (c != CTL_CMD_PUBLISH)
         return 0;
     if (pres_ev_type_parse(a->type, strlen(a->type), &type))
-        return s_usage(err, c, "TYPE must be login, heartbeat, logout, "
-                       "expire or account, not '%s'", a->type);
+        return s_usage(err, c,
+                       "TYPE must be login, heartbeat, logout, "
+                       "expire or account, not '%s'",
+                       a->type);
     if (a->session && !s_valid_id(a->session))
-        return s_usage(err, c, "--session '%s' is not a valid id",
-                       a->session);
+        return s_usage(err, c, "--session '%s' is not a valid id", a->session);
     if ((type == PRES_EV_HEARTBEAT || type == PRES_EV_EXPIRE) && !a->session)
         return s_usage(err, c, "%s needs --session", a->type);
-    if (a->state
-        && (type != PRES_EV_HEARTBEAT
-            || pres_state_parse(a->state, strlen(a->state), &st)
-            || st == PRES_OFFLINE))
-        return s_usage(err, c, "--state is for heartbeat, online or away "
-                       "(got '%s')", a->state);
-    if (a->device && (type != PRES_EV_LOGIN
-                      || strlen(a->device) > PRES_DEVICE_MAX))
-        return s_usage(err, c, "--device is for login, at most 128 bytes "
-                       "(got '%s')", a->device);
-    if (type == PRES_EV_ACCOUNT
-        && (!a->status
-            || pres_account_parse(a->status, strlen(a->status), &acc)))
-        return s_usage(err, c, "account needs --status active, pending, "
+    if (a->state && (type != PRES_EV_HEARTBEAT ||
+                     pres_state_parse(a->state, strlen(a->state), &st) ||
+                     st == PRES_OFFLINE))
+        return s_usage(err, c,
+                       "--state is for heartbeat, online or away "
+                       "(got '%s')",
+                       a->state);
+    if (a->device &&
+        (type != PRES_EV_LOGIN || strlen(a->device) > PRES_DEVICE_MAX))
+        return s_usage(err, c,
+                       "--device is for login, at most 128 bytes "
+                       "(got '%s')",
+                       a->device);
+    if (type == PRES_EV_ACCOUNT &&
+        (!a->status || pres_account_parse(a->status, strlen(a->status), &acc)))
+        return s_usage(err, c,
+                       "account needs --status active, pending, "
                        "inactive, suspended or banned");
     if (type != PRES_EV_ACCOUNT && (a->status || a->reason))
-        return s_usage(err, c, "--status and --reason are for account "
+        return s_usage(err, c,
+                       "--status and --reason are for account "
                        "events");
     if (type != PRES_EV_EXPIRE && a->deadline)
         return s_usage(err, c, "--deadline is for expire events");
@@ -380,8 +389,10 @@ ctl_args_parse(ctl_args_t *a, int argc, char **argv, FILE *out, FILE *err)
             if (arg[1] == 'c')
                 a->config = next;
             else if (s_number(next, 1, 3600000, &v) != 0)
-                return s_usage(err, a->cmd, "--timeout wants ms > 0, not "
-                               "'%s'", next);
+                return s_usage(err, a->cmd,
+                               "--timeout wants ms > 0, not "
+                               "'%s'",
+                               next);
             else
                 a->timeout_ms = (int)v;
             i++;
@@ -410,8 +421,8 @@ ctl_args_parse(ctl_args_t *a, int argc, char **argv, FILE *out, FILE *err)
         if (arg[0] == '-' && arg[1] == '-') {
             const s_opt_t *o = NULL;
             for (size_t k = 0; k < sizeof(s_opts) / sizeof(s_opts[0]); k++)
-                if (!strcmp(arg, s_opts[k].name)
-                    && (s_opts[k].cmds & C(a->cmd)))
+                if (!strcmp(arg, s_opts[k].name) &&
+                    (s_opts[k].cmds & C(a->cmd)))
                     o = &s_opts[k];
             if (!o)
                 return s_usage(err, a->cmd, "unknown option '%s'", arg);

@@ -107,8 +107,7 @@ s_simple(const ctl_args_t *a, const pres_config_t *cfg, pres_query_t *q,
         else if (q->op == PRES_Q_STATS)
             rc = s_print(a, reply, out, err, ctl_out_stats);
         else if (a->json)
-            rc = ctl_out_json(zframe_data(reply), zframe_size(reply), out)
-                         == 0
+            rc = ctl_out_json(zframe_data(reply), zframe_size(reply), out) == 0
                      ? CTL_EXIT_OK
                      : CTL_EXIT_FAIL;
         else {
@@ -117,8 +116,7 @@ s_simple(const ctl_args_t *a, const pres_config_t *cfg, pres_query_t *q,
             fprintf(out, "%s is now %s (change %" PRIu64 ")\n", a->user,
                     a->status, seq);
         }
-    }
-    else if (rc == CTL_EXIT_FAIL)
+    } else if (rc == CTL_EXIT_FAIL)
         rc = s_refused(a, reply, out, err);
     zframe_destroy(&reply);
     pres_qclient_destroy(&qc);
@@ -131,17 +129,15 @@ s_collect_users(zframe_t *reply, zchunk_t *acc)
 {
     pres_mp_reader_t r;
     uint32_t n;
-    if (ctl_mp_find(zframe_data(reply), zframe_size(reply), "users", &r)
-            != 0
-        || pres_mp_read_array(&r, &n) != 0)
+    if (ctl_mp_find(zframe_data(reply), zframe_size(reply), "users", &r) != 0 ||
+        pres_mp_read_array(&r, &n) != 0)
         return -1;
     for (uint32_t i = 0; i < n; i++) {
         const uint8_t *start = r.p;
         if (pres_mp_skip(&r) != 0)
             return -1;
         size_t jlen;
-        char *json = pres_mp_to_json(start, (size_t)(r.p - start), NULL,
-                                     &jlen);
+        char *json = pres_mp_to_json(start, (size_t)(r.p - start), NULL, &jlen);
         if (!json)
             return -1;
         if (zchunk_size(acc) > 1)
@@ -188,8 +184,8 @@ s_list(const ctl_args_t *a, const pres_config_t *cfg, FILE *out, FILE *err)
         const void *buf = zframe_data(reply);
         size_t len = zframe_size(reply);
         char next[PRES_ID_MAX + 1] = "";
-        more = ctl_mp_str(buf, len, "next", next, sizeof(next)) == 0
-               && pres_id_valid(next, strlen(next));
+        more = ctl_mp_str(buf, len, "next", next, sizeof(next)) == 0 &&
+               pres_id_valid(next, strlen(next));
         int n;
         if (acc)
             n = s_collect_users(reply, acc);
@@ -210,9 +206,10 @@ s_list(const ctl_args_t *a, const pres_config_t *cfg, FILE *out, FILE *err)
                 char limit[32] = "";
                 if (a->limit)
                     snprintf(limit, sizeof(limit), " --limit %ld", a->limit);
-                fprintf(out, "(more: presencectl list%s%s%s%s%s --cursor "
-                        "%s)\n", a->state ? " --state " : "",
-                        a->state ? a->state : "",
+                fprintf(out,
+                        "(more: presencectl list%s%s%s%s%s --cursor "
+                        "%s)\n",
+                        a->state ? " --state " : "", a->state ? a->state : "",
                         a->account ? " --account " : "",
                         a->account ? a->account : "", limit, next);
             }
@@ -224,8 +221,7 @@ s_list(const ctl_args_t *a, const pres_config_t *cfg, FILE *out, FILE *err)
         zchunk_extend(acc, "]", 1);
         fprintf(out, "{\"users\":%.*s}\n", (int)zchunk_size(acc),
                 (const char *)zchunk_data(acc));
-    }
-    else if (rc == CTL_EXIT_OK && !a->json && total == 0)
+    } else if (rc == CTL_EXIT_OK && !a->json && total == 0)
         fprintf(out, "(no users)\n");
     zchunk_destroy(&acc);
     pres_qclient_destroy(&qc);
@@ -252,14 +248,17 @@ s_token(const ctl_args_t *a, const pres_config_t *cfg, FILE *out, FILE *err)
     char *token = pres_jwt_mint(jwt, a->user, a->admin, a->ttl, now);
     pres_jwt_destroy(&jwt);
     if (!token) {
-        fprintf(err, "presencectl: cannot mint a token (jwt_alg %s: only "
-                "HS256 tokens can be minted here)\n", cfg->jwt_alg);
+        fprintf(err,
+                "presencectl: cannot mint a token (jwt_alg %s: only "
+                "HS256 tokens can be minted here)\n",
+                cfg->jwt_alg);
         return CTL_EXIT_FAIL;
     }
     if (a->json)
-        fprintf(out, "{\"token\":\"%s\",\"user\":\"%s\",\"admin\":%s,"
-                "\"exp\":%" PRId64 "}\n", token, a->user,
-                a->admin ? "true" : "false", now + a->ttl);
+        fprintf(out,
+                "{\"token\":\"%s\",\"user\":\"%s\",\"admin\":%s,"
+                "\"exp\":%" PRId64 "}\n",
+                token, a->user, a->admin ? "true" : "false", now + a->ttl);
     else
         fprintf(out, "%s\n", token);
     free(token);
@@ -267,8 +266,7 @@ s_token(const ctl_args_t *a, const pres_config_t *cfg, FILE *out, FILE *err)
 }
 
 static int
-s_publish(const ctl_args_t *a, const pres_config_t *cfg, FILE *out,
-          FILE *err)
+s_publish(const ctl_args_t *a, const pres_config_t *cfg, FILE *out, FILE *err)
 {
     pres_event_t ev;
     memset(&ev, 0, sizeof(ev));
@@ -302,27 +300,27 @@ s_publish(const ctl_args_t *a, const pres_config_t *cfg, FILE *out,
     for (char *c = host; *c; c++)
         if (!pres_id_valid(c, 1))
             *c = '_';
-    snprintf(src, sizeof(src), "presencectl-%.40s-%ld", host,
-             (long)getpid());
+    snprintf(src, sizeof(src), "presencectl-%.40s-%ld", host, (long)getpid());
     pres_pub_t *pub = pres_pub_new(cfg, src);
     if (!pub)
         return CTL_EXIT_FAIL;
     int rc = CTL_EXIT_OK;
     if (!pres_pub_wait(pub, a->timeout_ms)) {
-        fprintf(err, "presencectl: the broker did not attach to %s within "
+        fprintf(err,
+                "presencectl: the broker did not attach to %s within "
                 "%d ms; nothing was sent\nIs presence-broker running with "
                 "the same config (-c FILE or PRESENCE_RUN_DIR)?\n",
                 cfg->events_endpoint, a->timeout_ms);
         rc = CTL_EXIT_UNREACHABLE;
-    }
-    else if (pres_pub_send(pub, &ev, a->timeout_ms) != 0) {
+    } else if (pres_pub_send(pub, &ev, a->timeout_ms) != 0) {
         if (errno == EINVAL) {
             fprintf(err, "presencectl: the event is not valid\n");
             rc = CTL_EXIT_USAGE;
-        }
-        else {
-            fprintf(err, "presencectl: the bus stayed full for %d ms; "
-                    "nothing was sent\n", a->timeout_ms);
+        } else {
+            fprintf(err,
+                    "presencectl: the bus stayed full for %d ms; "
+                    "nothing was sent\n",
+                    a->timeout_ms);
             rc = CTL_EXIT_UNREACHABLE;
         }
     }
@@ -335,8 +333,7 @@ s_publish(const ctl_args_t *a, const pres_config_t *cfg, FILE *out,
         size_t len = pres_event_encode(&ev, buf, sizeof(buf));
         if (len == 0 || ctl_out_json(buf, len, out) != 0)
             return CTL_EXIT_FAIL;
-    }
-    else {
+    } else {
         fprintf(out, "sent %s %s", a->type, a->user);
         if (*ev.session)
             fprintf(out, " session %s", ev.session);
@@ -346,8 +343,7 @@ s_publish(const ctl_args_t *a, const pres_config_t *cfg, FILE *out,
 }
 
 int
-ctl_cmd_run(const ctl_args_t *a, const pres_config_t *cfg, FILE *out,
-            FILE *err)
+ctl_cmd_run(const ctl_args_t *a, const pres_config_t *cfg, FILE *out, FILE *err)
 {
     assert(a && cfg);
     pres_query_t q;

@@ -8,8 +8,7 @@
 #include <time.h>
 
 int
-ctl_mp_find(const void *buf, size_t len, const char *path,
-            pres_mp_reader_t *at)
+ctl_mp_find(const void *buf, size_t len, const char *path, pres_mp_reader_t *at)
 {
     assert(buf && path && at);
     pres_mp_reader_init(at, buf, len);
@@ -31,12 +30,11 @@ ctl_mp_find(const void *buf, size_t len, const char *path,
                 else if (pres_mp_skip(at) != 0)
                     return -1;
             }
-        }
-        else if (pres_mp_peek(at) == PRES_MP_ARRAY) {
+        } else if (pres_mp_peek(at) == PRES_MP_ARRAY) {
             char *end;
             unsigned long idx = strtoul(path, &end, 10);
-            if (end != path + plen || pres_mp_read_array(at, &n) != 0
-                || idx >= n)
+            if (end != path + plen || pres_mp_read_array(at, &n) != 0 ||
+                idx >= n)
                 return -1;
             for (unsigned long i = 0; i < idx; i++)
                 if (pres_mp_skip(at) != 0)
@@ -51,15 +49,14 @@ ctl_mp_find(const void *buf, size_t len, const char *path,
 }
 
 int
-ctl_mp_str(const void *buf, size_t len, const char *path, char *out,
-           size_t cap)
+ctl_mp_str(const void *buf, size_t len, const char *path, char *out, size_t cap)
 {
     pres_mp_reader_t r;
     const char *s;
     uint32_t slen;
     assert(cap > 0);
-    if (ctl_mp_find(buf, len, path, &r) != 0
-        || pres_mp_read_str(&r, &s, &slen) != 0)
+    if (ctl_mp_find(buf, len, path, &r) != 0 ||
+        pres_mp_read_str(&r, &s, &slen) != 0)
         return -1;
     size_t n = slen < cap - 1 ? slen : cap - 1;
     memcpy(out, s, n);
@@ -112,8 +109,8 @@ ctl_out_time(uint64_t at_ms, char *out, size_t cap)
 {
     time_t t = (time_t)(at_ms / 1000);
     struct tm tm;
-    if (at_ms == 0 || !localtime_r(&t, &tm)
-        || strftime(out, cap, "%Y-%m-%d %H:%M:%S", &tm) == 0)
+    if (at_ms == 0 || !localtime_r(&t, &tm) ||
+        strftime(out, cap, "%Y-%m-%d %H:%M:%S", &tm) == 0)
         snprintf(out, cap, "-");
 }
 
@@ -160,8 +157,8 @@ ctl_out_list(const void *buf, size_t len, int64_t now_ms, bool header,
 {
     pres_mp_reader_t r;
     uint32_t n;
-    if (ctl_mp_find(buf, len, "users", &r) != 0
-        || pres_mp_read_array(&r, &n) != 0)
+    if (ctl_mp_find(buf, len, "users", &r) != 0 ||
+        pres_mp_read_array(&r, &n) != 0)
         return -1;
     //  Column width of USER: the longest id on the page (at least 16).
     int width = 16;
@@ -172,8 +169,8 @@ ctl_out_list(const void *buf, size_t len, int64_t now_ms, bool header,
         if (pres_mp_skip(&r) != 0)
             return -1;
         if (ctl_mp_str(start, (size_t)(r.p - start), "user", user,
-                       sizeof(user)) == 0
-            && (int)strlen(user) > width)
+                       sizeof(user)) == 0 &&
+            (int)strlen(user) > width)
             width = (int)strlen(user);
     }
     r = first;
@@ -193,8 +190,8 @@ ctl_out_list(const void *buf, size_t len, int64_t now_ms, bool header,
         ctl_mp_uint(start, elen, "sessions", &sessions);
         ctl_mp_uint(start, elen, "last_seen", &last_seen);
         ctl_out_ago(last_seen, now_ms, ago, sizeof(ago));
-        fprintf(out, "%-*s  %-7s  %8" PRIu64 "  %-9s  %s\n", width, user,
-                state, sessions, account, ago);
+        fprintf(out, "%-*s  %-7s  %8" PRIu64 "  %-9s  %s\n", width, user, state,
+                sessions, account, ago);
     }
     return (int)n;
 }
@@ -229,24 +226,23 @@ ctl_out_stats(const void *buf, size_t len, FILE *out)
     fprintf(out, "\nevents     ");
     pres_mp_reader_t ev;
     uint32_t nev;
-    if (ctl_mp_find(buf, len, "events", &ev) == 0
-        && pres_mp_read_map(&ev, &nev) == 0)
+    if (ctl_mp_find(buf, len, "events", &ev) == 0 &&
+        pres_mp_read_map(&ev, &nev) == 0)
         for (uint32_t i = 0; i < nev; i++) {
             const char *k;
             uint32_t klen;
             if (pres_mp_read_str(&ev, &k, &klen) != 0)
                 break;
             if (pres_mp_read_uint(&ev, &v) == 0)
-                fprintf(out, "%s %.*s %" PRIu64, i ? "," : "", (int)klen, k,
-                        v);
+                fprintf(out, "%s %.*s %" PRIu64, i ? "," : "", (int)klen, k, v);
             else if (pres_mp_skip(&ev) != 0)
                 break;
         }
     fputc('\n', out);
     pres_mp_reader_t r;
     uint32_t n;
-    if (ctl_mp_find(buf, len, "publishers", &r) != 0
-        || pres_mp_read_array(&r, &n) != 0 || n == 0)
+    if (ctl_mp_find(buf, len, "publishers", &r) != 0 ||
+        pres_mp_read_array(&r, &n) != 0 || n == 0)
         return 0;
     fprintf(out, "publishers  %-40s  %12s  %10s\n", "SRC", "SEQ", "LOST");
     for (uint32_t i = 0; i < n; i++) {
@@ -271,8 +267,8 @@ ctl_out_change(const void *buf, size_t len, FILE *out)
     char user[80], state[16] = "?", prev[16] = "?", reason[16] = "?",
                    account[16] = "?", session[80] = "", when[32];
     uint64_t seq = 0, at = 0, sessions = 0;
-    if (ctl_mp_str(buf, len, "user", user, sizeof(user)) != 0
-        || ctl_mp_uint(buf, len, "seq", &seq) != 0)
+    if (ctl_mp_str(buf, len, "user", user, sizeof(user)) != 0 ||
+        ctl_mp_uint(buf, len, "seq", &seq) != 0)
         return -1;
     ctl_mp_str(buf, len, "state", state, sizeof(state));
     ctl_mp_str(buf, len, "prev", prev, sizeof(prev));
@@ -282,7 +278,8 @@ ctl_out_change(const void *buf, size_t len, FILE *out)
     ctl_mp_uint(buf, len, "at", &at);
     ctl_mp_uint(buf, len, "sessions", &sessions);
     ctl_out_time(at, when, sizeof(when));
-    fprintf(out, "%s.%03u  #%-8" PRIu64 " %-16s %-7s -> %-7s  %-9s  "
+    fprintf(out,
+            "%s.%03u  #%-8" PRIu64 " %-16s %-7s -> %-7s  %-9s  "
             "sessions %" PRIu64 "  account %s%s%s\n",
             when, (unsigned)(at % 1000), seq, user, prev, state, reason,
             sessions, account, *session ? "  session " : "", session);

@@ -20,8 +20,7 @@ int ctl_mp_find(const void *buf, size_t len, const char *path,
 //  string longer than cap - 1 is cut.
 int ctl_mp_str(const void *buf, size_t len, const char *path, char *out,
                size_t cap);
-int ctl_mp_uint(const void *buf, size_t len, const char *path,
-                uint64_t *value);
+int ctl_mp_uint(const void *buf, size_t len, const char *path, uint64_t *value);
 int ctl_mp_bool(const void *buf, size_t len, const char *path, bool *value);
 
 //  "just now", "42 s ago", "5 min ago", "3 h ago", "2 days ago"; "never"

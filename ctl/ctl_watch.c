@@ -55,10 +55,9 @@ s_snapshot(pres_qclient_t *qc, const ctl_args_t *a, uint64_t *seq,
     pres_mp_reader_t r;
     int rc = CTL_EXIT_OK;
     *users = 0;
-    if (ctl_mp_uint(zframe_data(reply), zframe_size(reply), "seq", seq) != 0
-        || ctl_mp_find(zframe_data(reply), zframe_size(reply), "users", &r)
-               != 0
-        || pres_mp_read_array(&r, users) != 0) {
+    if (ctl_mp_uint(zframe_data(reply), zframe_size(reply), "seq", seq) != 0 ||
+        ctl_mp_find(zframe_data(reply), zframe_size(reply), "users", &r) != 0 ||
+        pres_mp_read_array(&r, users) != 0) {
         fprintf(err, "presencectl: malformed snapshot reply\n");
         rc = CTL_EXIT_FAIL;
     }
@@ -72,12 +71,15 @@ static void
 s_say_resync(const ctl_args_t *a, const char *why, uint64_t expected,
              uint64_t got, FILE *out, FILE *err)
 {
-    fprintf(err, "presencectl: resync: %s (expected seq %" PRIu64
-            ", got %" PRIu64 "); taking a new snapshot\n",
+    fprintf(err,
+            "presencectl: resync: %s (expected seq %" PRIu64 ", got %" PRIu64
+            "); taking a new snapshot\n",
             why, expected, got);
     if (a->json) {
-        fprintf(out, "{\"resync\":true,\"reason\":\"%s\",\"expected\":%"
-                PRIu64 ",\"got\":%" PRIu64 "}\n", why, expected, got);
+        fprintf(out,
+                "{\"resync\":true,\"reason\":\"%s\",\"expected\":%" PRIu64
+                ",\"got\":%" PRIu64 "}\n",
+                why, expected, got);
         fflush(out);
     }
 }
@@ -114,13 +116,14 @@ ctl_watch_run(const ctl_args_t *a, const pres_config_t *cfg, FILE *out,
                 break;
             if (rc == CTL_EXIT_UNREACHABLE) {
                 fprintf(err, "presencectl: broker not answering; "
-                        "retrying\n");
+                             "retrying\n");
                 continue;
             }
             ctl_watch_seq_reset(&st, seq);
             synced = true;
             if (!a->json || first)
-                fprintf(err, "presencectl: %s from seq %" PRIu64 " (%" PRIu32
+                fprintf(err,
+                        "presencectl: %s from seq %" PRIu64 " (%" PRIu32
                         " users online or away)%s\n",
                         first ? "watching changes" : "resynced", seq, users,
                         first ? "; Ctrl-C stops" : "");
@@ -137,13 +140,12 @@ ctl_watch_run(const ctl_args_t *a, const pres_config_t *cfg, FILE *out,
         if (n <= 0)
             continue;
         zframe_t *topic = zframe_recv(sub);
-        zframe_t *body = topic && zframe_more(topic) ? zframe_recv(sub)
-                                                     : NULL;
+        zframe_t *body = topic && zframe_more(topic) ? zframe_recv(sub) : NULL;
         pres_change_t ch;
         const char *why = "not two frames";
-        if (body && !zframe_more(body)
-            && pres_change_decode(&ch, zframe_data(body), zframe_size(body),
-                                  &why) == 0) {
+        if (body && !zframe_more(body) &&
+            pres_change_decode(&ch, zframe_data(body), zframe_size(body),
+                               &why) == 0) {
             uint64_t expected = st.last + 1;
             switch (ctl_watch_seq_check(&st, ch.seq)) {
             case CTL_WATCH_PRINT:
@@ -157,16 +159,14 @@ ctl_watch_run(const ctl_args_t *a, const pres_config_t *cfg, FILE *out,
             case CTL_WATCH_DROP:
                 break;
             case CTL_WATCH_GAP:
-                s_say_resync(a, ch.seq < expected ? "seq went backwards"
-                                                  : "seq gap",
-                             expected, ch.seq, out, err);
+                s_say_resync(
+                    a, ch.seq < expected ? "seq went backwards" : "seq gap",
+                    expected, ch.seq, out, err);
                 synced = false;
                 break;
             }
-        }
-        else
-            fprintf(err, "presencectl: skipped a malformed change (%s)\n",
-                    why);
+        } else
+            fprintf(err, "presencectl: skipped a malformed change (%s)\n", why);
         zframe_destroy(&topic);
         zframe_destroy(&body);
         //  Drop any frames left of a message with more than two.

@@ -33,7 +33,7 @@ ctl_watch_verdict_t ctl_watch_seq_check(ctl_watch_seq_t *st, uint64_t seq);
 //  Run the watch until interrupted or args->count changes were printed.
 //  Returns a CTL_EXIT_* code (CTL_EXIT_UNREACHABLE if the first snapshot
 //  gets no answer).
-int ctl_watch_run(const ctl_args_t *args, const pres_config_t *cfg,
-                  FILE *out, FILE *err);
+int ctl_watch_run(const ctl_args_t *args, const pres_config_t *cfg, FILE *out,
+                  FILE *err);
 
 #endif

@@ -84,13 +84,11 @@ s_load_session(sweeper_clone_t *self, pres_mp_reader_t *r, const char *user)
         if (s_is(k, klen, "session")) {
             if (s_read_id(r, session) != 0)
                 return -1;
-        }
-        else if (s_is(k, klen, "deadline")) {
+        } else if (s_is(k, klen, "deadline")) {
             if (pres_mp_read_uint(r, &deadline) != 0)
                 return -1;
             has_deadline = true;
-        }
-        else if (pres_mp_skip(r) != 0)
+        } else if (pres_mp_skip(r) != 0)
             return -1;
     }
     if (!*session || !has_deadline)
@@ -118,15 +116,13 @@ s_load_user(sweeper_clone_t *self, pres_mp_reader_t *r)
             if (pass == 0 && s_is(k, klen, "user")) {
                 if (s_read_id(r, user) != 0)
                     return -1;
-            }
-            else if (pass == 1 && s_is(k, klen, "live")) {
+            } else if (pass == 1 && s_is(k, klen, "live")) {
                 if (pres_mp_read_array(r, &count) != 0)
                     return -1;
                 for (uint32_t j = 0; j < count; j++)
                     if (s_load_session(self, r, user) != 0)
                         return -1;
-            }
-            else if (pres_mp_skip(r) != 0)
+            } else if (pres_mp_skip(r) != 0)
                 return -1;
         }
         if (!*user)
@@ -156,21 +152,18 @@ sweeper_clone_load(sweeper_clone_t *self, const void *buf, size_t len)
         if (s_is(k, klen, "ok")) {
             if (pres_mp_read_bool(&r, &ok) != 0)
                 goto malformed;
-        }
-        else if (s_is(k, klen, "seq")) {
+        } else if (s_is(k, klen, "seq")) {
             if (pres_mp_read_uint(&r, &seq) != 0)
                 goto malformed;
             has_seq = true;
-        }
-        else if (s_is(k, klen, "users")) {
+        } else if (s_is(k, klen, "users")) {
             if (pres_mp_read_array(&r, &count) != 0)
                 goto malformed;
             for (uint32_t j = 0; j < count; j++)
                 if (s_load_user(self, &r) != 0)
                     goto malformed;
             has_users = true;
-        }
-        else if (pres_mp_skip(&r) != 0)
+        } else if (pres_mp_skip(&r) != 0)
             goto malformed;
     }
     if (!ok || !has_seq || !has_users || !pres_mp_at_end(&r))
@@ -223,8 +216,7 @@ s_change(sweeper_clone_t *self, const pres_change_t *ch)
             if (sweeper_tick_set(self->tick, ch->user, ch->session,
                                  ch->deadline) != 0)
                 return s_resync(self, "out of memory");
-        }
-        else
+        } else
             sweeper_tick_remove(self->tick, ch->user, ch->session);
     }
     //  A count that disagrees means we missed something the seq did not
@@ -235,26 +227,23 @@ s_change(sweeper_clone_t *self, const pres_change_t *ch)
 }
 
 sweeper_clone_result_t
-sweeper_clone_recv(sweeper_clone_t *self, const char *topic,
-                   size_t topic_len, const void *buf, size_t len,
-                   uint64_t now)
+sweeper_clone_recv(sweeper_clone_t *self, const char *topic, size_t topic_len,
+                   const void *buf, size_t len, uint64_t now)
 {
     assert(self && topic && buf);
     const char *why = "unknown topic";
     size_t cp = strlen(PRES_CHANGE_PREFIX), dp = strlen(PRES_DEADLINE_PREFIX);
     if (topic_len > cp && memcmp(topic, PRES_CHANGE_PREFIX, cp) == 0) {
         pres_change_t ch;
-        if (pres_change_decode(&ch, buf, len, &why) == 0
-            && topic_len - cp == strlen(ch.user)
-            && memcmp(topic + cp, ch.user, topic_len - cp) == 0)
+        if (pres_change_decode(&ch, buf, len, &why) == 0 &&
+            topic_len - cp == strlen(ch.user) &&
+            memcmp(topic + cp, ch.user, topic_len - cp) == 0)
             return s_change(self, &ch);
-    }
-    else if (topic_len > dp
-             && memcmp(topic, PRES_DEADLINE_PREFIX, dp) == 0) {
+    } else if (topic_len > dp && memcmp(topic, PRES_DEADLINE_PREFIX, dp) == 0) {
         pres_deadline_t dl;
-        if (pres_deadline_decode(&dl, buf, len, &why) == 0
-            && topic_len - dp == strlen(dl.user)
-            && memcmp(topic + dp, dl.user, topic_len - dp) == 0) {
+        if (pres_deadline_decode(&dl, buf, len, &why) == 0 &&
+            topic_len - dp == strlen(dl.user) &&
+            memcmp(topic + dp, dl.user, topic_len - dp) == 0) {
             self->st.notices++;
             //  100 ms: how soon to ask again when the broker's clock is
             //  behind ours and it still thinks the session is live.

@@ -38,9 +38,9 @@ int sweeper_clone_load(sweeper_clone_t *self, const void *buf, size_t len);
 //  (a change) or "deadline.<user>" (a deadline notice; applied whatever
 //  the sync state, since it carries no seq). `now` (ms) serves notices.
 sweeper_clone_result_t sweeper_clone_recv(sweeper_clone_t *self,
-                                          const char *topic,
-                                          size_t topic_len, const void *buf,
-                                          size_t len, uint64_t now);
+                                          const char *topic, size_t topic_len,
+                                          const void *buf, size_t len,
+                                          uint64_t now);
 
 //  The broker's head seq, from a periodic `stats`: a head below ours means
 //  the broker went back in time; a head above ours that we still have not

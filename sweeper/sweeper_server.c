@@ -17,34 +17,34 @@
 #include "sweeper_clone.h"
 #include "sweeper_tick.h"
 
-#define S_RETRY_MS        1000   //  re-send an unanswered expire after
-#define S_SNAPSHOT_MS     5000   //  wait for a snapshot reply
-#define S_STATS_MS        250    //  wait for a stats reply (loop blocks)
-#define S_HEAD_CHECK_MS   2000   //  period of the broker head check
-#define S_SUMMARY_MS      60000  //  period of the summary line
-#define S_BACKOFF_MIN_MS  50     //  first pause when the broker is absent
-#define S_BACKOFF_MAX_MS  2000   //  longest pause between snapshot tries
-#define S_FIRE_BACKOFF_MAX_MS 400  //  longest pause while the broker is away
-#define S_DRAIN_MAX       10000  //  messages read per loop turn
-#define S_FIRE_MAX        10000  //  expires sent per loop turn
+#define S_RETRY_MS            1000   //  re-send an unanswered expire after
+#define S_SNAPSHOT_MS         5000   //  wait for a snapshot reply
+#define S_STATS_MS            250    //  wait for a stats reply (loop blocks)
+#define S_HEAD_CHECK_MS       2000   //  period of the broker head check
+#define S_SUMMARY_MS          60000  //  period of the summary line
+#define S_BACKOFF_MIN_MS      50     //  first pause when the broker is absent
+#define S_BACKOFF_MAX_MS      2000   //  longest pause between snapshot tries
+#define S_FIRE_BACKOFF_MAX_MS 400    //  longest pause while the broker is away
+#define S_DRAIN_MAX           10000  //  messages read per loop turn
+#define S_FIRE_MAX            10000  //  expires sent per loop turn
 
 struct sweeper_server {
-    pres_config_t cfg;         //  our copy (the qclient borrows it)
-    zsock_t *sub;              //  changes and deadline notices
-    void *sub_handle;          //  zsock_resolve(sub)
-    pres_qclient_t *qc;        //  snapshot and stats queries
-    pres_pub_t *pub;           //  expire events
-    sweeper_tick_t *tick;      //  deadline table
-    sweeper_clone_t *clone;    //  sync state over tick
-    uint64_t expires;          //  expires sent
-    uint64_t resyncs;          //  snapshots after the first
-    int64_t snapshot_at;       //  mono ms of the next snapshot attempt
-    int snapshot_backoff;      //  ms
-    int64_t fire_at;           //  mono ms before which we do not fire
-    int fire_backoff;          //  ms
-    bool holding;              //  due expires held: broker absent
-    int64_t head_check_at;     //  mono ms of the next head check
-    int64_t summary_at;        //  mono ms of the next summary line
+    pres_config_t cfg;       //  our copy (the qclient borrows it)
+    zsock_t *sub;            //  changes and deadline notices
+    void *sub_handle;        //  zsock_resolve(sub)
+    pres_qclient_t *qc;      //  snapshot and stats queries
+    pres_pub_t *pub;         //  expire events
+    sweeper_tick_t *tick;    //  deadline table
+    sweeper_clone_t *clone;  //  sync state over tick
+    uint64_t expires;        //  expires sent
+    uint64_t resyncs;        //  snapshots after the first
+    int64_t snapshot_at;     //  mono ms of the next snapshot attempt
+    int snapshot_backoff;    //  ms
+    int64_t fire_at;         //  mono ms before which we do not fire
+    int fire_backoff;        //  ms
+    bool holding;            //  due expires held: broker absent
+    int64_t head_check_at;   //  mono ms of the next head check
+    int64_t summary_at;      //  mono ms of the next summary line
 };
 
 sweeper_server_t *
@@ -127,9 +127,8 @@ s_summary(const sweeper_server_t *self)
     sweeper_server_stats_t st;
     sweeper_server_stats(self, &st);
     pres_log_info("sessions tracked %" PRIu64 ", expires sent %" PRIu64
-                  ", resyncs %" PRIu64 ", changes %" PRIu64
-                  ", notices %" PRIu64 ", bad frames %" PRIu64
-                  ", seq %" PRIu64 "%s",
+                  ", resyncs %" PRIu64 ", changes %" PRIu64 ", notices %" PRIu64
+                  ", bad frames %" PRIu64 ", seq %" PRIu64 "%s",
                   st.tracked, st.expires, st.resyncs, st.changes, st.notices,
                   st.bad, st.seq,
                   sweeper_clone_synced(self->clone) ? "" : " (out of sync)");
@@ -155,8 +154,8 @@ s_snapshot(sweeper_server_t *self)
     if (!reply) {
         if (errno == ETIMEDOUT)
             pres_log_warn("snapshot: broker did not answer in %d ms; "
-                          "retrying in %d ms", S_SNAPSHOT_MS,
-                          self->snapshot_backoff);
+                          "retrying in %d ms",
+                          S_SNAPSHOT_MS, self->snapshot_backoff);
         else
             pres_log_error("snapshot refused: %s", error ? error : "?");
         free(error);
@@ -178,8 +177,7 @@ s_snapshot(sweeper_server_t *self)
                       cs.snapshots ? " (resync)" : "");
         self->snapshot_backoff = S_BACKOFF_MIN_MS;
         self->head_check_at = pres_mono_ms() + S_HEAD_CHECK_MS;
-    }
-    else {
+    } else {
         self->snapshot_at = pres_mono_ms() + self->snapshot_backoff;
         self->snapshot_backoff = s_backoff(self->snapshot_backoff);
     }
@@ -244,8 +242,7 @@ s_drain(sweeper_server_t *self)
                 pres_log_info("resync: %s at seq %" PRIu64,
                               sweeper_clone_why(self->clone),
                               sweeper_clone_seq(self->clone));
-        }
-        else {
+        } else {
             //  Not two frames: skip the rest of this message.
             while (zmq_msg_more(rc >= 0 ? &body : &topic)) {
                 zmq_msg_close(&body);
@@ -266,8 +263,7 @@ s_drain(sweeper_server_t *self)
 }
 
 static int
-s_fire_one(void *arg, const char *user, const char *session,
-           uint64_t deadline)
+s_fire_one(void *arg, const char *user, const char *session, uint64_t deadline)
 {
     sweeper_server_t *self = arg;
     pres_event_t ev;
@@ -279,9 +275,8 @@ s_fire_one(void *arg, const char *user, const char *session,
     if (pres_pub_send(self->pub, &ev, 100) != 0)
         return -1;
     self->expires++;
-    pres_log_debug("expire %s/%s deadline %" PRIu64 " (late %" PRId64
-                   " ms)", user, session, deadline,
-                   pres_now_ms() - (int64_t)deadline);
+    pres_log_debug("expire %s/%s deadline %" PRIu64 " (late %" PRId64 " ms)",
+                   user, session, deadline, pres_now_ms() - (int64_t)deadline);
     return 0;
 }
 
@@ -362,8 +357,7 @@ sweeper_server_run(sweeper_server_t *self)
         mono = pres_mono_ms();
         if (mono >= self->head_check_at) {
             //  Only with the broker attached: the query blocks the loop.
-            if (sweeper_clone_synced(self->clone)
-                && pres_pub_ready(self->pub))
+            if (sweeper_clone_synced(self->clone) && pres_pub_ready(self->pub))
                 s_head_check(self);
             self->head_check_at = pres_mono_ms() + S_HEAD_CHECK_MS;
         }

@@ -101,8 +101,8 @@ s_heap_down(sweeper_tick_t *self, size_t slot)
         size_t child = 2 * slot + 1;
         if (child >= self->count)
             break;
-        if (child + 1 < self->count
-            && self->heap[child + 1]->due < self->heap[child]->due)
+        if (child + 1 < self->count &&
+            self->heap[child + 1]->due < self->heap[child]->due)
             child++;
         if (e->due <= self->heap[child]->due)
             break;
@@ -198,9 +198,9 @@ s_find(const sweeper_tick_t *self, const char *user, const char *session)
     size_t ulen = strlen(user), slen = strlen(session);
     uint64_t h = s_session_hash(s_user_hash(user, ulen), session, slen);
     for (s_entry_t *e = self->sbuckets[h & self->smask]; e; e = e->hnext)
-        if (e->hash == h && e->ulen == ulen && e->slen == slen
-            && memcmp(e->key, user, ulen) == 0
-            && memcmp(s_session_of(e), session, slen) == 0)
+        if (e->hash == h && e->ulen == ulen && e->slen == slen &&
+            memcmp(e->key, user, ulen) == 0 &&
+            memcmp(s_session_of(e), session, slen) == 0)
             return e;
     return NULL;
 }
@@ -214,8 +214,8 @@ s_find_user(const sweeper_tick_t *self, const char *user, size_t ulen,
     s_entry_t *prev = NULL;
     for (s_entry_t *e = self->ubuckets[uh & self->umask]; e;
          prev = e, e = e->uhnext)
-        if (e->uhash == uh && e->ulen == ulen
-            && memcmp(e->key, user, ulen) == 0) {
+        if (e->uhash == uh && e->ulen == ulen &&
+            memcmp(e->key, user, ulen) == 0) {
             if (prev_p)
                 *prev_p = prev;
             return e;
@@ -228,15 +228,13 @@ static void
 s_user_replace_head(sweeper_tick_t *self, s_entry_t *old, s_entry_t *by)
 {
     s_entry_t *prev = NULL;
-    s_entry_t *head = s_find_user(self, old->key, old->ulen, old->uhash,
-                                  &prev);
+    s_entry_t *head = s_find_user(self, old->key, old->ulen, old->uhash, &prev);
     assert(head == old);
     s_entry_t *next = old->uhnext;
     if (by) {
         by->uhnext = next;
         next = by;
-    }
-    else
+    } else
         self->users--;
     if (prev)
         prev->uhnext = next;
@@ -317,8 +315,8 @@ sweeper_tick_clear(sweeper_tick_t *self)
 }
 
 int
-sweeper_tick_set(sweeper_tick_t *self, const char *user,
-                 const char *session, uint64_t deadline)
+sweeper_tick_set(sweeper_tick_t *self, const char *user, const char *session,
+                 uint64_t deadline)
 {
     assert(self && user && session);
     s_entry_t *e = s_find(self, user, session);
@@ -329,11 +327,11 @@ sweeper_tick_set(sweeper_tick_t *self, const char *user,
     }
     size_t ulen = strlen(user), slen = strlen(session);
     assert(ulen > 0 && ulen <= UINT8_MAX && slen > 0 && slen <= UINT8_MAX);
-    if (self->count + 1 > self->smask + 1
-        && s_rehash(&self->sbuckets, &self->smask, false) != 0)
+    if (self->count + 1 > self->smask + 1 &&
+        s_rehash(&self->sbuckets, &self->smask, false) != 0)
         return -1;
-    if (self->users + 1 > self->umask + 1
-        && s_rehash(&self->ubuckets, &self->umask, true) != 0)
+    if (self->users + 1 > self->umask + 1 &&
+        s_rehash(&self->ubuckets, &self->umask, true) != 0)
         return -1;
     e = malloc(sizeof(*e) + ulen + slen + 2);
     if (!e) {
@@ -361,8 +359,7 @@ sweeper_tick_set(sweeper_tick_t *self, const char *user,
         s_user_replace_head(self, head, e);
         e->unext = head;
         head->uprev = e;
-    }
-    else {
+    } else {
         b = e->uhash & self->umask;
         e->uhnext = self->ubuckets[b];
         self->ubuckets[b] = e;
@@ -372,8 +369,7 @@ sweeper_tick_set(sweeper_tick_t *self, const char *user,
 }
 
 bool
-sweeper_tick_remove(sweeper_tick_t *self, const char *user,
-                    const char *session)
+sweeper_tick_remove(sweeper_tick_t *self, const char *user, const char *session)
 {
     assert(self && user && session);
     s_entry_t *e = s_find(self, user, session);
@@ -390,8 +386,7 @@ sweeper_tick_remove_user(sweeper_tick_t *self, const char *user)
     assert(self && user);
     size_t ulen = strlen(user), n = 0;
     s_entry_t *e;
-    while ((e = s_find_user(self, user, ulen, s_user_hash(user, ulen),
-                            NULL))) {
+    while ((e = s_find_user(self, user, ulen, s_user_hash(user, ulen), NULL))) {
         s_unlink(self, e);
         free(e);
         n++;
@@ -411,8 +406,8 @@ sweeper_tick_user_sessions(const sweeper_tick_t *self, const char *user)
 {
     assert(self && user);
     size_t ulen = strlen(user), n = 0;
-    for (s_entry_t *e = s_find_user(self, user, ulen,
-                                    s_user_hash(user, ulen), NULL);
+    for (s_entry_t *e =
+             s_find_user(self, user, ulen, s_user_hash(user, ulen), NULL);
          e; e = e->unext)
         n++;
     return n;
@@ -435,9 +430,8 @@ sweeper_tick_next_due(const sweeper_tick_t *self)
 }
 
 bool
-sweeper_tick_notice(sweeper_tick_t *self, const char *user,
-                    const char *session, uint64_t deadline, uint64_t now,
-                    uint64_t skew_ms)
+sweeper_tick_notice(sweeper_tick_t *self, const char *user, const char *session,
+                    uint64_t deadline, uint64_t now, uint64_t skew_ms)
 {
     assert(self && user && session);
     s_entry_t *e = s_find(self, user, session);
@@ -460,8 +454,8 @@ sweeper_tick_fire(sweeper_tick_t *self, uint64_t now, uint64_t retry_ms,
 {
     assert(self && fire);
     size_t sent = 0;
-    while (self->count && self->heap[0]->due <= now
-           && (max == 0 || sent < max)) {
+    while (self->count && self->heap[0]->due <= now &&
+           (max == 0 || sent < max)) {
         s_entry_t *e = self->heap[0];
         if (fire(arg, e->key, s_session_of(e), e->deadline) != 0)
             break;
@@ -490,8 +484,7 @@ sweeper_tick_check(const sweeper_tick_t *self)
             users++;
             if (s_find_user(self, e->key, e->ulen, e->uhash, NULL) != e)
                 return false;
-        }
-        else if (e->uprev->unext != e)
+        } else if (e->uprev->unext != e)
             return false;
     }
     for (size_t b = 0; b <= self->smask; b++)

@@ -37,8 +37,7 @@ void sweeper_tick_clear(sweeper_tick_t *self);
 
 //  Number of sessions tracked, in all or for one user.
 size_t sweeper_tick_size(const sweeper_tick_t *self);
-size_t sweeper_tick_user_sessions(const sweeper_tick_t *self,
-                                  const char *user);
+size_t sweeper_tick_user_sessions(const sweeper_tick_t *self, const char *user);
 
 //  The deadline of a session, or 0 if it is not tracked.
 uint64_t sweeper_tick_deadline(const sweeper_tick_t *self, const char *user,
@@ -55,21 +54,20 @@ uint64_t sweeper_tick_next_due(const sweeper_tick_t *self);
 //  sessions are ignored (the notice may be older than what we know).
 //  Returns true if the table changed.
 bool sweeper_tick_notice(sweeper_tick_t *self, const char *user,
-                         const char *session, uint64_t deadline,
-                         uint64_t now, uint64_t skew_ms);
+                         const char *session, uint64_t deadline, uint64_t now,
+                         uint64_t skew_ms);
 
 //  Called for a due session: publish its expire. Return 0 if sent, -1 if
 //  it could not be sent now (the caller should stop and try later).
-typedef int (sweeper_tick_fire_fn)(void *arg, const char *user,
-                                   const char *session, uint64_t deadline);
+typedef int(sweeper_tick_fire_fn)(void *arg, const char *user,
+                                  const char *session, uint64_t deadline);
 
 //  Call fire for every entry due at or before now, earliest first, at most
 //  max entries (0 = no limit). An entry whose fire returned 0 is due again
 //  at now + retry_ms (re-sent if no answer came). Stops at the first fire
 //  that returns -1, leaving that entry due. Returns how many were sent.
-size_t sweeper_tick_fire(sweeper_tick_t *self, uint64_t now,
-                         uint64_t retry_ms, size_t max,
-                         sweeper_tick_fire_fn *fire, void *arg);
+size_t sweeper_tick_fire(sweeper_tick_t *self, uint64_t now, uint64_t retry_ms,
+                         size_t max, sweeper_tick_fire_fn *fire, void *arg);
 
 //  Self-check of the heap and index invariants (tests). true if sound.
 bool sweeper_tick_check(const sweeper_tick_t *self);

@@ -44,8 +44,7 @@ s_string(const char *p)
                     if (!isxdigit((unsigned char)p[i]))
                         return NULL;
                 p += 4;
-            }
-            else if (!strchr("\"\\/bfnrt", *p) || !*p)
+            } else if (!strchr("\"\\/bfnrt", *p) || !*p)
                 return NULL;
         }
         p++;
@@ -346,8 +345,7 @@ test_watch(bool json)
             uint64_t seq = strtoull(s + 6, NULL, 10);
             CHECK(prev == 0 || seq == prev + 1);
             prev = seq;
-        }
-        else
+        } else
             CHECK(strstr(line, u) && strstr(line, "sessions"));
     }
     if (json)

@@ -29,9 +29,8 @@ s_sweeper_start(it_proc_t *p)
 }
 
 static void
-s_expect(zsock_t *sub, const char *user, const char *state,
-         const char *reason, uint32_t sessions, int timeout_ms,
-         pres_change_t *out)
+s_expect(zsock_t *sub, const char *user, const char *state, const char *reason,
+         uint32_t sessions, int timeout_ms, pres_change_t *out)
 {
     pres_change_t ch;
     CHECK(it_wait_change(sub, user, &ch, timeout_ms) == 0);
@@ -91,14 +90,14 @@ s_beat(zsock_t *sub, pres_pub_t *pub, const char *user, const char *session,
         pres_deadline_t dl;
         int rc = it_recv(sub, &ch, &dl, 50);
         CHECK(rc >= 0);
-        if (rc == 1 && strcmp(ch.user, user) == 0
-            && strcmp(ch.session, session) == 0) {
+        if (rc == 1 && strcmp(ch.user, user) == 0 &&
+            strcmp(ch.session, session) == 0) {
             fprintf(stderr, "  unexpected change for %s/%s: %s\n", user,
                     session, pres_reason_name(ch.reason));
             CHECK(ch.reason != PRES_RSN_TIMEOUT);
         }
-        if (rc == 2 && strcmp(dl.user, user) == 0
-            && strcmp(dl.session, session) == 0 && dl.deadline)
+        if (rc == 2 && strcmp(dl.user, user) == 0 &&
+            strcmp(dl.session, session) == 0 && dl.deadline)
             deadline = dl.deadline;
     }
     return deadline;
@@ -111,8 +110,7 @@ test_heartbeats(zsock_t *sub, pres_pub_t *pub)
     pres_change_t login, ended;
     CHECK(it_send_login(pub, "beating", "b1") == 0);
     s_expect(sub, "beating", "online", "login", 1, 3000, &login);
-    uint64_t deadline = s_beat(sub, pub, "beating", "b1", 6500,
-                               login.deadline);
+    uint64_t deadline = s_beat(sub, pub, "beating", "b1", 6500, login.deadline);
     char st[16], acc[16];
     uint64_t n, ls;
     CHECK_EQ(it_get_user(&cfg, "beating", st, &n, &ls, acc), 0);

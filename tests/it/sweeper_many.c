@@ -70,8 +70,7 @@ main(void)
             first = ch.deadline < first ? ch.deadline : first;
             last = ch.deadline > last ? ch.deadline : last;
             logins++;
-        }
-        else {
+        } else {
             CHECK_STR(pres_reason_name(ch.reason), "timeout");
             CHECK_STR(pres_state_name(ch.state), "offline");
             CHECK(deadline[i] > 0);  //  its login came first
@@ -80,8 +79,8 @@ main(void)
             ends++;
         }
     }
-    fprintf(stderr, "  %d logins, %d timeouts; deadlines span %" PRIu64
-            " ms\n", logins, ends, last - first);
+    fprintf(stderr, "  %d logins, %d timeouts; deadlines span %" PRIu64 " ms\n",
+            logins, ends, last - first);
     CHECK_EQ(logins, N_USERS);
     CHECK_EQ(ends, N_USERS);
     CHECK(last - first < 1000);  //  the same second, as the test intends

@@ -49,8 +49,8 @@ s_login(zsock_t *sub, pres_pub_t *pub, const char *user)
 
 //  Collect the timeout changes of n users (any order) into ended[].
 static void
-s_collect(zsock_t *sub, const char *const *users, int n,
-          pres_change_t *ended, int timeout_ms)
+s_collect(zsock_t *sub, const char *const *users, int n, pres_change_t *ended,
+          int timeout_ms)
 {
     int got = 0;
     int64_t until = pres_mono_ms() + timeout_ms;
@@ -126,8 +126,7 @@ main(void)
     memset(&end_ahead, 0, sizeof(end_ahead));
     s_collect(sub, later, 1, &end_ahead, 4000);
     int64_t late = (int64_t)end_ahead.at - (int64_t)ahead.deadline;
-    fprintf(stderr, "  ahead ended %" PRId64 " ms after its deadline\n",
-            late);
+    fprintf(stderr, "  ahead ended %" PRId64 " ms after its deadline\n", late);
     CHECK(late >= 0 && late <= 1000);
 
     //  7. The broker restarts (kill -9) under the running sweeper, and a
@@ -185,8 +184,10 @@ main(void)
             break;
         usleep(20 * 1000);
     }
-    fprintf(stderr, "  held ended within %" PRId64 " ms of the broker's "
-            "restart\n", pres_now_ms() - back);
+    fprintf(stderr,
+            "  held ended within %" PRId64 " ms of the broker's "
+            "restart\n",
+            pres_now_ms() - back);
     CHECK_STR(state, "offline");
     CHECK(pres_now_ms() - back <= 2000);
     CHECK(it_proc_log_has(&sweeper, "holding due expires"));

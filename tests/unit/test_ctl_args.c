@@ -59,7 +59,8 @@ test_ok(void)
     CHECK(!a.admin);
 
     CHECK_EQ(PARSE(&a, "list", "--state", "online", "--account", "active",
-                   "--limit", "10", "--cursor", "bob", "--all"), 0);
+                   "--limit", "10", "--cursor", "bob", "--all"),
+             0);
     CHECK_EQ(a.cmd, CTL_CMD_LIST);
     CHECK_STR(a.state, "online");
     CHECK_STR(a.account, "active");
@@ -71,28 +72,32 @@ test_ok(void)
     CHECK_EQ(a.cmd, CTL_CMD_WATCH);
     CHECK_EQ(a.count, 3);
 
-    CHECK_EQ(PARSE(&a, "account", "mallory", "suspended", "--reason",
-                   "spam"), 0);
+    CHECK_EQ(PARSE(&a, "account", "mallory", "suspended", "--reason", "spam"),
+             0);
     CHECK_EQ(a.cmd, CTL_CMD_ACCOUNT);
     CHECK_STR(a.user, "mallory");
     CHECK_STR(a.status, "suspended");
     CHECK_STR(a.reason, "spam");
 
     CHECK_EQ(PARSE(&a, "publish", "login", "alice", "--session", "s1",
-                   "--device", "ios"), 0);
+                   "--device", "ios"),
+             0);
     CHECK_EQ(a.cmd, CTL_CMD_PUBLISH);
     CHECK_STR(a.type, "login");
     CHECK_STR(a.user, "alice");
     CHECK_STR(a.session, "s1");
     CHECK_STR(a.device, "ios");
     CHECK_EQ(PARSE(&a, "publish", "heartbeat", "alice", "--session", "s1",
-                   "--state", "away"), 0);
+                   "--state", "away"),
+             0);
     CHECK_EQ(PARSE(&a, "publish", "logout", "alice"), 0);
     CHECK_EQ(PARSE(&a, "publish", "expire", "alice", "--session", "s1",
-                   "--deadline", "12345"), 0);
+                   "--deadline", "12345"),
+             0);
     CHECK_EQ(a.deadline, 12345);
     CHECK_EQ(PARSE(&a, "publish", "account", "alice", "--status", "banned",
-                   "--reason", "x"), 0);
+                   "--reason", "x"),
+             0);
 }
 
 static void
@@ -111,13 +116,11 @@ test_usage(void)
         {(const char *const[]){"get", "alice", "--admin", NULL},
          "unknown option"},
         {(const char *const[]){"stats", "-x", NULL}, "unknown option"},
-        {(const char *const[]){"stats", "--timeout", "0", NULL},
-         "--timeout"},
+        {(const char *const[]){"stats", "--timeout", "0", NULL}, "--timeout"},
         {(const char *const[]){"stats", "-c", NULL}, "needs a value"},
         {(const char *const[]){"token", "a", "--ttl", "-5", NULL}, "--ttl"},
         {(const char *const[]){"list", "--state", "busy", NULL}, "--state"},
-        {(const char *const[]){"list", "--account", "x", NULL},
-         "--account"},
+        {(const char *const[]){"list", "--account", "x", NULL}, "--account"},
         {(const char *const[]){"list", "--limit", "1001", NULL}, "--limit"},
         {(const char *const[]){"list", "--limit", NULL}, "needs a value"},
         {(const char *const[]){"watch", "--count", "x", NULL}, "--count"},
@@ -134,10 +137,9 @@ test_usage(void)
         {(const char *const[]){"publish", "heartbeat", "a", "--session", "s",
                                "--state", "offline", NULL},
          "--state"},
-        {(const char *const[]){"publish", "account", "a", NULL},
-         "--status"},
-        {(const char *const[]){"publish", "login", "a", "--status",
-                               "banned", NULL},
+        {(const char *const[]){"publish", "account", "a", NULL}, "--status"},
+        {(const char *const[]){"publish", "login", "a", "--status", "banned",
+                               NULL},
          "for account"},
         {(const char *const[]){"publish", "login", "a", "--session", "x y",
                                NULL},
@@ -163,8 +165,8 @@ test_help(void)
     CHECK(strstr(out_buf, "usage: presencectl"));
     CHECK(strstr(out_buf, "exit codes"));
     CHECK(strstr(out_buf, "examples"));
-    const char *cmds[] = {"token", "get", "list", "stats", "watch",
-                          "account", "publish"};
+    const char *cmds[] = {"token", "get",     "list",   "stats",
+                          "watch", "account", "publish"};
     for (size_t i = 0; i < 7; i++) {
         char want[64];
         snprintf(want, sizeof(want), "usage: presencectl %s", cmds[i]);

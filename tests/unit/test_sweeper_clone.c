@@ -18,8 +18,8 @@ typedef struct {
 //  live:[{session, state, deadline}]}]}; `live_first` puts `live` before
 //  `user` to check key order does not matter.
 static size_t
-s_snapshot(char *buf, size_t cap, uint64_t seq, const snap_user_t *users,
-           int n, bool live_first)
+s_snapshot(char *buf, size_t cap, uint64_t seq, const snap_user_t *users, int n,
+           bool live_first)
 {
     pres_mp_writer_t w;
     pres_mp_writer_init(&w, buf, cap);

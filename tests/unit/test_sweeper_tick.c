@@ -152,12 +152,10 @@ test_random(void)
             uint64_t d = 1 + s_rand() % 100000;
             CHECK_EQ(sweeper_tick_set(t, user, session, d), 0);
             model[u][s] = d;
-        }
-        else if (op < 9) {
+        } else if (op < 9) {
             CHECK_EQ(sweeper_tick_remove(t, user, session), model[u][s] != 0);
             model[u][s] = 0;
-        }
-        else {
+        } else {
             size_t n = 0;
             for (int i = 0; i < M_SESSIONS; i++)
                 n += model[u][i] != 0;
@@ -217,8 +215,8 @@ test_many(void)
     CHECK_EQ(sweeper_tick_size(t), n);
     CHECK(sweeper_tick_check(t));
     uint64_t last[2] = {0, 0};
-    size_t fired = sweeper_tick_fire(t, 1000 + n / 2, 1000000, 0, s_count,
-                                     last);
+    size_t fired =
+        sweeper_tick_fire(t, 1000 + n / 2, 1000000, 0, s_count, last);
     CHECK_EQ(fired, last[1]);
     CHECK(fired > (size_t)n / 3 && fired < (size_t)n * 2 / 3);
     for (int i = 0; i < n; i += 2) {
