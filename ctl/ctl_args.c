@@ -248,6 +248,8 @@ s_set_option(ctl_args_t *a, const char *name, const char *value, FILE *err)
         a->admin = true;
     else if (!strcmp(name, "--all"))
         a->all = true;
+    else if (!value)
+        return s_usage(err, c, "%s needs a value", name);
     else if (!strcmp(name, "--ttl")) {
         if (s_number(value, 1, 10L * 365 * 86400, &a->ttl) != 0)
             return s_usage(err, c, "--ttl wants seconds > 0, not '%s'", value);
