@@ -118,6 +118,12 @@ start_sweeper() {
     kill -0 "$SWEEPER_PID" 2>/dev/null || { cat "$TMP_DIR/$1.log" >&2; die "sweeper died"; }
 }
 
+# cpu_ticks PID: user + system CPU time of PID in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+
+# per_cpu_s EVENTS TICKS: events per CPU-second of the process.
+per_cpu_s() { awk -v e="$1" -v t="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN { if (t + 0 == 0) print "-"; else printf "%d", e / (t / hz) }'; }
+
 # A free TCP port on loopback.
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||

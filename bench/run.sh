@@ -100,14 +100,18 @@ bench_bus() {
     env_for "$TMP_DIR/null"
     start_null null
     load_run null-warm -p "$pubs" -u "$users" -n "$users" >/dev/null
+    c0=$(cpu_ticks "$NULL_PID")
     ceil=$(load_run null -p "$pubs" -u "$users" -n "$events")
+    null_cpu=$(per_cpu_s "$(kv applied "$ceil")" $(( $(cpu_ticks "$NULL_PID") - c0 )))
     stop_pid "$NULL_PID"
 
     # presence-broker, fresh database.
     env_for "$TMP_DIR/bus"
     start_broker broker
     load_run broker-warm -p "$pubs" -u "$users" -n "$users" >/dev/null
+    c0=$(cpu_ticks "$BROKER_PID")
     full=$(load_run broker -p "$pubs" -u "$users" -n "$events")
+    broker_cpu=$(per_cpu_s "$(kv applied "$full")" $(( $(cpu_ticks "$BROKER_PID") - c0 )))
     rate=$(kv applied_rate "$full")
     rated=$(awk -v r="$rate" 'BEGIN { printf "%d", r * 0.9 }')
     at=$(load_run broker-rated -p "$pubs" -u "$users" -r "$rated" -d "$rated_s")
@@ -131,6 +135,7 @@ bench_bus() {
     row "broker applied events/s vs bare pipe" "$rate" "$(kv applied_rate "$ceil")" "" "null broker, same driver"
     row "broker applied events/s vs redis -P 16" "$rate" "$r16" "" "SET presence:<u> 1 EX 120"
     row "broker applied events/s vs redis -P 1" "$rate" "$r1" "" "redis-benchmark -c 50"
+    row "events per broker CPU-second vs bare pipe" "$broker_cpu" "$null_cpu" "" "one-core capacity; goal >= 1000000"
     row "events lost at full speed" "$(kv lost "$full")" "$(kv lost "$ceil")" "-" "goal 0"
     row "rated load events/s (0.9 x full)" "$(kv applied_rate "$at")" "$rated" "" "sent at a fixed rate"
     row "events lost at rated load" "$(kv lost "$at")" "0" "-" "goal 0"
