@@ -24,7 +24,7 @@
 #define S_SUMMARY_MS          60000  //  period of the summary line
 #define S_BACKOFF_MIN_MS      50     //  first pause when the broker is absent
 #define S_BACKOFF_MAX_MS      2000   //  longest pause between snapshot tries
-#define S_FIRE_BACKOFF_MAX_MS 400    //  longest pause while the broker is away
+#define S_FIRE_BACKOFF_MAX_MS 100    //  longest pause while the broker is away
 #define S_DRAIN_MAX           10000  //  messages read per loop turn
 #define S_FIRE_MAX            10000  //  expires sent per loop turn
 
