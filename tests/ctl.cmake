@@ -10,6 +10,8 @@ endif()
 
 # Integration: the presencectl binary against a real broker.
 if(TARGET itutil AND TARGET presencectl)
-  pres_test(NAME it.ctl_commands LABEL it TIMEOUT 60
-    SOURCES ${CMAKE_SOURCE_DIR}/tests/it/ctl_commands.c LIBS itutil)
+  foreach(t commands watch_resync)
+    pres_test(NAME it.ctl_${t} LABEL it TIMEOUT 60
+      SOURCES ${CMAKE_SOURCE_DIR}/tests/it/ctl_${t}.c LIBS itutil)
+  endforeach()
 endif()

@@ -11,7 +11,7 @@ endif()
 # Integration: real broker + sweeper in a temp dir, timeout 2 s. Timed
 # against SPEC deadlines (1 s), so they do not run beside each other.
 if(TARGET itutil AND TARGET presence-sweeper)
-  foreach(t expiry restart many)
+  foreach(t expiry restart many fake_broker)
     pres_test(NAME it.sweeper_${t} LABEL it TIMEOUT 60
       SOURCES ${CMAKE_SOURCE_DIR}/tests/it/sweeper_${t}.c LIBS itutil)
     set_tests_properties(it.sweeper_${t} PROPERTIES RESOURCE_LOCK broker_bus)
