@@ -239,7 +239,7 @@ s_drain(sweeper_server_t *self)
                 zmq_msg_data(&body), zmq_msg_size(&body),
                 (uint64_t)pres_now_ms());
             if (res == SWEEPER_CLONE_RESYNC)
-                pres_log_info("resync: %s at seq %" PRIu64,
+                pres_log_info("resync: %s after seq %" PRIu64,
                               sweeper_clone_why(self->clone),
                               sweeper_clone_seq(self->clone));
         } else {
