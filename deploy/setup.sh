@@ -19,7 +19,7 @@ build_pkgs="build-essential cmake pkg-config libzmq3-dev libczmq-dev
   libmsgpack-dev liblmdb-dev libjwt-dev libjansson-dev libmicrohttpd-dev
   libssl-dev"
 test_pkgs="curl libcurl4-openssl-dev lmdb-utils python3 clang
-  libclang-rt-14-dev chromium nodejs npm wrk nginx-light redis-server
+  libclang-rt-14-dev chromium wrk nginx-light redis-server
   redis-tools procps"
 
 install() {
@@ -54,6 +54,10 @@ run)
 test)
   # shellcheck disable=SC2086
   install $build_pkgs $test_pkgs
+  # Node for the browser test: Debian's nodejs + npm, unless a node (which
+  # may bring its own npm, e.g. nodesource's) is already there.
+  command -v node >/dev/null || install nodejs
+  command -v npm >/dev/null || install npm
   build build
   (cd build && ctest --output-on-failure -j 2 --timeout 600)
   # The same suite under AddressSanitizer + UBSan (the browser test and the
