@@ -1,5 +1,6 @@
 /*  presence-broker: the single writer of presence state. Thin main: parse
     the command line and config, run the server until SIGINT/SIGTERM. */
+#include <malloc.h>
 #include <stdlib.h>
 
 #include "broker_server.h"
@@ -15,6 +16,13 @@ main(int argc, char **argv)
                               "queries, state in LMDB");
     if (rc != 0)
         return rc > 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    //  libzmq's I/O thread allocates receive buffers that this thread
+    //  frees; without padding glibc trims the heap after every batch and
+    //  the next one page-faults it back (docs/profiles/broker-ingest.md:
+    //  +15-25 % events per CPU-second). Costs some tens of MiB of RSS.
+    mallopt(M_TOP_PAD, 64 << 20);
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
     broker_server_t *server = broker_server_new(&cfg);
     if (!server)
         return EXIT_FAILURE;

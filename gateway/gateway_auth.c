@@ -18,8 +18,7 @@
 #include "pres_log.h"
 
 #define S_ID_BYTES     16    //  revocation id: SHA-256 prefix
-#define S_CACHE_SLOTS  512   //  verified tokens per thread
-#define S_CACHE_TOKEN  640   //  longest token cached, bytes
+#define S_CACHE_SLOTS  32768  //  verified tokens per thread (~4 MiB)
 
 typedef struct {
     unsigned char id[S_ID_BYTES];  //  all zero = empty
@@ -38,10 +37,11 @@ struct gw_auth {
     atomic_size_t count;        //  == size, read without the lock
 };
 
+//  A verified token, keyed by the same SHA-256 prefix as revocations: a
+//  crafted token cannot collide with a cached one (FNV could), and the
+//  hash is computed once per request for both look-ups.
 typedef struct {
-    uint64_t hash;              //  0 = empty
-    size_t len;
-    char token[S_CACHE_TOKEN];
+    unsigned char id[S_ID_BYTES];  //  all zero = empty
     pres_jwt_claims_t claims;
 } s_cached_t;
 
@@ -328,6 +328,18 @@ gw_auth_jwt(const gw_auth_t *self)
     return self->jwt;
 }
 
+static bool
+s_is_revoked_id(gw_auth_t *self, const unsigned char *id)
+{
+    if (atomic_load_explicit(&self->count, memory_order_acquire) == 0)
+        return false;
+    pthread_rwlock_rdlock(&self->lock);
+    size_t i = s_find(self->set, self->cap, id);
+    bool hit = !s_empty(&self->set[i]);
+    pthread_rwlock_unlock(&self->lock);
+    return hit;
+}
+
 bool
 gw_auth_is_revoked(gw_auth_t *self, const char *token, size_t len)
 {
@@ -335,11 +347,7 @@ gw_auth_is_revoked(gw_auth_t *self, const char *token, size_t len)
         return false;
     unsigned char id[S_ID_BYTES];
     s_token_id(token, len, id);
-    pthread_rwlock_rdlock(&self->lock);
-    size_t i = s_find(self->set, self->cap, id);
-    bool hit = !s_empty(&self->set[i]);
-    pthread_rwlock_unlock(&self->lock);
-    return hit;
+    return s_is_revoked_id(self, id);
 }
 
 int
@@ -383,17 +391,6 @@ gw_auth_revoked_count(gw_auth_t *self)
     return atomic_load(&self->count);
 }
 
-static uint64_t
-s_fnv(const char *s, size_t len)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ULL;
-    }
-    return h | 1;  //  0 marks an empty slot
-}
-
 int
 gw_auth_check(gw_auth_t *self, gw_auth_cache_t *cache, const char *header,
               int64_t now_s, pres_jwt_claims_t *claims, const char **token,
@@ -421,15 +418,16 @@ gw_auth_check(gw_auth_t *self, gw_auth_cache_t *cache, const char *header,
     *token = tok;
     *token_len = len;
 
+    unsigned char id[S_ID_BYTES];
+    s_token_id(tok, len, id);
     s_cached_t *slot = NULL;
-    uint64_t h = 0;
-    if (cache && len <= S_CACHE_TOKEN) {
-        h = s_fnv(tok, len);
+    if (cache) {
+        uint64_t h;
+        memcpy(&h, id + 8, sizeof h);
         slot = &cache->slot[h % S_CACHE_SLOTS];
-        if (slot->hash == h && slot->len == len
-            && memcmp(slot->token, tok, len) == 0) {
+        if (memcmp(slot->id, id, S_ID_BYTES) == 0) {
             if (slot->claims.exp <= now_s - self->leeway) {
-                slot->hash = 0;
+                memset(slot->id, 0, S_ID_BYTES);
                 *reject = GW_REJ_EXPIRED;
                 *why = "token expired";
                 return -1;
@@ -446,13 +444,11 @@ gw_auth_check(gw_auth_t *self, gw_auth_cache_t *cache, const char *header,
         return -1;
     }
     if (slot) {
-        slot->hash = h;
-        slot->len = len;
-        memcpy(slot->token, tok, len);
+        memcpy(slot->id, id, S_ID_BYTES);
         slot->claims = *claims;
     }
 revocation:
-    if (gw_auth_is_revoked(self, tok, len)) {
+    if (s_is_revoked_id(self, id)) {
         *reject = GW_REJ_REVOKED;
         *why = "token revoked";
         return -1;
