@@ -19,6 +19,7 @@
 #include "pres_log.h"
 
 #define S_QUERIES_PER_TURN 64  //  queries served between two batches
+#define S_AFTER_CHANGE 128      //  events still drained once a change waits
 
 struct broker_server {
     const pres_config_t *cfg;
@@ -200,7 +201,11 @@ s_events(broker_server_t *self)
     void *sub = zsock_resolve(self->events);
     broker_state_begin(self->state, (uint64_t)pres_now_ms());
     pres_event_t ev;
-    for (int n = 0; n < BROKER_BATCH_MAX; n++) {
+    //  A batch of pure heartbeats may run long (no commit, no fsync); once
+    //  it holds a change, close it soon so the change is not held back
+    //  behind thousands of heartbeats (fan-out latency).
+    int limit = BROKER_BATCH_MAX;
+    for (int n = 0; n < limit; n++) {
         if (zmq_msg_recv(&self->topic, sub, ZMQ_DONTWAIT) < 0)
             break;  //  EAGAIN (drained) or EINTR (stopping)
         int frames = 1;
@@ -230,6 +235,9 @@ s_events(broker_server_t *self)
         }
         if (broker_state_apply(self->state, &ev) < 0)
             return -1;
+        if (limit == BROKER_BATCH_MAX &&
+            broker_state_outbox_count(self->state) > 0)
+            limit = n + 1 + S_AFTER_CHANGE;
     }
     if (broker_state_commit(self->state))
         return -1;
