@@ -122,6 +122,18 @@ static const struct {
      "  presencectl publish login alice --session phone --device ios\n"
      "  presencectl publish heartbeat alice --session phone --state away\n"
      "  presencectl publish logout alice --session phone\n"},
+    {"keygen", CTL_CMD_KEYGEN,
+     "usage: presencectl keygen NAME DIR\n"
+     "\n"
+     "Make a CURVE certificate for the bus between hosts: DIR/NAME.cert\n"
+     "(public: give it to the broker's curve_clients_dir, or, for the\n"
+     "broker's own, to every client as curve_server_public_file) and\n"
+     "DIR/NAME.cert_secret (mode 0600: this host's curve_secret_file).\n"
+     "Needs no broker. See deploy/multihost/README.md.\n"
+     "\n"
+     "examples:\n"
+     "  presencectl keygen broker /etc/presence/certs\n"
+     "  presencectl keygen gw1 /etc/presence/certs\n"},
 };
 
 #define S_NCMDS (sizeof(s_cmds) / sizeof(s_cmds[0]))
@@ -151,6 +163,7 @@ ctl_args_help(ctl_cmd_t cmd, FILE *out)
         "  account USER STATUS           suspend, ban, re-activate a user\n"
         "  publish TYPE USER [...]       send a login/heartbeat/... event\n"
         "  token USER [--admin]          mint a bearer token for the HTTP API\n"
+        "  keygen NAME DIR               make a CURVE certificate (multi-host)\n"
         "  help [COMMAND]                this text, or a command's help\n"
         "\n"
         "options:\n"
@@ -467,6 +480,11 @@ ctl_args_parse(ctl_args_t *a, int argc, char **argv, FILE *out, FILE *err)
         want = 2;
         a->type = npos > 0 ? pos[0] : NULL;
         a->user = npos > 1 ? pos[1] : NULL;
+        break;
+    case CTL_CMD_KEYGEN:
+        want = 2;
+        a->user = npos > 0 ? pos[0] : NULL;  //  NAME: an id, like a user
+        a->dir = npos > 1 ? pos[1] : NULL;
         break;
     default:
         break;

@@ -24,7 +24,8 @@ typedef enum {
     CTL_CMD_STATS,
     CTL_CMD_WATCH,
     CTL_CMD_ACCOUNT,
-    CTL_CMD_PUBLISH
+    CTL_CMD_PUBLISH,
+    CTL_CMD_KEYGEN
 } ctl_cmd_t;
 
 //  The parsed command line. Strings point into argv.
@@ -49,6 +50,7 @@ typedef struct {
     const char *device;   //  publish --device
     uint64_t deadline;    //  publish --deadline (expire), 0 = now
     long count;           //  watch --count N (0 = until interrupted)
+    const char *dir;      //  keygen DIR
 } ctl_args_t;
 
 //  Parse argv. Help goes to out, errors to err. Returns 0 to run the

@@ -342,6 +342,43 @@ s_publish(const ctl_args_t *a, const pres_config_t *cfg, FILE *out, FILE *err)
     return CTL_EXIT_OK;
 }
 
+//  keygen NAME DIR: a czmq certificate pair; the secret file is 0600.
+static int
+s_keygen(const ctl_args_t *a, FILE *out, FILE *err)
+{
+    char path[PRES_PATH_MAX];
+    int n = snprintf(path, sizeof(path), "%s/%s.cert", a->dir, a->user);
+    if (n < 0 || (size_t)n >= sizeof(path) - 8) {
+        fprintf(err, "presencectl: keygen: path too long\n");
+        return CTL_EXIT_USAGE;
+    }
+    zcert_t *cert = zcert_new();
+    if (!cert) {
+        fprintf(err, "presencectl: zcert_new() failed\n");
+        return CTL_EXIT_FAIL;
+    }
+    zcert_set_meta(cert, "name", "%s", a->user);
+    mode_t old = umask(077);
+    int rc = zcert_save(cert, path);
+    umask(old);
+    if (rc != 0) {
+        fprintf(err, "presencectl: zcert_save(%s) failed: %s\n", path,
+                strerror(errno));
+        zcert_destroy(&cert);
+        return CTL_EXIT_FAIL;
+    }
+    chmod(path, 0644);  //  the public half is meant to be copied around
+    if (a->json)
+        fprintf(out, "{\"public\":\"%s\",\"secret_file\":\"%s_secret\","
+                     "\"public_key\":\"%s\"}\n",
+                path, path, zcert_public_txt(cert));
+    else
+        fprintf(out, "public %s\nsecret %s_secret\nkey    %s\n", path, path,
+                zcert_public_txt(cert));
+    zcert_destroy(&cert);
+    return CTL_EXIT_OK;
+}
+
 int
 ctl_cmd_run(const ctl_args_t *a, const pres_config_t *cfg, FILE *out, FILE *err)
 {
@@ -369,6 +406,8 @@ ctl_cmd_run(const ctl_args_t *a, const pres_config_t *cfg, FILE *out, FILE *err)
         return s_list(a, cfg, out, err);
     case CTL_CMD_PUBLISH:
         return s_publish(a, cfg, out, err);
+    case CTL_CMD_KEYGEN:
+        return s_keygen(a, out, err);
     default:
         return CTL_EXIT_USAGE;
     }
