@@ -187,7 +187,7 @@ s_stats(broker_state_t *state, msgpack_sbuffer *out)
     broker_pubs_t *pubs = broker_state_pubs(state);
     msgpack_packer pk;
     msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 7);
+    msgpack_pack_map(&pk, 8);
     s_kv_ok(&pk);
     s_kv_uint(&pk, "seq", m->seq);
     s_str(&pk, "users");
@@ -206,6 +206,13 @@ s_stats(broker_state_t *state, msgpack_sbuffer *out)
     s_kv_uint(&pk, "refused", m->refused);
     s_kv_uint(&pk, "lost", m->lost);
     s_kv_uint(&pk, "malformed", m->malformed);
+    //  Since this broker started: group commit shows as commits << events.
+    broker_store_t *store = broker_state_store(state);
+    s_str(&pk, "storage");
+    msgpack_pack_map(&pk, 3);
+    s_kv_uint(&pk, "commits", broker_store_commits(store));
+    s_kv_uint(&pk, "syncs", broker_store_syncs(store));
+    s_kv_uint(&pk, "map_mib", broker_store_map_size(store) >> 20);
     s_str(&pk, "publishers");
     size_t n = broker_pubs_count(pubs);
     msgpack_pack_array(&pk, n);

@@ -30,6 +30,8 @@ struct broker_store {
     MDB_txn *wtxn;      //  write txn inside broker_store_write
     bool full;          //  a put hit MDB_MAP_FULL in this write
     size_t map_size;    //  current map size
+    uint64_t commits;   //  write txns committed since _new
+    uint64_t syncs;     //  mdb_env_sync calls since _new
 };
 
 static void
@@ -145,6 +147,18 @@ broker_store_destroy(broker_store_t **self_p)
     }
     free(self);
     *self_p = NULL;
+}
+
+uint64_t
+broker_store_commits(const broker_store_t *self)
+{
+    return self->commits;
+}
+
+uint64_t
+broker_store_syncs(const broker_store_t *self)
+{
+    return self->syncs;
 }
 
 size_t
@@ -605,10 +619,12 @@ broker_store_write(broker_store_t *self, bool sync,
             pres_log_error("mdb_txn_commit() failed: %s", mdb_strerror(rc));
             return -1;
         }
+        self->commits++;
         if (sync && (rc = mdb_env_sync(self->env, 1))) {
             pres_log_error("mdb_env_sync() failed: %s", mdb_strerror(rc));
             return -1;
         }
+        self->syncs += sync;
         if (had_read)
             return broker_store_read_begin(self);
         return 0;

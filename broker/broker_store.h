@@ -54,6 +54,11 @@ void broker_store_destroy(broker_store_t **self_p);
 //  Current map size in bytes (grows on MDB_MAP_FULL).
 size_t broker_store_map_size(const broker_store_t *self);
 
+//  Write transactions committed and fsyncs done since _new (for `stats`:
+//  they show group commit at work).
+uint64_t broker_store_commits(const broker_store_t *self);
+uint64_t broker_store_syncs(const broker_store_t *self);
+
 //  ---- reads. Lookups use the write txn while inside broker_store_write
 //  (so they see the batch's own writes), else the read txn, which must be
 //  open: begin it, do the lookups, end it (short: it pins pages).
