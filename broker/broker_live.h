@@ -22,6 +22,7 @@
 //  Session flags.
 #define BROKER_S_NEW   1  //  not yet written to LMDB
 #define BROKER_S_DIRTY 2  //  last_hb newer than in LMDB (lazy flush)
+#define BROKER_S_FLUSHING 4  //  written by the flush txn being committed
 
 typedef struct {
     char id[PRES_ID_MAX + 1];  //  user id, NUL-terminated
@@ -48,6 +49,8 @@ typedef struct {
     uint32_t prev;             //  previous session of the user, or NONE
     uint32_t hash;             //  of user id + session id
     uint64_t last_hb;          //  ms of the last login/heartbeat
+    uint64_t durable_hb;       //  last_hb known to be in LMDB (a lower
+                               //  bound: 0 when unknown)
     char *device;              //  device label (heap) or NULL
 } broker_session_t;
 

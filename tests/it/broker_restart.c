@@ -92,7 +92,14 @@ main(void)
         CHECK_STR(after.state, before[i].state);
         CHECK_EQ(after.sessions, before[i].sessions);
         CHECK_STR(after.account, before[i].account);
-        CHECK_EQ(after.last_seen, before[i].last_seen);
+        //  u1's last event was a heartbeat that changed nothing: SPEC lets
+        //  its last_seen lag by up to 5 s after a crash (never ahead). The
+        //  others ended with durable changes: exact.
+        if (i == 0) {
+            CHECK(after.last_seen <= before[i].last_seen);
+            CHECK(before[i].last_seen - after.last_seen <= 5000);
+        } else
+            CHECK_EQ(after.last_seen, before[i].last_seen);
     }
     s_user_t u5;
     s_get("u5", &u5);
