@@ -11,6 +11,7 @@
 #include "ctl_out.h"
 #include "pres_bus.h"
 #include "pres_log.h"
+#include "pres_mp.h"
 #include "pres_msg.h"
 
 void
@@ -84,6 +85,35 @@ s_say_resync(const ctl_args_t *a, const char *why, uint64_t expected,
     }
 }
 
+//  The broker's latest change seq, from `stats`. 0 or -1 (no answer).
+static int
+s_head(pres_qclient_t *qc, uint64_t *seq)
+{
+    pres_query_t q = {.op = PRES_Q_STATS};
+    zframe_t *reply = pres_qclient_query(qc, &q, 250, NULL);
+    if (!reply)
+        return -1;
+    pres_mp_reader_t r;
+    pres_mp_reader_init(&r, zframe_data(reply), zframe_size(reply));
+    uint32_t n;
+    int rc = -1;
+    if (pres_mp_read_map(&r, &n) == 0)
+        for (uint32_t i = 0; i < n; i++) {
+            const char *key;
+            uint32_t len;
+            if (pres_mp_read_str(&r, &key, &len) != 0)
+                break;
+            if (len == 3 && memcmp(key, "seq", 3) == 0) {
+                rc = pres_mp_read_uint(&r, seq);
+                break;
+            }
+            if (pres_mp_skip(&r) != 0)
+                break;
+        }
+    zframe_destroy(&reply);
+    return rc;
+}
+
 int
 ctl_watch_run(const ctl_args_t *a, const pres_config_t *cfg, FILE *out,
               FILE *err)
@@ -102,6 +132,11 @@ ctl_watch_run(const ctl_args_t *a, const pres_config_t *cfg, FILE *out,
     bool synced = false, first = true;
     long printed = 0;
     int rc = CTL_EXIT_OK;
+    //  Gap detection only sees a loss when a later change arrives. When the
+    //  stream is quiet, ask the broker for its head now and then: changes
+    //  it had published by one check must have arrived by the next.
+    int64_t next_check = pres_mono_ms() + 2000;
+    uint64_t owed = 0;  //  head seen at the last check, if ahead of us
     while (!zsys_interrupted && (a->count == 0 || printed < a->count)) {
         if (!synced) {
             uint64_t seq = 0;
@@ -121,6 +156,7 @@ ctl_watch_run(const ctl_args_t *a, const pres_config_t *cfg, FILE *out,
             }
             ctl_watch_seq_reset(&st, seq);
             synced = true;
+            owed = 0;
             if (!a->json || first)
                 fprintf(err,
                         "presencectl: %s from seq %" PRIu64 " (%" PRIu32
@@ -137,8 +173,20 @@ ctl_watch_run(const ctl_args_t *a, const pres_config_t *cfg, FILE *out,
             rc = CTL_EXIT_FAIL;
             break;
         }
-        if (n <= 0)
+        if (n <= 0) {
+            uint64_t head;
+            if (pres_mono_ms() < next_check)
+                continue;
+            next_check = pres_mono_ms() + 2000;
+            if (owed > st.last) {
+                s_say_resync(a, "changes missing at the stream's end",
+                             st.last + 1, owed, out, err);
+                synced = false;
+                owed = 0;
+            } else if (s_head(qc, &head) == 0)
+                owed = head > st.last ? head : 0;
             continue;
+        }
         zframe_t *topic = zframe_recv(sub);
         zframe_t *body = topic && zframe_more(topic) ? zframe_recv(sub) : NULL;
         pres_change_t ch;
