@@ -59,7 +59,7 @@ static const s_key_t s_keys[] = {
     INT(http_max_connections, "4096", 1, 1000000),
     INT(http_per_ip_connections, "0", 0, 1000000),
     INT(http_idle_timeout, "60", 1, 86400),
-    INT(rate_limit, "0", 0, 100000000),
+    INT(rate_limit, "100", 0, 100000000),
     INT(rate_burst, "200", 1, 100000000),
     STR(cors_origins, "", NULL),
     INT(sse_keepalive, "15", 1, 3600),
