@@ -313,6 +313,19 @@ gw_api_logout(gw_req_t *req, struct MHD_Connection *conn)
     return gw_http_no_content(req, conn);
 }
 
+//  Ask the broker q and answer with its reply as JSON (or the failure).
+static enum MHD_Result
+s_query_reply(gw_req_t *req, struct MHD_Connection *conn,
+              const pres_query_t *q)
+{
+    unsigned status = 0;
+    char *msg = NULL;
+    zframe_t *reply = s_query(req, q, &status, &msg);
+    if (!reply)
+        return s_query_failed(req, conn, status, msg);
+    return s_reply_json(req, conn, &reply);
+}
+
 enum MHD_Result
 gw_api_user(gw_req_t *req, struct MHD_Connection *conn, const char *user)
 {
@@ -322,12 +335,7 @@ gw_api_user(gw_req_t *req, struct MHD_Connection *conn, const char *user)
     memset(&q, 0, sizeof q);
     q.op = PRES_Q_GET;
     snprintf(q.user, sizeof q.user, "%s", user);
-    unsigned status = 0;
-    char *msg = NULL;
-    zframe_t *reply = s_query(req, &q, &status, &msg);
-    if (!reply)
-        return s_query_failed(req, conn, status, msg);
-    return s_reply_json(req, conn, &reply);
+    return s_query_reply(req, conn, &q);
 }
 
 enum MHD_Result
@@ -370,12 +378,7 @@ gw_api_users(gw_req_t *req, struct MHD_Connection *conn)
             return s_bad_request(req, conn, "invalid cursor");
         snprintf(q.cursor, sizeof q.cursor, "%s", cursor);
     }
-    unsigned status = 0;
-    char *msg = NULL;
-    zframe_t *reply = s_query(req, &q, &status, &msg);
-    if (!reply)
-        return s_query_failed(req, conn, status, msg);
-    return s_reply_json(req, conn, &reply);
+    return s_query_reply(req, conn, &q);
 }
 
 enum MHD_Result
@@ -384,12 +387,7 @@ gw_api_stats(gw_req_t *req, struct MHD_Connection *conn)
     pres_query_t q;
     memset(&q, 0, sizeof q);
     q.op = PRES_Q_STATS;
-    unsigned status = 0;
-    char *msg = NULL;
-    zframe_t *reply = s_query(req, &q, &status, &msg);
-    if (!reply)
-        return s_query_failed(req, conn, status, msg);
-    return s_reply_json(req, conn, &reply);
+    return s_query_reply(req, conn, &q);
 }
 
 enum MHD_Result
