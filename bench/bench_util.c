@@ -222,6 +222,26 @@ bench_rss_kib(pid_t pid)
     return kib;
 }
 
+bench_ch_t
+bench_next_change(void *sub, const char *prefix, pres_change_t *ch,
+                  const char **suffix)
+{
+    char topic[PRES_TOPIC_MAX + 1];
+    char body[PRES_MSG_MAX + 1];
+    if (zmq_recv(sub, topic, sizeof topic, ZMQ_DONTWAIT) < 0)
+        return BENCH_CH_NONE;
+    int len = zmq_recv(sub, body, sizeof body, 0);
+    const char *why;
+    if (len < 0 || len >= (int)sizeof body ||
+        pres_change_decode(ch, body, (size_t)len, &why) != 0)
+        return BENCH_CH_BAD;
+    size_t plen = strlen(prefix);
+    if (strncmp(ch->user, prefix, plen) != 0)
+        return BENCH_CH_OTHER;
+    *suffix = ch->user + plen;
+    return BENCH_CH_OURS;
+}
+
 void
 bench_user_id(char *out, const char *prefix, uint64_t n)
 {

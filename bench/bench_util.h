@@ -69,6 +69,20 @@ int bench_mp_uint(const void *buf, size_t len, const char *path,
 //  Resident set size of pid in KiB (from /proc), or -1.
 long bench_rss_kib(pid_t pid);
 
+//  Take the next change queued on sub (a changes SUB), without waiting.
+//  Returns BENCH_CH_NONE when nothing is queued, BENCH_CH_BAD for a frame
+//  that does not decode, BENCH_CH_OTHER for a change whose user does not
+//  start with prefix, or BENCH_CH_OURS with *ch filled and *suffix
+//  pointing at the rest of ch->user.
+typedef enum {
+    BENCH_CH_NONE = 0,
+    BENCH_CH_OURS,
+    BENCH_CH_OTHER,
+    BENCH_CH_BAD
+} bench_ch_t;
+bench_ch_t bench_next_change(void *sub, const char *prefix, pres_change_t *ch,
+                             const char **suffix);
+
 //  Write user id "<prefix><n>" into out (PRES_ID_MAX + 1). Fast.
 void bench_user_id(char *out, const char *prefix, uint64_t n);
 

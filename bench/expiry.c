@@ -37,27 +37,21 @@ s_receive(exp_probe_t *self, long wait_ms)
     zmq_pollitem_t item = {self->sub, 0, ZMQ_POLLIN, 0};
     if (zmq_poll(&item, 1, wait_ms) <= 0)
         return;
-    char topic[PRES_TOPIC_MAX + 1];
-    char body[PRES_MSG_MAX + 1];
     while (true) {
-        int tlen = zmq_recv(self->sub, topic, sizeof topic, ZMQ_DONTWAIT);
-        if (tlen < 0)
-            return;
-        int len = zmq_recv(self->sub, body, sizeof body, 0);
-        int64_t now = pres_now_ms();
         pres_change_t ch;
-        const char *why;
-        if (len < 0 || len >= (int)sizeof body ||
-            pres_change_decode(&ch, body, (size_t)len, &why) != 0)
+        const char *suffix;
+        bench_ch_t got = bench_next_change(self->sub, self->prefix, &ch,
+                                           &suffix);
+        if (got == BENCH_CH_NONE)
+            return;
+        int64_t now = pres_now_ms();
+        if (got != BENCH_CH_OURS)
             continue;
-        size_t plen = strlen(self->prefix);
-        if (strncmp(ch.user, self->prefix, plen) != 0)
-            continue;
-        if (!strcmp(ch.user + plen, "warm")) {
+        if (!strcmp(suffix, "warm")) {
             self->warm_seen = now;
             continue;
         }
-        uint32_t i = (uint32_t)strtoul(ch.user + plen, NULL, 10);
+        uint32_t i = (uint32_t)strtoul(suffix, NULL, 10);
         if (i >= self->n)
             continue;
         exp_session_t *s = &self->s[i];
