@@ -101,47 +101,6 @@ bench_lat_print(const bench_lat_t *self, const char *name)
            name, bench_lat_pct(self, 99.9) / 1e3, name, self->worst / 1e3);
 }
 
-//  Position r on the value at a dotted path of map keys. 0 or -1.
-static int
-s_mp_find(pres_mp_reader_t *r, const void *buf, size_t len, const char *path)
-{
-    pres_mp_reader_init(r, buf, len);
-    const char *part = path;
-    while (*part) {
-        const char *dot = strchr(part, '.');
-        size_t plen = dot ? (size_t)(dot - part) : strlen(part);
-        uint32_t count;
-        if (pres_mp_read_map(r, &count))
-            return -1;
-        bool found = false;
-        for (uint32_t i = 0; i < count && !found; i++) {
-            const char *key;
-            uint32_t klen;
-            if (pres_mp_read_str(r, &key, &klen))
-                return -1;
-            if (klen == plen && memcmp(key, part, plen) == 0)
-                found = true;
-            else if (pres_mp_skip(r))
-                return -1;
-        }
-        if (!found)
-            return -1;
-        part += plen;
-        if (*part == '.')
-            part++;
-    }
-    return 0;
-}
-
-int
-bench_mp_uint(const void *buf, size_t len, const char *path, uint64_t *value)
-{
-    pres_mp_reader_t r;
-    if (s_mp_find(&r, buf, len, path))
-        return -1;
-    return pres_mp_read_uint(&r, value);
-}
-
 int
 bench_stats(pres_qclient_t *qc, bench_stats_t *st, int timeout_ms)
 {
@@ -158,15 +117,15 @@ bench_stats(pres_qclient_t *qc, bench_stats_t *st, int timeout_ms)
     size_t n = zframe_size(rep);
     memset(st, 0, sizeof *st);
     int rc = 0;
-    rc |= bench_mp_uint(b, n, "seq", &st->seq);
-    rc |= bench_mp_uint(b, n, "events.applied", &st->applied);
-    rc |= bench_mp_uint(b, n, "events.refused", &st->refused);
-    rc |= bench_mp_uint(b, n, "events.lost", &st->lost);
+    rc |= pres_mp_find_uint(b, n, "seq", &st->seq);
+    rc |= pres_mp_find_uint(b, n, "events.applied", &st->applied);
+    rc |= pres_mp_find_uint(b, n, "events.refused", &st->refused);
+    rc |= pres_mp_find_uint(b, n, "events.lost", &st->lost);
     //  Optional in a null broker.
-    bench_mp_uint(b, n, "users.online", &st->online);
-    bench_mp_uint(b, n, "users.away", &st->away);
-    bench_mp_uint(b, n, "users.offline", &st->offline);
-    bench_mp_uint(b, n, "sessions", &st->sessions);
+    pres_mp_find_uint(b, n, "users.online", &st->online);
+    pres_mp_find_uint(b, n, "users.away", &st->away);
+    pres_mp_find_uint(b, n, "users.offline", &st->offline);
+    pres_mp_find_uint(b, n, "sessions", &st->sessions);
     zframe_destroy(&rep);
     if (rc) {
         fprintf(stderr, "bench: stats reply lacks seq/events.*\n");

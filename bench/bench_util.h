@@ -61,11 +61,6 @@ int bench_stats(pres_qclient_t *qc, bench_stats_t *st, int timeout_ms);
 int bench_wait_applied(pres_qclient_t *qc, uint64_t target, int poll_ms,
                        int idle_ms, bench_stats_t *st, int64_t *when_ns);
 
-//  Look a value up in a msgpack reply by dotted path ("events.applied").
-//  0 and the value, or -1 when absent or of another type.
-int bench_mp_uint(const void *buf, size_t len, const char *path,
-                  uint64_t *value);
-
 //  Resident set size of pid in KiB (from /proc), or -1.
 long bench_rss_kib(pid_t pid);
 

@@ -323,6 +323,57 @@ pres_mp_skip(pres_mp_reader_t *r)
     return 0;
 }
 
+int
+pres_mp_find(const void *buf, size_t len, const char *path,
+              pres_mp_reader_t *at)
+{
+    pres_mp_reader_init(at, buf, len);
+    while (*path) {
+        const char *dot = strchr(path, '.');
+        size_t plen = dot ? (size_t)(dot - path) : strlen(path);
+        uint32_t n;
+        bool found = false;
+        if (pres_mp_peek(at) == PRES_MP_MAP) {
+            if (pres_mp_read_map(at, &n) != 0)
+                return -1;
+            for (uint32_t i = 0; i < n && !found; i++) {
+                const char *k;
+                uint32_t klen;
+                if (pres_mp_read_str(at, &k, &klen) != 0)
+                    return -1;
+                if (klen == plen && memcmp(k, path, plen) == 0)
+                    found = true;
+                else if (pres_mp_skip(at) != 0)
+                    return -1;
+            }
+        } else if (pres_mp_peek(at) == PRES_MP_ARRAY) {
+            char *end;
+            unsigned long idx = strtoul(path, &end, 10);
+            if (plen == 0 || end != path + plen ||
+                pres_mp_read_array(at, &n) != 0 || idx >= n)
+                return -1;
+            for (unsigned long i = 0; i < idx; i++)
+                if (pres_mp_skip(at) != 0)
+                    return -1;
+            found = true;
+        }
+        if (!found)
+            return -1;
+        path += plen + (dot ? 1 : 0);
+    }
+    return 0;
+}
+
+int
+pres_mp_find_uint(const void *buf, size_t len, const char *path,
+                  uint64_t *value)
+{
+    pres_mp_reader_t r;
+    if (pres_mp_find(buf, len, path, &r) != 0)
+        return -1;
+    return pres_mp_read_uint(&r, value);
+}
+
 bool
 pres_mp_at_end(const pres_mp_reader_t *r)
 {

@@ -54,6 +54,17 @@ int pres_mp_read_double(pres_mp_reader_t *r, double *value);  //  float/int
 //  Skip one value of any type, nested at most PRES_MP_MAX_DEPTH. 0 or -1.
 int pres_mp_skip(pres_mp_reader_t *r);
 
+//  Position *at on the value at a dotted path in buf: map keys, and array
+//  indexes as decimal numbers ("users.online", "publishers.0.src"). An
+//  empty path is the whole buffer. 0, or -1 when a step is missing, of the
+//  wrong kind, or malformed. Nothing is copied: *at reads from buf.
+int pres_mp_find(const void *buf, size_t len, const char *path,
+                 pres_mp_reader_t *at);
+
+//  The unsigned integer at path (see pres_mp_find). 0 or -1.
+int pres_mp_find_uint(const void *buf, size_t len, const char *path,
+                      uint64_t *value);
+
 //  True when every byte has been consumed.
 bool pres_mp_at_end(const pres_mp_reader_t *r);
 

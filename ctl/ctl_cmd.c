@@ -112,7 +112,7 @@ s_simple(const ctl_args_t *a, const pres_config_t *cfg, pres_query_t *q,
                      : CTL_EXIT_FAIL;
         else {
             uint64_t seq = 0;
-            ctl_mp_uint(zframe_data(reply), zframe_size(reply), "seq", &seq);
+            pres_mp_find_uint(zframe_data(reply), zframe_size(reply), "seq", &seq);
             fprintf(out, "%s is now %s (change %" PRIu64 ")\n", a->user,
                     a->status, seq);
         }
@@ -129,7 +129,7 @@ s_collect_users(zframe_t *reply, zchunk_t *acc)
 {
     pres_mp_reader_t r;
     uint32_t n;
-    if (ctl_mp_find(zframe_data(reply), zframe_size(reply), "users", &r) != 0 ||
+    if (pres_mp_find(zframe_data(reply), zframe_size(reply), "users", &r) != 0 ||
         pres_mp_read_array(&r, &n) != 0)
         return -1;
     for (uint32_t i = 0; i < n; i++) {

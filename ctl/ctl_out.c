@@ -8,54 +8,13 @@
 #include <time.h>
 
 int
-ctl_mp_find(const void *buf, size_t len, const char *path, pres_mp_reader_t *at)
-{
-    assert(buf && path && at);
-    pres_mp_reader_init(at, buf, len);
-    while (*path) {
-        const char *dot = strchr(path, '.');
-        size_t plen = dot ? (size_t)(dot - path) : strlen(path);
-        uint32_t n;
-        bool found = false;
-        if (pres_mp_peek(at) == PRES_MP_MAP) {
-            if (pres_mp_read_map(at, &n) != 0)
-                return -1;
-            for (uint32_t i = 0; i < n && !found; i++) {
-                const char *k;
-                uint32_t klen;
-                if (pres_mp_read_str(at, &k, &klen) != 0)
-                    return -1;
-                if (klen == plen && memcmp(k, path, plen) == 0)
-                    found = true;
-                else if (pres_mp_skip(at) != 0)
-                    return -1;
-            }
-        } else if (pres_mp_peek(at) == PRES_MP_ARRAY) {
-            char *end;
-            unsigned long idx = strtoul(path, &end, 10);
-            if (end != path + plen || pres_mp_read_array(at, &n) != 0 ||
-                idx >= n)
-                return -1;
-            for (unsigned long i = 0; i < idx; i++)
-                if (pres_mp_skip(at) != 0)
-                    return -1;
-            found = true;
-        }
-        if (!found)
-            return -1;
-        path += plen + (dot ? 1 : 0);
-    }
-    return 0;
-}
-
-int
 ctl_mp_str(const void *buf, size_t len, const char *path, char *out, size_t cap)
 {
     pres_mp_reader_t r;
     const char *s;
     uint32_t slen;
     assert(cap > 0);
-    if (ctl_mp_find(buf, len, path, &r) != 0 ||
+    if (pres_mp_find(buf, len, path, &r) != 0 ||
         pres_mp_read_str(&r, &s, &slen) != 0)
         return -1;
     size_t n = slen < cap - 1 ? slen : cap - 1;
@@ -65,19 +24,10 @@ ctl_mp_str(const void *buf, size_t len, const char *path, char *out, size_t cap)
 }
 
 int
-ctl_mp_uint(const void *buf, size_t len, const char *path, uint64_t *value)
-{
-    pres_mp_reader_t r;
-    if (ctl_mp_find(buf, len, path, &r) != 0)
-        return -1;
-    return pres_mp_read_uint(&r, value);
-}
-
-int
 ctl_mp_bool(const void *buf, size_t len, const char *path, bool *value)
 {
     pres_mp_reader_t r;
-    if (ctl_mp_find(buf, len, path, &r) != 0)
+    if (pres_mp_find(buf, len, path, &r) != 0)
         return -1;
     return pres_mp_read_bool(&r, value);
 }
@@ -136,8 +86,8 @@ ctl_out_user(const void *buf, size_t len, int64_t now_ms, FILE *out)
         return -1;
     ctl_mp_str(buf, len, "state", state, sizeof(state));
     ctl_mp_str(buf, len, "account", account, sizeof(account));
-    ctl_mp_uint(buf, len, "sessions", &sessions);
-    ctl_mp_uint(buf, len, "last_seen", &last_seen);
+    pres_mp_find_uint(buf, len, "sessions", &sessions);
+    pres_mp_find_uint(buf, len, "last_seen", &last_seen);
     ctl_out_time(last_seen, when, sizeof(when));
     ctl_out_ago(last_seen, now_ms, ago, sizeof(ago));
     fprintf(out, "user       %s\n", user);
@@ -157,7 +107,7 @@ ctl_out_list(const void *buf, size_t len, int64_t now_ms, bool header,
 {
     pres_mp_reader_t r;
     uint32_t n;
-    if (ctl_mp_find(buf, len, "users", &r) != 0 ||
+    if (pres_mp_find(buf, len, "users", &r) != 0 ||
         pres_mp_read_array(&r, &n) != 0)
         return -1;
     //  Column width of USER: the longest id on the page (at least 16).
@@ -187,8 +137,8 @@ ctl_out_list(const void *buf, size_t len, int64_t now_ms, bool header,
         ctl_mp_str(start, elen, "user", user, sizeof(user));
         ctl_mp_str(start, elen, "state", state, sizeof(state));
         ctl_mp_str(start, elen, "account", account, sizeof(account));
-        ctl_mp_uint(start, elen, "sessions", &sessions);
-        ctl_mp_uint(start, elen, "last_seen", &last_seen);
+        pres_mp_find_uint(start, elen, "sessions", &sessions);
+        pres_mp_find_uint(start, elen, "last_seen", &last_seen);
         ctl_out_ago(last_seen, now_ms, ago, sizeof(ago));
         fprintf(out, "%-*s  %-7s  %8" PRIu64 "  %-9s  %s\n", width, user, state,
                 sessions, account, ago);
@@ -204,29 +154,29 @@ ctl_out_stats(const void *buf, size_t len, FILE *out)
                                            "suspended", "banned"};
     char path[64];
     uint64_t v;
-    if (ctl_mp_uint(buf, len, "seq", &v) != 0)
+    if (pres_mp_find_uint(buf, len, "seq", &v) != 0)
         return -1;
     fprintf(out, "seq         %" PRIu64 "\n", v);
     fprintf(out, "users      ");
     for (size_t i = 0; i < 3; i++) {
         snprintf(path, sizeof(path), "users.%s", states[i]);
-        if (ctl_mp_uint(buf, len, path, &v) == 0)
+        if (pres_mp_find_uint(buf, len, path, &v) == 0)
             fprintf(out, "%s %s %" PRIu64, i ? "," : "", states[i], v);
     }
     fprintf(out, "\naccounts   ");
     for (size_t i = 0; i < 5; i++) {
         snprintf(path, sizeof(path), "accounts.%s", accounts[i]);
-        if (ctl_mp_uint(buf, len, path, &v) == 0)
+        if (pres_mp_find_uint(buf, len, path, &v) == 0)
             fprintf(out, "%s %s %" PRIu64, i ? "," : "", accounts[i], v);
     }
-    if (ctl_mp_uint(buf, len, "sessions", &v) == 0)
+    if (pres_mp_find_uint(buf, len, "sessions", &v) == 0)
         fprintf(out, "\nsessions    %" PRIu64, v);
     //  events: every counter the broker gives (applied, refused, lost,
     //  and any it adds), in its order.
     fprintf(out, "\nevents     ");
     pres_mp_reader_t ev;
     uint32_t nev;
-    if (ctl_mp_find(buf, len, "events", &ev) == 0 &&
+    if (pres_mp_find(buf, len, "events", &ev) == 0 &&
         pres_mp_read_map(&ev, &nev) == 0)
         for (uint32_t i = 0; i < nev; i++) {
             const char *k;
@@ -241,7 +191,7 @@ ctl_out_stats(const void *buf, size_t len, FILE *out)
     fputc('\n', out);
     pres_mp_reader_t r;
     uint32_t n;
-    if (ctl_mp_find(buf, len, "publishers", &r) != 0 ||
+    if (pres_mp_find(buf, len, "publishers", &r) != 0 ||
         pres_mp_read_array(&r, &n) != 0 || n == 0)
         return 0;
     fprintf(out, "publishers  %-40s  %12s  %10s\n", "SRC", "SEQ", "LOST");
@@ -253,8 +203,8 @@ ctl_out_stats(const void *buf, size_t len, FILE *out)
         char src[80] = "?";
         uint64_t seq = 0, lost = 0;
         ctl_mp_str(start, elen, "src", src, sizeof(src));
-        ctl_mp_uint(start, elen, "seq", &seq);
-        ctl_mp_uint(start, elen, "lost", &lost);
+        pres_mp_find_uint(start, elen, "seq", &seq);
+        pres_mp_find_uint(start, elen, "lost", &lost);
         fprintf(out, "            %-40s  %12" PRIu64 "  %10" PRIu64 "\n", src,
                 seq, lost);
     }
@@ -268,15 +218,15 @@ ctl_out_change(const void *buf, size_t len, FILE *out)
                    account[16] = "?", session[80] = "", when[32];
     uint64_t seq = 0, at = 0, sessions = 0;
     if (ctl_mp_str(buf, len, "user", user, sizeof(user)) != 0 ||
-        ctl_mp_uint(buf, len, "seq", &seq) != 0)
+        pres_mp_find_uint(buf, len, "seq", &seq) != 0)
         return -1;
     ctl_mp_str(buf, len, "state", state, sizeof(state));
     ctl_mp_str(buf, len, "prev", prev, sizeof(prev));
     ctl_mp_str(buf, len, "reason", reason, sizeof(reason));
     ctl_mp_str(buf, len, "account", account, sizeof(account));
     ctl_mp_str(buf, len, "session", session, sizeof(session));
-    ctl_mp_uint(buf, len, "at", &at);
-    ctl_mp_uint(buf, len, "sessions", &sessions);
+    pres_mp_find_uint(buf, len, "at", &at);
+    pres_mp_find_uint(buf, len, "sessions", &sessions);
     ctl_out_time(at, when, sizeof(when));
     fprintf(out,
             "%s.%03u  #%-8" PRIu64 " %-16s %-7s -> %-7s  %-9s  "

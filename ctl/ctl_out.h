@@ -1,7 +1,7 @@
 /*  ctl_out: presencectl's output. Broker replies and changes are msgpack
     maps; --json prints them as JSON (pres_mp_to_json, `ok` dropped), the
-    text forms are aligned tables for people. Also a small path lookup
-    into msgpack maps ("users.0.user") used by the commands. */
+    text forms are aligned tables for people. Values inside replies are
+    found with pres_mp_find ("users.0.user"). */
 #ifndef CTL_OUT_H_INCLUDED
 #define CTL_OUT_H_INCLUDED
 
@@ -12,15 +12,10 @@
 
 #include "pres_mp.h"
 
-//  Position *at on the value found at path in the msgpack value buf: map
-//  keys and array indexes separated by dots ("" = the root). 0 or -1.
-int ctl_mp_find(const void *buf, size_t len, const char *path,
-                pres_mp_reader_t *at);
-//  The string/uint/bool at path. 0 or -1 (absent or another type). A
-//  string longer than cap - 1 is cut.
+//  The string/bool at path (pres_mp_find). 0 or -1 (absent or another
+//  type). A string longer than cap - 1 is cut.
 int ctl_mp_str(const void *buf, size_t len, const char *path, char *out,
                size_t cap);
-int ctl_mp_uint(const void *buf, size_t len, const char *path, uint64_t *value);
 int ctl_mp_bool(const void *buf, size_t len, const char *path, bool *value);
 
 //  "just now", "42 s ago", "5 min ago", "3 h ago", "2 days ago"; "never"

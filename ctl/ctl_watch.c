@@ -56,8 +56,8 @@ s_snapshot(pres_qclient_t *qc, const ctl_args_t *a, uint64_t *seq,
     pres_mp_reader_t r;
     int rc = CTL_EXIT_OK;
     *users = 0;
-    if (ctl_mp_uint(zframe_data(reply), zframe_size(reply), "seq", seq) != 0 ||
-        ctl_mp_find(zframe_data(reply), zframe_size(reply), "users", &r) != 0 ||
+    if (pres_mp_find_uint(zframe_data(reply), zframe_size(reply), "seq", seq) != 0 ||
+        pres_mp_find(zframe_data(reply), zframe_size(reply), "users", &r) != 0 ||
         pres_mp_read_array(&r, users) != 0) {
         fprintf(err, "presencectl: malformed snapshot reply\n");
         rc = CTL_EXIT_FAIL;
@@ -93,23 +93,8 @@ s_head(pres_qclient_t *qc, uint64_t *seq)
     zframe_t *reply = pres_qclient_query(qc, &q, 250, NULL);
     if (!reply)
         return -1;
-    pres_mp_reader_t r;
-    pres_mp_reader_init(&r, zframe_data(reply), zframe_size(reply));
-    uint32_t n;
-    int rc = -1;
-    if (pres_mp_read_map(&r, &n) == 0)
-        for (uint32_t i = 0; i < n; i++) {
-            const char *key;
-            uint32_t len;
-            if (pres_mp_read_str(&r, &key, &len) != 0)
-                break;
-            if (len == 3 && memcmp(key, "seq", 3) == 0) {
-                rc = pres_mp_read_uint(&r, seq);
-                break;
-            }
-            if (pres_mp_skip(&r) != 0)
-                break;
-        }
+    int rc = pres_mp_find_uint(zframe_data(reply), zframe_size(reply), "seq",
+                               seq);
     zframe_destroy(&reply);
     return rc;
 }

@@ -194,24 +194,9 @@ s_head_check(sweeper_server_t *self)
     zframe_t *reply = pres_qclient_query(self->qc, &q, S_STATS_MS, NULL);
     if (!reply)
         return;  //  broker away: the snapshot path copes when it is back
-    pres_mp_reader_t r;
-    uint32_t n;
     uint64_t head = 0;
-    bool found = false;
-    pres_mp_reader_init(&r, zframe_data(reply), zframe_size(reply));
-    if (pres_mp_read_map(&r, &n) == 0)
-        for (uint32_t i = 0; i < n; i++) {
-            const char *k;
-            uint32_t klen;
-            if (pres_mp_read_str(&r, &k, &klen) != 0)
-                break;
-            if (klen == 3 && memcmp(k, "seq", 3) == 0) {
-                found = pres_mp_read_uint(&r, &head) == 0;
-                break;
-            }
-            if (pres_mp_skip(&r) != 0)
-                break;
-        }
+    bool found = pres_mp_find_uint(zframe_data(reply), zframe_size(reply),
+                                   "seq", &head) == 0;
     zframe_destroy(&reply);
     if (found && sweeper_clone_check_head(self->clone, head))
         pres_log_info("resync: %s (ours %" PRIu64 ", broker %" PRIu64 ")",

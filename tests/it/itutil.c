@@ -720,43 +720,7 @@ s_mp_find(pres_mp_reader_t *r, zframe_t *reply, const char *path)
 {
     if (!reply)
         return -1;
-    pres_mp_reader_init(r, zframe_data(reply), zframe_size(reply));
-    const char *seg = path;
-    while (seg && *seg) {
-        const char *dot = strchr(seg, '.');
-        size_t seglen = dot ? (size_t)(dot - seg) : strlen(seg);
-        uint32_t count;
-        if (pres_mp_peek(r) == PRES_MP_MAP) {
-            if (pres_mp_read_map(r, &count))
-                return -1;
-            bool found = false;
-            for (uint32_t i = 0; i < count && !found; i++) {
-                const char *key;
-                uint32_t klen;
-                if (pres_mp_read_str(r, &key, &klen))
-                    return -1;
-                if (klen == seglen && memcmp(key, seg, seglen) == 0)
-                    found = true;
-                else if (pres_mp_skip(r))
-                    return -1;
-            }
-            if (!found)
-                return -1;
-        } else if (pres_mp_peek(r) == PRES_MP_ARRAY) {
-            if (pres_mp_read_array(r, &count))
-                return -1;
-            char *endp;
-            unsigned long idx = strtoul(seg, &endp, 10);
-            if (endp != seg + seglen || idx >= count)
-                return -1;
-            for (unsigned long i = 0; i < idx; i++)
-                if (pres_mp_skip(r))
-                    return -1;
-        } else
-            return -1;
-        seg = dot ? dot + 1 : NULL;
-    }
-    return 0;
+    return pres_mp_find(zframe_data(reply), zframe_size(reply), path, r);
 }
 
 int

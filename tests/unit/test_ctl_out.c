@@ -79,12 +79,12 @@ test_get(void)
     bool ok;
     CHECK_EQ(ctl_mp_str(buf, w.len, "state", s, sizeof(s)), 0);
     CHECK_STR(s, "online");
-    CHECK_EQ(ctl_mp_uint(buf, w.len, "sessions", &v), 0);
+    CHECK_EQ(pres_mp_find_uint(buf, w.len, "sessions", &v), 0);
     CHECK_EQ(v, 2);
     CHECK_EQ(ctl_mp_bool(buf, w.len, "ok", &ok), 0);
     CHECK(ok);
-    CHECK_EQ(ctl_mp_uint(buf, w.len, "state", &v), -1);  //  wrong type
-    CHECK_EQ(ctl_mp_uint(buf, w.len, "nope", &v), -1);
+    CHECK_EQ(pres_mp_find_uint(buf, w.len, "state", &v), -1);  //  wrong type
+    CHECK_EQ(pres_mp_find_uint(buf, w.len, "nope", &v), -1);
     CHECK_EQ(ctl_mp_str(buf, w.len, "user", s, 3), 0);  //  cut to fit
     CHECK_STR(s, "al");
 

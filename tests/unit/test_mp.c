@@ -126,6 +126,53 @@ s_test_writer_overflow_and_skip_key(void)
     CHECK(pres_mp_to_json(int_key, sizeof int_key, NULL, NULL) == NULL);
 }
 
+static void
+s_test_find(void)
+{
+    //  {"seq": 7, "users": {"online": 2}, "publishers": [{"src": "a"},
+    //   {"src": "b", "lost": 3}]}
+    unsigned char buf[256];
+    pres_mp_writer_t w;
+    pres_mp_writer_init(&w, buf, sizeof buf);
+    msgpack_pack_map(&w.pk, 3);
+    pres_mp_pack_kv_uint(&w, "seq", 7);
+    pres_mp_pack_cstr(&w, "users");
+    msgpack_pack_map(&w.pk, 1);
+    pres_mp_pack_kv_uint(&w, "online", 2);
+    pres_mp_pack_cstr(&w, "publishers");
+    msgpack_pack_array(&w.pk, 2);
+    msgpack_pack_map(&w.pk, 1);
+    pres_mp_pack_kv_str(&w, "src", "a");
+    msgpack_pack_map(&w.pk, 2);
+    pres_mp_pack_kv_str(&w, "src", "b");
+    pres_mp_pack_kv_uint(&w, "lost", 3);
+    CHECK(!w.overflow);
+    uint64_t v = 0;
+    CHECK_EQ(pres_mp_find_uint(buf, w.len, "seq", &v), 0);
+    CHECK_EQ(v, 7);
+    CHECK_EQ(pres_mp_find_uint(buf, w.len, "users.online", &v), 0);
+    CHECK_EQ(v, 2);
+    CHECK_EQ(pres_mp_find_uint(buf, w.len, "publishers.1.lost", &v), 0);
+    CHECK_EQ(v, 3);
+    pres_mp_reader_t r;
+    const char *s;
+    uint32_t n;
+    CHECK_EQ(pres_mp_find(buf, w.len, "publishers.0.src", &r), 0);
+    CHECK_EQ(pres_mp_read_str(&r, &s, &n), 0);
+    CHECK(n == 1 && s[0] == 'a');
+    CHECK_EQ(pres_mp_find(buf, w.len, "", &r), 0);  //  the root
+    CHECK_EQ(pres_mp_peek(&r), PRES_MP_MAP);
+    //  Missing keys, out-of-range or non-numeric indexes, wrong types,
+    //  empty segments and truncated input are all refused.
+    CHECK_EQ(pres_mp_find_uint(buf, w.len, "users.away", &v), -1);
+    CHECK_EQ(pres_mp_find_uint(buf, w.len, "publishers.2.lost", &v), -1);
+    CHECK_EQ(pres_mp_find_uint(buf, w.len, "publishers.x", &v), -1);
+    CHECK_EQ(pres_mp_find_uint(buf, w.len, "publishers..src", &v), -1);
+    CHECK_EQ(pres_mp_find_uint(buf, w.len, "seq.more", &v), -1);
+    CHECK_EQ(pres_mp_find_uint(buf, w.len, "publishers.0.src", &v), -1);
+    CHECK_EQ(pres_mp_find_uint(buf, w.len - 1, "publishers.1.lost", &v), -1);
+}
+
 int
 main(void)
 {
@@ -133,6 +180,7 @@ main(void)
     s_test_depth_bound();
     s_test_scalars();
     s_test_writer_overflow_and_skip_key();
+    s_test_find();
     printf("test_mp: OK\n");
     return 0;
 }
