@@ -340,36 +340,35 @@ broker_store_get_meta(broker_store_t *self, broker_meta_t *meta)
     return 0;
 }
 
-int
-broker_store_each_session(broker_store_t *self, broker_store_session_fn *fn,
-                          void *arg)
+//  Visit one record: 0 = go on, > 0 = stop (done), < 0 = stop (error).
+typedef int(s_visit_fn)(const MDB_val *key, const MDB_val *val, void *ctx);
+
+//  Walk dbi in key order from the first key >= start (NULL: from the
+//  first key), calling visit for each record. 0, or -1 when visit or LMDB
+//  failed (logged).
+static int
+s_walk(broker_store_t *self, MDB_dbi dbi, const char *what,
+       const MDB_val *start, s_visit_fn *visit, void *ctx)
 {
     MDB_cursor *cur;
-    int rc = mdb_cursor_open(s_txn(self), self->sessions, &cur);
+    int rc = mdb_cursor_open(s_txn(self), dbi, &cur);
     if (rc) {
-        pres_log_error("mdb_cursor_open() failed: %s", mdb_strerror(rc));
+        pres_log_error("mdb_cursor_open(%s) failed: %s", what,
+                       mdb_strerror(rc));
         return -1;
     }
-    MDB_val k, v;
+    MDB_val k = start ? *start : (MDB_val){0, NULL}, v;
     int result = 0;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        const char *key = k.mv_data;
-        const char *nul = memchr(key, 0, k.mv_size);
-        broker_session_rec_t rec;
-        if (!nul || s_session_unpack(&v, &rec)) {
-            pres_log_error("corrupt session record skipped");
-            continue;
-        }
-        size_t ulen = (size_t)(nul - key);
-        int cb = fn(key, ulen, nul + 1, k.mv_size - ulen - 1, &rec, arg);
+    for (rc = mdb_cursor_get(cur, &k, &v, start ? MDB_SET_RANGE : MDB_FIRST);
+         rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        int cb = visit(&k, &v, ctx);
         if (cb) {
             result = cb < 0 ? -1 : 0;
             break;
         }
     }
     if (rc && rc != MDB_NOTFOUND) {
-        pres_log_error("mdb_cursor_get(sessions) failed: %s",
+        pres_log_error("mdb_cursor_get(%s) failed: %s", what,
                        mdb_strerror(rc));
         result = -1;
     }
@@ -377,31 +376,84 @@ broker_store_each_session(broker_store_t *self, broker_store_session_fn *fn,
     return result;
 }
 
+typedef struct {
+    broker_store_session_fn *fn;
+    void *arg;
+} s_session_walk_t;
+
+static int
+s_visit_session(const MDB_val *k, const MDB_val *v, void *ctx)
+{
+    s_session_walk_t *walk = ctx;
+    const char *key = k->mv_data;
+    const char *nul = memchr(key, 0, k->mv_size);
+    broker_session_rec_t rec;
+    if (!nul || s_session_unpack(v, &rec)) {
+        pres_log_error("corrupt session record skipped");
+        return 0;
+    }
+    size_t ulen = (size_t)(nul - key);
+    return walk->fn(key, ulen, nul + 1, k->mv_size - ulen - 1, &rec,
+                    walk->arg);
+}
+
+int
+broker_store_each_session(broker_store_t *self, broker_store_session_fn *fn,
+                          void *arg)
+{
+    s_session_walk_t walk = {fn, arg};
+    return s_walk(self, self->sessions, "sessions", NULL, s_visit_session,
+                  &walk);
+}
+
+typedef struct {
+    broker_store_pub_fn *fn;
+    void *arg;
+} s_pub_walk_t;
+
+static int
+s_visit_pub(const MDB_val *k, const MDB_val *v, void *ctx)
+{
+    s_pub_walk_t *walk = ctx;
+    if (v->mv_size != 16 || k->mv_size > PRES_ID_MAX)
+        return 0;
+    const uint8_t *p = v->mv_data;
+    return walk->fn(k->mv_data, k->mv_size, s_get64(p), s_get64(p + 8),
+                    walk->arg);
+}
+
 int
 broker_store_each_pub(broker_store_t *self, broker_store_pub_fn *fn,
                       void *arg)
 {
-    MDB_cursor *cur;
-    int rc = mdb_cursor_open(s_txn(self), self->pubs, &cur);
-    if (rc) {
-        pres_log_error("mdb_cursor_open() failed: %s", mdb_strerror(rc));
-        return -1;
-    }
-    MDB_val k, v;
-    int result = 0;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (v.mv_size != 16 || k.mv_size > PRES_ID_MAX)
-            continue;
-        const uint8_t *p = v.mv_data;
-        int cb = fn(k.mv_data, k.mv_size, s_get64(p), s_get64(p + 8), arg);
-        if (cb) {
-            result = cb < 0 ? -1 : 0;
-            break;
-        }
-    }
-    mdb_cursor_close(cur);
-    return result;
+    s_pub_walk_t walk = {fn, arg};
+    return s_walk(self, self->pubs, "pubs", NULL, s_visit_pub, &walk);
+}
+
+typedef struct {
+    broker_store_user_fn *fn;
+    void *arg;
+    bool indexed;        //  walking the by-state index
+    uint8_t state;       //  its state prefix
+    const char *cursor;  //  list cursor: start strictly after it
+    size_t clen;
+} s_user_walk_t;
+
+static int
+s_visit_user(const MDB_val *k, const MDB_val *v, void *ctx)
+{
+    (void)v;
+    s_user_walk_t *walk = ctx;
+    const uint8_t *key = k->mv_data;
+    size_t pre = walk->indexed ? 1 : 0;
+    if (walk->indexed && (k->mv_size < 1 || key[0] != walk->state))
+        return 1;  //  past this state's keys
+    size_t ulen = k->mv_size - pre;
+    //  Strictly after the cursor: skip the cursor itself.
+    if (walk->clen && ulen == walk->clen &&
+        memcmp(key + pre, walk->cursor, walk->clen) == 0)
+        return 0;
+    return walk->fn((const char *)key + pre, ulen, walk->arg);
 }
 
 int
@@ -409,46 +461,18 @@ broker_store_each_user(broker_store_t *self, bool by_state,
                        pres_state_t state, const char *cursor,
                        broker_store_user_fn *fn, void *arg)
 {
-    bool indexed = by_state && (state == PRES_ONLINE || state == PRES_AWAY);
-    MDB_dbi dbi = indexed ? self->bystate : self->users;
-    size_t pre = indexed ? 1 : 0;
+    s_user_walk_t walk = {fn, arg, false, (uint8_t)state, cursor,
+                          strlen(cursor)};
+    walk.indexed = by_state && (state == PRES_ONLINE || state == PRES_AWAY);
+    assert(walk.clen <= PRES_ID_MAX);
+    size_t pre = walk.indexed ? 1 : 0;
     uint8_t start[1 + PRES_ID_MAX];
-    size_t clen = strlen(cursor);
-    assert(clen <= PRES_ID_MAX);
     start[0] = (uint8_t)state;
-    memcpy(start + pre, cursor, clen);
-    MDB_cursor *cur;
-    int rc = mdb_cursor_open(s_txn(self), dbi, &cur);
-    if (rc) {
-        pres_log_error("mdb_cursor_open() failed: %s", mdb_strerror(rc));
-        return -1;
-    }
-    MDB_val k = {pre + clen, start}, v;
-    int result = 0;
-    if (pre + clen == 0)
-        rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-    else
-        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-    for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        const uint8_t *key = k.mv_data;
-        if (indexed && (k.mv_size < 1 || key[0] != (uint8_t)state))
-            break;
-        size_t ulen = k.mv_size - pre;
-        //  Strictly after the cursor: skip the cursor itself.
-        if (clen && ulen == clen && memcmp(key + pre, cursor, clen) == 0)
-            continue;
-        int cb = fn((const char *)key + pre, ulen, arg);
-        if (cb) {
-            result = cb < 0 ? -1 : 0;
-            break;
-        }
-    }
-    if (rc && rc != MDB_NOTFOUND) {
-        pres_log_error("mdb_cursor_get() failed: %s", mdb_strerror(rc));
-        result = -1;
-    }
-    mdb_cursor_close(cur);
-    return result;
+    memcpy(start + pre, cursor, walk.clen);
+    MDB_val from = {pre + walk.clen, start};
+    return s_walk(self, walk.indexed ? self->bystate : self->users,
+                  walk.indexed ? "bystate" : "users",
+                  from.mv_size ? &from : NULL, s_visit_user, &walk);
 }
 
 //  ---- writes
