@@ -640,44 +640,41 @@ it_recv(zsock_t *sub, pres_change_t *ch, pres_deadline_t *dl,
     return rc;
 }
 
-int
-it_wait_change(zsock_t *sub, const char *user, pres_change_t *ch,
-               int timeout_ms)
+//  Wait for the next message of kind (1 change, 2 deadline notice) about
+//  user, skipping the rest. 0 or -1 (printed).
+static int
+s_wait_for(zsock_t *sub, int kind, const char *user, pres_change_t *ch,
+           pres_deadline_t *dl, int timeout_ms)
 {
     int64_t end = pres_mono_ms() + timeout_ms;
     while (true) {
         int64_t left = end - pres_mono_ms();
         if (left <= 0)
             break;
-        int rc = it_recv(sub, ch, NULL, (int)left);
-        if (rc == 1 && strcmp(ch->user, user) == 0)
+        int rc = it_recv(sub, ch, dl, (int)left);
+        if (rc == kind &&
+            strcmp(kind == 1 ? ch->user : dl->user, user) == 0)
             return 0;
         if (rc == 0)
             break;
     }
-    fprintf(stderr, "itutil: no change for %s within %d ms\n", user,
-            timeout_ms);
+    fprintf(stderr, "itutil: no %s for %s within %d ms\n",
+            kind == 1 ? "change" : "deadline notice", user, timeout_ms);
     return -1;
+}
+
+int
+it_wait_change(zsock_t *sub, const char *user, pres_change_t *ch,
+               int timeout_ms)
+{
+    return s_wait_for(sub, 1, user, ch, NULL, timeout_ms);
 }
 
 int
 it_wait_deadline(zsock_t *sub, const char *user, pres_deadline_t *dl,
                  int timeout_ms)
 {
-    int64_t end = pres_mono_ms() + timeout_ms;
-    while (true) {
-        int64_t left = end - pres_mono_ms();
-        if (left <= 0)
-            break;
-        int rc = it_recv(sub, NULL, dl, (int)left);
-        if (rc == 2 && strcmp(dl->user, user) == 0)
-            return 0;
-        if (rc == 0)
-            break;
-    }
-    fprintf(stderr, "itutil: no deadline notice for %s within %d ms\n",
-            user, timeout_ms);
-    return -1;
+    return s_wait_for(sub, 2, user, NULL, dl, timeout_ms);
 }
 
 int
