@@ -22,12 +22,12 @@ void bench_sleep_until(int64_t t_ns);
 //  beyond that are counted but not kept (percentiles then come from the
 //  first `max`).
 typedef struct {
-    int64_t *v;       //  samples, unsorted until bench_lat_sort
-    size_t n;         //  kept samples
-    size_t cap;       //  allocated
-    size_t max;       //  keep at most this many
-    uint64_t count;   //  all samples offered
-    int64_t worst;    //  largest sample ever offered
+    int64_t *v;      //  samples, unsorted until bench_lat_sort
+    size_t n;        //  kept samples
+    size_t cap;      //  allocated
+    size_t max;      //  keep at most this many
+    uint64_t count;  //  all samples offered
+    int64_t worst;   //  largest sample ever offered
 } bench_lat_t;
 
 void bench_lat_init(bench_lat_t *self, size_t max);

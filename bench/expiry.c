@@ -40,8 +40,8 @@ s_receive(exp_probe_t *self, long wait_ms)
     while (true) {
         pres_change_t ch;
         const char *suffix;
-        bench_ch_t got = bench_next_change(self->sub, self->prefix, &ch,
-                                           &suffix);
+        bench_ch_t got =
+            bench_next_change(self->sub, self->prefix, &ch, &suffix);
         if (got == BENCH_CH_NONE)
             return;
         int64_t now = pres_now_ms();
@@ -59,8 +59,8 @@ s_receive(exp_probe_t *self, long wait_ms)
             if (ch.deadline)
                 s->deadline_ms = (int64_t)ch.deadline;
             else {
-                s->deadline_ms = (int64_t)ch.at +
-                                 (int64_t)(self->timeout_s * 1000);
+                s->deadline_ms =
+                    (int64_t)ch.at + (int64_t)(self->timeout_s * 1000);
                 self->derived++;
             }
             self->logins_seen++;

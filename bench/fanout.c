@@ -15,18 +15,18 @@
 #include "pres_log.h"
 
 typedef struct {
-    int64_t sent_ns;   //  when the pending event was sent
-    bool pending;      //  its change has not arrived yet
-    bool online;       //  state after the pending/last event
+    int64_t sent_ns;  //  when the pending event was sent
+    bool pending;     //  its change has not arrived yet
+    bool online;      //  state after the pending/last event
 } probe_user_t;
 
 typedef struct {
-    void *sub;             //  raw SUB handle
-    char prefix[32];       //  our users: <prefix><index>
+    void *sub;        //  raw SUB handle
+    char prefix[32];  //  our users: <prefix><index>
     probe_user_t *users;
     uint32_t nusers;
     bench_lat_t lat;
-    uint64_t unexpected;   //  changes that match no pending event
+    uint64_t unexpected;  //  changes that match no pending event
     uint64_t received;
 } probe_t;
 
@@ -40,8 +40,8 @@ s_receive(probe_t *self, long wait_ms)
     while (true) {
         pres_change_t ch;
         const char *suffix;
-        bench_ch_t got = bench_next_change(self->sub, self->prefix, &ch,
-                                           &suffix);
+        bench_ch_t got =
+            bench_next_change(self->sub, self->prefix, &ch, &suffix);
         if (got == BENCH_CH_NONE)
             return;
         int64_t now = bench_now_ns();

@@ -25,12 +25,12 @@ typedef struct {
     const char *prefix;
     uint64_t user_first;  //  this thread's users: [first, first + count)
     uint64_t user_count;
-    uint64_t events;      //  to send
-    double rate;          //  events/s for this thread, 0 = full speed
+    uint64_t events;  //  to send
+    double rate;      //  events/s for this thread, 0 = full speed
     pthread_barrier_t *start;
     //  Results
     uint64_t sent;
-    uint64_t retries;     //  EAGAIN waits that ran out and were retried
+    uint64_t retries;  //  EAGAIN waits that ran out and were retried
     int failed;
 } load_thread_t;
 
@@ -52,7 +52,7 @@ s_publisher(void *arg)
     pres_event_t ev;
     memset(&ev, 0, sizeof ev);
     snprintf(ev.session, sizeof ev.session, "s1");
-    uint64_t u = 0;  //  next user offset
+    uint64_t u = 0;       //  next user offset
     bool second = false;  //  fill: logout after login
     int64_t step_ns = t->rate > 0 ? (int64_t)(1e9 / t->rate) : 0;
     int64_t next_ns = bench_now_ns();  //  each thread paces from its start
@@ -86,8 +86,7 @@ s_publisher(void *arg)
         if (pres_pub_send(pub, &ev, 5000) != 0) {
             if (errno == EAGAIN && t->retries++ < 10)
                 continue;
-            fprintf(stderr, "load: %s send failed: %s\n", src,
-                    strerror(errno));
+            fprintf(stderr, "load: %s send failed: %s\n", src, strerror(errno));
             t->failed = 1;
             break;
         }
@@ -200,8 +199,9 @@ bench_load_main(int argc, char **argv)
         t->kind = kind;
         t->prefix = prefix;
         t->user_first = first + users * (uint64_t)i / (uint64_t)publishers;
-        t->user_count = first + users * (uint64_t)(i + 1) / (uint64_t)publishers
-                        - t->user_first;
+        t->user_count = first +
+                        users * (uint64_t)(i + 1) / (uint64_t)publishers -
+                        t->user_first;
         t->events = events * (uint64_t)(i + 1) / (uint64_t)publishers -
                     events * (uint64_t)i / (uint64_t)publishers;
         if (kind == LOAD_FILL)

@@ -99,8 +99,7 @@ s_drain_events(null_broker_t *self, void *sub)
         }
         pres_event_t ev;
         const char *why;
-        if (len < 0 || len > (int)sizeof body - 1 ||
-            tlen > (int)sizeof topic ||
+        if (len < 0 || len > (int)sizeof body - 1 || tlen > (int)sizeof topic ||
             pres_event_decode(&ev, topic, (size_t)tlen, body, (size_t)len,
                               &why) != 0) {
             self->refused++;
@@ -127,8 +126,10 @@ s_answer_query(null_broker_t *self, zsock_t *router)
     pres_mp_writer_init(&w, out, sizeof out);
     pres_query_t q;
     const char *why = "bad request";
-    if (body && pres_query_decode(&q, zframe_data(body), zframe_size(body),
-                                  &why) == 0 && q.op == PRES_Q_STATS) {
+    if (body &&
+        pres_query_decode(&q, zframe_data(body), zframe_size(body), &why) ==
+            0 &&
+        q.op == PRES_Q_STATS) {
         msgpack_pack_map(&w.pk, 4);
         pres_mp_pack_cstr(&w, "ok");
         msgpack_pack_true(&w.pk);

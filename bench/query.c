@@ -98,8 +98,8 @@ bench_query_main(int argc, char **argv)
             for (int k = 0; k < 3; k++) {
                 pres_query_t q;
                 memset(&q, 0, sizeof q);
-                uint64_t u = (uint64_t)rand_r(&seed) * 65536u +
-                             (uint64_t)rand_r(&seed);
+                uint64_t u =
+                    (uint64_t)rand_r(&seed) * 65536u + (uint64_t)rand_r(&seed);
                 u %= users;
                 if (k == 0) {
                     q.op = PRES_Q_GET;

@@ -33,7 +33,7 @@ struct broker_live {
     uint32_t sessions_cap;
     uint32_t sessions_top;
     uint32_t sessions_free;
-    s_table_t session_index;     //  user id + session id -> entry
+    s_table_t session_index;  //  user id + session id -> entry
 };
 
 uint32_t
@@ -118,8 +118,8 @@ s_table_remove(s_table_t *t, uint32_t hash, uint32_t idx)
         uint32_t home = t->slots[i].hash & t->mask;
         //  Move i into the hole unless its home lies cyclically in
         //  (hole, i].
-        bool stays = hole <= i ? (home > hole && home <= i)
-                               : (home > hole || home <= i);
+        bool stays =
+            hole <= i ? (home > hole && home <= i) : (home > hole || home <= i);
         if (!stays) {
             t->slots[hole] = t->slots[i];
             hole = i;
@@ -137,8 +137,8 @@ broker_live_new(void)
         return NULL;
     self->users_free = BROKER_LIVE_NONE;
     self->sessions_free = BROKER_LIVE_NONE;
-    if (s_table_init(&self->user_index, 1024)
-        || s_table_init(&self->session_index, 1024)) {
+    if (s_table_init(&self->user_index, 1024) ||
+        s_table_init(&self->session_index, 1024)) {
         pres_log_error("calloc() failed creating the live set");
         broker_live_destroy(&self);
     }
@@ -170,8 +170,7 @@ broker_live_user_find(broker_live_t *self, const char *id, size_t len)
 {
     uint32_t hash = broker_live_hash(id, len, 0);
     s_table_t *t = &self->user_index;
-    for (uint32_t i = hash & t->mask; t->slots[i].idx;
-         i = (i + 1) & t->mask) {
+    for (uint32_t i = hash & t->mask; t->slots[i].idx; i = (i + 1) & t->mask) {
         if (t->slots[i].hash != hash)
             continue;
         broker_user_t *user = &self->users[t->slots[i].idx - 1];
@@ -239,8 +238,7 @@ broker_live_user(broker_live_t *self, uint32_t u)
 }
 
 int
-broker_live_user_set_reason(broker_live_t *self, uint32_t u,
-                            const char *reason)
+broker_live_user_set_reason(broker_live_t *self, uint32_t u, const char *reason)
 {
     broker_user_t *user = broker_live_user(self, u);
     free(user->reason);
@@ -264,8 +262,7 @@ broker_live_session_find(broker_live_t *self, uint32_t u, const char *id,
         return BROKER_LIVE_NONE;
     uint32_t hash = s_session_hash(user, id, len);
     s_table_t *t = &self->session_index;
-    for (uint32_t i = hash & t->mask; t->slots[i].idx;
-         i = (i + 1) & t->mask) {
+    for (uint32_t i = hash & t->mask; t->slots[i].idx; i = (i + 1) & t->mask) {
         if (t->slots[i].hash != hash)
             continue;
         broker_session_t *s = &self->sessions[t->slots[i].idx - 1];
@@ -287,8 +284,7 @@ broker_live_session_add(broker_live_t *self, uint32_t u, const char *id,
         self->sessions_free = self->sessions[s].next;
     else {
         if (self->sessions_top == self->sessions_cap) {
-            uint32_t cap =
-                self->sessions_cap ? self->sessions_cap * 2 : 1024;
+            uint32_t cap = self->sessions_cap ? self->sessions_cap * 2 : 1024;
             broker_session_t *sessions =
                 realloc(self->sessions, (size_t)cap * sizeof(*sessions));
             if (!sessions) {

@@ -20,8 +20,8 @@
 #define BROKER_U_STORED  4  //  a record exists in LMDB
 
 //  Session flags.
-#define BROKER_S_NEW   1  //  not yet written to LMDB
-#define BROKER_S_DIRTY 2  //  last_hb newer than in LMDB (lazy flush)
+#define BROKER_S_NEW      1  //  not yet written to LMDB
+#define BROKER_S_DIRTY    2  //  last_hb newer than in LMDB (lazy flush)
 #define BROKER_S_FLUSHING 4  //  written by the flush txn being committed
 
 typedef struct {
@@ -60,14 +60,12 @@ broker_live_t *broker_live_new(void);
 void broker_live_destroy(broker_live_t **self_p);
 
 //  Find a user; BROKER_LIVE_NONE if not resident.
-uint32_t broker_live_user_find(broker_live_t *self, const char *id,
-                               size_t len);
+uint32_t broker_live_user_find(broker_live_t *self, const char *id, size_t len);
 
 //  Add a user that is not resident (asserted): zeroed fields, state
 //  offline, account active. Returns its index, or NONE when out of memory
 //  (logged). Entry pointers from broker_live_user() may move.
-uint32_t broker_live_user_add(broker_live_t *self, const char *id,
-                              size_t len);
+uint32_t broker_live_user_add(broker_live_t *self, const char *id, size_t len);
 
 //  Remove a resident user; it must have no sessions (asserted). Frees its
 //  reason.

@@ -11,12 +11,12 @@
 #include "pres_log.h"
 
 struct broker_pubs {
-    zhashx_t *index;       //  src -> index + 1 into entries (as pointer)
-    broker_pub_t *entries; //  the table
-    size_t count;          //  entries used
-    size_t cap;            //  entries allocated
-    size_t last_hit;       //  entry of the previous arrival, or SIZE_MAX
-    size_t ndirty;         //  dirty entries
+    zhashx_t *index;        //  src -> index + 1 into entries (as pointer)
+    broker_pub_t *entries;  //  the table
+    size_t count;           //  entries used
+    size_t cap;             //  entries allocated
+    size_t last_hit;        //  entry of the previous arrival, or SIZE_MAX
+    size_t ndirty;          //  dirty entries
 };
 
 broker_pubs_t *
@@ -67,8 +67,7 @@ s_find_or_add(broker_pubs_t *self, const char *src, size_t len)
     }
     if (self->count == self->cap) {
         size_t cap = self->cap ? self->cap * 2 : 16;
-        broker_pub_t *entries =
-            realloc(self->entries, cap * sizeof(*entries));
+        broker_pub_t *entries = realloc(self->entries, cap * sizeof(*entries));
         if (!entries) {
             pres_log_error("realloc() failed growing the publisher table");
             return SIZE_MAX;

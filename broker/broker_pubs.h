@@ -27,8 +27,7 @@ void broker_pubs_destroy(broker_pubs_t **self_p);
 //  Record that an event (src, seq) arrived. Returns how many events this
 //  arrival shows as lost (0 when in order), or UINT64_MAX when out of
 //  memory (logged; nothing counted).
-uint64_t broker_pubs_arrive(broker_pubs_t *self, const char *src,
-                            uint64_t seq);
+uint64_t broker_pubs_arrive(broker_pubs_t *self, const char *src, uint64_t seq);
 
 //  Restore an entry from LMDB at start (not dirty). 0 or -1.
 int broker_pubs_load(broker_pubs_t *self, const char *src, size_t len,

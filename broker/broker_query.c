@@ -121,9 +121,9 @@ s_get(broker_state_t *state, const pres_query_t *q, msgpack_sbuffer *out)
 typedef struct {
     broker_state_t *state;
     const pres_query_t *q;
-    s_user_view_t *page;   //  limit + 1 views
-    uint32_t count;        //  views collected
-    int rc;                //  store error
+    s_user_view_t *page;  //  limit + 1 views
+    uint32_t count;       //  views collected
+    int rc;               //  store error
 } s_list_t;
 
 static int
@@ -294,8 +294,7 @@ broker_query_answer(broker_state_t *state, const void *req, size_t len,
             broker_query_error(out, "store error");
             return -1;
         }
-        rc = q->op == PRES_Q_GET ? s_get(state, q, out)
-                                 : s_list(state, q, out);
+        rc = q->op == PRES_Q_GET ? s_get(state, q, out) : s_list(state, q, out);
         broker_store_read_end(store);
         break;
     default:

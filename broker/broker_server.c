@@ -18,24 +18,24 @@
 #include "pres_bus.h"
 #include "pres_log.h"
 
-#define S_QUERIES_PER_TURN 64  //  queries served between two batches
-#define S_AFTER_CHANGE 128      //  events still drained once a change waits
+#define S_QUERIES_PER_TURN 64   //  queries served between two batches
+#define S_AFTER_CHANGE     128  //  events still drained once a change waits
 
 struct broker_server {
     const pres_config_t *cfg;
-    int lock_fd;              //  flock'ed run_dir/broker.lock
-    broker_store_t *store;    //  LMDB
-    broker_state_t *state;    //  rules, live set, counters
-    zactor_t *auth;           //  zauth when CURVE is in use, else NULL
-    zsock_t *events;          //  SUB, bound
-    zsock_t *changes;         //  PUB, bound
-    zsock_t *queries;         //  ROUTER, bound
-    zmq_msg_t topic;          //  reused receive buffers
+    int lock_fd;            //  flock'ed run_dir/broker.lock
+    broker_store_t *store;  //  LMDB
+    broker_state_t *state;  //  rules, live set, counters
+    zactor_t *auth;         //  zauth when CURVE is in use, else NULL
+    zsock_t *events;        //  SUB, bound
+    zsock_t *changes;       //  PUB, bound
+    zsock_t *queries;       //  ROUTER, bound
+    zmq_msg_t topic;        //  reused receive buffers
     zmq_msg_t body;
     zmq_msg_t extra;
-    pres_ratelimit_t rl;      //  malformed-frame log limit
-    msgpack_sbuffer reply;    //  reused reply buffer
-    int64_t next_flush;       //  monotonic ms of the next last_seen flush
+    pres_ratelimit_t rl;    //  malformed-frame log limit
+    msgpack_sbuffer reply;  //  reused reply buffer
+    int64_t next_flush;     //  monotonic ms of the next last_seen flush
 };
 
 static int
@@ -51,15 +51,16 @@ s_lock(broker_server_t *self)
     if (flock(self->lock_fd, LOCK_EX | LOCK_NB)) {
         if (errno == EWOULDBLOCK)
             pres_log_error("another presence-broker holds %s; not starting "
-                           "(it would steal the ipc endpoints)", path);
+                           "(it would steal the ipc endpoints)",
+                           path);
         else
             pres_log_error("flock(%s) failed: %s", path, strerror(errno));
         return -1;
     }
     char pid[32];
     int n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
-    if (ftruncate(self->lock_fd, 0) == 0
-        && write(self->lock_fd, pid, (size_t)n) < 0)
+    if (ftruncate(self->lock_fd, 0) == 0 &&
+        write(self->lock_fd, pid, (size_t)n) < 0)
         pres_log_debug("write(pid) to the lock file failed");
     return 0;
 }
@@ -114,8 +115,8 @@ broker_server_new(const pres_config_t *cfg)
     msgpack_sbuffer_init(&self->reply);
     if (pres_config_make_dirs(cfg) || s_lock(self))
         goto fail;
-    self->store = broker_store_new(cfg->data_dir,
-                                   (size_t)cfg->lmdb_map_mib << 20);
+    self->store =
+        broker_store_new(cfg->data_dir, (size_t)cfg->lmdb_map_mib << 20);
     if (!self->store)
         goto fail;
     self->state = broker_state_new(cfg, self->store);
@@ -178,8 +179,8 @@ s_publish(broker_server_t *self)
         broker_state_outbox_get(self->state, i, &topic, &tlen, &body, &blen);
         //  PUB never blocks; a subscriber past its HWM loses messages and
         //  sees the seq gap (Clone: it resyncs from a snapshot).
-        if (zmq_send(pub, topic, tlen, ZMQ_SNDMORE) < 0
-            || zmq_send(pub, body, blen, 0) < 0)
+        if (zmq_send(pub, topic, tlen, ZMQ_SNDMORE) < 0 ||
+            zmq_send(pub, body, blen, 0) < 0)
             pres_log_limited(&self->rl, 1000, "zmq_send(change) failed: %s",
                              zmq_strerror(zmq_errno()));
     }
@@ -226,10 +227,9 @@ s_events(broker_server_t *self)
             continue;
         }
         const char *why = "malformed";
-        if (pres_event_decode(&ev, zmq_msg_data(&self->topic),
-                              zmq_msg_size(&self->topic),
-                              zmq_msg_data(&self->body),
-                              zmq_msg_size(&self->body), &why)) {
+        if (pres_event_decode(
+                &ev, zmq_msg_data(&self->topic), zmq_msg_size(&self->topic),
+                zmq_msg_data(&self->body), zmq_msg_size(&self->body), &why)) {
             s_refuse(self, why);
             continue;
         }
@@ -279,13 +279,12 @@ s_query(broker_server_t *self)
     if (zframe_size(body) == 0)
         broker_query_error(&self->reply, "empty request");
     else if (broker_query_answer(self->state, zframe_data(body),
-                                 zframe_size(body), &q, &self->reply)
-             == 1) {
+                                 zframe_size(body), &q, &self->reply) == 1) {
         //  An account change: its own batch, durable before the reply.
         uint64_t seq = 0;
         broker_state_begin(self->state, (uint64_t)pres_now_ms());
-        int arc = broker_state_account(self->state, q.user, q.status,
-                                       q.reason, &seq);
+        int arc =
+            broker_state_account(self->state, q.user, q.status, q.reason, &seq);
         if (broker_state_commit(self->state))
             rc = -1;
         else

@@ -23,9 +23,9 @@ typedef struct {
 
 //  One outbox message: offsets into the outbox buffer.
 typedef struct {
-    size_t topic;     //  offset of the topic
+    size_t topic;  //  offset of the topic
     size_t topic_len;
-    size_t body;      //  offset of the body
+    size_t body;  //  offset of the body
     size_t body_len;
 } s_msg_t;
 
@@ -34,29 +34,29 @@ typedef struct {
 
 struct broker_state {
     const pres_config_t *cfg;
-    broker_store_t *store;       //  borrowed
-    broker_live_t *live;         //  resident users and live sessions
-    broker_pubs_t *pubs;         //  per-publisher seq table
-    broker_meta_t meta;          //  seq and counters (memory = truth)
-    uint64_t timeout_ms;         //  session timeout
-    bool deny_unknown;           //  unknown_users = deny
+    broker_store_t *store;  //  borrowed
+    broker_live_t *live;    //  resident users and live sessions
+    broker_pubs_t *pubs;    //  per-publisher seq table
+    broker_meta_t meta;     //  seq and counters (memory = truth)
+    uint64_t timeout_ms;    //  session timeout
+    bool deny_unknown;      //  unknown_users = deny
     char sources[S_MAX_SOURCES][PRES_ID_MAX + 1];  //  account src prefixes
     int nsources;
-    uint64_t now;                //  batch clock, ms
-    bool reading;                //  store read txn open in this batch
-    bool changed;                //  batch holds a change (must be durable)
-    uint32_t *touched;           //  users on the batch list
+    uint64_t now;       //  batch clock, ms
+    bool reading;       //  store read txn open in this batch
+    bool changed;       //  batch holds a change (must be durable)
+    uint32_t *touched;  //  users on the batch list
     size_t ntouched, touched_cap;
-    s_dead_t *dead;              //  sessions ended in this batch
+    s_dead_t *dead;  //  sessions ended in this batch
     size_t ndead, dead_cap;
-    char *outbox;                //  topics and bodies of the batch
+    char *outbox;  //  topics and bodies of the batch
     size_t outbox_len, outbox_cap;
-    s_msg_t *msgs;               //  outbox messages
+    s_msg_t *msgs;  //  outbox messages
     size_t nmsgs, msgs_cap;
-    size_t ndirty;               //  users with BROKER_U_DIRTY (approx.)
-    uint64_t flush_now;          //  wall ms of the flush being written
-    uint64_t flush_slack_ms;     //  a beat may stay in memory while its
-                                 //  durable copy is younger than this
+    size_t ndirty;            //  users with BROKER_U_DIRTY (approx.)
+    uint64_t flush_now;       //  wall ms of the flush being written
+    uint64_t flush_slack_ms;  //  a beat may stay in memory while its
+                              //  durable copy is younger than this
 };
 
 static int
@@ -80,8 +80,8 @@ s_grow(void **array, size_t *cap, size_t need, size_t size)
 //  ---- cold start
 
 static int
-s_load_session(const char *user, size_t ulen, const char *session,
-               size_t slen, const broker_session_rec_t *rec, void *arg)
+s_load_session(const char *user, size_t ulen, const char *session, size_t slen,
+               const broker_session_rec_t *rec, void *arg)
 {
     broker_state_t *self = arg;
     if (!pres_id_valid(user, ulen) || !pres_id_valid(session, slen)) {
@@ -110,8 +110,8 @@ s_load_session(const char *user, size_t ulen, const char *session,
             return -1;
     }
     uint32_t s = broker_live_session_add(self->live, u, session, slen);
-    if (s == BROKER_LIVE_NONE
-        || broker_live_session_set_device(self->live, s, rec->device))
+    if (s == BROKER_LIVE_NONE ||
+        broker_live_session_set_device(self->live, s, rec->device))
         return -1;
     broker_session_t *entry = broker_live_session(self->live, s);
     entry->state = rec->state == PRES_AWAY ? PRES_AWAY : PRES_ONLINE;
@@ -127,8 +127,7 @@ s_load_session(const char *user, size_t ulen, const char *session,
 }
 
 static int
-s_load_pub(const char *src, size_t len, uint64_t last, uint64_t lost,
-           void *arg)
+s_load_pub(const char *src, size_t len, uint64_t last, uint64_t lost, void *arg)
 {
     return broker_pubs_load(arg, src, len, last, lost);
 }
@@ -189,8 +188,8 @@ broker_state_new(const pres_config_t *cfg, broker_store_t *store)
         broker_user_t *user = broker_live_user(self->live, u);
         user->state = (uint8_t)broker_live_user_state(self->live, u);
         if (user->state != user->stored_state)
-            pres_log_warn("user %s: stored state %s, sessions say %s",
-                          user->id, pres_state_name(user->stored_state),
+            pres_log_warn("user %s: stored state %s, sessions say %s", user->id,
+                          pres_state_name(user->stored_state),
                           pres_state_name(user->state));
     }
     pres_log_info("loaded %zu live users, %zu sessions, seq %" PRIu64,
@@ -256,9 +255,9 @@ s_outbox_add(broker_state_t *self, const char *topic, size_t tlen,
              const void *body, size_t blen)
 {
     if (s_grow((void **)&self->outbox, &self->outbox_cap,
-               self->outbox_len + tlen + blen, 1)
-        || s_grow((void **)&self->msgs, &self->msgs_cap, self->nmsgs + 1,
-                  sizeof(s_msg_t)))
+               self->outbox_len + tlen + blen, 1) ||
+        s_grow((void **)&self->msgs, &self->msgs_cap, self->nmsgs + 1,
+               sizeof(s_msg_t)))
         return -1;
     s_msg_t *m = &self->msgs[self->nmsgs++];
     m->topic = self->outbox_len;
@@ -316,8 +315,8 @@ s_change(broker_state_t *self, uint32_t u, pres_state_t prev,
 }
 
 static int
-s_deadline_notice(broker_state_t *self, const char *user,
-                  const char *session, uint64_t deadline)
+s_deadline_notice(broker_state_t *self, const char *user, const char *session,
+                  uint64_t deadline)
 {
     pres_deadline_t dl = {.deadline = deadline};
     snprintf(dl.user, sizeof(dl.user), "%s", user);
@@ -466,9 +465,9 @@ s_heartbeat(broker_state_t *self, const pres_event_t *ev)
     size_t ulen = strlen(ev->user);
     uint32_t u = broker_live_user_find(self->live, ev->user, ulen);
     uint32_t s = u == BROKER_LIVE_NONE
-                   ? BROKER_LIVE_NONE
-                   : broker_live_session_find(self->live, u, ev->session,
-                                              strlen(ev->session));
+                     ? BROKER_LIVE_NONE
+                     : broker_live_session_find(self->live, u, ev->session,
+                                                strlen(ev->session));
     if (s == BROKER_LIVE_NONE)
         return s_login(self, ev, ev->has_state ? ev->state : PRES_ONLINE);
     //  The hot path: a live session beats.
@@ -526,12 +525,11 @@ s_logout(broker_state_t *self, const pres_event_t *ev)
 static int
 s_expire(broker_state_t *self, const pres_event_t *ev)
 {
-    uint32_t u = broker_live_user_find(self->live, ev->user,
-                                       strlen(ev->user));
+    uint32_t u = broker_live_user_find(self->live, ev->user, strlen(ev->user));
     uint32_t s = u == BROKER_LIVE_NONE
-                   ? BROKER_LIVE_NONE
-                   : broker_live_session_find(self->live, u, ev->session,
-                                              strlen(ev->session));
+                     ? BROKER_LIVE_NONE
+                     : broker_live_session_find(self->live, u, ev->session,
+                                                strlen(ev->session));
     if (s == BROKER_LIVE_NONE)  //  already gone: tell the sweeper
         return s_deadline_notice(self, ev->user, ev->session, 0);
     broker_session_t *session = broker_live_session(self->live, s);
@@ -565,8 +563,7 @@ s_account_reason(pres_account_t status)
 
 int
 broker_state_account(broker_state_t *self, const char *id,
-                     pres_account_t status, const char *reason,
-                     uint64_t *seq)
+                     pres_account_t status, const char *reason, uint64_t *seq)
 {
     bool err = false;
     uint32_t u = s_user(self, id, true, &err);
@@ -624,8 +621,8 @@ broker_state_apply(broker_state_t *self, const pres_event_t *ev)
         if (!s_source_allowed(self, ev->src))
             rc = 1;
         else
-            rc = broker_state_account(self, ev->user, ev->status,
-                                      ev->reason, NULL);
+            rc = broker_state_account(self, ev->user, ev->status, ev->reason,
+                                      NULL);
         break;
     default:
         rc = 1;
@@ -664,9 +661,9 @@ s_write_user(broker_state_t *self, broker_store_t *store, uint32_t u)
     broker_user_t *user = broker_live_user(self->live, u);
     broker_user_rec_t rec;
     s_user_rec(user, &rec);
-    if (broker_store_put_user(store, user->id, user->len, &rec)
-        || broker_store_set_state(store, user->id, user->len,
-                                  user->stored_state, user->state))
+    if (broker_store_put_user(store, user->id, user->len, &rec) ||
+        broker_store_set_state(store, user->id, user->len, user->stored_state,
+                               user->state))
         return -1;
     for (uint32_t s = user->first; s != BROKER_LIVE_NONE;) {
         broker_session_t *session = broker_live_session(self->live, s);
@@ -686,8 +683,8 @@ s_write_pubs(broker_state_t *self, broker_store_t *store)
 {
     for (size_t i = 0; i < broker_pubs_count(self->pubs); i++) {
         broker_pub_t *pub = broker_pubs_at(self->pubs, i);
-        if (pub->dirty
-            && broker_store_put_pub(store, pub->src, pub->last, pub->lost))
+        if (pub->dirty &&
+            broker_store_put_pub(store, pub->src, pub->last, pub->lost))
             return -1;
     }
     return 0;
@@ -705,14 +702,15 @@ s_fill_batch(broker_store_t *store, void *arg)
             return -1;
     for (size_t i = 0; i < self->ntouched; i++) {
         uint32_t u = self->touched[i];
-        if ((broker_live_user(self->live, u)->flags
-             & (S_U_WRITE | BROKER_U_DIRTY))
-            && s_write_user(self, store, u))
+        if ((broker_live_user(self->live, u)->flags &
+             (S_U_WRITE | BROKER_U_DIRTY)) &&
+            s_write_user(self, store, u))
             return -1;
     }
-    return s_write_pubs(self, store) || broker_store_put_meta(store, &self->meta)
-             ? -1
-             : 0;
+    return s_write_pubs(self, store) ||
+                   broker_store_put_meta(store, &self->meta)
+               ? -1
+               : 0;
 }
 
 int
@@ -720,8 +718,7 @@ broker_state_commit(broker_state_t *self)
 {
     bool need_write = self->changed;
     for (size_t i = 0; i < self->ntouched && !need_write; i++)
-        if (broker_live_user(self->live, self->touched[i])->flags
-            & S_U_WRITE)
+        if (broker_live_user(self->live, self->touched[i])->flags & S_U_WRITE)
             need_write = true;
     if (self->reading) {
         broker_store_read_end(self->store);
@@ -747,7 +744,7 @@ broker_state_commit(broker_state_t *self)
                 user->flags |= BROKER_U_STORED;
                 if (user->flags & BROKER_U_DIRTY)
                     self->ndirty--;
-                user->flags &= (uint8_t)~(S_U_WRITE | BROKER_U_DIRTY);
+                user->flags &= (uint8_t) ~(S_U_WRITE | BROKER_U_DIRTY);
             }
         }
         user->flags &= (uint8_t)~BROKER_U_TOUCHED;
@@ -787,9 +784,8 @@ s_fill_flush(broker_store_t *store, void *arg)
         for (uint32_t s = user->first; s != BROKER_LIVE_NONE;) {
             broker_session_t *session = broker_live_session(self->live, s);
             session->flags &= (uint8_t)~BROKER_S_FLUSHING;
-            if ((session->flags & BROKER_S_DIRTY)
-                && self->flush_now - session->durable_hb
-                       >= self->flush_slack_ms) {
+            if ((session->flags & BROKER_S_DIRTY) &&
+                self->flush_now - session->durable_hb >= self->flush_slack_ms) {
                 session->flags |= BROKER_S_FLUSHING;
                 broker_session_rec_t srec = {.last_hb = session->last_hb,
                                              .state = session->state};
@@ -802,9 +798,10 @@ s_fill_flush(broker_store_t *store, void *arg)
             s = session->next;
         }
     }
-    return s_write_pubs(self, store) || broker_store_put_meta(store, &self->meta)
-             ? -1
-             : 0;
+    return s_write_pubs(self, store) ||
+                   broker_store_put_meta(store, &self->meta)
+               ? -1
+               : 0;
 }
 
 bool
@@ -834,8 +831,8 @@ broker_state_flush(broker_state_t *self)
             broker_session_t *session = broker_live_session(self->live, s);
             if (session->flags & BROKER_S_FLUSHING) {
                 session->durable_hb = session->last_hb;
-                session->flags &= (uint8_t)~(BROKER_S_DIRTY
-                                             | BROKER_S_FLUSHING);
+                session->flags &=
+                    (uint8_t) ~(BROKER_S_DIRTY | BROKER_S_FLUSHING);
             }
             waiting |= (session->flags & BROKER_S_DIRTY) != 0;
             s = session->next;

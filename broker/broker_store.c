@@ -12,26 +12,26 @@
 
 #include "pres_log.h"
 
-#define S_REC_VERSION    1
-#define S_USER_HDR       16   //  ver acc state rsv nsessions(4) last_seen(8)
-#define S_SESSION_HDR    11   //  ver state last_hb(8) device_len
-#define S_KEY_MAX        (2 * PRES_ID_MAX + 2)
-#define S_GROW_MAX       8    //  map doublings per write before giving up
+#define S_REC_VERSION 1
+#define S_USER_HDR    16  //  ver acc state rsv nsessions(4) last_seen(8)
+#define S_SESSION_HDR 11  //  ver state last_hb(8) device_len
+#define S_KEY_MAX     (2 * PRES_ID_MAX + 2)
+#define S_GROW_MAX    8  //  map doublings per write before giving up
 
 struct broker_store {
-    MDB_env *env;       //  the environment
-    MDB_dbi users;      //  user id -> user record
-    MDB_dbi sessions;   //  user \0 session -> session record
-    MDB_dbi bystate;    //  [state] user -> "" (online and away users)
-    MDB_dbi pubs;       //  src -> last seq, lost
-    MDB_dbi meta;       //  "meta" -> broker_meta_t record
-    MDB_txn *rtxn;      //  read txn (reset between uses) or NULL
-    bool rtxn_live;     //  rtxn is renewed and usable
-    MDB_txn *wtxn;      //  write txn inside broker_store_write
-    bool full;          //  a put hit MDB_MAP_FULL in this write
-    size_t map_size;    //  current map size
-    uint64_t commits;   //  write txns committed since _new
-    uint64_t syncs;     //  mdb_env_sync calls since _new
+    MDB_env *env;      //  the environment
+    MDB_dbi users;     //  user id -> user record
+    MDB_dbi sessions;  //  user \0 session -> session record
+    MDB_dbi bystate;   //  [state] user -> "" (online and away users)
+    MDB_dbi pubs;      //  src -> last seq, lost
+    MDB_dbi meta;      //  "meta" -> broker_meta_t record
+    MDB_txn *rtxn;     //  read txn (reset between uses) or NULL
+    bool rtxn_live;    //  rtxn is renewed and usable
+    MDB_txn *wtxn;     //  write txn inside broker_store_write
+    bool full;         //  a put hit MDB_MAP_FULL in this write
+    size_t map_size;   //  current map size
+    uint64_t commits;  //  write txns committed since _new
+    uint64_t syncs;    //  mdb_env_sync calls since _new
 };
 
 static void
@@ -60,8 +60,8 @@ s_put32(uint8_t *p, uint32_t v)
 static uint32_t
 s_get32(const uint8_t *p)
 {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16
-         | (uint32_t)p[3] << 24;
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+           (uint32_t)p[3] << 24;
 }
 
 static MDB_txn *
@@ -94,9 +94,9 @@ broker_store_new(const char *dir, size_t map_bytes)
     //  durable. No WRITEMAP (corruption risk with NOSYNC on a system
     //  crash); NOTLS so the read txn does not bind a thread slot.
     unsigned flags = MDB_NOSYNC | MDB_NOMETASYNC | MDB_NOTLS;
-    if ((rc = mdb_env_set_mapsize(self->env, map_bytes))
-        || (rc = mdb_env_set_maxdbs(self->env, 8))
-        || (rc = mdb_env_open(self->env, dir, flags, 0640))) {
+    if ((rc = mdb_env_set_mapsize(self->env, map_bytes)) ||
+        (rc = mdb_env_set_maxdbs(self->env, 8)) ||
+        (rc = mdb_env_open(self->env, dir, flags, 0640))) {
         pres_log_error("mdb_env_open(%s) failed: %s", dir, mdb_strerror(rc));
         goto fail;
     }
@@ -108,12 +108,12 @@ broker_store_new(const char *dir, size_t map_bytes)
     MDB_envinfo info;
     if (mdb_env_info(self->env, &info) == 0 && info.me_mapsize > map_bytes)
         self->map_size = info.me_mapsize;
-    if ((rc = mdb_txn_begin(self->env, NULL, 0, &txn))
-        || (rc = mdb_dbi_open(txn, "users", MDB_CREATE, &self->users))
-        || (rc = mdb_dbi_open(txn, "sessions", MDB_CREATE, &self->sessions))
-        || (rc = mdb_dbi_open(txn, "bystate", MDB_CREATE, &self->bystate))
-        || (rc = mdb_dbi_open(txn, "pubs", MDB_CREATE, &self->pubs))
-        || (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &self->meta))) {
+    if ((rc = mdb_txn_begin(self->env, NULL, 0, &txn)) ||
+        (rc = mdb_dbi_open(txn, "users", MDB_CREATE, &self->users)) ||
+        (rc = mdb_dbi_open(txn, "sessions", MDB_CREATE, &self->sessions)) ||
+        (rc = mdb_dbi_open(txn, "bystate", MDB_CREATE, &self->bystate)) ||
+        (rc = mdb_dbi_open(txn, "pubs", MDB_CREATE, &self->pubs)) ||
+        (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &self->meta))) {
         pres_log_error("mdb_dbi_open() failed: %s", mdb_strerror(rc));
         goto fail;
     }
@@ -171,9 +171,9 @@ int
 broker_store_read_begin(broker_store_t *self)
 {
     assert(!self->rtxn_live && !self->wtxn);
-    int rc = self->rtxn ? mdb_txn_renew(self->rtxn)
-                        : mdb_txn_begin(self->env, NULL, MDB_RDONLY,
-                                        &self->rtxn);
+    int rc = self->rtxn
+                 ? mdb_txn_renew(self->rtxn)
+                 : mdb_txn_begin(self->env, NULL, MDB_RDONLY, &self->rtxn);
     if (rc == MDB_MAP_RESIZED) {
         //  Cannot happen with one process, but adopt the size if it does.
         mdb_env_set_mapsize(self->env, 0);
@@ -216,9 +216,9 @@ static int
 s_user_unpack(const MDB_val *val, broker_user_rec_t *rec)
 {
     const uint8_t *p = val->mv_data;
-    if (val->mv_size < S_USER_HDR || p[0] != S_REC_VERSION
-        || val->mv_size - S_USER_HDR > PRES_REASON_MAX
-        || p[1] >= PRES_ACCOUNT_COUNT || p[2] >= PRES_STATE_COUNT)
+    if (val->mv_size < S_USER_HDR || p[0] != S_REC_VERSION ||
+        val->mv_size - S_USER_HDR > PRES_REASON_MAX ||
+        p[1] >= PRES_ACCOUNT_COUNT || p[2] >= PRES_STATE_COUNT)
         return -1;
     rec->account = p[1];
     rec->state = p[2];
@@ -246,9 +246,9 @@ static int
 s_session_unpack(const MDB_val *val, broker_session_rec_t *rec)
 {
     const uint8_t *p = val->mv_data;
-    if (val->mv_size < S_SESSION_HDR || p[0] != S_REC_VERSION
-        || p[10] > PRES_DEVICE_MAX
-        || val->mv_size != (size_t)S_SESSION_HDR + p[10])
+    if (val->mv_size < S_SESSION_HDR || p[0] != S_REC_VERSION ||
+        p[10] > PRES_DEVICE_MAX ||
+        val->mv_size != (size_t)S_SESSION_HDR + p[10])
         return -1;
     rec->state = p[1];
     rec->last_hb = s_get64(p + 2);
@@ -368,8 +368,7 @@ s_walk(broker_store_t *self, MDB_dbi dbi, const char *what,
         }
     }
     if (rc && rc != MDB_NOTFOUND) {
-        pres_log_error("mdb_cursor_get(%s) failed: %s", what,
-                       mdb_strerror(rc));
+        pres_log_error("mdb_cursor_get(%s) failed: %s", what, mdb_strerror(rc));
         result = -1;
     }
     mdb_cursor_close(cur);
@@ -393,8 +392,7 @@ s_visit_session(const MDB_val *k, const MDB_val *v, void *ctx)
         return 0;
     }
     size_t ulen = (size_t)(nul - key);
-    return walk->fn(key, ulen, nul + 1, k->mv_size - ulen - 1, &rec,
-                    walk->arg);
+    return walk->fn(key, ulen, nul + 1, k->mv_size - ulen - 1, &rec, walk->arg);
 }
 
 int
@@ -423,8 +421,7 @@ s_visit_pub(const MDB_val *k, const MDB_val *v, void *ctx)
 }
 
 int
-broker_store_each_pub(broker_store_t *self, broker_store_pub_fn *fn,
-                      void *arg)
+broker_store_each_pub(broker_store_t *self, broker_store_pub_fn *fn, void *arg)
 {
     s_pub_walk_t walk = {fn, arg};
     return s_walk(self, self->pubs, "pubs", NULL, s_visit_pub, &walk);
@@ -457,12 +454,11 @@ s_visit_user(const MDB_val *k, const MDB_val *v, void *ctx)
 }
 
 int
-broker_store_each_user(broker_store_t *self, bool by_state,
-                       pres_state_t state, const char *cursor,
-                       broker_store_user_fn *fn, void *arg)
+broker_store_each_user(broker_store_t *self, bool by_state, pres_state_t state,
+                       const char *cursor, broker_store_user_fn *fn, void *arg)
 {
-    s_user_walk_t walk = {fn, arg, false, (uint8_t)state, cursor,
-                          strlen(cursor)};
+    s_user_walk_t walk = {fn,     arg,           false, (uint8_t)state,
+                          cursor, strlen(cursor)};
     walk.indexed = by_state && (state == PRES_ONLINE || state == PRES_AWAY);
     assert(walk.clen <= PRES_ID_MAX);
     size_t pre = walk.indexed ? 1 : 0;
@@ -527,8 +523,7 @@ broker_store_put_user(broker_store_t *self, const char *user, size_t len,
 
 int
 broker_store_put_session(broker_store_t *self, const char *user,
-                         const char *session,
-                         const broker_session_rec_t *rec)
+                         const char *session, const broker_session_rec_t *rec)
 {
     uint8_t key[S_KEY_MAX], buf[S_SESSION_HDR + PRES_DEVICE_MAX];
     size_t klen = s_session_key(user, session, key);
@@ -567,8 +562,8 @@ broker_store_set_state(broker_store_t *self, const char *user, size_t len,
 }
 
 int
-broker_store_put_pub(broker_store_t *self, const char *src,
-                     uint64_t last_seq, uint64_t lost)
+broker_store_put_pub(broker_store_t *self, const char *src, uint64_t last_seq,
+                     uint64_t lost)
 {
     uint8_t buf[16];
     s_put64(buf, last_seq);
@@ -611,8 +606,8 @@ s_grow(broker_store_t *self)
 }
 
 int
-broker_store_write(broker_store_t *self, bool sync,
-                   broker_store_fill_fn *fill, void *arg)
+broker_store_write(broker_store_t *self, bool sync, broker_store_fill_fn *fill,
+                   void *arg)
 {
     assert(!self->wtxn);
     bool had_read = self->rtxn_live;

@@ -17,31 +17,31 @@
 #define BROKER_STORE_NOTFOUND 1
 
 typedef struct {
-    uint8_t account;    //  pres_account_t
-    uint8_t state;      //  pres_state_t
-    uint32_t nsessions; //  live sessions
-    uint64_t last_seen; //  ms
+    uint8_t account;                   //  pres_account_t
+    uint8_t state;                     //  pres_state_t
+    uint32_t nsessions;                //  live sessions
+    uint64_t last_seen;                //  ms
     char reason[PRES_REASON_MAX + 1];  //  account reason, "" if none
 } broker_user_rec_t;
 
 typedef struct {
-    uint64_t last_hb;  //  ms of the last login/heartbeat
-    uint8_t state;     //  PRES_ONLINE or PRES_AWAY
+    uint64_t last_hb;                  //  ms of the last login/heartbeat
+    uint8_t state;                     //  PRES_ONLINE or PRES_AWAY
     char device[PRES_DEVICE_MAX + 1];  //  "" if none
 } broker_session_rec_t;
 
 //  The global seq and the O(1) counters of `stats`, one record.
 typedef struct {
-    uint64_t seq;                             //  last change seq used
-    uint64_t users;                           //  users ever seen
-    uint64_t online;                          //  users online
-    uint64_t away;                            //  users away
-    uint64_t accounts[PRES_ACCOUNT_COUNT];    //  users per account status
-    uint64_t sessions;                        //  live sessions
-    uint64_t applied;                         //  events applied
-    uint64_t refused;                         //  events refused (all kinds)
-    uint64_t lost;                            //  events missing from seqs
-    uint64_t malformed;                       //  frames that did not decode
+    uint64_t seq;                           //  last change seq used
+    uint64_t users;                         //  users ever seen
+    uint64_t online;                        //  users online
+    uint64_t away;                          //  users away
+    uint64_t accounts[PRES_ACCOUNT_COUNT];  //  users per account status
+    uint64_t sessions;                      //  live sessions
+    uint64_t applied;                       //  events applied
+    uint64_t refused;                       //  events refused (all kinds)
+    uint64_t lost;                          //  events missing from seqs
+    uint64_t malformed;                     //  frames that did not decode
 } broker_meta_t;
 
 typedef struct broker_store broker_store_t;
@@ -66,8 +66,8 @@ int broker_store_read_begin(broker_store_t *self);
 void broker_store_read_end(broker_store_t *self);
 
 //  Returns 0, BROKER_STORE_NOTFOUND, or -1 (logged).
-int broker_store_get_user(broker_store_t *self, const char *user,
-                          size_t len, broker_user_rec_t *rec);
+int broker_store_get_user(broker_store_t *self, const char *user, size_t len,
+                          broker_user_rec_t *rec);
 int broker_store_get_session(broker_store_t *self, const char *user,
                              const char *session, broker_session_rec_t *rec);
 //  0 with meta zeroed when the store is new.
@@ -79,12 +79,11 @@ typedef int(broker_store_session_fn)(const char *user, size_t ulen,
                                      const char *session, size_t slen,
                                      const broker_session_rec_t *rec,
                                      void *arg);
-int broker_store_each_session(broker_store_t *self,
-                              broker_store_session_fn *fn, void *arg);
+int broker_store_each_session(broker_store_t *self, broker_store_session_fn *fn,
+                              void *arg);
 
-typedef int(broker_store_pub_fn)(const char *src, size_t len,
-                                 uint64_t last_seq, uint64_t lost,
-                                 void *arg);
+typedef int(broker_store_pub_fn)(const char *src, size_t len, uint64_t last_seq,
+                                 uint64_t lost, void *arg);
 int broker_store_each_pub(broker_store_t *self, broker_store_pub_fn *fn,
                           void *arg);
 
@@ -97,8 +96,8 @@ int broker_store_each_user(broker_store_t *self, bool by_state,
                            broker_store_user_fn *fn, void *arg);
 
 //  ---- writes (only inside the fill callback of broker_store_write).
-int broker_store_put_user(broker_store_t *self, const char *user,
-                          size_t len, const broker_user_rec_t *rec);
+int broker_store_put_user(broker_store_t *self, const char *user, size_t len,
+                          const broker_user_rec_t *rec);
 int broker_store_put_session(broker_store_t *self, const char *user,
                              const char *session,
                              const broker_session_rec_t *rec);
@@ -106,8 +105,8 @@ int broker_store_del_session(broker_store_t *self, const char *user,
                              const char *session);
 //  Move user in the live index from state `from` to `to` (offline = not
 //  indexed).
-int broker_store_set_state(broker_store_t *self, const char *user,
-                           size_t len, pres_state_t from, pres_state_t to);
+int broker_store_set_state(broker_store_t *self, const char *user, size_t len,
+                           pres_state_t from, pres_state_t to);
 int broker_store_put_pub(broker_store_t *self, const char *src,
                          uint64_t last_seq, uint64_t lost);
 int broker_store_put_meta(broker_store_t *self, const broker_meta_t *meta);

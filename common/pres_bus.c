@@ -59,8 +59,7 @@ pres_bus_auth_new(const pres_config_t *cfg, bool *failed)
 {
     *failed = false;
     bool tcp = s_is_tcp(cfg->events_endpoint) ||
-               s_is_tcp(cfg->changes_endpoint) ||
-               s_is_tcp(cfg->query_endpoint);
+               s_is_tcp(cfg->changes_endpoint) || s_is_tcp(cfg->query_endpoint);
     if (!tcp || !*cfg->curve_secret_file)
         return NULL;
     if (!*cfg->curve_clients_dir) {
@@ -84,15 +83,15 @@ pres_bus_auth_new(const pres_config_t *cfg, bool *failed)
 //  Publisher
 
 struct pres_pub {
-    zsock_t *sock;                //  XPUB, connected to the broker's SUB
-    void *handle;                 //  raw libzmq socket of sock
-    zsock_t *monitor;             //  PAIR: connect/disconnect events of sock
-    bool connected;               //  the monitor's last word
-    char src[PRES_ID_MAX + 1];    //  our publisher id
-    uint64_t seq;                 //  last seq sent successfully
-    int subscribers;              //  subscriptions minus unsubscriptions
-    int64_t next_poll_ms;         //  when to look for (un)subscriptions
-    char buf[PRES_MSG_MAX];       //  encode buffer
+    zsock_t *sock;              //  XPUB, connected to the broker's SUB
+    void *handle;               //  raw libzmq socket of sock
+    zsock_t *monitor;           //  PAIR: connect/disconnect events of sock
+    bool connected;             //  the monitor's last word
+    char src[PRES_ID_MAX + 1];  //  our publisher id
+    uint64_t seq;               //  last seq sent successfully
+    int subscribers;            //  subscriptions minus unsubscriptions
+    int64_t next_poll_ms;       //  when to look for (un)subscriptions
+    char buf[PRES_MSG_MAX];     //  encode buffer
 };
 
 pres_pub_t *
@@ -116,7 +115,7 @@ pres_pub_new(const pres_config_t *cfg, const char *src)
     zsock_set_xpub_nodrop(self->sock, 1);
     zsock_set_xpub_verboser(self->sock, 1);
     zsock_set_sndhwm(self->sock, cfg->bus_hwm);
-    zsock_set_linger(self->sock, 2000);  //  flush queued events on exit
+    zsock_set_linger(self->sock, 2000);      //  flush queued events on exit
     zsock_set_maxmsgsize(self->sock, 1024);  //  we only read subscriptions
     //  A connecting XPUB keeps its pipe across reconnects, so no
     //  unsubscription ever says the broker left: the socket monitor does.
@@ -214,9 +213,9 @@ pres_pub_wait(pres_pub_t *self, int timeout_ms)
         int64_t left = until - pres_mono_ms();
         if (left <= 0)
             return false;
-        zmq_pollitem_t items[] = {{self->handle, 0, ZMQ_POLLIN, 0},
-                                  {zsock_resolve(self->monitor), 0,
-                                   ZMQ_POLLIN, 0}};
+        zmq_pollitem_t items[] = {
+            {self->handle, 0, ZMQ_POLLIN, 0},
+            {zsock_resolve(self->monitor), 0, ZMQ_POLLIN, 0}};
         if (zmq_poll(items, 2, (long)left) < 0 && errno != EINTR)
             return false;
         s_pub_drain(self);
@@ -239,9 +238,8 @@ pres_pub_send(pres_pub_t *self, pres_event_t *ev, int timeout_ms)
     const char *topic = pres_ev_type_name(ev->type);
     int64_t until = 0;
     while (true) {
-        if (pres_pub_ready(self) &&
-            zmq_send(self->handle, topic, strlen(topic),
-                     ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
+        if (pres_pub_ready(self) && zmq_send(self->handle, topic, strlen(topic),
+                                             ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
             break;
         //  Broker absent, or XPUB_NODROP said the pipe is full.
         if (timeout_ms <= 0)

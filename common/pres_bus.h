@@ -30,9 +30,9 @@ zactor_t *pres_bus_auth_new(const pres_config_t *cfg, bool *failed);
 //  connection and the broker's subscription has arrived (a bound SUB sends
 //  it when its owner next touches the socket); a disconnect detaches it.
 //  So nothing is sent into the void; events queued when a broker dies are
-//  counted as lost by the broker's per-src seq check. `seq` advances only when a send succeeds, so any gap the
-//  broker sees is real loss. Not thread-safe: one publisher per thread,
-//  each with its own src.
+//  counted as lost by the broker's per-src seq check. `seq` advances only when
+//  a send succeeds, so any gap the broker sees is real loss. Not thread-safe:
+//  one publisher per thread, each with its own src.
 typedef struct pres_pub pres_pub_t;
 
 //  src must be a valid id, unique on the bus (e.g. "gateway-<host>-<pid>-1").

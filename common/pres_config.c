@@ -18,18 +18,30 @@ typedef struct {
     const char *key;
     s_type_t type;
     size_t offset;
-    size_t size;       //  for strings: buffer size
-    const char *def;   //  default, as text
-    double min, max;   //  numbers
+    size_t size;          //  for strings: buffer size
+    const char *def;      //  default, as text
+    double min, max;      //  numbers
     const char *choices;  //  strings: "|a|b|" allowed values, or NULL
 } s_key_t;
 
 #define S_OFF(f) offsetof(pres_config_t, f)
-#define S_SZ(f) sizeof(((pres_config_t *)0)->f)
-#define STR(k, def, ch) {#k, S_STR, S_OFF(k), S_SZ(k), def, 0, 0, ch}
-#define INT(k, def, lo, hi) {#k, S_INT, S_OFF(k), 0, def, lo, hi, NULL}
-#define DBL(k, def, lo, hi) {#k, S_DOUBLE, S_OFF(k), 0, def, lo, hi, NULL}
-#define BOOL(k, def) {#k, S_BOOL, S_OFF(k), 0, def, 0, 1, NULL}
+#define S_SZ(f)  sizeof(((pres_config_t *)0)->f)
+#define STR(k, def, ch)                                                        \
+    {                                                                          \
+#k, S_STR, S_OFF(k), S_SZ(k), def, 0, 0, ch                            \
+    }
+#define INT(k, def, lo, hi)                                                    \
+    {                                                                          \
+#k, S_INT, S_OFF(k), 0, def, lo, hi, NULL                              \
+    }
+#define DBL(k, def, lo, hi)                                                    \
+    {                                                                          \
+#k, S_DOUBLE, S_OFF(k), 0, def, lo, hi, NULL                           \
+    }
+#define BOOL(k, def)                                                           \
+    {                                                                          \
+#k, S_BOOL, S_OFF(k), 0, def, 0, 1, NULL                               \
+    }
 
 //  "" for a string default means "derived" (see pres_config_finish) or none.
 static const s_key_t s_keys[] = {
@@ -262,14 +274,14 @@ s_is_tcp(const char *endpoint)
 int
 pres_config_finish(pres_config_t *cfg)
 {
-    if (s_derive(cfg->events_endpoint, sizeof cfg->events_endpoint,
-                 "ipc://", cfg->run_dir, "events", "events_endpoint") ||
-        s_derive(cfg->changes_endpoint, sizeof cfg->changes_endpoint,
-                 "ipc://", cfg->run_dir, "changes", "changes_endpoint") ||
-        s_derive(cfg->query_endpoint, sizeof cfg->query_endpoint,
-                 "ipc://", cfg->run_dir, "query", "query_endpoint") ||
-        s_derive(cfg->jwt_secret_file, sizeof cfg->jwt_secret_file,
-                 "", cfg->data_dir, "jwt.secret", "jwt_secret_file"))
+    if (s_derive(cfg->events_endpoint, sizeof cfg->events_endpoint, "ipc://",
+                 cfg->run_dir, "events", "events_endpoint") ||
+        s_derive(cfg->changes_endpoint, sizeof cfg->changes_endpoint, "ipc://",
+                 cfg->run_dir, "changes", "changes_endpoint") ||
+        s_derive(cfg->query_endpoint, sizeof cfg->query_endpoint, "ipc://",
+                 cfg->run_dir, "query", "query_endpoint") ||
+        s_derive(cfg->jwt_secret_file, sizeof cfg->jwt_secret_file, "",
+                 cfg->data_dir, "jwt.secret", "jwt_secret_file"))
         return -1;
     const char *eps[] = {cfg->events_endpoint, cfg->changes_endpoint,
                          cfg->query_endpoint};

@@ -8,7 +8,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-#define PRES_PATH_MAX 256
+#define PRES_PATH_MAX     256
 #define PRES_ENDPOINT_MAX 300
 
 typedef struct pres_config {
@@ -27,26 +27,26 @@ typedef struct pres_config {
     double timeout;                            //  seconds without heartbeat
     char unknown_users[8];                     //  "allow" or "deny"
     //  Bus
-    int bus_hwm;                      //  high-water mark, messages
-    int bus_timeout_ms;               //  max wait on a saturated/absent bus
+    int bus_hwm;                          //  high-water mark, messages
+    int bus_timeout_ms;                   //  max wait on a saturated/absent bus
     char account_sources[PRES_PATH_MAX];  //  src prefixes allowed `account`
     char curve_secret_file[PRES_PATH_MAX];         //  own zcert (secret)
     char curve_server_public_file[PRES_PATH_MAX];  //  broker's public cert
     char curve_clients_dir[PRES_PATH_MAX];         //  broker allowlist
-    bool bus_insecure_tcp;            //  allow tcp:// without CURVE
+    bool bus_insecure_tcp;  //  allow tcp:// without CURVE
     //  Broker storage
-    int lmdb_map_mib;      //  LMDB map size in MiB
-    int lastseen_flush_ms; //  max lag of a lazily durable last_seen (<=5000)
+    int lmdb_map_mib;       //  LMDB map size in MiB
+    int lastseen_flush_ms;  //  max lag of a lazily durable last_seen (<=5000)
     //  Gateway
-    int http_threads;          //  worker threads
-    int http_max_connections;  //  total connection limit
+    int http_threads;             //  worker threads
+    int http_max_connections;     //  total connection limit
     int http_per_ip_connections;  //  per-IP connection limit (0 = none)
-    int http_idle_timeout;     //  seconds before an idle keep-alive closes
-    int rate_limit;            //  requests per second per IP (0 = off)
-    int rate_burst;            //  bucket size per IP
+    int http_idle_timeout;        //  seconds before an idle keep-alive closes
+    int rate_limit;               //  requests per second per IP (0 = off)
+    int rate_burst;               //  bucket size per IP
     char cors_origins[PRES_PATH_MAX];  //  comma list, "*" or "" (none)
-    int sse_keepalive;         //  seconds between SSE comment lines
-    int sse_max_clients;       //  concurrent /v1/events streams
+    int sse_keepalive;                 //  seconds between SSE comment lines
+    int sse_max_clients;               //  concurrent /v1/events streams
 } pres_config_t;
 
 //  Fill cfg with the embedded defaults. Derived defaults (endpoints under

@@ -21,11 +21,11 @@
 #define S_FILE_MAX 65536  //  cap on a key file read, bytes
 
 struct pres_jwt {
-    jwt_alg_t alg;        //  the only algorithm accepted
-    char alg_name[8];     //  its JOSE name
-    unsigned char *key;   //  HS secret or PEM public key
-    size_t key_len;       //  > 0 always
-    int leeway;           //  seconds on exp/nbf
+    jwt_alg_t alg;       //  the only algorithm accepted
+    char alg_name[8];    //  its JOSE name
+    unsigned char *key;  //  HS secret or PEM public key
+    size_t key_len;      //  > 0 always
+    int leeway;          //  seconds on exp/nbf
 };
 
 //  Fill buf with random bytes: getrandom(), else /dev/urandom. 0 or -1.
@@ -85,8 +85,8 @@ s_read_file(const char *path, unsigned char **out, size_t *out_len,
     if (fd < 0)
         return -1;
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < 0
-        || st.st_size > S_FILE_MAX) {
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < 0 ||
+        st.st_size > S_FILE_MAX) {
         pres_log_error("%s: not a regular file of at most %d bytes", path,
                        S_FILE_MAX);
         close(fd);
@@ -154,8 +154,7 @@ s_secret_create(const char *path)
     if (write(fd, text, len) != (ssize_t)len) {
         pres_log_error("write(%s) failed: %s", tmp, strerror(errno));
         rc = -1;
-    }
-    else if (fsync(fd) != 0) {
+    } else if (fsync(fd) != 0) {
         pres_log_error("fsync(%s) failed: %s", tmp, strerror(errno));
         rc = -1;
     }
@@ -189,23 +188,22 @@ pres_jwt_secret_load(const char *path, bool create, unsigned char **key,
         rc = s_read_file(path, &buf, &len, &mode);
     }
     if (rc != 0) {
-        pres_log_error("cannot read JWT secret %s: %s", path,
-                       strerror(errno));
+        pres_log_error("cannot read JWT secret %s: %s", path, strerror(errno));
         return -1;
     }
-    while (len > 0
-           && (buf[len - 1] == '\n' || buf[len - 1] == '\r'
-               || buf[len - 1] == ' ' || buf[len - 1] == '\t'))
+    while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r' ||
+                       buf[len - 1] == ' ' || buf[len - 1] == '\t'))
         buf[--len] = '\0';
     if (len < PRES_JWT_SECRET_MIN) {
-        pres_log_error("JWT secret %s is too short (%zu bytes, need %d)",
-                       path, len, PRES_JWT_SECRET_MIN);
+        pres_log_error("JWT secret %s is too short (%zu bytes, need %d)", path,
+                       len, PRES_JWT_SECRET_MIN);
         free(buf);
         return -1;
     }
     if (mode & (S_IRWXG | S_IRWXO))
         pres_log_warn("JWT secret %s is readable by group or others "
-                      "(chmod 600 it)", path);
+                      "(chmod 600 it)",
+                      path);
     *key = buf;
     *key_len = len;
     return 0;
@@ -288,22 +286,20 @@ pres_jwt_new(const pres_config_t *cfg, bool create_secret)
         if (pres_jwt_secret_load(cfg->jwt_secret_file, create_secret, &key,
                                  &key_len) != 0)
             return NULL;
-    }
-    else {
+    } else {
         if (!cfg->jwt_public_key_file[0]) {
             pres_log_error("jwt_alg %s needs jwt_public_key_file",
                            cfg->jwt_alg);
             return NULL;
         }
-        if (s_read_file(cfg->jwt_public_key_file, &key, &key_len, NULL)
-            != 0) {
+        if (s_read_file(cfg->jwt_public_key_file, &key, &key_len, NULL) != 0) {
             pres_log_error("cannot read %s: %s", cfg->jwt_public_key_file,
                            strerror(errno));
             return NULL;
         }
     }
-    pres_jwt_t *self = pres_jwt_new_key(cfg->jwt_alg, key, key_len,
-                                        cfg->jwt_leeway);
+    pres_jwt_t *self =
+        pres_jwt_new_key(cfg->jwt_alg, key, key_len, cfg->jwt_leeway);
     memset(key, 0, key_len);
     free(key);
     return self;
@@ -333,7 +329,8 @@ pres_jwt_mint(const pres_jwt_t *self, const char *user, bool admin,
 {
     if (self->alg != JWT_ALG_HS256) {
         pres_log_error("cannot mint %s tokens: only HS256 (the private key "
-                       "is not ours)", self->alg_name);
+                       "is not ours)",
+                       self->alg_name);
         return NULL;
     }
     if (!user || !pres_id_valid(user, strlen(user)) || ttl_s <= 0) {
@@ -352,16 +349,15 @@ pres_jwt_mint(const pres_jwt_t *self, const char *user, bool admin,
         pres_log_error("jwt_new() failed");
         return NULL;
     }
-    if (jwt_add_grant(jwt, "sub", user) != 0
-        || jwt_add_grant_int(jwt, "iat", (long)now_s) != 0
-        || jwt_add_grant_int(jwt, "exp", (long)(now_s + ttl_s)) != 0
-        || jwt_add_grant(jwt, "jti", jti) != 0
-        || (admin && jwt_add_grant(jwt, "role", "admin") != 0)) {
+    if (jwt_add_grant(jwt, "sub", user) != 0 ||
+        jwt_add_grant_int(jwt, "iat", (long)now_s) != 0 ||
+        jwt_add_grant_int(jwt, "exp", (long)(now_s + ttl_s)) != 0 ||
+        jwt_add_grant(jwt, "jti", jti) != 0 ||
+        (admin && jwt_add_grant(jwt, "role", "admin") != 0)) {
         pres_log_error("jwt_add_grant() failed");
         goto done;
     }
-    if (jwt_set_alg(jwt, JWT_ALG_HS256, self->key, (int)self->key_len)
-        != 0) {
+    if (jwt_set_alg(jwt, JWT_ALG_HS256, self->key, (int)self->key_len) != 0) {
         pres_log_error("jwt_set_alg() failed");
         goto done;
     }
@@ -420,8 +416,8 @@ s_part_json(const char *part, size_t len)
     int n = s_b64url_decode(part, len, buf, sizeof buf);
     if (n <= 0)
         return NULL;
-    json_t *obj = json_loadb((const char *)buf, (size_t)n,
-                             JSON_REJECT_DUPLICATES, NULL);
+    json_t *obj =
+        json_loadb((const char *)buf, (size_t)n, JSON_REJECT_DUPLICATES, NULL);
     if (obj && !json_is_object(obj)) {
         json_decref(obj);
         return NULL;
@@ -475,9 +471,9 @@ s_claims_check(const pres_jwt_t *self, json_t *claims, int64_t now_s,
         return -1;
     }
     json_t *sub = json_object_get(claims, "sub");
-    if (!json_is_string(sub)
-        || !pres_id_valid(json_string_value(sub), json_string_length(sub))
-        || strlen(json_string_value(sub)) != json_string_length(sub)) {
+    if (!json_is_string(sub) ||
+        !pres_id_valid(json_string_value(sub), json_string_length(sub)) ||
+        strlen(json_string_value(sub)) != json_string_length(sub)) {
         *why = "bad_sub";
         return -1;
     }
@@ -498,8 +494,8 @@ s_claims_check(const pres_jwt_t *self, json_t *claims, int64_t now_s,
 static bool
 s_b64url_char(char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')
-        || (c >= '0' && c <= '9') || c == '-' || c == '_';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+           (c >= '0' && c <= '9') || c == '-' || c == '_';
 }
 
 int
@@ -524,12 +520,10 @@ pres_jwt_verify(const pres_jwt_t *self, const char *token, size_t len,
             if (ndots == 2)
                 return -1;
             dot[ndots++] = i;
-        }
-        else if (!s_b64url_char(token[i]))
+        } else if (!s_b64url_char(token[i]))
             return -1;
     }
-    if (ndots != 2 || dot[0] == 0 || dot[1] == dot[0] + 1
-        || dot[1] == len - 1)
+    if (ndots != 2 || dot[0] == 0 || dot[1] == dot[0] + 1 || dot[1] == len - 1)
         return -1;
 
     //  Our own header check first, so libjwt never picks the algorithm.
@@ -539,18 +533,15 @@ pres_jwt_verify(const pres_jwt_t *self, const char *token, size_t len,
     json_t *alg = json_object_get(head, "alg");
     json_t *typ = json_object_get(head, "typ");
     int bad = 0;
-    if (!json_is_string(alg)
-        || strcmp(json_string_value(alg), self->alg_name) != 0) {
+    if (!json_is_string(alg) ||
+        strcmp(json_string_value(alg), self->alg_name) != 0) {
         *why = "bad_alg";
         bad = 1;
-    }
-    else if (typ
-             && (!json_is_string(typ)
-                 || strcasecmp(json_string_value(typ), "JWT") != 0)) {
+    } else if (typ && (!json_is_string(typ) ||
+                       strcasecmp(json_string_value(typ), "JWT") != 0)) {
         *why = "bad_typ";
         bad = 1;
-    }
-    else if (json_object_get(head, "crit")) {
+    } else if (json_object_get(head, "crit")) {
         //  No extensions are understood, so a critical one must fail.
         *why = "bad_claim";
         bad = 1;

@@ -82,8 +82,7 @@ typedef struct {
 //  "no_exp", "expired", "not_yet_valid", "bad_sub", "bad_claim") that
 //  callers count. Never logs (tokens come from the network). Thread-safe.
 int pres_jwt_verify(const pres_jwt_t *self, const char *token, size_t len,
-                    int64_t now_s, pres_jwt_claims_t *claims,
-                    const char **why);
+                    int64_t now_s, pres_jwt_claims_t *claims, const char **why);
 
 //  The configured algorithm name ("HS256", "RS256" or "ES256").
 const char *pres_jwt_alg(const pres_jwt_t *self);

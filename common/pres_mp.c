@@ -325,7 +325,7 @@ pres_mp_skip(pres_mp_reader_t *r)
 
 int
 pres_mp_find(const void *buf, size_t len, const char *path,
-              pres_mp_reader_t *at)
+             pres_mp_reader_t *at)
 {
     pres_mp_reader_init(at, buf, len);
     while (*path) {
@@ -507,8 +507,8 @@ s_to_json(pres_mp_reader_t *r, s_out_t *o, int depth, const char *skip_key)
         uint64_t u;
         if (pres_mp_read_uint(r, &u) != 0)
             return -1;
-        s_put(o, num, (size_t)snprintf(num, sizeof num, "%llu",
-                                       (unsigned long long)u));
+        s_put(o, num,
+              (size_t)snprintf(num, sizeof num, "%llu", (unsigned long long)u));
         return 0;
     }
     case PRES_MP_INT: {

@@ -71,11 +71,11 @@ bool pres_mp_at_end(const pres_mp_reader_t *r);
 //  Writer: msgpack-c's packer into a fixed buffer. When the buffer is too
 //  small the writer stops and sets `overflow`; check it once at the end.
 typedef struct {
-    char *buf;           //  caller memory
-    size_t len;          //  bytes written
-    size_t cap;          //  capacity of buf
-    bool overflow;       //  a write did not fit
-    msgpack_packer pk;   //  pack with msgpack_pack_*(&w->pk, ...)
+    char *buf;          //  caller memory
+    size_t len;         //  bytes written
+    size_t cap;         //  capacity of buf
+    bool overflow;      //  a write did not fit
+    msgpack_packer pk;  //  pack with msgpack_pack_*(&w->pk, ...)
 } pres_mp_writer_t;
 
 void pres_mp_writer_init(pres_mp_writer_t *w, void *buf, size_t cap);
@@ -85,8 +85,7 @@ void pres_mp_pack_cstr(pres_mp_writer_t *w, const char *s);
 //  Pack key (a C string) followed by a value.
 void pres_mp_pack_kv_str(pres_mp_writer_t *w, const char *key,
                          const char *value);
-void pres_mp_pack_kv_uint(pres_mp_writer_t *w, const char *key,
-                          uint64_t value);
+void pres_mp_pack_kv_uint(pres_mp_writer_t *w, const char *key, uint64_t value);
 
 //  Convert one msgpack value to JSON text (maps with string keys, arrays,
 //  scalars; bin and ext are refused). Output is NUL-terminated.

@@ -13,9 +13,9 @@ static const char *const s_ev_names[] = {NULL,     "login",  "heartbeat",
 static const char *const s_state_names[] = {"offline", "online", "away"};
 static const char *const s_account_names[] = {"active", "pending", "inactive",
                                               "suspended", "banned"};
-static const char *const s_reason_names[] = {
-    "login",   "heartbeat", "logout",    "timeout", "account",
-    "pending", "inactive",  "suspended", "banned"};
+static const char *const s_reason_names[] = {"login",    "heartbeat", "logout",
+                                             "timeout",  "account",   "pending",
+                                             "inactive", "suspended", "banned"};
 static const char *const s_op_names[] = {NULL,    "get",      "list",
                                          "stats", "snapshot", "account"};
 
@@ -25,7 +25,8 @@ static int
 s_lookup(const char *const *names, size_t count, const char *s, size_t len)
 {
     for (size_t i = 0; i < count; i++)
-        if (names[i] && strlen(names[i]) == len && memcmp(names[i], s, len) == 0)
+        if (names[i] && strlen(names[i]) == len &&
+            memcmp(names[i], s, len) == 0)
             return (int)i;
     return -1;
 }
@@ -53,7 +54,7 @@ const char *
 pres_query_op_name(pres_query_op_t op)
 {
     return (size_t)op < S_COUNT(s_op_names) && s_op_names[op] ? s_op_names[op]
-                                                               : "?";
+                                                              : "?";
 }
 
 bool
@@ -135,9 +136,9 @@ typedef enum {
 } s_field_t;
 
 static const char *const s_keys[F_COUNT] = {
-    "v",      "type",   "user",     "at",      "src",      "seq",
-    "session", "device", "state",   "deadline", "status",  "reason",
-    "prev",   "sessions", "account", "op",     "cursor",   "limit"};
+    "v",       "type",     "user",    "at",       "src",    "seq",
+    "session", "device",   "state",   "deadline", "status", "reason",
+    "prev",    "sessions", "account", "op",       "cursor", "limit"};
 
 //  Which fields are strings (the rest are unsigned integers).
 #define S_STR_FIELDS                                                           \
@@ -149,9 +150,9 @@ static const char *const s_keys[F_COUNT] = {
 #define B(f) (1u << (f))
 
 typedef struct {
-    uint32_t present;           //  bit per field seen
-    uint64_t num[F_COUNT];      //  integer fields
-    const char *str[F_COUNT];   //  string fields, into the frame
+    uint32_t present;          //  bit per field seen
+    uint64_t num[F_COUNT];     //  integer fields
+    const char *str[F_COUNT];  //  string fields, into the frame
     uint32_t len[F_COUNT];
 } s_fields_t;
 
@@ -297,8 +298,8 @@ pres_event_decode(pres_event_t *ev, const char *topic, size_t topic_len,
         *why = "topic_mismatch";
         return -1;
     }
-    if (s_check(&f, s_ev_rules[ev->type].required,
-                s_ev_rules[ev->type].allowed, why) != 0 ||
+    if (s_check(&f, s_ev_rules[ev->type].required, s_ev_rules[ev->type].allowed,
+                why) != 0 ||
         s_check_version(&f, why) != 0)
         return -1;
     if (s_take_id(&f, F_USER, ev->user) != 0) {
@@ -394,8 +395,8 @@ pres_event_encode(const pres_event_t *ev, void *buf, size_t cap)
     pres_mp_pack_kv_uint(&w, "at", ev->at);
     pres_mp_pack_kv_str(&w, "src", ev->src);
     pres_mp_pack_kv_uint(&w, "seq", ev->seq);
-    if (ev->type != PRES_EV_ACCOUNT && (ev->type != PRES_EV_LOGOUT ||
-                                        has_session))
+    if (ev->type != PRES_EV_ACCOUNT &&
+        (ev->type != PRES_EV_LOGOUT || has_session))
         pres_mp_pack_kv_str(&w, "session", ev->session);
     if (has_device)
         pres_mp_pack_kv_str(&w, "device", ev->device);
@@ -471,10 +472,9 @@ pres_change_decode(pres_change_t *ch, const void *buf, size_t len,
         s_take_id(&f, F_SESSION, ch->session) != 0 ||
         pres_state_parse(f.str[F_STATE], f.len[F_STATE], &ch->state) != 0 ||
         pres_state_parse(f.str[F_PREV], f.len[F_PREV], &ch->prev) != 0 ||
-        pres_reason_parse(f.str[F_REASON], f.len[F_REASON], &ch->reason) !=
+        pres_reason_parse(f.str[F_REASON], f.len[F_REASON], &ch->reason) != 0 ||
+        pres_account_parse(f.str[F_ACCOUNT], f.len[F_ACCOUNT], &ch->account) !=
             0 ||
-        pres_account_parse(f.str[F_ACCOUNT], f.len[F_ACCOUNT],
-                           &ch->account) != 0 ||
         f.num[F_SESSIONS] > UINT32_MAX) {
         *why = "bad_field";
         return -1;
@@ -563,10 +563,9 @@ pres_query_decode(pres_query_t *q, const void *buf, size_t len,
     memset(q, 0, sizeof *q);
     if (s_read_fields(&f, buf, len, S_Q_ALL, why) != 0)
         return -1;
-    int op = (f.present & B(F_OP))
-                 ? s_lookup(s_op_names, S_COUNT(s_op_names), f.str[F_OP],
-                            f.len[F_OP])
-                 : -1;
+    int op = (f.present & B(F_OP)) ? s_lookup(s_op_names, S_COUNT(s_op_names),
+                                              f.str[F_OP], f.len[F_OP])
+                                   : -1;
     if (op < 0) {
         *why = (f.present & B(F_OP)) ? "unknown op" : "missing op";
         return -1;
@@ -594,15 +593,13 @@ pres_query_decode(pres_query_t *q, const void *buf, size_t len,
         return -1;
     }
     q->has_account = (f.present & B(F_ACCOUNT)) != 0;
-    if (q->has_account && pres_account_parse(f.str[F_ACCOUNT],
-                                             f.len[F_ACCOUNT],
+    if (q->has_account && pres_account_parse(f.str[F_ACCOUNT], f.len[F_ACCOUNT],
                                              &q->account) != 0) {
         *why = "bad account";
         return -1;
     }
     if ((f.present & B(F_STATUS)) &&
-        pres_account_parse(f.str[F_STATUS], f.len[F_STATUS], &q->status) !=
-            0) {
+        pres_account_parse(f.str[F_STATUS], f.len[F_STATUS], &q->status) != 0) {
         *why = "bad status";
         return -1;
     }

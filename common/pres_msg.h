@@ -10,13 +10,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PRES_MSG_VERSION   1
-#define PRES_MSG_MAX       4096   //  codec cap on one frame, bytes
-#define PRES_BUS_MAXMSG    65536  //  ZMQ_MAXMSGSIZE on inbound sockets
-#define PRES_ID_MAX        64     //  user, session, src: 1..64 id chars
-#define PRES_DEVICE_MAX    128    //  device label, printable
-#define PRES_REASON_MAX    256    //  account reason, printable
-#define PRES_TOPIC_MAX     (16 + PRES_ID_MAX)
+#define PRES_MSG_VERSION 1
+#define PRES_MSG_MAX     4096   //  codec cap on one frame, bytes
+#define PRES_BUS_MAXMSG  65536  //  ZMQ_MAXMSGSIZE on inbound sockets
+#define PRES_ID_MAX      64     //  user, session, src: 1..64 id chars
+#define PRES_DEVICE_MAX  128    //  device label, printable
+#define PRES_REASON_MAX  256    //  account reason, printable
+#define PRES_TOPIC_MAX   (16 + PRES_ID_MAX)
 
 typedef enum {
     PRES_EV_LOGIN = 1,
@@ -44,7 +44,7 @@ typedef enum {
     PRES_RSN_HEARTBEAT,
     PRES_RSN_LOGOUT,
     PRES_RSN_TIMEOUT,
-    PRES_RSN_ACCOUNT,    //  account changed to active
+    PRES_RSN_ACCOUNT,  //  account changed to active
     PRES_RSN_PENDING,
     PRES_RSN_INACTIVE,
     PRES_RSN_SUSPENDED,
@@ -70,13 +70,13 @@ typedef struct {
     pres_ev_type_t type;
     char user[PRES_ID_MAX + 1];
     char src[PRES_ID_MAX + 1];
-    uint64_t at;        //  ms since the epoch, publisher's clock
-    uint64_t seq;       //  per publisher, +1 each event
-    char session[PRES_ID_MAX + 1];  //  "" when absent (logout: all)
+    uint64_t at;                       //  ms since the epoch, publisher's clock
+    uint64_t seq;                      //  per publisher, +1 each event
+    char session[PRES_ID_MAX + 1];     //  "" when absent (logout: all)
     char device[PRES_DEVICE_MAX + 1];  //  login, optional
-    bool has_state;     //  heartbeat carried `state`
-    pres_state_t state;  //  heartbeat: PRES_ONLINE or PRES_AWAY
-    uint64_t deadline;  //  expire: the deadline the sweeper acted on
+    bool has_state;                    //  heartbeat carried `state`
+    pres_state_t state;                //  heartbeat: PRES_ONLINE or PRES_AWAY
+    uint64_t deadline;      //  expire: the deadline the sweeper acted on
     pres_account_t status;  //  account
     char reason[PRES_REASON_MAX + 1];  //  account, optional
 } pres_event_t;
@@ -99,16 +99,16 @@ size_t pres_event_encode(const pres_event_t *ev, void *buf, size_t cap);
 //  session this change is about ("" when it concerns all of them) and, when
 //  that session is live, its current deadline (ms); the sweeper needs both.
 typedef struct {
-    uint64_t seq;       //  global, +1 per change
+    uint64_t seq;  //  global, +1 per change
     char user[PRES_ID_MAX + 1];
     pres_state_t state;
     pres_state_t prev;
-    uint64_t at;        //  ms, broker clock
+    uint64_t at;  //  ms, broker clock
     pres_reason_t reason;
     uint32_t sessions;  //  live sessions after the change
     pres_account_t account;
     char session[PRES_ID_MAX + 1];  //  "" when absent
-    uint64_t deadline;  //  0 when absent
+    uint64_t deadline;              //  0 when absent
 } pres_change_t;
 
 #define PRES_CHANGE_PREFIX "presence."
@@ -149,16 +149,16 @@ typedef enum {
 
 typedef struct {
     pres_query_op_t op;
-    char user[PRES_ID_MAX + 1];    //  get, account
-    bool has_state;                //  list
-    pres_state_t state;            //  list filter
-    bool has_account;              //  list
-    pres_account_t account;        //  list filter on account status
-    char cursor[PRES_ID_MAX + 1];  //  list: last user of the previous page
-    uint32_t limit;                //  list: 1..PRES_LIST_MAX; decode sets
-                                   //  PRES_LIST_DEFAULT when absent, encode
-                                   //  omits it when 0 or the default
-    pres_account_t status;         //  account
+    char user[PRES_ID_MAX + 1];        //  get, account
+    bool has_state;                    //  list
+    pres_state_t state;                //  list filter
+    bool has_account;                  //  list
+    pres_account_t account;            //  list filter on account status
+    char cursor[PRES_ID_MAX + 1];      //  list: last user of the previous page
+    uint32_t limit;                    //  list: 1..PRES_LIST_MAX; decode sets
+                                       //  PRES_LIST_DEFAULT when absent, encode
+                                       //  omits it when 0 or the default
+    pres_account_t status;             //  account
     char reason[PRES_REASON_MAX + 1];  //  account, optional
 } pres_query_t;
 

@@ -112,7 +112,8 @@ s_simple(const ctl_args_t *a, const pres_config_t *cfg, pres_query_t *q,
                      : CTL_EXIT_FAIL;
         else {
             uint64_t seq = 0;
-            pres_mp_find_uint(zframe_data(reply), zframe_size(reply), "seq", &seq);
+            pres_mp_find_uint(zframe_data(reply), zframe_size(reply), "seq",
+                              &seq);
             fprintf(out, "%s is now %s (change %" PRIu64 ")\n", a->user,
                     a->status, seq);
         }
@@ -129,7 +130,8 @@ s_collect_users(zframe_t *reply, zchunk_t *acc)
 {
     pres_mp_reader_t r;
     uint32_t n;
-    if (pres_mp_find(zframe_data(reply), zframe_size(reply), "users", &r) != 0 ||
+    if (pres_mp_find(zframe_data(reply), zframe_size(reply), "users", &r) !=
+            0 ||
         pres_mp_read_array(&r, &n) != 0)
         return -1;
     for (uint32_t i = 0; i < n; i++) {
@@ -369,8 +371,9 @@ s_keygen(const ctl_args_t *a, FILE *out, FILE *err)
     }
     chmod(path, 0644);  //  the public half is meant to be copied around
     if (a->json)
-        fprintf(out, "{\"public\":\"%s\",\"secret_file\":\"%s_secret\","
-                     "\"public_key\":\"%s\"}\n",
+        fprintf(out,
+                "{\"public\":\"%s\",\"secret_file\":\"%s_secret\","
+                "\"public_key\":\"%s\"}\n",
                 path, path, zcert_public_txt(cert));
     else
         fprintf(out, "public %s\nsecret %s_secret\nkey    %s\n", path, path,

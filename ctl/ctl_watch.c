@@ -56,8 +56,10 @@ s_snapshot(pres_qclient_t *qc, const ctl_args_t *a, uint64_t *seq,
     pres_mp_reader_t r;
     int rc = CTL_EXIT_OK;
     *users = 0;
-    if (pres_mp_find_uint(zframe_data(reply), zframe_size(reply), "seq", seq) != 0 ||
-        pres_mp_find(zframe_data(reply), zframe_size(reply), "users", &r) != 0 ||
+    if (pres_mp_find_uint(zframe_data(reply), zframe_size(reply), "seq", seq) !=
+            0 ||
+        pres_mp_find(zframe_data(reply), zframe_size(reply), "users", &r) !=
+            0 ||
         pres_mp_read_array(&r, users) != 0) {
         fprintf(err, "presencectl: malformed snapshot reply\n");
         rc = CTL_EXIT_FAIL;
@@ -93,8 +95,8 @@ s_head(pres_qclient_t *qc, uint64_t *seq)
     zframe_t *reply = pres_qclient_query(qc, &q, 250, NULL);
     if (!reply)
         return -1;
-    int rc = pres_mp_find_uint(zframe_data(reply), zframe_size(reply), "seq",
-                               seq);
+    int rc =
+        pres_mp_find_uint(zframe_data(reply), zframe_size(reply), "seq", seq);
     zframe_destroy(&reply);
     return rc;
 }

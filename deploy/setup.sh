@@ -20,7 +20,7 @@ build_pkgs="build-essential cmake pkg-config libzmq3-dev libczmq-dev
   libssl-dev"
 test_pkgs="curl libcurl4-openssl-dev lmdb-utils python3 clang
   libclang-rt-14-dev chromium wrk nginx-light redis-server
-  redis-tools procps"
+  redis-tools procps clang-format"
 
 install() {
   local missing=()
@@ -58,6 +58,9 @@ test)
   # may bring its own npm, e.g. nodesource's) is already there.
   command -v node >/dev/null || install nodejs
   command -v npm >/dev/null || install npm
+  # One format, enforced: the tree must match .clang-format exactly.
+  find common broker sweeper gateway ctl bench tests -name '*.[ch]' -print0 |
+    xargs -0 clang-format --dry-run -Werror
   build build
   (cd build && ctest --output-on-failure -j 2 --timeout 600)
   # The same suite under AddressSanitizer + UBSan (the browser test and the

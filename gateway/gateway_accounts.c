@@ -101,8 +101,8 @@ s_remove_at(gw_accounts_t *self, size_t i)
             break;
         size_t home = (size_t)s_hash(self->slots[j].user) & mask;
         //  Move j back to i if its home is not in (i, j].
-        bool in_range = i <= j ? (home > i && home <= j)
-                               : (home > i || home <= j);
+        bool in_range =
+            i <= j ? (home > i && home <= j) : (home > i || home <= j);
         if (!in_range) {
             self->slots[i] = self->slots[j];
             i = j;
@@ -121,8 +121,7 @@ gw_accounts_set(gw_accounts_t *self, const char *user, pres_account_t status)
     if (status == PRES_ACC_ACTIVE) {
         if (self->slots[i].user[0])
             s_remove_at(self, i);
-    }
-    else if (self->slots[i].user[0])
+    } else if (self->slots[i].user[0])
         self->slots[i].status = status;
     else {
         if ((self->size + 1) * 2 > self->cap) {
@@ -133,8 +132,7 @@ gw_accounts_set(gw_accounts_t *self, const char *user, pres_account_t status)
             }
             i = s_find(self->slots, self->cap, user);
         }
-        snprintf(self->slots[i].user, sizeof self->slots[i].user, "%s",
-                 user);
+        snprintf(self->slots[i].user, sizeof self->slots[i].user, "%s", user);
         self->slots[i].status = status;
         self->size++;
     }

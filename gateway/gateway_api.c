@@ -21,8 +21,8 @@ s_body(gw_req_t *req, bool optional)
 {
     if (req->body_len == 0)
         return optional ? json_object() : NULL;
-    json_t *j = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES,
-                           NULL);
+    json_t *j =
+        json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, NULL);
     if (j && !json_is_object(j)) {
         json_decref(j);
         return NULL;
@@ -73,8 +73,7 @@ s_publish(gw_req_t *req, pres_event_t *ev)
     if (rc == 0) {
         gw_metrics_published((int)ev->type);
         gw_metrics_latency(GW_LAT_PUBLISH, (pres_mono_ms() - t0) * 1000);
-    }
-    else
+    } else
         gw_metrics_reject(GW_REJ_BUS_BUSY);
     return rc;
 }
@@ -125,13 +124,12 @@ s_reply_account(zframe_t *reply, pres_account_t *acc)
 //  (404 not found, 503 timeout, 400 other broker refusal; msg is static
 //  or a heap copy in *heap_msg that the caller frees).
 static zframe_t *
-s_query(gw_req_t *req, const pres_query_t *q, unsigned *status,
-        char **heap_msg)
+s_query(gw_req_t *req, const pres_query_t *q, unsigned *status, char **heap_msg)
 {
     char *error = NULL;
     int64_t t0 = pres_mono_ms();
-    zframe_t *reply = pres_qclient_query(req->worker->query, q,
-                                         s_bus_timeout(req), &error);
+    zframe_t *reply =
+        pres_qclient_query(req->worker->query, q, s_bus_timeout(req), &error);
     *heap_msg = NULL;
     if (reply) {
         gw_metrics_latency(GW_LAT_QUERY, (pres_mono_ms() - t0) * 1000);
@@ -168,8 +166,8 @@ static enum MHD_Result
 s_query_failed(gw_req_t *req, struct MHD_Connection *conn, unsigned status,
                char *msg)
 {
-    enum MHD_Result rc = gw_http_error(req, conn, status,
-                                       msg ? msg : "broker error");
+    enum MHD_Result rc =
+        gw_http_error(req, conn, status, msg ? msg : "broker error");
     free(msg);
     return rc;
 }
@@ -184,12 +182,13 @@ gw_api_login(gw_req_t *req, struct MHD_Connection *conn)
         return s_bad_request(req, conn, "body must be a JSON object");
     pres_event_t ev;
     memset(&ev, 0, sizeof ev);
-    int has_device = s_str_field(body, "device", ev.device, sizeof ev.device,
-                                 false);
+    int has_device =
+        s_str_field(body, "device", ev.device, sizeof ev.device, false);
     json_decref(body);
     if (has_device < 0)
-        return s_bad_request(req, conn, "device must be a printable string "
-                                        "of at most 128 bytes");
+        return s_bad_request(req, conn,
+                             "device must be a printable string "
+                             "of at most 128 bytes");
     pres_account_t acc = gw_accounts_get(gw->accounts, user);
     if (acc != PRES_ACC_ACTIVE)
         return s_account_refused(req, conn, acc);
@@ -259,21 +258,22 @@ gw_api_heartbeat(gw_req_t *req, struct MHD_Connection *conn)
 {
     json_t *body = s_body(req, false);
     if (!body)
-        return s_bad_request(req, conn, "body must be a JSON object with "
-                                        "a session");
+        return s_bad_request(req, conn,
+                             "body must be a JSON object with "
+                             "a session");
     pres_event_t ev;
     memset(&ev, 0, sizeof ev);
-    int has_session = s_str_field(body, "session", ev.session,
-                                  sizeof ev.session, true);
+    int has_session =
+        s_str_field(body, "session", ev.session, sizeof ev.session, true);
     char state[16];
     int has_state = s_str_field(body, "state", state, sizeof state, false);
     json_decref(body);
     if (has_session != 1)
-        return s_bad_request(req, conn, "session: 1 to 64 characters of "
-                                        "[A-Za-z0-9._@:-] required");
-    if (has_state < 0
-        || (has_state == 1 && strcmp(state, "online") != 0
-            && strcmp(state, "away") != 0))
+        return s_bad_request(req, conn,
+                             "session: 1 to 64 characters of "
+                             "[A-Za-z0-9._@:-] required");
+    if (has_state < 0 || (has_state == 1 && strcmp(state, "online") != 0 &&
+                          strcmp(state, "away") != 0))
         return s_bad_request(req, conn, "state must be online or away");
     pres_account_t acc = gw_accounts_get(req->gw->accounts, req->claims.sub);
     if (acc != PRES_ACC_ACTIVE)
@@ -297,26 +297,25 @@ gw_api_logout(gw_req_t *req, struct MHD_Connection *conn)
         return s_bad_request(req, conn, "body must be a JSON object");
     pres_event_t ev;
     memset(&ev, 0, sizeof ev);
-    int has_session = s_str_field(body, "session", ev.session,
-                                  sizeof ev.session, true);
+    int has_session =
+        s_str_field(body, "session", ev.session, sizeof ev.session, true);
     json_decref(body);
     if (has_session < 0)
-        return s_bad_request(req, conn, "session: 1 to 64 characters of "
-                                        "[A-Za-z0-9._@:-]");
+        return s_bad_request(req, conn,
+                             "session: 1 to 64 characters of "
+                             "[A-Za-z0-9._@:-]");
     ev.type = PRES_EV_LOGOUT;
     memcpy(ev.user, req->claims.sub, sizeof ev.user);
     if (s_publish(req, &ev) != 0)
         return gw_http_error(req, conn, 503, "bus unavailable");
     //  The token is dead from now on, here and after a restart.
-    gw_auth_revoke(req->gw->auth, req->token, req->token_len,
-                   req->claims.exp);
+    gw_auth_revoke(req->gw->auth, req->token, req->token_len, req->claims.exp);
     return gw_http_no_content(req, conn);
 }
 
 //  Ask the broker q and answer with its reply as JSON (or the failure).
 static enum MHD_Result
-s_query_reply(gw_req_t *req, struct MHD_Connection *conn,
-              const pres_query_t *q)
+s_query_reply(gw_req_t *req, struct MHD_Connection *conn, const pres_query_t *q)
 {
     unsigned status = 0;
     char *msg = NULL;
@@ -345,25 +344,27 @@ gw_api_users(gw_req_t *req, struct MHD_Connection *conn)
     memset(&q, 0, sizeof q);
     q.op = PRES_Q_LIST;
     q.limit = PRES_LIST_DEFAULT;
-    const char *state = MHD_lookup_connection_value(
-        conn, MHD_GET_ARGUMENT_KIND, "state");
-    const char *account = MHD_lookup_connection_value(
-        conn, MHD_GET_ARGUMENT_KIND, "account");
-    const char *limit = MHD_lookup_connection_value(
-        conn, MHD_GET_ARGUMENT_KIND, "limit");
-    const char *cursor = MHD_lookup_connection_value(
-        conn, MHD_GET_ARGUMENT_KIND, "cursor");
+    const char *state =
+        MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "state");
+    const char *account =
+        MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "account");
+    const char *limit =
+        MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit");
+    const char *cursor =
+        MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "cursor");
     if (state && *state) {
         if (pres_state_parse(state, strlen(state), &q.state) != 0)
-            return s_bad_request(req, conn, "state must be online, away or "
-                                            "offline");
+            return s_bad_request(req, conn,
+                                 "state must be online, away or "
+                                 "offline");
         q.has_state = true;
     }
     if (account && *account) {
         if (pres_account_parse(account, strlen(account), &q.account) != 0)
-            return s_bad_request(req, conn, "account must be active, "
-                                            "pending, inactive, suspended "
-                                            "or banned");
+            return s_bad_request(req, conn,
+                                 "account must be active, "
+                                 "pending, inactive, suspended "
+                                 "or banned");
         q.has_account = true;
     }
     if (limit && *limit) {
@@ -397,25 +398,28 @@ gw_api_account(gw_req_t *req, struct MHD_Connection *conn, const char *user)
         return s_bad_request(req, conn, "invalid user id");
     json_t *body = s_body(req, false);
     if (!body)
-        return s_bad_request(req, conn, "body must be a JSON object with "
-                                        "a status");
+        return s_bad_request(req, conn,
+                             "body must be a JSON object with "
+                             "a status");
     pres_query_t q;
     memset(&q, 0, sizeof q);
     q.op = PRES_Q_ACCOUNT;
     snprintf(q.user, sizeof q.user, "%s", user);
     char status_s[16];
-    int has_status = s_str_field(body, "status", status_s, sizeof status_s,
-                                 false);
-    int has_reason = s_str_field(body, "reason", q.reason, sizeof q.reason,
-                                 false);
+    int has_status =
+        s_str_field(body, "status", status_s, sizeof status_s, false);
+    int has_reason =
+        s_str_field(body, "reason", q.reason, sizeof q.reason, false);
     json_decref(body);
-    if (has_status != 1
-        || pres_account_parse(status_s, strlen(status_s), &q.status) != 0)
-        return s_bad_request(req, conn, "status must be active, pending, "
-                                        "inactive, suspended or banned");
+    if (has_status != 1 ||
+        pres_account_parse(status_s, strlen(status_s), &q.status) != 0)
+        return s_bad_request(req, conn,
+                             "status must be active, pending, "
+                             "inactive, suspended or banned");
     if (has_reason < 0)
-        return s_bad_request(req, conn, "reason must be a printable string "
-                                        "of at most 256 bytes");
+        return s_bad_request(req, conn,
+                             "reason must be a printable string "
+                             "of at most 256 bytes");
     unsigned status = 0;
     char *msg = NULL;
     zframe_t *reply = s_query(req, &q, &status, &msg);
@@ -429,18 +433,18 @@ gw_api_account(gw_req_t *req, struct MHD_Connection *conn, const char *user)
 enum MHD_Result
 gw_api_events(gw_req_t *req, struct MHD_Connection *conn)
 {
-    const char *last = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                   "Last-Event-ID");
+    const char *last =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Last-Event-ID");
     if (!last)
         last = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND,
                                            "last_event_id");
     unsigned status = 0;
-    struct MHD_Response *resp = gw_sse_open(req->gw->sse, conn, last,
-                                            &status);
+    struct MHD_Response *resp = gw_sse_open(req->gw->sse, conn, last, &status);
     if (!resp) {
         if (status == 400)
-            return s_bad_request(req, conn, "Last-Event-ID must be a "
-                                            "change seq");
+            return s_bad_request(req, conn,
+                                 "Last-Event-ID must be a "
+                                 "change seq");
         gw_metrics_reject(GW_REJ_SSE_FULL);
         return gw_http_error(req, conn, 503, "event stream unavailable");
     }

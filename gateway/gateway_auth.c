@@ -17,8 +17,8 @@
 
 #include "pres_log.h"
 
-#define S_ID_BYTES     16    //  revocation id: SHA-256 prefix
-#define S_CACHE_SLOTS  32768  //  verified tokens per thread (~4 MiB)
+#define S_ID_BYTES    16     //  revocation id: SHA-256 prefix
+#define S_CACHE_SLOTS 32768  //  verified tokens per thread (~4 MiB)
 
 typedef struct {
     unsigned char id[S_ID_BYTES];  //  all zero = empty
@@ -26,15 +26,15 @@ typedef struct {
 } s_revoked_t;
 
 struct gw_auth {
-    pres_jwt_t *jwt;            //  verifier, read-only
-    int leeway;                 //  seconds
+    pres_jwt_t *jwt;                //  verifier, read-only
+    int leeway;                     //  seconds
     char path[PRES_PATH_MAX + 32];  //  revocation file
-    int fd;                     //  append fd, -1 when unusable
-    pthread_rwlock_t lock;      //  guards the set below
-    s_revoked_t *set;           //  open addressing
-    size_t cap, size;           //  power of two; live entries
-    size_t file_lines;          //  lines in the file
-    atomic_size_t count;        //  == size, read without the lock
+    int fd;                         //  append fd, -1 when unusable
+    pthread_rwlock_t lock;          //  guards the set below
+    s_revoked_t *set;               //  open addressing
+    size_t cap, size;               //  power of two; live entries
+    size_t file_lines;              //  lines in the file
+    atomic_size_t count;            //  == size, read without the lock
 };
 
 //  A verified token, keyed by the same SHA-256 prefix as revocations: a
@@ -147,8 +147,9 @@ s_unhex(const char *in, unsigned char *out, size_t len)
 {
     for (size_t i = 0; i < 2 * len; i++) {
         char c = in[i];
-        int v = c >= '0' && c <= '9' ? c - '0'
-              : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        int v = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                       : -1;
         if (v < 0)
             return -1;
         if (i % 2 == 0)
@@ -218,8 +219,8 @@ s_load(gw_auth_t *self, int64_t now_s)
         lines++;
         unsigned char id[S_ID_BYTES];
         char *end = NULL;
-        if (strlen(line) < 2 * S_ID_BYTES + 2 || line[2 * S_ID_BYTES] != ' '
-            || s_unhex(line, id, S_ID_BYTES) != 0) {
+        if (strlen(line) < 2 * S_ID_BYTES + 2 || line[2 * S_ID_BYTES] != ' ' ||
+            s_unhex(line, id, S_ID_BYTES) != 0) {
             bad++;
             continue;
         }
@@ -258,17 +259,16 @@ gw_auth_new_with(pres_jwt_t **jwt_p, const char *revoked_path, int leeway_s)
     self->set = calloc(self->cap, sizeof *self->set);
     pthread_rwlock_init(&self->lock, NULL);
     int64_t now = pres_now_ms() / 1000;
-    if (!self->set || s_load(self, now) != 0
-        || (self->file_lines != self->size && s_rewrite(self) != 0)) {
+    if (!self->set || s_load(self, now) != 0 ||
+        (self->file_lines != self->size && s_rewrite(self) != 0)) {
         gw_auth_destroy(&self);
         return NULL;
     }
     if (self->fd < 0) {
-        self->fd = open(self->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
-                        0600);
+        self->fd =
+            open(self->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
         if (self->fd < 0) {
-            pres_log_error("open(%s) failed: %s", self->path,
-                           strerror(errno));
+            pres_log_error("open(%s) failed: %s", self->path, strerror(errno));
             gw_auth_destroy(&self);
             return NULL;
         }
@@ -358,18 +358,16 @@ gw_auth_revoke(gw_auth_t *self, const char *token, size_t len, int64_t exp)
     char line[2 * S_ID_BYTES + 32];
     s_hex(id, S_ID_BYTES, line);
     size_t n = 2 * S_ID_BYTES;
-    n += (size_t)snprintf(line + n, sizeof line - n, " %lld\n",
-                          (long long)exp);
+    n += (size_t)snprintf(line + n, sizeof line - n, " %lld\n", (long long)exp);
     pthread_rwlock_wrlock(&self->lock);
     int rc = s_insert(self, id, exp);
     if (rc != 0)
         pres_log_error("gw_auth_revoke: out of memory");
-    else if (self->fd < 0 || write(self->fd, line, n) != (ssize_t)n
-             || fdatasync(self->fd) != 0) {
+    else if (self->fd < 0 || write(self->fd, line, n) != (ssize_t)n ||
+             fdatasync(self->fd) != 0) {
         pres_log_error("write(%s) failed: %s", self->path, strerror(errno));
         rc = -1;
-    }
-    else
+    } else
         self->file_lines++;
     pthread_rwlock_unlock(&self->lock);
     return rc;
@@ -403,8 +401,8 @@ gw_auth_check(gw_auth_t *self, gw_auth_cache_t *cache, const char *header,
     }
     while (*header == ' ' || *header == '\t')
         header++;
-    if (strncasecmp(header, "Bearer", 6) != 0
-        || (header[6] != ' ' && header[6] != '\t')) {
+    if (strncasecmp(header, "Bearer", 6) != 0 ||
+        (header[6] != ' ' && header[6] != '\t')) {
         *reject = GW_REJ_NO_TOKEN;
         *why = "missing bearer token";
         return -1;
@@ -438,8 +436,8 @@ gw_auth_check(gw_auth_t *self, gw_auth_cache_t *cache, const char *header,
     }
     const char *reason = NULL;
     if (pres_jwt_verify(self->jwt, tok, len, now_s, claims, &reason) != 0) {
-        *reject = strcmp(reason, "expired") == 0 ? GW_REJ_EXPIRED
-                                                 : GW_REJ_BAD_TOKEN;
+        *reject =
+            strcmp(reason, "expired") == 0 ? GW_REJ_EXPIRED : GW_REJ_BAD_TOKEN;
         *why = reason;
         return -1;
     }

@@ -36,16 +36,14 @@ void gw_auth_cache_destroy(gw_auth_cache_t **self_p);
 //  BAD_TOKEN, EXPIRED, REVOKED) and *why a static reason for the error
 //  text. On success *token/*token_len point at the token inside header.
 //  Thread-safe with one cache per thread (cache may be NULL).
-int gw_auth_check(gw_auth_t *self, gw_auth_cache_t *cache,
-                  const char *header, int64_t now_s,
-                  pres_jwt_claims_t *claims, const char **token,
+int gw_auth_check(gw_auth_t *self, gw_auth_cache_t *cache, const char *header,
+                  int64_t now_s, pres_jwt_claims_t *claims, const char **token,
                   size_t *token_len, gw_reject_t *reject, const char **why);
 
 //  Revoke a token until exp (seconds): recorded in memory and appended
 //  (fdatasync) to the file. 0, or -1 after logging (the file write
 //  failed; the token is still revoked in memory).
-int gw_auth_revoke(gw_auth_t *self, const char *token, size_t len,
-                   int64_t exp);
+int gw_auth_revoke(gw_auth_t *self, const char *token, size_t len, int64_t exp);
 
 //  True if the token is revoked.
 bool gw_auth_is_revoked(gw_auth_t *self, const char *token, size_t len);

@@ -16,24 +16,24 @@
 #include "pres_log.h"
 #include "pres_mp.h"
 
-#define S_STATS_EVERY_MS  1000
-#define S_MAINTAIN_MS     10000
-#define S_SEED_PAGES_MAX  10000  //  1000 users a page
+#define S_STATS_EVERY_MS 1000
+#define S_MAINTAIN_MS    10000
+#define S_SEED_PAGES_MAX 10000  //  1000 users a page
 
 struct gw_bus {
     const pres_config_t *cfg;
     gw_accounts_t *accounts;
     gw_sse_t *sse;
     gw_auth_t *auth;
-    zsock_t *sub;              //  changes, "presence." prefix
-    pres_qclient_t *query;     //  stats and list, this thread only
+    zsock_t *sub;           //  changes, "presence." prefix
+    pres_qclient_t *query;  //  stats and list, this thread only
     pthread_t thread;
     atomic_bool running;
     atomic_bool broker_ok;
-    bool seeded;               //  account cache seeded since last gap
-    bool have_seq;             //  last_seq is meaningful
-    uint64_t last_seq;         //  last change seen
-    pthread_mutex_t wait_lock; //  guards waiters
+    bool seeded;                //  account cache seeded since last gap
+    bool have_seq;              //  last_seq is meaningful
+    uint64_t last_seq;          //  last change seen
+    pthread_mutex_t wait_lock;  //  guards waiters
     gw_waiter_t *waiters;
     atomic_int nwaiters;
 };
@@ -77,8 +77,8 @@ s_seed_page(gw_bus_t *self, zframe_t *reply, char *next)
         uint32_t kl;
         if (pres_mp_read_str(&r, &k, &kl) != 0)
             return -1;
-        if (kl == 4 && memcmp(k, "next", 4) == 0
-            && pres_mp_peek(&r) == PRES_MP_STR) {
+        if (kl == 4 && memcmp(k, "next", 4) == 0 &&
+            pres_mp_peek(&r) == PRES_MP_STR) {
             const char *s;
             uint32_t sl;
             if (pres_mp_read_str(&r, &s, &sl) != 0 || sl > PRES_ID_MAX)
@@ -115,11 +115,9 @@ s_seed_page(gw_bus_t *self, zframe_t *reply, char *next)
                     if (is_user && pres_id_valid(fv, fvl)) {
                         memcpy(user, fv, fvl);
                         user[fvl] = '\0';
-                    }
-                    else if (is_acc)
+                    } else if (is_acc)
                         has_acc = pres_account_parse(fv, fvl, &acc) == 0;
-                }
-                else if (pres_mp_skip(&r) != 0)
+                } else if (pres_mp_skip(&r) != 0)
                     return -1;
             }
             if (user[0] && has_acc)
@@ -169,8 +167,8 @@ s_poll_stats(gw_bus_t *self)
     pres_query_t q;
     memset(&q, 0, sizeof q);
     q.op = PRES_Q_STATS;
-    int timeout = self->cfg->bus_timeout_ms < 500 ? self->cfg->bus_timeout_ms
-                                                  : 500;
+    int timeout =
+        self->cfg->bus_timeout_ms < 500 ? self->cfg->bus_timeout_ms : 500;
     int64_t t0 = pres_mono_ms();
     zframe_t *reply = pres_qclient_query(self->query, &q, timeout, NULL);
     uint64_t seq = 0;
@@ -234,8 +232,8 @@ s_on_change(gw_bus_t *self, const pres_change_t *ch)
     self->have_seq = true;
     self->last_seq = ch->seq;
 
-    if (ch->account != PRES_ACC_ACTIVE
-        || gw_accounts_get(self->accounts, ch->user) != PRES_ACC_ACTIVE)
+    if (ch->account != PRES_ACC_ACTIVE ||
+        gw_accounts_get(self->accounts, ch->user) != PRES_ACC_ACTIVE)
         gw_accounts_set(self->accounts, ch->user, ch->account);
 
     char json[GW_SSE_TEXT_MAX];
@@ -246,8 +244,8 @@ s_on_change(gw_bus_t *self, const pres_change_t *ch)
     if (ch->session[0] && atomic_load(&self->nwaiters) > 0) {
         pthread_mutex_lock(&self->wait_lock);
         for (gw_waiter_t *w = self->waiters; w; w = w->next)
-            if (!w->done && strcmp(w->session, ch->session) == 0
-                && strcmp(w->user, ch->user) == 0) {
+            if (!w->done && strcmp(w->session, ch->session) == 0 &&
+                strcmp(w->user, ch->user) == 0) {
                 w->change = *ch;
                 w->done = true;
                 pthread_cond_signal(&w->cond);
@@ -402,8 +400,8 @@ gw_bus_wait_end(gw_bus_t *self, gw_waiter_t *w, int timeout_ms)
     }
     pthread_mutex_lock(&self->wait_lock);
     while (!w->done)
-        if (pthread_cond_timedwait(&w->cond, &self->wait_lock, &until)
-            == ETIMEDOUT)
+        if (pthread_cond_timedwait(&w->cond, &self->wait_lock, &until) ==
+            ETIMEDOUT)
             break;
     bool done = w->done;
     for (gw_waiter_t **p = &self->waiters; *p; p = &(*p)->next)

@@ -29,8 +29,8 @@ void gw_bus_destroy(gw_bus_t **self_p);
 typedef struct gw_waiter {
     char user[PRES_ID_MAX + 1];
     char session[PRES_ID_MAX + 1];
-    bool done;                 //  the change arrived
-    pres_change_t change;      //  the change, when done
+    bool done;             //  the change arrived
+    pres_change_t change;  //  the change, when done
     pthread_cond_t cond;
     struct gw_waiter *next;
 } gw_waiter_t;

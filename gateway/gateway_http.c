@@ -22,11 +22,11 @@
 #include "gateway_web.h"
 #include "pres_log.h"
 
-#define S_MEMORY_LIMIT   32768       //  per-connection MHD pool (headers)
-#define S_UPLOAD_ABORT   (64 * 1024) //  chunked bodies beyond this: drop
-#define S_FREE_REQS_MAX  256         //  recycled request contexts a thread
-#define S_RL_STRIPES     64
-#define S_RL_SLOTS       256
+#define S_MEMORY_LIMIT  32768        //  per-connection MHD pool (headers)
+#define S_UPLOAD_ABORT  (64 * 1024)  //  chunked bodies beyond this: drop
+#define S_FREE_REQS_MAX 256          //  recycled request contexts a thread
+#define S_RL_STRIPES    64
+#define S_RL_SLOTS      256
 
 //  ---------------------------------------------------------------------
 //  Per-IP token buckets: fixed table, direct-mapped by address hash,
@@ -84,8 +84,7 @@ s_rl_allow(s_rl_t *rl, const struct sockaddr *sa)
         memcpy(key, &((const struct sockaddr_in *)(const void *)sa)->sin_addr,
                4);
     else if (sa && sa->sa_family == AF_INET6)
-        memcpy(key,
-               &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
+        memcpy(key, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
                16);
     uint64_t h = 1469598103934665603ULL;
     for (int i = 0; i < 16; i++) {
@@ -192,8 +191,7 @@ s_req_new(gateway_t *gw, gw_worker_t *w)
     if (r) {
         w->free_reqs = r->next_free;
         w->nfree--;
-    }
-    else {
+    } else {
         r = malloc(sizeof *r);
         if (!r)
             return NULL;
@@ -224,8 +222,7 @@ s_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         r->next_free = w->free_reqs;
         w->free_reqs = r;
         w->nfree++;
-    }
-    else
+    } else
         free(r);
 }
 
@@ -237,8 +234,7 @@ s_add_cors(gw_req_t *req, struct MHD_Response *resp)
 {
     if (!req->origin)
         return;
-    MHD_add_response_header(resp, "Access-Control-Allow-Origin",
-                            req->origin);
+    MHD_add_response_header(resp, "Access-Control-Allow-Origin", req->origin);
     if (!req->gw->cors_any)
         MHD_add_response_header(resp, "Vary", "Origin");
 }
@@ -292,8 +288,7 @@ gw_http_error(gw_req_t *req, struct MHD_Connection *conn, unsigned status,
         if (c == '"' || c == '\\') {
             json[n++] = '\\';
             json[n++] = (char)c;
-        }
-        else if (c < 0x20)
+        } else if (c < 0x20)
             n += (size_t)snprintf(json + n, sizeof json - n, "\\u%04x", c);
         else
             json[n++] = (char)c;
@@ -332,8 +327,8 @@ s_method_not_allowed(gw_req_t *req, struct MHD_Connection *conn,
 //  Static files, health, metrics, CORS preflight
 
 typedef struct {
-    struct MHD_Response *ok;        //  200 with the file
-    struct MHD_Response *not_mod;   //  304
+    struct MHD_Response *ok;       //  200 with the file
+    struct MHD_Response *not_mod;  //  304
 } s_static_t;
 
 static s_static_t *s_static;  //  parallel to gw_web_files (process-wide)
@@ -396,8 +391,8 @@ s_serve_static(gw_req_t *req, struct MHD_Connection *conn, int i)
     pthread_once(&s_static_once, s_static_init);
     if (!s_static || !s_static[i].ok)
         return gw_http_error(req, conn, 503, "out of memory");
-    const char *inm = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                  "If-None-Match");
+    const char *inm =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "If-None-Match");
     if (inm && strstr(inm, gw_web_files[i].etag))
         return s_send_shared(req, conn, 304, s_static[i].not_mod);
     return s_send_shared(req, conn, 200, s_static[i].ok);
@@ -419,8 +414,8 @@ s_metrics(gw_req_t *req, struct MHD_Connection *conn)
     char *text = gw_metrics_render(&len);
     if (!text)
         return gw_http_error(req, conn, 503, "out of memory");
-    struct MHD_Response *resp = MHD_create_response_from_buffer(
-        len, text, MHD_RESPMEM_MUST_FREE);
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
     if (!resp) {
         free(text);
         return MHD_NO;
@@ -436,8 +431,8 @@ s_cors_match(gateway_t *gw, gw_req_t *req, struct MHD_Connection *conn)
 {
     if (!gw->cors_any && gw->norigins == 0)
         return;
-    const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                     "Origin");
+    const char *origin =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
     if (!origin)
         return;
     if (gw->cors_any) {
@@ -485,8 +480,8 @@ static int
 s_authenticate(gw_req_t *req, struct MHD_Connection *conn, bool admin,
                enum MHD_Result *rc)
 {
-    const char *header = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                     "Authorization");
+    const char *header =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
     gw_reject_t reject;
     const char *why = NULL;
     int64_t now_s = pres_now_ms() / 1000;
@@ -514,8 +509,8 @@ s_dispatch(gateway_t *gw, gw_req_t *req, struct MHD_Connection *conn,
     enum MHD_Result rc = MHD_NO;
     s_cors_match(gw, req, conn);
     if (gw->ratelimit) {
-        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
-            conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
         if (!s_rl_allow(gw->ratelimit, ci ? ci->client_addr : NULL)) {
             gw_metrics_reject(GW_REJ_RATE_LIMITED);
             return gw_http_error(req, conn, 429, "rate limit exceeded");
@@ -564,16 +559,15 @@ s_dispatch(gateway_t *gw, gw_req_t *req, struct MHD_Connection *conn,
         req->route = GW_ROUTE_HEARTBEAT;
     else if (strcmp(path, "/logout") == 0)
         req->route = GW_ROUTE_LOGOUT;
-    else if (strcmp(path, "/stats") == 0 || strcmp(path, "/events") == 0
-             || strcmp(path, "/users") == 0) {
+    else if (strcmp(path, "/stats") == 0 || strcmp(path, "/events") == 0 ||
+             strcmp(path, "/users") == 0) {
         req->route = path[1] == 's'   ? GW_ROUTE_STATS
-                   : path[1] == 'e' ? GW_ROUTE_EVENTS
-                                    : GW_ROUTE_USERS;
+                     : path[1] == 'e' ? GW_ROUTE_EVENTS
+                                      : GW_ROUTE_USERS;
         allow = "GET, HEAD";
         method_ok = get;
         admin = true;
-    }
-    else if (strncmp(path, "/users/", 7) == 0) {
+    } else if (strncmp(path, "/users/", 7) == 0) {
         const char *u = path + 7;
         const char *slash = strchr(u, '/');
         size_t ulen = slash ? (size_t)(slash - u) : strlen(u);
@@ -587,17 +581,14 @@ s_dispatch(gateway_t *gw, gw_req_t *req, struct MHD_Connection *conn,
             req->route = GW_ROUTE_USER;
             allow = "GET, HEAD";
             method_ok = get;
-        }
-        else if (strcmp(slash, "/account") == 0) {
+        } else if (strcmp(slash, "/account") == 0) {
             req->route = GW_ROUTE_ACCOUNT;
             allow = "PUT";
             method_ok = s_is(method, "PUT");
             admin = true;
-        }
-        else
+        } else
             return gw_http_error(req, conn, 404, "not found");
-    }
-    else
+    } else
         return gw_http_error(req, conn, 404, "not found");
     if (!method_ok)
         return s_method_not_allowed(req, conn, allow);
@@ -696,13 +687,12 @@ s_mhd_log(void *cls, const char *fmt, va_list ap)
 //  Lifecycle
 
 static int
-s_parse_listen(const char *listen, struct sockaddr_storage *ss,
-               socklen_t *len)
+s_parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *len)
 {
     char host[256], port[16];
     const char *colon = strrchr(listen, ':');
-    if (!colon || colon == listen || strlen(colon + 1) >= sizeof port
-        || (size_t)(colon - listen) >= sizeof host) {
+    if (!colon || colon == listen || strlen(colon + 1) >= sizeof port ||
+        (size_t)(colon - listen) >= sizeof host) {
         pres_log_error("http_listen '%s' is not host:port", listen);
         return -1;
     }
@@ -721,8 +711,7 @@ s_parse_listen(const char *listen, struct sockaddr_storage *ss,
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
     int rc = getaddrinfo(*h ? h : NULL, port, &hints, &res);
     if (rc != 0 || !res) {
-        pres_log_error("getaddrinfo(%s) failed: %s", listen,
-                       gai_strerror(rc));
+        pres_log_error("getaddrinfo(%s) failed: %s", listen, gai_strerror(rc));
         return -1;
     }
     memcpy(ss, res->ai_addr, res->ai_addrlen);
@@ -737,12 +726,11 @@ s_cors_setup(gateway_t *gw)
     const char *list = gw->cfg->cors_origins;
     gw->r204 = MHD_create_response_from_buffer(0, (void *)(uintptr_t) "",
                                                MHD_RESPMEM_PERSISTENT);
-    gw->r204_any = MHD_create_response_from_buffer(
-        0, (void *)(uintptr_t) "", MHD_RESPMEM_PERSISTENT);
+    gw->r204_any = MHD_create_response_from_buffer(0, (void *)(uintptr_t) "",
+                                                   MHD_RESPMEM_PERSISTENT);
     if (!gw->r204 || !gw->r204_any)
         return -1;
-    MHD_add_response_header(gw->r204_any, "Access-Control-Allow-Origin",
-                            "*");
+    MHD_add_response_header(gw->r204_any, "Access-Control-Allow-Origin", "*");
     if (strcmp(list, "*") == 0) {
         gw->cors_any = true;
         return 0;
@@ -836,8 +824,8 @@ gateway_new(const pres_config_t *cfg)
     }
     pthread_once(&s_static_once, s_static_init);
 
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME
-                   | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ERROR_LOG;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     struct MHD_OptionItem opts[] = {
@@ -850,10 +838,10 @@ gateway_new(const pres_config_t *cfg)
         {MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL},
         {MHD_OPTION_THREAD_POOL_SIZE, threads > 1 ? threads : 0, NULL},
         {MHD_OPTION_END, 0, NULL}};
-    gw->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, s_handler, gw, MHD_OPTION_EXTERNAL_LOGGER,
-        s_mhd_log, gw, MHD_OPTION_NOTIFY_COMPLETED, s_completed, gw,
-        MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+    gw->daemon = MHD_start_daemon(flags, 0, NULL, NULL, s_handler, gw,
+                                  MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, gw,
+                                  MHD_OPTION_NOTIFY_COMPLETED, s_completed, gw,
+                                  MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
     if (!gw->daemon) {
         pres_log_error("MHD_start_daemon(%s) failed: %s", cfg->http_listen,
                        strerror(errno));

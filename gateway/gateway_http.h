@@ -22,8 +22,8 @@
 #include "pres_config.h"
 #include "pres_jwt.h"
 
-#define GW_BODY_MAX     4096  //  request body cap, bytes (SPEC section 3)
-#define GW_WORKERS_MAX  64    //  worker contexts (threads) at most
+#define GW_BODY_MAX    4096  //  request body cap, bytes (SPEC section 3)
+#define GW_WORKERS_MAX 64    //  worker contexts (threads) at most
 
 typedef struct gateway gateway_t;
 
@@ -43,27 +43,27 @@ int gateway_port(const gateway_t *self);
 
 //  Per worker-thread resources (claimed by a thread at its first request).
 typedef struct {
-    int index;                  //  0.. ; src suffix
-    pres_pub_t *pub;            //  this thread's event publisher
-    pres_qclient_t *query;      //  this thread's query client
+    int index;                    //  0.. ; src suffix
+    pres_pub_t *pub;              //  this thread's event publisher
+    pres_qclient_t *query;        //  this thread's query client
     gw_auth_cache_t *auth_cache;  //  verified tokens
-    struct gw_req *free_reqs;   //  recycled request contexts
+    struct gw_req *free_reqs;     //  recycled request contexts
     int nfree;
 } gw_worker_t;
 
 //  One request in flight (MHD's con_cls).
 typedef struct gw_req {
     gateway_t *gw;
-    gw_worker_t *worker;        //  owner, for recycling
+    gw_worker_t *worker;  //  owner, for recycling
     struct gw_req *next_free;
     gw_route_t route;
-    bool too_big;               //  body over GW_BODY_MAX
-    size_t upload_total;        //  bytes offered by MHD
+    bool too_big;         //  body over GW_BODY_MAX
+    size_t upload_total;  //  bytes offered by MHD
     size_t body_len;
-    const char *origin;         //  allowed CORS origin to echo, or NULL
-    int cors_index;             //  index of origin in the list, -1 = "*"
-    pres_jwt_claims_t claims;   //  the caller, once authenticated
-    const char *token;          //  bearer token (in MHD's header memory)
+    const char *origin;        //  allowed CORS origin to echo, or NULL
+    int cors_index;            //  index of origin in the list, -1 = "*"
+    pres_jwt_claims_t claims;  //  the caller, once authenticated
+    const char *token;         //  bearer token (in MHD's header memory)
     size_t token_len;
     char body[GW_BODY_MAX + 1];  //  NUL-terminated; last (not zeroed)
 } gw_req_t;
@@ -76,19 +76,19 @@ struct gateway {
     gw_accounts_t *accounts;
     gw_sse_t *sse;
     gw_bus_t *bus;
-    void *ratelimit;            //  s_rl_t, NULL when rate_limit = 0
+    void *ratelimit;  //  s_rl_t, NULL when rate_limit = 0
     pthread_mutex_t worker_lock;
     gw_worker_t *workers[GW_WORKERS_MAX];
-    int nworkers;               //  created
-    int nclaimed;               //  handed to threads
-    char host[32];              //  for publisher src ids
+    int nworkers;   //  created
+    int nclaimed;   //  handed to threads
+    char host[32];  //  for publisher src ids
     //  Shared prebuilt responses (MHD responses are refcounted).
-    struct MHD_Response *r204;  //  empty 204, no CORS
-    struct MHD_Response *r204_any;  //  with Access-Control-Allow-Origin: *
+    struct MHD_Response *r204;          //  empty 204, no CORS
+    struct MHD_Response *r204_any;      //  with Access-Control-Allow-Origin: *
     struct MHD_Response **r204_origin;  //  one per listed origin
-    char **origins;             //  cors_origins split; NULL when none/"*"
+    char **origins;  //  cors_origins split; NULL when none/"*"
     int norigins;
-    bool cors_any;              //  cors_origins = "*"
+    bool cors_any;  //  cors_origins = "*"
 };
 
 //  Send a JSON body with status (copied). Counts the request. Returns
@@ -101,8 +101,7 @@ enum MHD_Result gw_http_error(gw_req_t *req, struct MHD_Connection *conn,
                               unsigned status, const char *msg);
 
 //  Send 204 (shared response).
-enum MHD_Result gw_http_no_content(gw_req_t *req,
-                                   struct MHD_Connection *conn);
+enum MHD_Result gw_http_no_content(gw_req_t *req, struct MHD_Connection *conn);
 
 //  Queue resp (adding CORS headers), count, and drop our reference.
 enum MHD_Result gw_http_send(gw_req_t *req, struct MHD_Connection *conn,

@@ -11,26 +11,26 @@
 #include "pres_msg.h"
 
 //  Status codes we answer with; anything else lands in the last slot.
-static const unsigned s_codes[] = {200, 204, 304, 400, 401, 403, 404,
-                                   405, 413, 429, 500, 503};
+static const unsigned s_codes[] = {200, 204, 304, 400, 401, 403,
+                                   404, 405, 413, 429, 500, 503};
 #define S_NCODES (sizeof s_codes / sizeof s_codes[0])
 
 static const char *const s_routes[GW_ROUTE_COUNT] = {
-    "login", "heartbeat", "logout", "user", "users", "stats", "account",
-    "events", "static", "healthz", "metrics", "options", "other"};
+    "login",  "heartbeat", "logout",  "user",    "users",   "stats", "account",
+    "events", "static",    "healthz", "metrics", "options", "other"};
 
 static const char *const s_rejects[GW_REJ_COUNT] = {
-    "rate_limited", "too_big", "no_token", "bad_token", "expired",
-    "revoked", "not_admin", "account", "bad_request", "bus_busy",
-    "broker_timeout", "sse_full"};
+    "rate_limited", "too_big",  "no_token",       "bad_token",
+    "expired",      "revoked",  "not_admin",      "account",
+    "bad_request",  "bus_busy", "broker_timeout", "sse_full"};
 
 static const char *const s_latencies[GW_LAT_COUNT] = {"publish", "query",
                                                       "login"};
 
 //  Histogram bucket upper bounds, microseconds.
-static const int64_t s_bounds[] = {50, 100, 250, 500, 1000, 2500, 5000,
-                                   10000, 25000, 50000, 100000, 250000,
-                                   500000, 1000000, 2500000};
+static const int64_t s_bounds[] = {50,     100,    250,    500,     1000,
+                                   2500,   5000,   10000,  25000,   50000,
+                                   100000, 250000, 500000, 1000000, 2500000};
 #define S_NBOUNDS (sizeof s_bounds / sizeof s_bounds[0])
 
 typedef struct {
@@ -99,8 +99,7 @@ gw_metrics_latency(gw_latency_t which, int64_t usec)
         i++;
     atomic_fetch_add_explicit(&h->bucket[i], 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&h->count, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&h->sum_us, (uint64_t)usec,
-                              memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->sum_us, (uint64_t)usec, memory_order_relaxed);
 }
 
 void
@@ -138,8 +137,7 @@ typedef struct {
     int failed;
 } s_text_t;
 
-static void
-s_add(s_text_t *t, const char *fmt, ...)
+static void s_add(s_text_t *t, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 static void
@@ -192,13 +190,15 @@ gw_metrics_render(size_t *len)
             if (v == 0)
                 continue;
             if (c < S_NCODES)
-                s_add(&t, "presence_gateway_requests_total{route=\"%s\","
-                          "status=\"%u\"} %llu\n", s_routes[r], s_codes[c],
-                      (unsigned long long)v);
+                s_add(&t,
+                      "presence_gateway_requests_total{route=\"%s\","
+                      "status=\"%u\"} %llu\n",
+                      s_routes[r], s_codes[c], (unsigned long long)v);
             else
-                s_add(&t, "presence_gateway_requests_total{route=\"%s\","
-                          "status=\"other\"} %llu\n", s_routes[r],
-                      (unsigned long long)v);
+                s_add(&t,
+                      "presence_gateway_requests_total{route=\"%s\","
+                      "status=\"other\"} %llu\n",
+                      s_routes[r], (unsigned long long)v);
         }
     s_add(&t, "# HELP presence_gateway_rejections_total Refused requests by "
               "reason.\n# TYPE presence_gateway_rejections_total counter\n");
@@ -209,8 +209,10 @@ gw_metrics_render(size_t *len)
               "published to the broker by type.\n"
               "# TYPE presence_gateway_events_published_total counter\n");
     for (int i = 1; i <= 5; i++)
-        s_add(&t, "presence_gateway_events_published_total{type=\"%s\"} "
-                  "%llu\n", pres_ev_type_name((pres_ev_type_t)i),
+        s_add(&t,
+              "presence_gateway_events_published_total{type=\"%s\"} "
+              "%llu\n",
+              pres_ev_type_name((pres_ev_type_t)i),
               (unsigned long long)s_get(&s_published[i]));
     s_add(&t, "# HELP presence_gateway_latency_seconds Bus publish, broker "
               "query and login round-trip latency.\n"
@@ -220,31 +222,37 @@ gw_metrics_render(size_t *len)
         for (size_t b = 0; b <= S_NBOUNDS; b++) {
             cum += s_get(&s_hist[h].bucket[b]);
             if (b < S_NBOUNDS)
-                s_add(&t, "presence_gateway_latency_seconds_bucket{op=\"%s\","
-                          "le=\"%g\"} %llu\n", s_latencies[h],
-                      (double)s_bounds[b] / 1e6, (unsigned long long)cum);
-            else
-                s_add(&t, "presence_gateway_latency_seconds_bucket{op=\"%s\","
-                          "le=\"+Inf\"} %llu\n", s_latencies[h],
+                s_add(&t,
+                      "presence_gateway_latency_seconds_bucket{op=\"%s\","
+                      "le=\"%g\"} %llu\n",
+                      s_latencies[h], (double)s_bounds[b] / 1e6,
                       (unsigned long long)cum);
+            else
+                s_add(&t,
+                      "presence_gateway_latency_seconds_bucket{op=\"%s\","
+                      "le=\"+Inf\"} %llu\n",
+                      s_latencies[h], (unsigned long long)cum);
         }
         s_add(&t, "presence_gateway_latency_seconds_sum{op=\"%s\"} %.6f\n",
               s_latencies[h], (double)s_get(&s_hist[h].sum_us) / 1e6);
         s_add(&t, "presence_gateway_latency_seconds_count{op=\"%s\"} %llu\n",
               s_latencies[h], (unsigned long long)s_get(&s_hist[h].count));
     }
-    s_add(&t, "# HELP presence_gateway_sse_clients Open /v1/events streams.\n"
-              "# TYPE presence_gateway_sse_clients gauge\n"
-              "presence_gateway_sse_clients %d\n",
+    s_add(&t,
+          "# HELP presence_gateway_sse_clients Open /v1/events streams.\n"
+          "# TYPE presence_gateway_sse_clients gauge\n"
+          "presence_gateway_sse_clients %d\n",
           atomic_load_explicit(&s_sse, memory_order_relaxed));
-    s_add(&t, "# HELP presence_gateway_changes_total Changes received from "
-              "the broker.\n# TYPE presence_gateway_changes_total counter\n"
-              "presence_gateway_changes_total %llu\n",
+    s_add(&t,
+          "# HELP presence_gateway_changes_total Changes received from "
+          "the broker.\n# TYPE presence_gateway_changes_total counter\n"
+          "presence_gateway_changes_total %llu\n",
           (unsigned long long)s_get(&s_changes));
-    s_add(&t, "# HELP presence_gateway_change_gaps_total Changes missed "
-              "(seq gaps) on the changes stream.\n"
-              "# TYPE presence_gateway_change_gaps_total counter\n"
-              "presence_gateway_change_gaps_total %llu\n",
+    s_add(&t,
+          "# HELP presence_gateway_change_gaps_total Changes missed "
+          "(seq gaps) on the changes stream.\n"
+          "# TYPE presence_gateway_change_gaps_total counter\n"
+          "presence_gateway_change_gaps_total %llu\n",
           (unsigned long long)s_get(&s_gaps));
     if (t.failed) {
         free(t.buf);

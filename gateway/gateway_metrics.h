@@ -12,16 +12,16 @@ typedef enum {
     GW_ROUTE_LOGIN = 0,
     GW_ROUTE_HEARTBEAT,
     GW_ROUTE_LOGOUT,
-    GW_ROUTE_USER,       //  GET /v1/users/{user}
-    GW_ROUTE_USERS,      //  GET /v1/users
+    GW_ROUTE_USER,   //  GET /v1/users/{user}
+    GW_ROUTE_USERS,  //  GET /v1/users
     GW_ROUTE_STATS,
-    GW_ROUTE_ACCOUNT,    //  PUT /v1/users/{user}/account
+    GW_ROUTE_ACCOUNT,  //  PUT /v1/users/{user}/account
     GW_ROUTE_EVENTS,
-    GW_ROUTE_STATIC,     //  /, /app.js, /app.css
+    GW_ROUTE_STATIC,  //  /, /app.js, /app.css
     GW_ROUTE_HEALTHZ,
     GW_ROUTE_METRICS,
-    GW_ROUTE_OPTIONS,    //  CORS preflight
-    GW_ROUTE_OTHER,      //  404s and early refusals
+    GW_ROUTE_OPTIONS,  //  CORS preflight
+    GW_ROUTE_OTHER,    //  404s and early refusals
     GW_ROUTE_COUNT
 } gw_route_t;
 
@@ -30,14 +30,14 @@ typedef enum {
     GW_REJ_RATE_LIMITED = 0,
     GW_REJ_TOO_BIG,
     GW_REJ_NO_TOKEN,
-    GW_REJ_BAD_TOKEN,      //  any pres_jwt_verify failure
+    GW_REJ_BAD_TOKEN,  //  any pres_jwt_verify failure
     GW_REJ_EXPIRED,
     GW_REJ_REVOKED,
     GW_REJ_NOT_ADMIN,
-    GW_REJ_ACCOUNT,        //  non-active account at login/heartbeat
+    GW_REJ_ACCOUNT,  //  non-active account at login/heartbeat
     GW_REJ_BAD_REQUEST,
-    GW_REJ_BUS_BUSY,       //  publisher EAGAIN
-    GW_REJ_BROKER_TIMEOUT, //  query or login wait timed out
+    GW_REJ_BUS_BUSY,        //  publisher EAGAIN
+    GW_REJ_BROKER_TIMEOUT,  //  query or login wait timed out
     GW_REJ_SSE_FULL,
     GW_REJ_COUNT
 } gw_reject_t;

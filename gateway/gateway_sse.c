@@ -34,10 +34,10 @@ typedef struct s_client {
 
 struct gw_sse {
     pthread_mutex_t lock;
-    s_event_t *ring;        //  GW_SSE_RING slots, index seq % GW_SSE_RING
-    bool head_known;        //  first/last are meaningful
-    uint64_t first, last;   //  ring holds [first, last]; empty: first=last+1
-    s_client_t *clients;    //  doubly linked
+    s_event_t *ring;       //  GW_SSE_RING slots, index seq % GW_SSE_RING
+    bool head_known;       //  first/last are meaningful
+    uint64_t first, last;  //  ring holds [first, last]; empty: first=last+1
+    s_client_t *clients;   //  doubly linked
     int nclients, max_clients;
     int keepalive_ms;
     bool closing;
@@ -193,8 +193,7 @@ s_reader(void *cls, uint64_t pos, char *buf, size_t max)
         //  Nothing to send: park until gw_sse_push or gw_sse_tick.
         c->suspended = true;
         MHD_suspend_connection(c->conn);
-    }
-    else
+    } else
         c->last_write_ms = pres_mono_ms();
     pthread_mutex_unlock(&self->lock);
     return (ssize_t)out;
@@ -243,11 +242,10 @@ gw_sse_open(gw_sse_t *self, struct MHD_Connection *conn,
     c->conn = conn;
     c->last_write_ms = pres_mono_ms();
     //  The first bytes: the reconnect delay for EventSource clients.
-    c->pend_len = (size_t)snprintf(c->pend, sizeof c->pend,
-                                   "retry: 2000\n\n");
+    c->pend_len = (size_t)snprintf(c->pend, sizeof c->pend, "retry: 2000\n\n");
     pthread_mutex_lock(&self->lock);
-    if (self->nclients >= self->max_clients || !self->head_known
-        || self->closing) {
+    if (self->nclients >= self->max_clients || !self->head_known ||
+        self->closing) {
         pthread_mutex_unlock(&self->lock);
         free(c);
         *status = 503;
@@ -257,8 +255,7 @@ gw_sse_open(gw_sse_t *self, struct MHD_Connection *conn,
         c->next = want;
         if (want < self->first || want > self->last + 1)
             c->resync = true;
-    }
-    else
+    } else
         c->next = self->last + 1;
     struct MHD_Response *resp = MHD_create_response_from_callback(
         MHD_SIZE_UNKNOWN, 1024, s_reader, c, s_free);

@@ -29,8 +29,7 @@ void gw_sse_set_head(gw_sse_t *self, uint64_t seq);
 //  Bus thread: append the change with this seq (json = the change as
 //  JSON). A seq that is not head+1 empties the ring first (clients that
 //  needed the gap get a resync). Wakes suspended clients.
-void gw_sse_push(gw_sse_t *self, uint64_t seq, const char *json,
-                 size_t len);
+void gw_sse_push(gw_sse_t *self, uint64_t seq, const char *json, size_t len);
 
 //  The head seq, false if not known yet.
 bool gw_sse_head(gw_sse_t *self, uint64_t *seq);
@@ -41,8 +40,7 @@ bool gw_sse_head(gw_sse_t *self, uint64_t *seq);
 //  reached), 400 for a Last-Event-ID that is not a number. Caller queues
 //  it and destroys its reference.
 struct MHD_Response *gw_sse_open(gw_sse_t *self, struct MHD_Connection *conn,
-                                 const char *last_event_id,
-                                 unsigned *status);
+                                 const char *last_event_id, unsigned *status);
 
 //  Bus thread, every few hundred ms: mark clients due a keepalive comment
 //  and wake them.

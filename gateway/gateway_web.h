@@ -6,11 +6,11 @@
 #include <stddef.h>
 
 typedef struct {
-    const char *name;            //  file name, e.g. "app.js"
-    const char *type;            //  Content-Type
+    const char *name;  //  file name, e.g. "app.js"
+    const char *type;  //  Content-Type
     const unsigned char *data;
     size_t len;
-    const char *etag;            //  quoted, from the file's SHA-256
+    const char *etag;  //  quoted, from the file's SHA-256
 } gw_web_file_t;
 
 //  Terminated by an entry with name == NULL.

@@ -31,9 +31,11 @@
     do {                                                                       \
         const char *a_ = (a), *b_ = (b);                                       \
         if (!a_ || !b_ || strcmp(a_, b_) != 0) {                               \
-            fprintf(stderr, "%s:%d: CHECK_STR(%s, %s) failed: \"%s\" != "      \
-                    "\"%s\"\n", __FILE__, __LINE__, #a, #b,                    \
-                    a_ ? a_ : "(null)", b_ ? b_ : "(null)");                   \
+            fprintf(stderr,                                                    \
+                    "%s:%d: CHECK_STR(%s, %s) failed: \"%s\" != "              \
+                    "\"%s\"\n",                                                \
+                    __FILE__, __LINE__, #a, #b, a_ ? a_ : "(null)",            \
+                    b_ ? b_ : "(null)");                                       \
             abort();                                                           \
         }                                                                      \
     } while (0)

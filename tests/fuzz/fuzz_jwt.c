@@ -26,8 +26,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     pres_jwt_claims_t claims;
     const char *why = NULL;
-    if (pres_jwt_verify(jwt, (const char *)data, size, S_NOW, &claims,
-                        &why) == 0) {
+    if (pres_jwt_verify(jwt, (const char *)data, size, S_NOW, &claims, &why) ==
+        0) {
         if (!pres_id_valid(claims.sub, strlen(claims.sub)) ||
             claims.exp + 30 <= S_NOW)
             abort();

@@ -33,8 +33,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (pres_event_decode(&ev, topic, strlen(topic), body, len, &why) == 0) {
         size_t n = pres_event_encode(&ev, again, sizeof again);
         s_same(n > 0);
-        s_same(pres_event_decode(&ev2, topic, strlen(topic), again, n,
-                                 &why) == 0);
+        s_same(pres_event_decode(&ev2, topic, strlen(topic), again, n, &why) ==
+               0);
         s_same(strcmp(ev.user, ev2.user) == 0 && ev.seq == ev2.seq &&
                ev.type == ev2.type && strcmp(ev.session, ev2.session) == 0);
     }

@@ -21,7 +21,8 @@ s_handled(void)
     pres_query_t q = {.op = PRES_Q_STATS};
     zframe_t *rep = it_query(&cfg, &q);
     CHECK(rep);
-    uint64_t v = it_uint(rep, "events.applied") + it_uint(rep, "events.refused");
+    uint64_t v =
+        it_uint(rep, "events.applied") + it_uint(rep, "events.refused");
     zframe_destroy(&rep);
     return v;
 }
@@ -93,8 +94,9 @@ s_nodrop(void)
     int64_t t1 = pres_mono_ms();
     uint64_t handled = s_settle(applied0 + N, 0, 60000);
     int64_t t2 = pres_mono_ms();
-    fprintf(stderr, "nodrop: sent %d in %" PRId64 " ms, applied after %"
-            PRId64 " ms\n", N, t1 - t0, t2 - t0);
+    fprintf(stderr,
+            "nodrop: sent %d in %" PRId64 " ms, applied after %" PRId64 " ms\n",
+            N, t1 - t0, t2 - t0);
     (void)handled;
     CHECK_EQ(it_stat(&cfg, "events.applied") - applied0, N);
     CHECK_EQ(it_stat(&cfg, "events.lost") - lost0, 0);
@@ -143,8 +145,10 @@ s_plain_pub(void)
     int64_t t1 = pres_mono_ms();
     uint64_t applied = it_stat(&cfg, "events.applied") - applied0;
     uint64_t lost = it_stat(&cfg, "events.lost") - lost0;
-    fprintf(stderr, "plain PUB: applied %" PRIu64 ", lost %" PRIu64
-            " (%" PRId64 " ms)\n", applied, lost, t1 - t0);
+    fprintf(stderr,
+            "plain PUB: applied %" PRIu64 ", lost %" PRIu64 " (%" PRId64
+            " ms)\n",
+            applied, lost, t1 - t0);
     CHECK_EQ(applied + lost, N);
     uint64_t pseq = 0, plost = 0;
     s_pub_stats("frontend-plain-1", &pseq, &plost);

@@ -37,8 +37,7 @@ main(void)
     it_proc_kill9(&broker);
     pres_pub_destroy(&pub);
     CHECK_EQ(it_broker_start(&env, NULL, &broker), 0);
-    CHECK_EQ(it_get_user(&cfg, "beater", state, &sessions, &after, account),
-             0);
+    CHECK_EQ(it_get_user(&cfg, "beater", state, &sessions, &after, account), 0);
     printf("last_seen before kill -9 %llu, after restart %llu (%lld ms "
            "behind)\n",
            (unsigned long long)before, (unsigned long long)after,

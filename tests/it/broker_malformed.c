@@ -12,8 +12,17 @@ static it_proc_t broker;
 static pres_config_t cfg;
 
 //  Pack a heartbeat map with one field replaced/added/dropped.
-typedef enum { F_PLAIN, F_USER_INT, F_NO_SEQ, F_EXTRA, F_V2, F_BAD_USER,
-               F_TYPE_DANCE, F_HUGE_ARRAY, F_DEEP } s_flaw_t;
+typedef enum {
+    F_PLAIN,
+    F_USER_INT,
+    F_NO_SEQ,
+    F_EXTRA,
+    F_V2,
+    F_BAD_USER,
+    F_TYPE_DANCE,
+    F_HUGE_ARRAY,
+    F_DEEP
+} s_flaw_t;
 
 static size_t
 s_body(s_flaw_t flaw, uint8_t *out, size_t cap)
@@ -61,7 +70,7 @@ s_body(s_flaw_t flaw, uint8_t *out, size_t cap)
     msgpack_sbuffer_destroy(&sb);
     if (flaw == F_HUGE_ARRAY) {
         //  "state": array32 claiming 0x0FFFFFFF elements, none present.
-        const uint8_t tail[] = {0xa5, 's', 't', 'a', 't', 'e',
+        const uint8_t tail[] = {0xa5, 's',  't',  'a',  't', 'e',
                                 0xdd, 0x0f, 0xff, 0xff, 0xff};
         memcpy(out + len, tail, sizeof(tail));
         len += sizeof(tail);
@@ -132,7 +141,7 @@ main(void)
     s_send(pub, "login", body, len);
     sent++;
     //  5. the flawed maps
-    s_flaw_t flaws[] = {F_USER_INT, F_NO_SEQ,    F_EXTRA,      F_V2,
+    s_flaw_t flaws[] = {F_USER_INT, F_NO_SEQ,     F_EXTRA,      F_V2,
                         F_BAD_USER, F_TYPE_DANCE, F_HUGE_ARRAY, F_DEEP};
     for (size_t i = 0; i < sizeof(flaws) / sizeof(flaws[0]); i++) {
         uint8_t bad[512];
@@ -154,8 +163,8 @@ main(void)
     sent++;
 
     int64_t end = pres_mono_ms() + 5000;
-    while (it_stat(&cfg, "events.malformed") < (uint64_t)sent
-           && pres_mono_ms() < end)
+    while (it_stat(&cfg, "events.malformed") < (uint64_t)sent &&
+           pres_mono_ms() < end)
         usleep(20 * 1000);
     CHECK_EQ(it_stat(&cfg, "events.malformed"), sent);
     CHECK_EQ(it_stat(&cfg, "events.refused"), sent);
@@ -198,8 +207,8 @@ main(void)
     s_query_error("\x82\xa2op\xa4list\xa5limit\xcd\xff\xff", 17);
     {
         //  array32 with a huge count as a query
-        const uint8_t q[] = {0x81, 0xa2, 'o', 'p', 0xdd, 0x0f, 0xff, 0xff,
-                             0xff};
+        const uint8_t q[] = {0x81, 0xa2, 'o',  'p', 0xdd,
+                             0x0f, 0xff, 0xff, 0xff};
         s_query_error(q, sizeof(q));
     }
     //  And good queries still work.

@@ -23,7 +23,8 @@ static void
 s_get(const char *user, s_user_t *u)
 {
     CHECK_EQ(it_get_user(&cfg, user, u->state, &u->sessions, &u->last_seen,
-                         u->account), 0);
+                         u->account),
+             0);
 }
 
 int
@@ -48,8 +49,11 @@ main(void)
     CHECK(it_send_logout(pub, "u3", "a") == 0);
     CHECK(it_send_account(pub, "u4", "banned") == 0);
     for (int i = 0; i < 7; i++)
-        CHECK(it_wait_change(sub, i < 2 ? "u1" : i < 4 ? "u2" : i < 6
-                                                          ? "u3" : "u4",
+        CHECK(it_wait_change(sub,
+                             i < 2   ? "u1"
+                             : i < 4 ? "u2"
+                             : i < 6 ? "u3"
+                                     : "u4",
                              &ch, 3000) == 0);
     //  A heartbeat that changes nothing: last_seen is lazily durable.
     usleep(50 * 1000);

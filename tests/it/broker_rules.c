@@ -11,8 +11,8 @@ static it_proc_t broker;
 static pres_config_t cfg;
 
 static void
-s_expect(zsock_t *sub, const char *user, const char *state,
-         const char *reason, uint32_t sessions, pres_change_t *out)
+s_expect(zsock_t *sub, const char *user, const char *state, const char *reason,
+         uint32_t sessions, pres_change_t *out)
 {
     pres_change_t ch;
     CHECK(it_wait_change(sub, user, &ch, 3000) == 0);
@@ -107,8 +107,8 @@ main(void)
     CHECK(it_send_login(pub, "bob", "b3") == 0);
     CHECK(it_send_heartbeat(pub, "bob", "b4", NULL) == 0);
     int64_t end = pres_mono_ms() + 3000;
-    while (it_stat(&cfg, "events.refused") < refused + 2
-           && pres_mono_ms() < end)
+    while (it_stat(&cfg, "events.refused") < refused + 2 &&
+           pres_mono_ms() < end)
         usleep(10 * 1000);
     CHECK_EQ(it_stat(&cfg, "events.refused"), refused + 2);
     s_user("bob", "offline", 0, "suspended");
@@ -119,8 +119,8 @@ main(void)
     CHECK(rogue);
     CHECK(it_send_account(rogue, "bob", "active") == 0);
     end = pres_mono_ms() + 3000;
-    while (it_stat(&cfg, "events.refused") < refused + 3
-           && pres_mono_ms() < end)
+    while (it_stat(&cfg, "events.refused") < refused + 3 &&
+           pres_mono_ms() < end)
         usleep(10 * 1000);
     CHECK_EQ(it_stat(&cfg, "events.refused"), refused + 3);
     s_user("bob", "offline", 0, "suspended");

@@ -136,8 +136,8 @@ main(void)
     CHECK(strstr(err, "resync: seq gap (expected seq 13, got 14)"));
 
     //  Changes 32 and 33 are lost and nothing follows them.
-    snprintf(cmd, sizeof(cmd), "%s --json watch --count 2 2>%s/watch2.err",
-             ctl, env.dir);
+    snprintf(cmd, sizeof(cmd), "%s --json watch --count 2 2>%s/watch2.err", ctl,
+             env.dir);
     p = popen(cmd, "r");
     CHECK(p);
     alarm(20);

@@ -108,9 +108,9 @@ main(void)
     snprintf(ev.user, sizeof ev.user, "mallory");
     snprintf(ev.session, sizeof ev.session, "m1");
     CHECK_EQ(pres_pub_send(intruder, &ev, 200), -1);
-    CHECK_EQ(it_get_user(&good, "mallory", state, &sessions, &last_seen,
-                         account),
-             1);
+    CHECK_EQ(
+        it_get_user(&good, "mallory", state, &sessions, &last_seen, account),
+        1);
     pres_pub_destroy(&intruder);
     pres_pub_destroy(&pub);
     CHECK_EQ(it_proc_stop(&broker, 5000), 0);

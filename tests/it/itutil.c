@@ -92,8 +92,7 @@ it_env_init(it_env_t *env, const char *name)
     s_install_handlers();
     snprintf(env->dir, sizeof(env->dir), "/tmp/pres-it-%s-XXXXXX", name);
     if (!mkdtemp(env->dir)) {
-        fprintf(stderr, "itutil: mkdtemp(%s): %s\n", env->dir,
-                strerror(errno));
+        fprintf(stderr, "itutil: mkdtemp(%s): %s\n", env->dir, strerror(errno));
         return -1;
     }
     snprintf(env->data_dir, sizeof(env->data_dir), "%s/data", env->dir);
@@ -127,8 +126,8 @@ int
 it_env_config(const it_env_t *env, pres_config_t *cfg)
 {
     pres_config_defaults(cfg);
-    if (pres_config_set(cfg, "data_dir", env->data_dir)
-        || pres_config_set(cfg, "run_dir", env->run_dir))
+    if (pres_config_set(cfg, "data_dir", env->data_dir) ||
+        pres_config_set(cfg, "run_dir", env->run_dir))
         return -1;
     for (int i = 0; i < env->nsettings; i++)
         if (pres_config_set(cfg, env->settings[i][0], env->settings[i][1]))
@@ -137,8 +136,7 @@ it_env_config(const it_env_t *env, pres_config_t *cfg)
 }
 
 static int
-s_rm_entry(const char *path, const struct stat *sb, int flag,
-           struct FTW *ftw)
+s_rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
     (void)sb;
     (void)flag;
@@ -206,8 +204,8 @@ it_spawn(const it_env_t *env, const char *prog, const char *const *argv,
     if (it_build_path(prog, path, sizeof(path)))
         return -1;
     snprintf(p->prog, sizeof(p->prog), "%s", prog);
-    snprintf(p->log_path, sizeof(p->log_path), "%s/%s-%d.log", env->dir,
-             prog, ++s_log_seq);
+    snprintf(p->log_path, sizeof(p->log_path), "%s/%s-%d.log", env->dir, prog,
+             ++s_log_seq);
 
     //  Our env entries, the overrides win: build them first, then copy the
     //  inherited entries they do not name. All before fork().
@@ -256,11 +254,9 @@ it_spawn(const it_env_t *env, const char *prog, const char *const *argv,
     for (int i = 0; i < nargs; i++)
         args[i + 1] = (char *)(uintptr_t)argv[i];
 
-    int fd = open(p->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-                  0640);
+    int fd = open(p->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     if (fd < 0) {
-        fprintf(stderr, "itutil: open(%s): %s\n", p->log_path,
-                strerror(errno));
+        fprintf(stderr, "itutil: open(%s): %s\n", p->log_path, strerror(errno));
         return -1;
     }
     pid_t parent = getpid();
@@ -448,8 +444,7 @@ it_wait_query(const pres_config_t *cfg, int timeout_ms)
 }
 
 int
-it_broker_start(const it_env_t *env, const char *const *extra_env,
-                it_proc_t *p)
+it_broker_start(const it_env_t *env, const char *const *extra_env, it_proc_t *p)
 {
     pres_config_t cfg;
     if (it_env_config(env, &cfg))
@@ -559,8 +554,8 @@ it_raw_pub_new(const pres_config_t *cfg)
         return NULL;
     zsock_set_sndhwm(sock, 0);
     zsock_set_linger(sock, 1000);
-    if (pres_bus_secure(sock, cfg, cfg->events_endpoint, false)
-        || zsock_connect(sock, "%s", cfg->events_endpoint)) {
+    if (pres_bus_secure(sock, cfg, cfg->events_endpoint, false) ||
+        zsock_connect(sock, "%s", cfg->events_endpoint)) {
         zsock_destroy(&sock);
         return NULL;
     }
@@ -600,8 +595,7 @@ it_raw_send(zsock_t *sock, int count, const void *const *data,
 }
 
 int
-it_recv(zsock_t *sub, pres_change_t *ch, pres_deadline_t *dl,
-        int timeout_ms)
+it_recv(zsock_t *sub, pres_change_t *ch, pres_deadline_t *dl, int timeout_ms)
 {
     zpoller_t *poller = zpoller_new(sub, NULL);
     void *which = zpoller_wait(poller, timeout_ms);
@@ -616,8 +610,8 @@ it_recv(zsock_t *sub, pres_change_t *ch, pres_deadline_t *dl,
     char *topic = zmsg_popstr(msg);
     zframe_t *body = zmsg_pop(msg);
     if (topic && body && zmsg_size(msg) == 0) {
-        if (strncmp(topic, PRES_CHANGE_PREFIX, strlen(PRES_CHANGE_PREFIX))
-            == 0) {
+        if (strncmp(topic, PRES_CHANGE_PREFIX, strlen(PRES_CHANGE_PREFIX)) ==
+            0) {
             pres_change_t tmp;
             if (pres_change_decode(ch ? ch : &tmp, zframe_data(body),
                                    zframe_size(body), &why) == 0)
@@ -652,8 +646,7 @@ s_wait_for(zsock_t *sub, int kind, const char *user, pres_change_t *ch,
         if (left <= 0)
             break;
         int rc = it_recv(sub, ch, dl, (int)left);
-        if (rc == kind &&
-            strcmp(kind == 1 ? ch->user : dl->user, user) == 0)
+        if (rc == kind && strcmp(kind == 1 ? ch->user : dl->user, user) == 0)
             return 0;
         if (rc == 0)
             break;
@@ -744,8 +737,8 @@ it_mp_str(zframe_t *reply, const char *path, char *out, size_t cap)
     pres_mp_reader_t r;
     const char *s;
     uint32_t len;
-    if (s_mp_find(&r, reply, path) || pres_mp_read_str(&r, &s, &len)
-        || len >= cap)
+    if (s_mp_find(&r, reply, path) || pres_mp_read_str(&r, &s, &len) ||
+        len >= cap)
         return -1;
     memcpy(out, s, len);
     out[len] = 0;
@@ -770,8 +763,8 @@ it_print_reply(zframe_t *reply)
         fprintf(stderr, "(no reply)\n");
         return;
     }
-    char *json = pres_mp_to_json(zframe_data(reply), zframe_size(reply),
-                                 NULL, NULL);
+    char *json =
+        pres_mp_to_json(zframe_data(reply), zframe_size(reply), NULL, NULL);
     fprintf(stderr, "reply: %s\n", json ? json : "(not convertible)");
     free(json);
 }
@@ -818,10 +811,10 @@ it_get_user(const pres_config_t *cfg, const char *user, char *state,
     } else if (ok) {
         uint64_t n = 0, ls = 0;
         char st[16] = "", acc[16] = "";
-        if (it_mp_str(rep, "state", st, sizeof(st)) == 0
-            && it_mp_uint(rep, "sessions", &n) == 0
-            && it_mp_uint(rep, "last_seen", &ls) == 0
-            && it_mp_str(rep, "account", acc, sizeof(acc)) == 0) {
+        if (it_mp_str(rep, "state", st, sizeof(st)) == 0 &&
+            it_mp_uint(rep, "sessions", &n) == 0 &&
+            it_mp_uint(rep, "last_seen", &ls) == 0 &&
+            it_mp_str(rep, "account", acc, sizeof(acc)) == 0) {
             if (state)
                 strcpy(state, st);
             if (sessions)

@@ -49,10 +49,10 @@ void it_env_cleanup(it_env_t *env);
 //  ---------------------------------------------------------------------
 //  Child daemons.
 typedef struct {
-    pid_t pid;                   //  0 once reaped
-    char prog[64];               //  e.g. "presence-broker"
+    pid_t pid;                       //  0 once reaped
+    char prog[64];                   //  e.g. "presence-broker"
     char log_path[2 * IT_PATH_MAX];  //  its stderr (and stdout)
-    int status;                  //  waitpid status once reaped
+    int status;                      //  waitpid status once reaped
 } it_proc_t;
 
 //  Path of a program in PRESENCE_BUILD_DIR (static buffer per call site is
@@ -67,9 +67,8 @@ int it_build_path(const char *prog, char *out, size_t cap);
 //  p is registered by address: keep it alive (static or in main) until
 //  the child is stopped.
 //  Returns 0 and fills p, or -1.
-int it_spawn(const it_env_t *env, const char *prog,
-             const char *const *argv, const char *const *extra_env,
-             it_proc_t *p);
+int it_spawn(const it_env_t *env, const char *prog, const char *const *argv,
+             const char *const *extra_env, it_proc_t *p);
 
 //  True while the child runs (reaps it if it exited).
 bool it_proc_alive(it_proc_t *p);
@@ -117,8 +116,8 @@ pres_pub_t *it_pub_new(const pres_config_t *cfg, const char *src);
 //  it_send_heartbeat: state NULL = no state field.
 int it_send_login(pres_pub_t *pub, const char *user, const char *session);
 int it_send_logout(pres_pub_t *pub, const char *user, const char *session);
-int it_send_heartbeat(pres_pub_t *pub, const char *user,
-                      const char *session, const char *state);
+int it_send_heartbeat(pres_pub_t *pub, const char *user, const char *session,
+                      const char *state);
 int it_send_expire(pres_pub_t *pub, const char *user, const char *session,
                    uint64_t deadline);
 int it_send_account(pres_pub_t *pub, const char *user, const char *status);
@@ -156,8 +155,7 @@ int it_drain(zsock_t *sub, int quiet_ms);
 zframe_t *it_query(const pres_config_t *cfg, const pres_query_t *q);
 
 //  Send raw bytes as a query (one frame) and return the reply frame.
-zframe_t *it_query_raw(const pres_config_t *cfg, const void *buf,
-                       size_t len);
+zframe_t *it_query_raw(const pres_config_t *cfg, const void *buf, size_t len);
 
 //  Look a value up in a msgpack reply by dotted path: map keys, and array
 //  indexes as numbers ("users.online", "publishers.0.src"). Return 0 and

@@ -70,8 +70,8 @@ main(void)
         uint32_t u = broker_live_user_find(live, id, (size_t)n);
         if (i % 2) {
             CHECK(u != BROKER_LIVE_NONE);
-            CHECK(broker_live_session_find(live, u, "x", 1)
-                  != BROKER_LIVE_NONE);
+            CHECK(broker_live_session_find(live, u, "x", 1) !=
+                  BROKER_LIVE_NONE);
         } else
             CHECK_EQ(u, BROKER_LIVE_NONE);
     }

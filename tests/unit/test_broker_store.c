@@ -33,12 +33,11 @@ s_fill_basic(broker_store_t *store, void *arg)
     strcpy(s.device, "phone");
     broker_meta_t m = {.seq = 42, .users = 1, .sessions = 1};
     m.accounts[PRES_ACC_SUSPENDED] = 1;
-    return broker_store_put_user(store, "alice", 5, &u)
-        || broker_store_put_session(store, "alice", "s1", &s)
-        || broker_store_set_state(store, "alice", 5, PRES_OFFLINE,
-                                  PRES_AWAY)
-        || broker_store_put_pub(store, "gw-1", 10, 3)
-        || broker_store_put_meta(store, &m);
+    return broker_store_put_user(store, "alice", 5, &u) ||
+           broker_store_put_session(store, "alice", "s1", &s) ||
+           broker_store_set_state(store, "alice", 5, PRES_OFFLINE, PRES_AWAY) ||
+           broker_store_put_pub(store, "gw-1", 10, 3) ||
+           broker_store_put_meta(store, &m);
 }
 
 static int
@@ -99,8 +98,7 @@ main(void)
     CHECK_EQ(u.account, PRES_ACC_SUSPENDED);
     CHECK_EQ(u.last_seen, 1234);
     CHECK_STR(u.reason, "spam");
-    CHECK_EQ(broker_store_get_user(store, "bob", 3, &u),
-             BROKER_STORE_NOTFOUND);
+    CHECK_EQ(broker_store_get_user(store, "bob", 3, &u), BROKER_STORE_NOTFOUND);
     broker_session_rec_t s;
     CHECK_EQ(broker_store_get_session(store, "alice", "s1", &s), 0);
     CHECK_EQ(s.last_hb, 99);
@@ -119,8 +117,8 @@ main(void)
                                  &n) == 0);
     CHECK_EQ(n, 0);
     n = 0;
-    CHECK(broker_store_each_user(store, true, PRES_AWAY, "alice",
-                                 s_count_user, &n) == 0);
+    CHECK(broker_store_each_user(store, true, PRES_AWAY, "alice", s_count_user,
+                                 &n) == 0);
     CHECK_EQ(n, 0);  //  strictly after the cursor
     n = 0;
     CHECK(broker_store_each_pub(store, s_count_pub, &n) == 0);
@@ -135,8 +133,8 @@ main(void)
     CHECK(broker_store_read_begin(store) == 0);
     CHECK_EQ(broker_store_get_user(store, "big0019999", 10, &u), 0);
     n = 0;
-    CHECK(broker_store_each_user(store, false, PRES_OFFLINE, "",
-                                 s_count_user, &n) == 0);
+    CHECK(broker_store_each_user(store, false, PRES_OFFLINE, "", s_count_user,
+                                 &n) == 0);
     CHECK_EQ(n, 20001);
     broker_store_read_end(store);
     broker_store_destroy(&store);
@@ -196,7 +194,7 @@ main(void)
     CHECK_EQ(broker_pubs_arrive(pubs, "gateway-x", 7), 0);
     CHECK_EQ(broker_pubs_arrive(pubs, "gateway-x", 10), 2);
     CHECK_EQ(broker_pubs_arrive(pubs, "gateway-x", 1), 0);  //  restart
-    CHECK_EQ(broker_pubs_arrive(pubs, "fresh", 5), 4);  //  slow joiner
+    CHECK_EQ(broker_pubs_arrive(pubs, "fresh", 5), 4);      //  slow joiner
     broker_state_destroy(&state);
     broker_store_destroy(&store);
     nftw(dir, s_rm, 8, FTW_DEPTH | FTW_PHYS);

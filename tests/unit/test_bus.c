@@ -76,9 +76,9 @@ s_test_publisher(void)
         CHECK(n > 0);
         pres_event_t got;
         const char *why;
-        CHECK_EQ(pres_event_decode(&got, topic, (size_t)tn, body, (size_t)n,
-                                   &why),
-                 0);
+        CHECK_EQ(
+            pres_event_decode(&got, topic, (size_t)tn, body, (size_t)n, &why),
+            0);
         CHECK_STR(got.src, "test-pub");
         CHECK_EQ(got.seq, expect);
         expect++;
@@ -125,8 +125,8 @@ s_fake_broker(zsock_t *pipe, void *args)
         pres_mp_writer_init(&w, reply, sizeof reply);
         msgpack_pack_map(&w.pk, 2);
         pres_mp_pack_cstr(&w, "ok");
-        if (pres_query_decode(&q, zframe_data(body), zframe_size(body),
-                              &why) == 0 &&
+        if (pres_query_decode(&q, zframe_data(body), zframe_size(body), &why) ==
+                0 &&
             q.op == PRES_Q_STATS) {
             msgpack_pack_true(&w.pk);
             pres_mp_pack_kv_uint(&w, "seq", ++served);
@@ -159,8 +159,8 @@ s_test_query_client(void)
     for (int i = 1; i <= 3; i++) {
         zframe_t *reply = pres_qclient_query(qc, &q, 5000, NULL);
         CHECK(reply);
-        char *json = pres_mp_to_json(zframe_data(reply), zframe_size(reply),
-                                     "ok", NULL);
+        char *json =
+            pres_mp_to_json(zframe_data(reply), zframe_size(reply), "ok", NULL);
         char expect[32];
         snprintf(expect, sizeof expect, "{\"seq\":%d}", i);
         CHECK_STR(json, expect);

@@ -54,10 +54,14 @@ main(void)
     unsetenv("PRESENCE_HEARTBEAT");
 
     //  Bad input: each refused.
-    const char *bad[] = {"nokey\n",          "colour = blue\n",
-                         "timeout = soon\n", "timeout = -1\n",
-                         "heartbeat = 1x\n", "jwt_alg = none\n",
-                         "jwt_alg = RS256\n", "bus_insecure_tcp = maybe\n",
+    const char *bad[] = {"nokey\n",
+                         "colour = blue\n",
+                         "timeout = soon\n",
+                         "timeout = -1\n",
+                         "heartbeat = 1x\n",
+                         "jwt_alg = none\n",
+                         "jwt_alg = RS256\n",
+                         "bus_insecure_tcp = maybe\n",
                          "unknown_users = sometimes\n",
                          "events_endpoint = tcp://10.0.0.1:5555\n"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {

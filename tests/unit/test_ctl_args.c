@@ -14,11 +14,15 @@ static char out_buf[16384], err_buf[4096];
 static int
 s_parse(ctl_args_t *a, const char *const *list)
 {
+    static char store[32][128];  //  writable copies: argv is char **
     char *argv[32];
     int argc = 0;
-    argv[argc++] = (char *)"presencectl";
-    for (; *list; list++)
-        argv[argc++] = (char *)*list;
+    for (const char *arg = "presencectl"; arg; arg = *list++) {
+        CHECK(argc < 31 && strlen(arg) < sizeof(store[0]));
+        strcpy(store[argc], arg);
+        argv[argc] = store[argc];
+        argc++;
+    }
     argv[argc] = NULL;
     FILE *out = fmemopen(out_buf, sizeof(out_buf), "w");
     FILE *err = fmemopen(err_buf, sizeof(err_buf), "w");

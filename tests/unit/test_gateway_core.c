@@ -46,8 +46,7 @@ s_test_accounts(void)
 static gw_auth_t *
 s_auth(const char *path)
 {
-    pres_jwt_t *jwt = pres_jwt_new_key("HS256",
-                                       (const unsigned char *)s_secret,
+    pres_jwt_t *jwt = pres_jwt_new_key("HS256", (const unsigned char *)s_secret,
                                        strlen(s_secret), 30);
     CHECK(jwt);
     gw_auth_t *auth = gw_auth_new_with(&jwt, path, 30);
@@ -80,36 +79,44 @@ s_test_auth(void)
     snprintf(header, sizeof header, "bearer   %s  ", t1);
     for (int round = 0; round < 2; round++) {  //  miss, then cache hit
         CHECK_EQ(gw_auth_check(auth, cache, header, now, &c, &tok, &tok_len,
-                               &rej, &why), 0);
+                               &rej, &why),
+                 0);
         CHECK_STR(c.sub, "alice");
         CHECK(!c.admin);
         CHECK_EQ(tok_len, strlen(t1));
     }
-    CHECK_EQ(gw_auth_check(auth, cache, NULL, now, &c, &tok, &tok_len, &rej,
-                           &why), -1);
+    CHECK_EQ(
+        gw_auth_check(auth, cache, NULL, now, &c, &tok, &tok_len, &rej, &why),
+        -1);
     CHECK_EQ(rej, GW_REJ_NO_TOKEN);
-    CHECK_EQ(gw_auth_check(auth, cache, "Basic abc", now, &c, &tok,
-                           &tok_len, &rej, &why), -1);
+    CHECK_EQ(gw_auth_check(auth, cache, "Basic abc", now, &c, &tok, &tok_len,
+                           &rej, &why),
+             -1);
     CHECK_EQ(rej, GW_REJ_NO_TOKEN);
-    CHECK_EQ(gw_auth_check(auth, cache, "Bearer x.y.z", now, &c, &tok,
-                           &tok_len, &rej, &why), -1);
+    CHECK_EQ(gw_auth_check(auth, cache, "Bearer x.y.z", now, &c, &tok, &tok_len,
+                           &rej, &why),
+             -1);
     CHECK_EQ(rej, GW_REJ_BAD_TOKEN);
     //  A cached token still expires.
-    CHECK_EQ(gw_auth_check(auth, cache, header, now + 700, &c, &tok,
-                           &tok_len, &rej, &why), -1);
+    CHECK_EQ(gw_auth_check(auth, cache, header, now + 700, &c, &tok, &tok_len,
+                           &rej, &why),
+             -1);
     CHECK_EQ(rej, GW_REJ_EXPIRED);
 
     //  Revoke t1 (cached): refused at once, t2 unaffected.
     snprintf(header, sizeof header, "Bearer %s", t1);
-    CHECK_EQ(gw_auth_check(auth, cache, header, now, &c, &tok, &tok_len,
-                           &rej, &why), 0);
+    CHECK_EQ(
+        gw_auth_check(auth, cache, header, now, &c, &tok, &tok_len, &rej, &why),
+        0);
     CHECK_EQ(gw_auth_revoke(auth, t1, strlen(t1), now + 600), 0);
-    CHECK_EQ(gw_auth_check(auth, cache, header, now, &c, &tok, &tok_len,
-                           &rej, &why), -1);
+    CHECK_EQ(
+        gw_auth_check(auth, cache, header, now, &c, &tok, &tok_len, &rej, &why),
+        -1);
     CHECK_EQ(rej, GW_REJ_REVOKED);
     snprintf(header, sizeof header, "Bearer %s", t2);
-    CHECK_EQ(gw_auth_check(auth, cache, header, now, &c, &tok, &tok_len,
-                           &rej, &why), 0);
+    CHECK_EQ(
+        gw_auth_check(auth, cache, header, now, &c, &tok, &tok_len, &rej, &why),
+        0);
     CHECK(c.admin);
     //  An already expired revocation, to be dropped on reload.
     CHECK_EQ(gw_auth_revoke(auth, "old.token.x", 11, now - 3600), 0);

@@ -26,8 +26,8 @@ s_b64url(const unsigned char *in, size_t len, char *out)
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     size_t o = 0, i = 0;
     for (; i + 2 < len; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8
-                   | in[i + 2];
+        uint32_t v =
+            (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
         out[o++] = t[v >> 18];
         out[o++] = t[(v >> 12) & 63];
         out[o++] = t[(v >> 6) & 63];
@@ -37,8 +37,7 @@ s_b64url(const unsigned char *in, size_t len, char *out)
         uint32_t v = (uint32_t)in[i] << 16;
         out[o++] = t[v >> 18];
         out[o++] = t[(v >> 12) & 63];
-    }
-    else if (len - i == 2) {
+    } else if (len - i == 2) {
         uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
         out[o++] = t[v >> 18];
         out[o++] = t[(v >> 12) & 63];
@@ -73,8 +72,8 @@ s_make(const char *header, const char *payload, const EVP_MD *md,
 static char *
 s_hs256(const char *payload)
 {
-    return s_make("{\"alg\":\"HS256\",\"typ\":\"JWT\"}", payload,
-                  EVP_sha256(), s_secret, strlen(s_secret));
+    return s_make("{\"alg\":\"HS256\",\"typ\":\"JWT\"}", payload, EVP_sha256(),
+                  s_secret, strlen(s_secret));
 }
 
 static const char *
@@ -120,17 +119,20 @@ s_test_good(const pres_jwt_t *v)
     CHECK_EQ(c.nbf, s_now);
 
     //  role other than admin: a user.
-    snprintf(pl, sizeof pl,
-             "{\"sub\":\"bob\",\"exp\":%lld,\"role\":\"Admin\"}",
+    snprintf(pl, sizeof pl, "{\"sub\":\"bob\",\"exp\":%lld,\"role\":\"Admin\"}",
              (long long)s_now + 60);
     CHECK_STR(s_verify(v, s_hs256(pl), &c), "ok");
     CHECK(!c.admin);
 
     //  No typ header is fine; typ "jwt" in any case is fine.
-    s_expect(v, s_make("{\"alg\":\"HS256\"}", pl, EVP_sha256(), s_secret,
-                       strlen(s_secret)), "ok");
-    s_expect(v, s_make("{\"alg\":\"HS256\",\"typ\":\"jwt\"}", pl,
-                       EVP_sha256(), s_secret, strlen(s_secret)), "ok");
+    s_expect(v,
+             s_make("{\"alg\":\"HS256\"}", pl, EVP_sha256(), s_secret,
+                    strlen(s_secret)),
+             "ok");
+    s_expect(v,
+             s_make("{\"alg\":\"HS256\",\"typ\":\"jwt\"}", pl, EVP_sha256(),
+                    s_secret, strlen(s_secret)),
+             "ok");
 
     //  exp within the leeway (30 s) still passes; nbf within it too.
     snprintf(pl, sizeof pl, "{\"sub\":\"bob\",\"exp\":%lld}",
@@ -148,42 +150,60 @@ s_test_alg(const pres_jwt_t *v)
     snprintf(pl, sizeof pl, "{\"sub\":\"alice\",\"exp\":%lld}",
              (long long)s_now + 60);
     //  alg=none with no signature (libjwt accepts it without a key).
-    s_expect(v, s_make("{\"alg\":\"none\",\"typ\":\"JWT\"}", pl, NULL,
-                       NULL, 0), "malformed");
+    s_expect(v, s_make("{\"alg\":\"none\",\"typ\":\"JWT\"}", pl, NULL, NULL, 0),
+             "malformed");
     //  alg=none with some signature bytes.
     char tok[4096];
     snprintf(tok, sizeof tok, "%sAAAA",
              s_make("{\"alg\":\"none\"}", pl, NULL, NULL, 0));
     s_expect(v, tok, "bad_alg");
     //  alg=none with a real HS256 MAC appended.
-    s_expect(v, s_make("{\"alg\":\"none\"}", pl, EVP_sha256(), s_secret,
-                       strlen(s_secret)), "bad_alg");
+    s_expect(v,
+             s_make("{\"alg\":\"none\"}", pl, EVP_sha256(), s_secret,
+                    strlen(s_secret)),
+             "bad_alg");
     //  HS512 / HS384 signed with our secret (libjwt accepts it).
-    s_expect(v, s_make("{\"alg\":\"HS512\",\"typ\":\"JWT\"}", pl,
-                       EVP_sha512(), s_secret, strlen(s_secret)), "bad_alg");
-    s_expect(v, s_make("{\"alg\":\"HS384\",\"typ\":\"JWT\"}", pl,
-                       EVP_sha384(), s_secret, strlen(s_secret)), "bad_alg");
+    s_expect(v,
+             s_make("{\"alg\":\"HS512\",\"typ\":\"JWT\"}", pl, EVP_sha512(),
+                    s_secret, strlen(s_secret)),
+             "bad_alg");
+    s_expect(v,
+             s_make("{\"alg\":\"HS384\",\"typ\":\"JWT\"}", pl, EVP_sha384(),
+                    s_secret, strlen(s_secret)),
+             "bad_alg");
     //  Case games: libjwt compares case-insensitively, we do not.
-    s_expect(v, s_make("{\"alg\":\"hs256\"}", pl, EVP_sha256(), s_secret,
-                       strlen(s_secret)), "bad_alg");
+    s_expect(v,
+             s_make("{\"alg\":\"hs256\"}", pl, EVP_sha256(), s_secret,
+                    strlen(s_secret)),
+             "bad_alg");
     //  alg missing, alg not a string.
-    s_expect(v, s_make("{\"typ\":\"JWT\"}", pl, EVP_sha256(), s_secret,
-                       strlen(s_secret)), "bad_alg");
-    s_expect(v, s_make("{\"alg\":1}", pl, EVP_sha256(), s_secret,
-                       strlen(s_secret)), "bad_alg");
+    s_expect(v,
+             s_make("{\"typ\":\"JWT\"}", pl, EVP_sha256(), s_secret,
+                    strlen(s_secret)),
+             "bad_alg");
+    s_expect(
+        v, s_make("{\"alg\":1}", pl, EVP_sha256(), s_secret, strlen(s_secret)),
+        "bad_alg");
     //  typ other than JWT.
-    s_expect(v, s_make("{\"alg\":\"HS256\",\"typ\":\"JWS\"}", pl,
-                       EVP_sha256(), s_secret, strlen(s_secret)), "bad_typ");
-    s_expect(v, s_make("{\"alg\":\"HS256\",\"typ\":7}", pl, EVP_sha256(),
-                       s_secret, strlen(s_secret)), "bad_typ");
+    s_expect(v,
+             s_make("{\"alg\":\"HS256\",\"typ\":\"JWS\"}", pl, EVP_sha256(),
+                    s_secret, strlen(s_secret)),
+             "bad_typ");
+    s_expect(v,
+             s_make("{\"alg\":\"HS256\",\"typ\":7}", pl, EVP_sha256(), s_secret,
+                    strlen(s_secret)),
+             "bad_typ");
     //  crit extension we do not understand.
-    s_expect(v, s_make("{\"alg\":\"HS256\",\"crit\":[\"x\"],\"x\":1}", pl,
-                       EVP_sha256(), s_secret, strlen(s_secret)),
+    s_expect(v,
+             s_make("{\"alg\":\"HS256\",\"crit\":[\"x\"],\"x\":1}", pl,
+                    EVP_sha256(), s_secret, strlen(s_secret)),
              "bad_claim");
     //  Wrong secret.
     static const char other[] = "ffffffffffffffffffffffffffffffffffffffff";
-    s_expect(v, s_make("{\"alg\":\"HS256\"}", pl, EVP_sha256(), other,
-                       strlen(other)), "bad_signature");
+    s_expect(
+        v,
+        s_make("{\"alg\":\"HS256\"}", pl, EVP_sha256(), other, strlen(other)),
+        "bad_signature");
 }
 
 static void
@@ -206,8 +226,9 @@ s_test_claims(const pres_jwt_t *v)
     s_expect(v, s_hs256("{\"sub\":\"alice\",\"exp\":true}"), "bad_claim");
     s_expect(v, s_hs256("{\"sub\":\"alice\",\"exp\":[1]}"), "bad_claim");
     //  exp too big for an integer: jansson refuses the document.
-    s_expect(v, s_hs256("{\"sub\":\"alice\","
-                        "\"exp\":99999999999999999999999999}"),
+    s_expect(v,
+             s_hs256("{\"sub\":\"alice\","
+                     "\"exp\":99999999999999999999999999}"),
              "malformed");
     //  nbf in the future, nbf of the wrong type, iat of the wrong type.
     snprintf(pl, sizeof pl, "{\"sub\":\"a\",\"exp\":%lld,\"nbf\":%lld}",
@@ -220,10 +241,16 @@ s_test_claims(const pres_jwt_t *v)
              (long long)s_now + 600);
     s_expect(v, s_hs256(pl), "bad_claim");
     //  sub: missing, empty, bad characters, too long, not a string.
-    const char *subs[] = {NULL, "\"\"", "\"a b\"", "\"a/b\"", "\"\\u00e9\"",
+    const char *subs[] = {NULL,
+                          "\"\"",
+                          "\"a b\"",
+                          "\"a/b\"",
+                          "\"\\u00e9\"",
                           "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
                           "aaaaaaaaaaaaaaaaa\"",
-                          "1", "null", "[\"a\"]"};
+                          "1",
+                          "null",
+                          "[\"a\"]"};
     for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
         if (subs[i])
             snprintf(pl, sizeof pl, "{\"sub\":%s,\"exp\":%lld}", subs[i],
@@ -242,8 +269,7 @@ s_test_claims(const pres_jwt_t *v)
     s_expect(v, s_hs256(pl), "bad_claim");
     //  Duplicate claims (a parser that keeps the first would differ from
     //  one that keeps the last): refused.
-    snprintf(pl, sizeof pl,
-             "{\"sub\":\"a\",\"exp\":%lld,\"sub\":\"admin\"}",
+    snprintf(pl, sizeof pl, "{\"sub\":\"a\",\"exp\":%lld,\"sub\":\"admin\"}",
              (long long)s_now + 60);
     s_expect(v, s_hs256(pl), "malformed");
     //  Payload not an object.
@@ -284,17 +310,19 @@ s_test_shapes(const pres_jwt_t *v)
     s_expect(v, tok, "bad_signature");
 
     //  Missing parts and stray dots.
-    const char *shapes[] = {"", "abc", "abc.def", "abc.def.ghi.jkl", ".a.b",
-                            "a..b", "a.b.", "...", "a.b.c.", "a b.c.d",
-                            "a.b!c.d", "a.b.c=d", "a+b.c.d", "a/b.c.d"};
+    const char *shapes[] = {"",        "abc",     "abc.def", "abc.def.ghi.jkl",
+                            ".a.b",    "a..b",    "a.b.",    "...",
+                            "a.b.c.",  "a b.c.d", "a.b!c.d", "a.b.c=d",
+                            "a+b.c.d", "a/b.c.d"};
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
         s_expect(v, shapes[i], "malformed");
     //  Garbage base64 that decodes to no JSON, and a 1-char remainder.
     s_expect(v, "AAAA.AAAA.AAAA", "malformed");
     s_expect(v, "A.AAAA.AAAA", "malformed");
     //  Header that is not an object.
-    s_expect(v, s_make("[\"HS256\"]", pl, EVP_sha256(), s_secret,
-                       strlen(s_secret)), "malformed");
+    s_expect(
+        v, s_make("[\"HS256\"]", pl, EVP_sha256(), s_secret, strlen(s_secret)),
+        "malformed");
     //  Embedded NUL: the length says more than strlen would.
     snprintf(tok, sizeof tok, "%s", good);
     tok[10] = '\0';
@@ -326,14 +354,13 @@ s_test_asym(const char *alg, EVP_PKEY *pkey, const pres_jwt_t *hs)
     BIO *pub = BIO_new(BIO_s_mem());
     BIO *priv = BIO_new(BIO_s_mem());
     CHECK(PEM_write_bio_PUBKEY(pub, pkey) == 1);
-    CHECK(PEM_write_bio_PrivateKey(priv, pkey, NULL, NULL, 0, NULL, NULL)
-          == 1);
+    CHECK(PEM_write_bio_PrivateKey(priv, pkey, NULL, NULL, 0, NULL, NULL) == 1);
     char *pub_pem, *priv_pem;
     long pub_len = BIO_get_mem_data(pub, &pub_pem);
     long priv_len = BIO_get_mem_data(priv, &priv_pem);
 
-    pres_jwt_t *v = pres_jwt_new_key(alg, (unsigned char *)pub_pem,
-                                     (size_t)pub_len, 30);
+    pres_jwt_t *v =
+        pres_jwt_new_key(alg, (unsigned char *)pub_pem, (size_t)pub_len, 30);
     CHECK(v);
     CHECK_STR(pres_jwt_alg(v), alg);
 
@@ -360,13 +387,16 @@ s_test_asym(const char *alg, EVP_PKEY *pkey, const pres_jwt_t *hs)
 
     //  RS/HS confusion: HS256 with the public PEM as the HMAC secret.
     char pl[256];
-    snprintf(pl, sizeof pl, "{\"sub\":\"mallory\",\"exp\":%lld,"
-             "\"role\":\"admin\"}", (long long)s_now + 60);
-    s_expect(v, s_make("{\"alg\":\"HS256\",\"typ\":\"JWT\"}", pl,
-                       EVP_sha256(), pub_pem, (size_t)pub_len), "bad_alg");
+    snprintf(pl, sizeof pl,
+             "{\"sub\":\"mallory\",\"exp\":%lld,"
+             "\"role\":\"admin\"}",
+             (long long)s_now + 60);
+    s_expect(v,
+             s_make("{\"alg\":\"HS256\",\"typ\":\"JWT\"}", pl, EVP_sha256(),
+                    pub_pem, (size_t)pub_len),
+             "bad_alg");
     //  alg=none against a public-key verifier.
-    s_expect(v, s_make("{\"alg\":\"none\"}", pl, NULL, NULL, 0),
-             "malformed");
+    s_expect(v, s_make("{\"alg\":\"none\"}", pl, NULL, NULL, 0), "malformed");
     pres_jwt_destroy(&v);
     CHECK(v == NULL);
     BIO_free(pub);
@@ -377,10 +407,9 @@ static void
 s_test_keys(void)
 {
     //  Empty and short keys are refused (key_len 0 = alg none in libjwt).
-    CHECK(pres_jwt_new_key("HS256", (const unsigned char *)"", 0, 30)
-          == NULL);
-    CHECK(pres_jwt_new_key("HS256", (const unsigned char *)"short", 5, 30)
-          == NULL);
+    CHECK(pres_jwt_new_key("HS256", (const unsigned char *)"", 0, 30) == NULL);
+    CHECK(pres_jwt_new_key("HS256", (const unsigned char *)"short", 5, 30) ==
+          NULL);
     CHECK(pres_jwt_new_key("HS512", (const unsigned char *)s_secret,
                            strlen(s_secret), 30) == NULL);
     CHECK(pres_jwt_new_key("none", (const unsigned char *)s_secret,
@@ -420,8 +449,7 @@ s_test_keys(void)
     CHECK_EQ(c.exp, s_now + 60);
     CHECK_EQ(c.iat, s_now);
     //  Expired later: leeway 5 s, ttl 60 s.
-    CHECK_EQ(pres_jwt_verify(v, tok, strlen(tok), s_now + 66, NULL, NULL),
-             -1);
+    CHECK_EQ(pres_jwt_verify(v, tok, strlen(tok), s_now + 66, NULL, NULL), -1);
     free(tok);
     tok = pres_jwt_mint(v, "erin", false, 60, s_now);
     CHECK(tok);
@@ -438,8 +466,7 @@ s_test_keys(void)
     CHECK(f);
     fputs("tooshort\n", f);
     fclose(f);
-    CHECK_EQ(pres_jwt_secret_load(path, true, &k2,
-                                  &l2), -1);
+    CHECK_EQ(pres_jwt_secret_load(path, true, &k2, &l2), -1);
     free(k1);
     free(k2);
     unlink(path);
