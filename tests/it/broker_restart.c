@@ -3,7 +3,6 @@
     statuses, and continues seq without reuse; a second broker on the same
     run_dir refuses to start. */
 #include <signal.h>
-#include <unistd.h>
 
 #include "itutil.h"
 #include "testutil.h"
@@ -38,7 +37,7 @@ main(void)
     CHECK(sub);
     pres_pub_t *pub = it_pub_new(&cfg, "gateway-restart-1");
     CHECK(pub);
-    usleep(200 * 1000);
+    CHECK(it_sync(sub, pub, 10000) == 0);
 
     pres_change_t ch;
     CHECK(it_send_login(pub, "u1", "a") == 0);
@@ -55,10 +54,13 @@ main(void)
                              : i < 6 ? "u3"
                                      : "u4",
                              &ch, 3000) == 0);
-    //  A heartbeat that changes nothing: last_seen is lazily durable.
-    usleep(50 * 1000);
+    //  A heartbeat that changes nothing: last_seen is lazily durable. It
+    //  must land on a later clock tick than u1's logins to be seen.
+    it_sleep_until_wall(ch.at + 2);
+    //  Whether a flush wrote it before the kill or not, SPEC bounds the
+    //  lag (checked below).
     CHECK(it_send_heartbeat(pub, "u1", "a", NULL) == 0);
-    usleep(1200 * 1000);  //  > lastseen_flush_ms
+    CHECK(it_sync(sub, pub, 10000) == 0);  //  applied
     s_user_t before[4];
     const char *names[4] = {"u1", "u2", "u3", "u4"};
     for (int i = 0; i < 4; i++)
@@ -120,7 +122,7 @@ main(void)
     CHECK(sub);
     pub = it_pub_new(&cfg, "gateway-restart-1");
     CHECK(pub);
-    usleep(200 * 1000);
+    CHECK(it_sync(sub, pub, 10000) == 0);
     CHECK(it_send_logout(pub, "u1", "a") == 0);
     CHECK(it_wait_change(sub, "u1", &ch, 3000) == 0);
     CHECK_EQ(ch.seq, seq + 2);

@@ -1,8 +1,6 @@
 /*  it.broker_rules: the real broker in a temp dir, driven over the bus:
     login/logout with several sessions, away, account suspension refusing
     later events, reactivation, and the expire re-check. */
-#include <unistd.h>
-
 #include "itutil.h"
 #include "testutil.h"
 
@@ -46,7 +44,7 @@ main(void)
     CHECK(sub);
     pres_pub_t *pub = it_pub_new(&cfg, "gateway-test-1");
     CHECK(pub);
-    usleep(200 * 1000);  //  let the changes subscription settle
+    CHECK(it_sync(sub, pub, 10000) == 0);  //  the subscription is live
 
     //  Login: online, a change on presence.alice with the session.
     pres_change_t ch, first;
@@ -106,11 +104,8 @@ main(void)
     uint64_t refused = it_stat(&cfg, "events.refused");
     CHECK(it_send_login(pub, "bob", "b3") == 0);
     CHECK(it_send_heartbeat(pub, "bob", "b4", NULL) == 0);
-    int64_t end = pres_mono_ms() + 3000;
-    while (it_stat(&cfg, "events.refused") < refused + 2 &&
-           pres_mono_ms() < end)
-        usleep(10 * 1000);
-    CHECK_EQ(it_stat(&cfg, "events.refused"), refused + 2);
+    CHECK_EQ(it_wait_stat(&cfg, "events.refused", refused + 2, 10000),
+             refused + 2);
     s_user("bob", "offline", 0, "suspended");
     CHECK_EQ(it_stat(&cfg, "accounts.suspended"), 1);
 
@@ -118,11 +113,8 @@ main(void)
     pres_pub_t *rogue = it_pub_new(&cfg, "rogue-1");
     CHECK(rogue);
     CHECK(it_send_account(rogue, "bob", "active") == 0);
-    end = pres_mono_ms() + 3000;
-    while (it_stat(&cfg, "events.refused") < refused + 3 &&
-           pres_mono_ms() < end)
-        usleep(10 * 1000);
-    CHECK_EQ(it_stat(&cfg, "events.refused"), refused + 3);
+    CHECK_EQ(it_wait_stat(&cfg, "events.refused", refused + 3, 10000),
+             refused + 3);
     s_user("bob", "offline", 0, "suspended");
     pres_pub_destroy(&rogue);
 
@@ -140,24 +132,26 @@ main(void)
     s_expect(sub, "carol", "online", "login", 1, &ch);
     pres_pub_t *sweeper = it_pub_new(&cfg, "sweeper-test-1");
     CHECK(sweeper);
-    usleep(300 * 1000);
+    //  The beat must reach the broker after the login's clock tick and
+    //  before the expire (two publishers: the sentinel orders them).
+    it_sleep_until_wall(ch.at + 2);
     CHECK(it_send_heartbeat(pub, "carol", "c1", NULL) == 0);
-    usleep(100 * 1000);
+    CHECK(it_sync(sub, pub, 10000) == 0);
     CHECK(it_send_expire(sweeper, "carol", "c1", ch.deadline) == 0);
     pres_deadline_t dl;
     CHECK(it_wait_deadline(sub, "carol", &dl, 3000) == 0);
     CHECK_STR(dl.session, "c1");
     CHECK(dl.deadline > ch.deadline);
+    uint64_t carol_deadline = dl.deadline;
     s_user("carol", "online", 1, "active");
     //  An expire for a session the broker does not know: deadline 0.
     CHECK(it_send_expire(sweeper, "carol", "nope", 1) == 0);
     CHECK(it_wait_deadline(sub, "carol", &dl, 3000) == 0);
     CHECK_STR(dl.session, "nope");
     CHECK_EQ(dl.deadline, 0);
-    //  Once due, the expire ends the session with reason timeout.
-    int64_t wait_ms = (int64_t)dl.deadline;  //  silence the unused warning
-    (void)wait_ms;
-    usleep(2300 * 1000);
+    //  Once due, the expire ends the session with reason timeout. The
+    //  condition is the deadline itself (broker clock = wall clock here).
+    it_sleep_until_wall(carol_deadline + 1);
     CHECK(it_send_expire(sweeper, "carol", "c1", 0) == 0);
     s_expect(sub, "carol", "offline", "timeout", 0, &ch);
     CHECK_STR(ch.session, "c1");

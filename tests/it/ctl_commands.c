@@ -3,8 +3,11 @@
     checked by a strict validator), exit codes (0 ok, 1 refused/not found,
     2 usage, 3 unreachable) and --help. */
 #include <ctype.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "itutil.h"
@@ -246,7 +249,9 @@ test_commands(void)
     //  A login without --session gets a generated one.
     CHECK_EQ(s_ctl("publish login carol"), 0);
     CHECK(strstr(out, "session ctl-"));
-    usleep(300 * 1000);  //  the broker applies them
+    CHECK(it_wait_user(&cfg, "alice", "online", 10000));
+    CHECK(it_wait_user(&cfg, "bob", "online", 10000));
+    CHECK(it_wait_user(&cfg, "carol", "online", 10000));
 
     //  get
     CHECK_EQ(s_ctl("get alice"), 0);
@@ -263,7 +268,7 @@ test_commands(void)
 
     //  heartbeat with away
     CHECK_EQ(s_ctl("publish heartbeat alice --session s1 --state away"), 0);
-    usleep(300 * 1000);
+    CHECK(it_wait_user(&cfg, "alice", "away", 10000));
     s_json_ok("--json get alice");
     CHECK(strstr(out, "\"state\":\"away\""));
 
@@ -276,7 +281,8 @@ test_commands(void)
         CHECK(it_send_login(pub, user, "s") == 0);
     }
     pres_pub_destroy(&pub);
-    usleep(300 * 1000);
+    //  One publisher's events are applied in order: user4 comes last.
+    CHECK(it_wait_user(&cfg, "user4", "online", 10000));
     CHECK_EQ(s_ctl("list"), 0);
     CHECK(!strncmp(out, "USER", 4));
     CHECK_EQ(s_count(out, "\n"), 1 + 8);
@@ -315,29 +321,89 @@ test_commands(void)
     CHECK(strstr(out, "\"publishers\":["));
 }
 
+//  Start `presencectl [--json] watch` with its stdout on a pipe; fills
+//  *pid and returns the read end as a FILE.
+static FILE *
+s_watch_start(bool json, pid_t *pid)
+{
+    int fds[2];
+    CHECK_EQ(pipe(fds), 0);
+    *pid = fork();
+    CHECK(*pid >= 0);
+    if (*pid == 0) {
+        dup2(fds[1], STDOUT_FILENO);
+        close(fds[0]);
+        close(fds[1]);
+        int null = open("/dev/null", O_WRONLY);
+        if (null >= 0)
+            dup2(null, STDERR_FILENO);
+        if (json)
+            execl(ctl, ctl, "--json", "watch", (char *)NULL);
+        else
+            execl(ctl, ctl, "watch", (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    FILE *f = fdopen(fds[0], "r");
+    CHECK(f);
+    return f;
+}
+
+//  Next line from the watch within timeout_ms: true, or false on timeout.
+static bool
+s_watch_line(FILE *f, char *line, size_t cap, int timeout_ms)
+{
+    struct pollfd p = {.fd = fileno(f), .events = POLLIN};
+    //  stdio may hold a line already; read byte-wise through the buffer.
+    size_t n = 0;
+    int64_t end = pres_mono_ms() + timeout_ms;
+    while (n + 1 < cap) {
+        int left = (int)(end - pres_mono_ms());
+        if (left <= 0 || poll(&p, 1, left) <= 0)
+            return false;
+        char c;
+        if (read(p.fd, &c, 1) != 1)
+            return false;
+        line[n++] = c;
+        if (c == '\n')
+            break;
+    }
+    line[n] = 0;
+    return true;
+}
+
 //  watch: started first, prints the changes that follow, one per line,
-//  seq consecutive, then exits after --count.
+//  seq consecutive. Its subscription is known to be live once a sentinel
+//  change (a login of <u>-sync, repeated until printed) shows up; then
+//  three changes of <u> follow.
 static void
 test_watch(bool json)
 {
-    char cmd[1024];
-    snprintf(cmd, sizeof(cmd), "%s %s watch --count 3 2>/dev/null", ctl,
-             json ? "--json" : "");
-    FILE *p = popen(cmd, "r");
-    CHECK(p);
-    usleep(500 * 1000);  //  subscribed and snapshot taken
+    pid_t pid;
+    FILE *p = s_watch_start(json, &pid);
     pres_pub_t *pub = it_pub_new(&cfg, json ? "gateway-w-1" : "gateway-w-2");
     CHECK(pub);
     const char *u = json ? "wj" : "wt";
+    char sync_user[16], line[4096];
+    snprintf(sync_user, sizeof(sync_user), "%s-sync", u);
+    bool live = false;
+    for (int i = 0; i < 100 && !live; i++) {
+        char session[16];
+        snprintf(session, sizeof(session), "s%d", i);
+        CHECK(it_send_login(pub, sync_user, session) == 0);
+        while (!live && s_watch_line(p, line, sizeof(line), 200))
+            live = strstr(line, sync_user) != NULL;
+    }
+    CHECK(live);
     CHECK(it_send_login(pub, u, "s1") == 0);
     CHECK(it_send_login(pub, u, "s2") == 0);
     CHECK(it_send_logout(pub, u, NULL) == 0);
     pres_pub_destroy(&pub);
-    char line[4096];
     uint64_t prev = 0;
-    alarm(10);  //  a watch that hangs fails the test instead
-    for (int i = 0; i < 3; i++) {
-        CHECK(fgets(line, sizeof(line), p));
+    for (int i = 0; i < 3;) {
+        CHECK(s_watch_line(p, line, sizeof(line), 10000));
+        if (strstr(line, sync_user))
+            continue;  //  a late echo of the sentinel
         if (json) {
             CHECK(s_json_lines(line));
             const char *s = strstr(line, "\"seq\":");
@@ -347,13 +413,18 @@ test_watch(bool json)
             prev = seq;
         } else
             CHECK(strstr(line, u) && strstr(line, "sessions"));
+        i++;
     }
     if (json)
         CHECK(strstr(line, "\"reason\":\"logout\""));
     else
         CHECK(strstr(line, "offline") && strstr(line, "logout"));
-    CHECK_EQ(pclose(p), 0);
-    alarm(0);
+    //  Ctrl-C ends it cleanly.
+    CHECK_EQ(kill(pid, SIGINT), 0);
+    int status;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    fclose(p);
 }
 
 int

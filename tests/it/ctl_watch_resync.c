@@ -48,7 +48,22 @@ s_serve(pres_query_op_t op, uint64_t seq)
     CHECK_EQ(zmsg_send(&r, router), 0);
     zframe_destroy(&req);
     zmsg_destroy(&m);
-    usleep(200 * 1000);  //  let the reply land before changes follow
+}
+
+//  Wait until a watch's subscription reaches our XPUB (changes published
+//  before would be lost to the slow joiner).
+static void
+s_wait_subscriber(void)
+{
+    zsock_set_rcvtimeo(pub, 10000);
+    while (true) {
+        zframe_t *f = zframe_recv(pub);
+        CHECK(f);
+        bool sub = zframe_size(f) > 0 && zframe_data(f)[0] == 1;
+        zframe_destroy(&f);
+        if (sub)
+            return;
+    }
 }
 
 static void
@@ -86,7 +101,7 @@ main(void)
     snprintf(ep, sizeof(ep), "@%s", cfg.query_endpoint);
     router = zsock_new_router(ep);
     snprintf(ep, sizeof(ep), "@%s", cfg.changes_endpoint);
-    pub = zsock_new_pub(ep);
+    pub = zsock_new_xpub(ep);
     CHECK(router && pub);
     CHECK(it_build_path("presencectl", ctl, sizeof(ctl)) == 0);
     setenv("PRESENCE_DATA_DIR", env.data_dir, 1);
@@ -99,6 +114,7 @@ main(void)
     CHECK(p);
     alarm(20);  //  a hung watch fails the test
 
+    s_wait_subscriber();
     s_serve_snapshot(10);
     s_change(9);   //  held by the snapshot: skipped
     s_change(10);  //  same
@@ -141,6 +157,7 @@ main(void)
     p = popen(cmd, "r");
     CHECK(p);
     alarm(20);
+    s_wait_subscriber();
     s_serve_snapshot(30);
     s_change(31);
     s_serve(PRES_Q_STATS, 33);  //  after ~2 s quiet: the head is 33

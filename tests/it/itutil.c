@@ -7,11 +7,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -78,11 +81,20 @@ s_install_handlers(void)
     pres_log_init("it", getenv("IT_VERBOSE") != NULL);
 }
 
-static void
-s_sleep_ms(int ms)
+void
+it_sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+void
+it_sleep_until_wall(uint64_t at_ms)
+{
+    int64_t now;
+    while ((now = pres_now_ms()) < (int64_t)at_ms)
+        it_sleep_ms((int)((int64_t)at_ms - now));
 }
 
 int
@@ -348,7 +360,7 @@ it_proc_wait(it_proc_t *p, int timeout_ms)
         }
         if (pres_mono_ms() >= end)
             return -1;
-        s_sleep_ms(5);
+        it_sleep_ms(5);
     }
     return s_exit_code(p->status);
 }
@@ -416,7 +428,7 @@ it_wait_file(const char *path, int timeout_ms)
     while (stat(path, &st) != 0) {
         if (pres_mono_ms() >= end)
             return false;
-        s_sleep_ms(5);
+        it_sleep_ms(5);
     }
     return true;
 }
@@ -668,6 +680,84 @@ it_wait_deadline(zsock_t *sub, const char *user, pres_deadline_t *dl,
                  int timeout_ms)
 {
     return s_wait_for(sub, 2, user, NULL, dl, timeout_ms);
+}
+
+int
+it_sync(zsock_t *sub, pres_pub_t *pub, int timeout_ms)
+{
+    static unsigned rounds;
+    char session[32];
+    snprintf(session, sizeof(session), "sync-%u-%u", (unsigned)getpid(),
+             ++rounds);
+    //  The notice's topic may not be among sub's prefixes: subscribe for
+    //  the round trip. Subscriptions travel in order on one connection,
+    //  so once this one works, the earlier ones do too.
+    char topic[PRES_TOPIC_MAX];
+    pres_deadline_topic(IT_SYNC_USER, topic);
+    zsock_set_subscribe(sub, topic);
+    int64_t end = pres_mono_ms() + timeout_ms;
+    while (pres_mono_ms() < end) {
+        if (it_send_expire(pub, IT_SYNC_USER, session, 1))
+            break;
+        int64_t resend = pres_mono_ms() + 250;
+        pres_deadline_t dl;
+        int rc;
+        while (pres_mono_ms() < resend &&
+               (rc = it_recv(sub, NULL, &dl, 50)) >= 0)
+            if (rc == 2 && strcmp(dl.user, IT_SYNC_USER) == 0 &&
+                strcmp(dl.session, session) == 0) {
+                zsock_set_unsubscribe(sub, topic);
+                return 0;
+            }
+    }
+    zsock_set_unsubscribe(sub, topic);
+    fprintf(stderr, "itutil: no sentinel echo within %d ms\n", timeout_ms);
+    return -1;
+}
+
+bool
+it_wait_user(const pres_config_t *cfg, const char *user, const char *state,
+             int timeout_ms)
+{
+    int64_t end = pres_mono_ms() + timeout_ms;
+    char st[16] = "";
+    while (true) {
+        int rc = it_get_user(cfg, user, st, NULL, NULL, NULL);
+        if ((rc == 0 && strcmp(st, state) == 0) || (rc == 1 && !state[0]))
+            return true;
+        if (pres_mono_ms() >= end)
+            break;
+        it_sleep_ms(10);
+    }
+    fprintf(stderr, "itutil: %s is '%s', not '%s', after %d ms\n", user, st,
+            state, timeout_ms);
+    return false;
+}
+
+uint64_t
+it_wait_stat(const pres_config_t *cfg, const char *path, uint64_t value,
+             int timeout_ms)
+{
+    uint64_t v;
+    IT_POLL_UNTIL((v = it_stat(cfg, path)) >= value, timeout_ms);
+    return v;
+}
+
+int
+it_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return 0;
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sa);
+    int port = 0;
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
+        port = ntohs(sa.sin_port);
+    close(fd);
+    return port;
 }
 
 int

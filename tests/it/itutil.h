@@ -106,6 +106,55 @@ int it_broker_start(const it_env_t *env, const char *const *extra_env,
                     it_proc_t *p);
 
 //  ---------------------------------------------------------------------
+//  Waiting on conditions. Tests never sleep a fixed time to let something
+//  happen: they poll a condition until a deadline, or send a sentinel and
+//  wait for its echo. The deadlines are generous (the box may be busy);
+//  they only matter when the test is failing anyway.
+
+//  Evaluate cond every 10 ms until it is true or timeout_ms has passed.
+//  Leaves the loop either way: CHECK the condition afterwards.
+#define IT_POLL_UNTIL(cond, timeout_ms)                                        \
+    do {                                                                       \
+        int64_t it_end_ = pres_mono_ms() + (timeout_ms);                       \
+        while (!(cond) && pres_mono_ms() < it_end_)                            \
+            it_sleep_ms(10);                                                   \
+    } while (0)
+
+//  Sleep ms milliseconds (used by the poll loops, never as a wait for the
+//  system under test).
+void it_sleep_ms(int ms);
+
+//  Sleep until the wall clock (pres_now_ms) reaches at_ms: for tests whose
+//  condition is the passing of a deadline itself.
+void it_sleep_until_wall(uint64_t at_ms);
+
+//  Sentinel round trip: publish an `expire` of an unknown session of user
+//  IT_SYNC_USER on pub (the broker answers with a deadline notice and
+//  changes nothing else) and wait until that notice arrives on sub,
+//  resending every 250 ms (a fresh subscription may still be joining).
+//  sub is subscribed to that notice's topic for the round trip only.
+//  When it returns 0, sub receives what the broker publishes, and every
+//  event pub sent before has been applied and its change published (and
+//  skipped on sub: call it when nothing else is awaited). -1 on timeout.
+#define IT_SYNC_USER "it-sync"
+int it_sync(zsock_t *sub, pres_pub_t *pub, int timeout_ms);
+
+//  Poll `get` until user has state (or, for state "", is unknown).
+//  true when it does.
+bool it_wait_user(const pres_config_t *cfg, const char *user, const char *state,
+                  int timeout_ms);
+
+//  Poll `stats` until the uint at path is >= value. Returns the last value
+//  read (check it against value).
+uint64_t it_wait_stat(const pres_config_t *cfg, const char *path,
+                      uint64_t value, int timeout_ms);
+
+//  A loopback TCP port that is free now (the kernel picks it: bind to
+//  port 0, read it, close). Another process may take it before it is
+//  used: callers retry on a bind failure. 0 on error.
+int it_free_port(void);
+
+//  ---------------------------------------------------------------------
 //  Bus client helpers.
 
 //  A pres_pub_t with src, waited on (3 s) until the broker is attached.

@@ -18,13 +18,11 @@ s_sweeper_start(it_proc_t *p)
 {
     static const char *const argv[] = {"-v", NULL};
     CHECK(it_spawn(&env, "presence-sweeper", argv, NULL, p) == 0);
-    int64_t until = pres_mono_ms() + 5000;
-    while (!it_proc_log_has(p, "snapshot: seq")) {
-        if (pres_mono_ms() > until || !it_proc_alive(p)) {
-            it_proc_dump_log(p);
-            CHECK(!"sweeper did not load a snapshot within 5 s");
-        }
-        usleep(20 * 1000);
+    IT_POLL_UNTIL(it_proc_log_has(p, "snapshot: seq") || !it_proc_alive(p),
+                  20000);
+    if (!it_proc_log_has(p, "snapshot: seq")) {
+        it_proc_dump_log(p);
+        CHECK(!"sweeper did not load a snapshot within 20 s");
     }
 }
 
@@ -171,7 +169,7 @@ main(void)
     CHECK(sub);
     pres_pub_t *pub = it_pub_new(&cfg, "gateway-test-1");
     CHECK(pub);
-    usleep(200 * 1000);  //  let the changes subscription settle
+    CHECK(it_sync(sub, pub, 10000) == 0);  //  the subscription is live
 
     test_silence(sub, pub);
     test_heartbeats(sub, pub);

@@ -31,16 +31,15 @@ main(void)
     CHECK(it_env_config(&env, &cfg) == 0);
     CHECK(it_broker_start(&env, NULL, &broker) == 0);
     CHECK(it_spawn(&env, "presence-sweeper", NULL, NULL, &sweeper) == 0);
-    int64_t until = pres_mono_ms() + 5000;
-    while (!it_proc_log_has(&sweeper, "snapshot: seq")) {
-        CHECK(pres_mono_ms() < until && it_proc_alive(&sweeper));
-        usleep(20 * 1000);
-    }
+    IT_POLL_UNTIL(it_proc_log_has(&sweeper, "snapshot: seq") ||
+                      !it_proc_alive(&sweeper),
+                  20000);
+    CHECK(it_proc_log_has(&sweeper, "snapshot: seq"));
     zsock_t *sub = pres_bus_sub_changes(&cfg, PRES_CHANGE_PREFIX);
     CHECK(sub);
     pres_pub_t *pub = it_pub_new(&cfg, "gateway-test-1");
     CHECK(pub);
-    usleep(200 * 1000);
+    CHECK(it_sync(sub, pub, 10000) == 0);
 
     int64_t t0 = pres_mono_ms();
     char user[16];
@@ -54,7 +53,7 @@ main(void)
     //  Every login, then every timeout, each exactly once.
     int logins = 0, ends = 0;
     uint64_t first = UINT64_MAX, last = 0;
-    until = pres_mono_ms() + 15000;
+    int64_t until = pres_mono_ms() + 15000;
     while ((logins < N_USERS || ends < N_USERS) && pres_mono_ms() < until) {
         pres_change_t ch;
         int rc = it_recv(sub, &ch, NULL, 200);

@@ -25,13 +25,10 @@ s_sweeper_start(it_proc_t *p)
 static void
 s_wait_snapshot(it_proc_t *p, const char *needle)
 {
-    int64_t until = pres_mono_ms() + 8000;
-    while (!it_proc_log_has(p, needle)) {
-        if (pres_mono_ms() > until || !it_proc_alive(p)) {
-            it_proc_dump_log(p);
-            CHECK(!"sweeper did not (re)load a snapshot in time");
-        }
-        usleep(20 * 1000);
+    IT_POLL_UNTIL(it_proc_log_has(p, needle) || !it_proc_alive(p), 20000);
+    if (!it_proc_log_has(p, needle)) {
+        it_proc_dump_log(p);
+        CHECK(!"sweeper did not (re)load a snapshot in time");
     }
 }
 
@@ -86,7 +83,7 @@ main(void)
     CHECK(sub);
     pres_pub_t *pub = it_pub_new(&cfg, "gateway-test-1");
     CHECK(pub);
-    usleep(200 * 1000);
+    CHECK(it_sync(sub, pub, 10000) == 0);
 
     //  1. Two users while the sweeper runs, then kill -9 it.
     pres_change_t before1 = s_login(sub, pub, "before1");
@@ -96,9 +93,7 @@ main(void)
     pres_change_t during = s_login(sub, pub, "during");
     //  3. Wait until all three deadlines are well past: nobody expires
     //     them (the broker does not sweep on its own).
-    int64_t wait = (int64_t)during.deadline - pres_now_ms() + 700;
-    if (wait > 0)
-        usleep((useconds_t)wait * 1000);
+    it_sleep_until_wall(during.deadline + 700);
     char st[16], acc[16];
     uint64_t n, ls;
     CHECK_EQ(it_get_user(&cfg, "before1", st, &n, &ls, acc), 0);
@@ -143,9 +138,10 @@ main(void)
     CHECK(pub);
     sub = pres_bus_sub_changes(&cfg, PRES_CHANGE_PREFIX);
     CHECK(sub);
+    CHECK(it_sync(sub, pub, 10000) == 0);
     int64_t sent1 = pres_now_ms();
     CHECK(it_send_login(pub, "again1", "s1") == 0);
-    usleep(300 * 1000);
+    it_sleep_ms(300);  //  pacing: two distinct deadlines, not a wait
     int64_t sent2 = pres_now_ms();
     CHECK(it_send_login(pub, "again2", "s1") == 0);
     const char *const again[] = {"again1", "again2"};
@@ -166,9 +162,7 @@ main(void)
     pres_pub_destroy(&pub);
     zsock_destroy(&sub);
     CHECK_EQ(it_proc_stop(&broker, 5000), 0);
-    wait = (int64_t)held.deadline - pres_now_ms() + 1000;
-    if (wait > 0)
-        usleep((useconds_t)wait * 1000);
+    it_sleep_until_wall(held.deadline + 1000);
     int64_t back = pres_now_ms();
     CHECK(it_broker_start(&env, NULL, &broker) == 0);
     sub = pres_bus_sub_changes(&cfg, PRES_CHANGE_PREFIX);
@@ -182,7 +176,7 @@ main(void)
         CHECK_EQ(it_get_user(&cfg, "held", state, &n, &ls, acc), 0);
         if (!strcmp(state, "offline"))
             break;
-        usleep(20 * 1000);
+        it_sleep_ms(20);  //  poll interval
     }
     fprintf(stderr,
             "  held ended within %" PRId64 " ms of the broker's "
