@@ -44,7 +44,9 @@ need() {
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         log "bench: installing$missing"
         export DEBIAN_FRONTEND=noninteractive
-        # Never let the packages start their system services.
+        # Debian's postinst may start the packages' own system services
+        # (nginx on :80, redis on :6379); the benchmarks never use them:
+        # they start their own instances from conf/ in the temp dir.
         apt-get install -y -q $missing >"$TMP_DIR/apt.log" 2>&1 ||
             { apt-get update -q >>"$TMP_DIR/apt.log" 2>&1 &&
               apt-get install -y -q $missing >>"$TMP_DIR/apt.log" 2>&1; } ||

@@ -14,10 +14,11 @@
 
 #define BROKER_LIVE_NONE UINT32_MAX
 
-//  User flags.
+//  User flags (every bit of broker_user_t.flags has its home here).
 #define BROKER_U_DIRTY   1  //  last_seen / session beats not yet in LMDB
 #define BROKER_U_TOUCHED 2  //  on the batch's write list
 #define BROKER_U_STORED  4  //  a record exists in LMDB
+#define BROKER_U_WRITE   8  //  broker_state: write this batch
 
 //  Session flags.
 #define BROKER_S_NEW      1  //  not yet written to LMDB

@@ -29,8 +29,9 @@ typedef struct {
     size_t body_len;
 } s_msg_t;
 
-//  User flags local to the batch (beyond BROKER_U_*).
-#define S_U_WRITE 8  //  record (and sessions) must be written this batch
+//  The batch's own user flag; its bit is reserved in broker_live.h so it
+//  cannot share one with another BROKER_U_* flag.
+#define S_U_WRITE BROKER_U_WRITE
 
 struct broker_state {
     const pres_config_t *cfg;

@@ -119,8 +119,12 @@ broker_store_new(const char *dir, size_t map_bytes)
     }
     rc = mdb_txn_commit(txn);
     txn = NULL;
-    if (rc || (rc = mdb_env_sync(self->env, 1))) {
+    if (rc) {
         pres_log_error("mdb_txn_commit() failed: %s", mdb_strerror(rc));
+        goto fail;
+    }
+    if ((rc = mdb_env_sync(self->env, 1))) {
+        pres_log_error("mdb_env_sync() failed: %s", mdb_strerror(rc));
         goto fail;
     }
     return self;

@@ -70,10 +70,11 @@ typedef struct {
 
 //  Verify token (len bytes, not necessarily NUL-terminated; the bearer
 //  string without "Bearer ") at wall-clock time now_s. Checks, in order:
-//  size <= PRES_JWT_TOKEN_MAX; three non-empty base64url parts; libjwt
-//  signature check with the configured key (key_len > 0 always); the
-//  decoded alg equals the configured one (so none, HS384/HS512 with our
-//  secret, and RS/HS confusion are refused); typ, if present, is "JWT";
+//  size <= PRES_JWT_TOKEN_MAX; three non-empty base64url parts; the
+//  header, before any signature work: alg equals the configured one (so
+//  none, HS384/HS512 with our secret, and RS/HS confusion are refused),
+//  typ, if present, is "JWT", no crit; then libjwt's signature check with
+//  the configured key (key_len > 0 always) and the decoded alg once more;
 //  claims: exp an integer and exp + leeway > now_s; nbf, if present, an
 //  integer and nbf - leeway <= now_s; iat, if present, an integer; sub a
 //  string passing pres_id_valid; role, if present, a string. Returns 0 and

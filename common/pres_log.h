@@ -1,6 +1,7 @@
 /*  pres_log: one logging entry point for every presence program.
-    Writes to stderr (journald picks it up), prefixed with the program
-    ident. A thin layer over zsys so czmq's own messages look the same. */
+    Writes each line itself to stderr (journald picks it up), prefixed
+    with the program ident, in the same shape as czmq's zsys messages so
+    both read alike in the journal. */
 #ifndef PRES_LOG_H_INCLUDED
 #define PRES_LOG_H_INCLUDED
 

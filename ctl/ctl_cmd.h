@@ -1,6 +1,7 @@
-/*  ctl_cmd: presencectl's one-shot commands (token, get, list, stats,
-    account, publish): one broker query or one bus event each, printed as
-    text or --json, mapped to the exit codes of ctl_args.h. */
+/*  ctl_cmd: presencectl's one-shot commands: get, list, stats and account
+    (broker queries; list --all pages through several), publish (one bus
+    event), token and keygen (local, no broker). Printed as text or --json,
+    mapped to the exit codes of ctl_args.h. watch lives in ctl_watch.h. */
 #ifndef CTL_CMD_H_INCLUDED
 #define CTL_CMD_H_INCLUDED
 

@@ -1,5 +1,6 @@
 /*  testutil: always-on checks for the test programs (NDEBUG cannot silence
-    them) and small helpers for temp dirs and child daemons. */
+    them). Temp dirs, child daemons and bus helpers for the integration
+    tests live in tests/it/itutil.h. */
 #ifndef TESTUTIL_H_INCLUDED
 #define TESTUTIL_H_INCLUDED
 
