@@ -1,6 +1,7 @@
 /*  unit.broker_store: the LMDB layer and the state on top of it: open and
     close, users and sessions, the live index, seq and counters across a
-    reopen, the publisher table, and MDB_MAP_FULL growth. */
+    reopen, the publisher table (MDB_MAP_FULL growth has its own file,
+    test_broker_store_fault.c). */
 #define _XOPEN_SOURCE 700
 #include <ftw.h>
 #include <stdio.h>
@@ -60,24 +61,6 @@ s_count_pub(const char *src, size_t len, uint64_t last, uint64_t lost,
     return 0;
 }
 
-static int s_big_n;
-
-//  Many users: forces MDB_MAP_FULL on a 1 MiB map.
-static int
-s_fill_big(broker_store_t *store, void *arg)
-{
-    (void)arg;
-    broker_user_rec_t u = {.last_seen = 1};
-    memset(u.reason, 'r', 200);
-    char id[32];
-    for (int i = 0; i < s_big_n; i++) {
-        int n = snprintf(id, sizeof(id), "big%07d", i);
-        if (broker_store_put_user(store, id, (size_t)n, &u))
-            return -1;
-    }
-    return 0;
-}
-
 int
 main(void)
 {
@@ -125,18 +108,6 @@ main(void)
     CHECK_EQ(n, 1);
     broker_store_read_end(store);
 
-    //  MAP_FULL: the write grows the map and replays.
-    s_big_n = 20000;
-    size_t before = broker_store_map_size(store);
-    CHECK(broker_store_write(store, false, s_fill_big, NULL) == 0);
-    CHECK(broker_store_map_size(store) > before);
-    CHECK(broker_store_read_begin(store) == 0);
-    CHECK_EQ(broker_store_get_user(store, "big0019999", 10, &u), 0);
-    n = 0;
-    CHECK(broker_store_each_user(store, false, PRES_OFFLINE, "", s_count_user,
-                                 &n) == 0);
-    CHECK_EQ(n, 20001);
-    broker_store_read_end(store);
     broker_store_destroy(&store);
 
     //  The state over the store: seq and counters continue after reopen.
