@@ -7,6 +7,7 @@
 #include <czmq.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -239,8 +240,14 @@ s_events(broker_server_t *self)
             broker_state_outbox_count(self->state) > 0)
             limit = n + 1 + S_AFTER_CHANGE;
     }
-    if (broker_state_commit(self->state))
+    int rc = broker_state_commit(self->state);
+    if (rc < 0)
         return -1;
+    if (rc > 0)  //  not durable: refused, nothing to publish; go on
+        pres_log_limited(&self->rl, 1000,
+                         "batch not durable (see the LMDB error): its events "
+                         "refused, state reloaded at seq %" PRIu64,
+                         broker_state_meta(self->state)->seq);
     s_publish(self);
     return 0;
 }
@@ -285,11 +292,12 @@ s_query(broker_server_t *self)
         broker_state_begin(self->state, (uint64_t)pres_now_ms());
         int arc =
             broker_state_account(self->state, q.user, q.status, q.reason, &seq);
-        if (broker_state_commit(self->state))
+        int crc = broker_state_commit(self->state);
+        if (crc < 0)
             rc = -1;
         else
-            s_publish(self);
-        broker_query_account_reply(&q, arc || rc, seq, &self->reply);
+            s_publish(self);  //  empty when the commit failed (crc 1)
+        broker_query_account_reply(&q, arc || crc, seq, &self->reply);
     }
     zframe_destroy(&body);
     s_reply(self, msg);
@@ -327,8 +335,11 @@ broker_server_run(broker_server_t *self)
             }
         now = pres_mono_ms();
         if (now >= self->next_flush) {
+            //  A failed flush (disk full) leaves the beats dirty: the next
+            //  period tries again.
             if (broker_state_flush(self->state))
-                return -1;
+                pres_log_limited(&self->rl, 1000,
+                                 "last_seen flush failed; retrying");
             self->next_flush = now + self->cfg->lastseen_flush_ms;
         }
     }

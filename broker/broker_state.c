@@ -43,10 +43,11 @@ struct broker_state {
     bool deny_unknown;      //  unknown_users = deny
     char sources[S_MAX_SOURCES][PRES_ID_MAX + 1];  //  account src prefixes
     int nsources;
-    uint64_t now;       //  batch clock, ms
-    bool reading;       //  store read txn open in this batch
-    bool changed;       //  batch holds a change (must be durable)
-    uint32_t *touched;  //  users on the batch list
+    uint64_t now;            //  batch clock, ms
+    bool reading;            //  store read txn open in this batch
+    bool changed;            //  batch holds a change (must be durable)
+    uint64_t batch_applied;  //  meta.applied when the batch began
+    uint32_t *touched;       //  users on the batch list
     size_t ntouched, touched_cap;
     s_dead_t *dead;  //  sessions ended in this batch
     size_t ndead, dead_cap;
@@ -149,6 +150,39 @@ s_parse_sources(broker_state_t *self, const char *list)
     }
 }
 
+//  Read the durable state: meta, the live sessions (a new live set), and
+//  with pubs the publisher table. 0 or -1 (logged).
+static int
+s_load(broker_state_t *self, bool pubs)
+{
+    broker_store_t *store = self->store;
+    self->live = broker_live_new();
+    if (!self->live || broker_store_read_begin(store))
+        return -1;
+    int rc = broker_store_get_meta(store, &self->meta);
+    if (rc == 0)
+        rc = broker_store_each_session(store, s_load_session, self);
+    if (rc == 0 && pubs)
+        rc = broker_store_each_pub(store, s_load_pub, self->pubs);
+    broker_store_read_end(store);
+    if (rc)
+        return -1;
+    //  Recompute the aggregate states from the sessions loaded.
+    for (uint32_t u = broker_live_user_next(self->live, BROKER_LIVE_NONE);
+         u != BROKER_LIVE_NONE; u = broker_live_user_next(self->live, u)) {
+        broker_user_t *user = broker_live_user(self->live, u);
+        user->state = (uint8_t)broker_live_user_state(self->live, u);
+        if (user->state != user->stored_state)
+            pres_log_warn("user %s: stored state %s, sessions say %s", user->id,
+                          pres_state_name(user->stored_state),
+                          pres_state_name(user->state));
+    }
+    pres_log_info("loaded %zu live users, %zu sessions, seq %" PRIu64,
+                  broker_live_user_count(self->live),
+                  broker_live_session_count(self->live), self->meta.seq);
+    return 0;
+}
+
 broker_state_t *
 broker_state_new(const pres_config_t *cfg, broker_store_t *store)
 {
@@ -169,33 +203,9 @@ broker_state_new(const pres_config_t *cfg, broker_store_t *store)
                                : 0;
     self->deny_unknown = strcmp(cfg->unknown_users, "deny") == 0;
     s_parse_sources(self, cfg->account_sources);
-    self->live = broker_live_new();
     self->pubs = broker_pubs_new();
-    if (!self->live || !self->pubs)
+    if (!self->pubs || s_load(self, true))
         goto fail;
-    if (broker_store_read_begin(store))
-        goto fail;
-    int rc = broker_store_get_meta(store, &self->meta);
-    if (rc == 0)
-        rc = broker_store_each_session(store, s_load_session, self);
-    if (rc == 0)
-        rc = broker_store_each_pub(store, s_load_pub, self->pubs);
-    broker_store_read_end(store);
-    if (rc)
-        goto fail;
-    //  Recompute the aggregate states from the sessions loaded.
-    for (uint32_t u = broker_live_user_next(self->live, BROKER_LIVE_NONE);
-         u != BROKER_LIVE_NONE; u = broker_live_user_next(self->live, u)) {
-        broker_user_t *user = broker_live_user(self->live, u);
-        user->state = (uint8_t)broker_live_user_state(self->live, u);
-        if (user->state != user->stored_state)
-            pres_log_warn("user %s: stored state %s, sessions say %s", user->id,
-                          pres_state_name(user->stored_state),
-                          pres_state_name(user->state));
-    }
-    pres_log_info("loaded %zu live users, %zu sessions, seq %" PRIu64,
-                  broker_live_user_count(self->live),
-                  broker_live_session_count(self->live), self->meta.seq);
     return self;
 fail:
     broker_state_destroy(&self);
@@ -226,6 +236,7 @@ broker_state_begin(broker_state_t *self, uint64_t now_ms)
 {
     self->now = now_ms;
     self->changed = false;
+    self->batch_applied = self->meta.applied;
 }
 
 static void
@@ -714,6 +725,32 @@ s_fill_batch(broker_store_t *store, void *arg)
                : 0;
 }
 
+//  The batch could not be written (disk full, I/O error): memory is ahead
+//  of the disk and nothing of the batch may be published. Rebuild the live
+//  set and the state counters from the store (the last durable state);
+//  keep the publisher table (what arrived did arrive) and the event
+//  counters, with the batch's applied events counted as refused instead.
+//  Beats not yet flushed fall back to their durable last_hb (SPEC allows
+//  5 s of lag). 1, or -1 if the store cannot even be read.
+static int
+s_rollback(broker_state_t *self)
+{
+    broker_meta_t keep = self->meta;
+    uint64_t undone = keep.applied - self->batch_applied;
+    broker_live_destroy(&self->live);
+    self->ntouched = 0;
+    self->ndead = 0;
+    self->ndirty = 0;
+    broker_state_outbox_clear(self);
+    if (s_load(self, false))
+        return -1;
+    self->meta.applied = keep.applied - undone;
+    self->meta.refused = keep.refused + undone;
+    self->meta.lost = keep.lost;
+    self->meta.malformed = keep.malformed;
+    return 1;
+}
+
 int
 broker_state_commit(broker_state_t *self)
 {
@@ -729,7 +766,7 @@ broker_state_commit(broker_state_t *self)
         //  One txn for the whole batch, synced before anything about it is
         //  published (SPEC: durable before published).
         if (broker_store_write(self->store, true, s_fill_batch, self))
-            return -1;
+            return s_rollback(self);
         broker_pubs_clean(self->pubs);
     }
     //  The batch is on disk: update what memory believes is stored, and

@@ -48,11 +48,16 @@ int broker_state_account(broker_state_t *self, const char *user,
 
 //  End the batch: write it in one txn and make it durable (fsync) if it
 //  holds any change, then make its messages available in the outbox.
-//  0 or -1 (the store failed: memory and disk disagree; stop).
+//  Returns 0; 1 when the write failed (disk full, I/O error: logged by the
+//  store): the batch is dropped, the outbox left empty, memory reloaded
+//  from the last durable state and the batch's events counted as refused,
+//  so the caller carries on and publishes nothing; -1 when even that
+//  reload failed (stop).
 int broker_state_commit(broker_state_t *self);
 
 //  Write the last_seen of users whose heartbeats changed nothing, and the
-//  publisher table, in one synced txn (the lazy-durability timer). 0 or -1.
+//  publisher table, in one synced txn (the lazy-durability timer). 0 or -1
+//  (nothing written; what was dirty stays dirty: retry later).
 int broker_state_flush(broker_state_t *self);
 
 //  True if a flush would write anything.

@@ -19,19 +19,20 @@
 #define S_GROW_MAX    8  //  map doublings per write before giving up
 
 struct broker_store {
-    MDB_env *env;      //  the environment
-    MDB_dbi users;     //  user id -> user record
-    MDB_dbi sessions;  //  user \0 session -> session record
-    MDB_dbi bystate;   //  [state] user -> "" (online and away users)
-    MDB_dbi pubs;      //  src -> last seq, lost
-    MDB_dbi meta;      //  "meta" -> broker_meta_t record
-    MDB_txn *rtxn;     //  read txn (reset between uses) or NULL
-    bool rtxn_live;    //  rtxn is renewed and usable
-    MDB_txn *wtxn;     //  write txn inside broker_store_write
-    bool full;         //  a put hit MDB_MAP_FULL in this write
-    size_t map_size;   //  current map size
-    uint64_t commits;  //  write txns committed since _new
-    uint64_t syncs;    //  mdb_env_sync calls since _new
+    MDB_env *env;         //  the environment
+    MDB_dbi users;        //  user id -> user record
+    MDB_dbi sessions;     //  user \0 session -> session record
+    MDB_dbi bystate;      //  [state] user -> "" (online and away users)
+    MDB_dbi pubs;         //  src -> last seq, lost
+    MDB_dbi meta;         //  "meta" -> broker_meta_t record
+    MDB_txn *rtxn;        //  read txn (reset between uses) or NULL
+    bool rtxn_live;       //  rtxn is renewed and usable
+    MDB_txn *wtxn;        //  write txn inside broker_store_write
+    bool full;            //  a put hit MDB_MAP_FULL in this write
+    size_t map_size;      //  current map size
+    uint64_t commits;     //  write txns committed since _new
+    uint64_t syncs;       //  mdb_env_sync calls since _new
+    pres_ratelimit_t rl;  //  write failures (a full disk repeats them)
 };
 
 static void
@@ -490,7 +491,8 @@ s_put(broker_store_t *self, MDB_dbi dbi, const void *key, size_t klen,
         return -1;
     }
     if (rc) {
-        pres_log_error("mdb_put(%s) failed: %s", what, mdb_strerror(rc));
+        pres_log_limited(&self->rl, 1000, "mdb_put(%s) failed: %s", what,
+                         mdb_strerror(rc));
         return -1;
     }
     return 0;
@@ -639,12 +641,14 @@ broker_store_write(broker_store_t *self, bool sync, broker_store_fill_fn *fill,
             continue;
         }
         if (rc) {
-            pres_log_error("mdb_txn_commit() failed: %s", mdb_strerror(rc));
+            pres_log_limited(&self->rl, 1000, "mdb_txn_commit() failed: %s",
+                             mdb_strerror(rc));
             return -1;
         }
         self->commits++;
         if (sync && (rc = mdb_env_sync(self->env, 1))) {
-            pres_log_error("mdb_env_sync() failed: %s", mdb_strerror(rc));
+            pres_log_limited(&self->rl, 1000, "mdb_env_sync() failed: %s",
+                             mdb_strerror(rc));
             return -1;
         }
         self->syncs += sync;
