@@ -1,0 +1,13 @@
+# Fault tests (owner: fault): crashes at random instants, a full disk, the
+# broker away, slow consumers (label fault), and the soak (label soak).
+# ithttp is the HTTP side of the tests (gateway, raw client, tokens, SSE).
+if(TARGET itutil AND TARGET pres_jwt AND TARGET presence-gateway)
+  add_library(ithttp STATIC ${CMAKE_SOURCE_DIR}/tests/it/ithttp.c)
+  target_include_directories(ithttp PUBLIC ${CMAKE_SOURCE_DIR}/tests/it)
+  target_link_libraries(ithttp PUBLIC itutil pres_jwt)
+
+  # Needs root (mounts a small tmpfs); exit 77 = skipped otherwise.
+  pres_test(NAME fault.full_disk LABEL fault TIMEOUT 180
+    SOURCES ${CMAKE_SOURCE_DIR}/tests/fault/full_disk.c LIBS ithttp)
+  set_tests_properties(fault.full_disk PROPERTIES SKIP_RETURN_CODE 77)
+endif()

@@ -1,0 +1,352 @@
+/*  ithttp: gateway processes, a raw HTTP client, tokens and an SSE reader
+    for the tests (see ithttp.h). */
+#define _GNU_SOURCE  //  memmem
+#include "ithttp.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pres_jwt.h"
+
+static int
+s_connect(int port, int timeout_ms)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0 &&
+        errno != EINPROGRESS) {
+        close(fd);
+        return -1;
+    }
+    struct pollfd p = {fd, POLLOUT, 0};
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (poll(&p, 1, timeout_ms) != 1 ||
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+//  Write all of buf before end (monotonic ms). 0 or -1.
+static int
+s_write_all(int fd, const char *buf, size_t len, int64_t end)
+{
+    while (len > 0) {
+        int left = (int)(end - pres_mono_ms());
+        struct pollfd p = {fd, POLLOUT, 0};
+        if (left <= 0 || poll(&p, 1, left) != 1)
+            return -1;
+        ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+        if (n < 0 && errno != EAGAIN && errno != EINTR)
+            return -1;
+        if (n > 0) {
+            buf += n;
+            len -= (size_t)n;
+        }
+    }
+    return 0;
+}
+
+int
+ith_request(int port, const char *method, const char *path, const char *token,
+            const char *body, ith_resp_t *r, int timeout_ms)
+{
+    r->status = -1;
+    r->body[0] = 0;
+    r->body_len = 0;
+    int64_t end = pres_mono_ms() + timeout_ms;
+    int fd = s_connect(port, timeout_ms);
+    if (fd < 0)
+        return -1;
+    char head[4096];
+    size_t blen = body ? strlen(body) : 0;
+    int n = snprintf(head, sizeof head,
+                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     "Connection: close\r\n%s%s%s"
+                     "%s",
+                     method, path, token ? "Authorization: Bearer " : "",
+                     token ? token : "", token ? "\r\n" : "",
+                     body ? "Content-Type: application/json\r\n" : "");
+    if (n < 0 || (size_t)n >= sizeof head - 64) {
+        close(fd);
+        return -1;
+    }
+    n += snprintf(head + n, sizeof head - (size_t)n,
+                  "Content-Length: %zu\r\n\r\n", blen);
+    if (s_write_all(fd, head, (size_t)n, end) ||
+        (blen && s_write_all(fd, body, blen, end))) {
+        close(fd);
+        return -1;
+    }
+    //  Read until the server closes (Connection: close).
+    static __thread char in[ITH_BODY_MAX + 8192];
+    size_t got = 0;
+    while (got < sizeof in - 1) {
+        int left = (int)(end - pres_mono_ms());
+        struct pollfd p = {fd, POLLIN, 0};
+        if (left <= 0 || poll(&p, 1, left) != 1) {
+            close(fd);
+            return -1;
+        }
+        ssize_t k = recv(fd, in + got, sizeof in - 1 - got, 0);
+        if (k < 0 && (errno == EAGAIN || errno == EINTR))
+            continue;
+        if (k <= 0)
+            break;
+        got += (size_t)k;
+    }
+    close(fd);
+    in[got] = 0;
+    int status = 0;
+    if (sscanf(in, "HTTP/1.%*d %d", &status) != 1)
+        return -1;
+    const char *b = strstr(in, "\r\n\r\n");
+    if (b) {
+        b += 4;
+        size_t len = got - (size_t)(b - in);
+        if (len >= sizeof r->body)
+            len = sizeof r->body - 1;
+        memcpy(r->body, b, len);
+        r->body[len] = 0;
+        r->body_len = len;
+    }
+    r->status = status;
+    return status;
+}
+
+int
+ith_gateway_start_on(it_env_t *env, int port, const char *const *extra_env,
+                     it_proc_t *p)
+{
+    char listen[64];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+    it_env_set(env, "http_listen", listen);
+    if (it_spawn(env, "presence-gateway", NULL, extra_env, p))
+        return -1;
+    static ith_resp_t r;
+    int64_t end = pres_mono_ms() + 20000;
+    while (pres_mono_ms() < end && it_proc_alive(p)) {
+        if (ith_request(port, "GET", "/healthz", NULL, NULL, &r, 1000) > 0)
+            return port;
+        it_sleep_ms(20);
+    }
+    fprintf(stderr, "ithttp: the gateway did not answer on port %d\n", port);
+    it_proc_dump_log(p);
+    return -1;
+}
+
+int
+ith_gateway_start(it_env_t *env, const char *const *extra_env, it_proc_t *p)
+{
+    //  A port may be taken between the probe and the bind: try others.
+    for (int attempt = 0; attempt < 5; attempt++) {
+        int port = it_free_port();
+        if (port <= 0)
+            return -1;
+        if (ith_gateway_start_on(env, port, extra_env, p) == port)
+            return port;
+        it_proc_kill9(p);
+    }
+    return -1;
+}
+
+char *
+ith_token(const it_env_t *env, const char *user, bool admin, int ttl_s)
+{
+    char path[IT_PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/jwt.secret", env->data_dir);
+    unsigned char *key = NULL;
+    size_t key_len = 0;
+    if (pres_jwt_secret_load(path, false, &key, &key_len))
+        return NULL;
+    pres_jwt_t *jwt = pres_jwt_new_key("HS256", key, key_len, 30);
+    free(key);
+    if (!jwt)
+        return NULL;
+    char *t = pres_jwt_mint(jwt, user, admin, ttl_s, time(NULL));
+    pres_jwt_destroy(&jwt);
+    return t;
+}
+
+void
+ith_json_str(const char *body, const char *key, char *out, size_t cap)
+{
+    out[0] = 0;
+    char pat[96];
+    snprintf(pat, sizeof pat, "\"%s\":\"", key);
+    const char *p = strstr(body, pat);
+    if (!p)
+        return;
+    p += strlen(pat);
+    size_t n = 0;
+    while (p[n] && p[n] != '"' && n + 1 < cap)
+        n++;
+    memcpy(out, p, n);
+    out[n] = 0;
+}
+
+//  ---------------------------------------------------------------------
+
+//  Chunked transfer: the body carries "<hex>\r\n...\r\n" framing. Strip
+//  it in place: keep only the payload of complete chunks.
+static void
+s_dechunk(ith_sse_t *s)
+{
+    char *raw = s->raw;
+    size_t *rawlen = &s->rawlen;
+    size_t i = 0;
+    while (true) {
+        char *crlf = memmem(raw + i, *rawlen - i, "\r\n", 2);
+        if (!crlf)
+            break;
+        unsigned long size = strtoul(raw + i, NULL, 16);
+        size_t start = (size_t)(crlf - raw) + 2;
+        if (start + size + 2 > *rawlen)
+            break;
+        if (s->len + size < sizeof s->buf) {
+            memcpy(s->buf + s->len, raw + start, size);
+            s->len += size;
+            s->buf[s->len] = 0;
+        }
+        i = start + size + 2;
+    }
+    memmove(raw, raw + i, *rawlen - i);
+    *rawlen -= i;
+}
+
+int
+ith_sse_open(ith_sse_t *s, int port, const char *token, const char *last_id,
+             int timeout_ms)
+{
+    memset(s, 0, sizeof(*s));
+    s->fd = -1;
+    int64_t end = pres_mono_ms() + timeout_ms;
+    int fd = s_connect(port, timeout_ms);
+    if (fd < 0)
+        return -1;
+    char req[4096];
+    int n = snprintf(req, sizeof req,
+                     "GET /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     "Authorization: Bearer %s\r\n%s%s%s"
+                     "Accept: text/event-stream\r\n\r\n",
+                     token, last_id ? "Last-Event-ID: " : "",
+                     last_id ? last_id : "", last_id ? "\r\n" : "");
+    if (s_write_all(fd, req, (size_t)n, end)) {
+        close(fd);
+        return -1;
+    }
+    s->fd = fd;
+    //  The header block.
+    while (!strstr(s->buf, "\r\n\r\n")) {
+        int left = (int)(end - pres_mono_ms());
+        struct pollfd p = {fd, POLLIN, 0};
+        if (left <= 0 || poll(&p, 1, left) != 1)
+            goto fail;
+        ssize_t k = recv(fd, s->buf + s->len, sizeof s->buf - 1 - s->len, 0);
+        if (k < 0 && (errno == EAGAIN || errno == EINTR))
+            continue;
+        if (k <= 0)
+            goto fail;
+        s->len += (size_t)k;
+        s->buf[s->len] = 0;
+    }
+    int status = 0;
+    if (sscanf(s->buf, "HTTP/1.%*d %d", &status) != 1 || status != 200)
+        goto fail;
+    char *b = strstr(s->buf, "\r\n\r\n") + 4;
+    s->rawlen = s->len - (size_t)(b - s->buf);
+    memcpy(s->raw, b, s->rawlen);
+    s->len = 0;
+    s->buf[0] = 0;
+    s_dechunk(s);
+    return 0;
+fail:
+    ith_sse_close(s);
+    return -1;
+}
+
+int
+ith_sse_next(ith_sse_t *s, uint64_t *id, char *event, size_t event_cap,
+             char *data, size_t data_cap, int timeout_ms)
+{
+    int64_t end = pres_mono_ms() + timeout_ms;
+    while (true) {
+        //  One complete event: lines up to a blank line; comments skipped.
+        char *stop;
+        while ((stop = strstr(s->buf, "\n\n")) != NULL) {
+            *stop = 0;
+            size_t used = (size_t)(stop - s->buf) + 2;
+            bool any = false;
+            event[0] = 0;
+            data[0] = 0;
+            *id = 0;
+            for (char *line = s->buf; line && *line;) {
+                char *nl = strchr(line, '\n');
+                if (nl)
+                    *nl = 0;
+                if (strncmp(line, "id: ", 4) == 0) {
+                    *id = strtoull(line + 4, NULL, 10);
+                    any = true;
+                } else if (strncmp(line, "event: ", 7) == 0) {
+                    snprintf(event, event_cap, "%s", line + 7);
+                    any = true;
+                } else if (strncmp(line, "data: ", 6) == 0) {
+                    snprintf(data, data_cap, "%s", line + 6);
+                    any = true;
+                }
+                line = nl ? nl + 1 : NULL;
+            }
+            memmove(s->buf, s->buf + used, s->len - used + 1);
+            s->len -= used;
+            if (any)
+                return 1;
+        }
+        if (s->fd < 0)
+            return -1;
+        int left = (int)(end - pres_mono_ms());
+        struct pollfd p = {s->fd, POLLIN, 0};
+        if (left <= 0)
+            return 0;
+        int pr = poll(&p, 1, left);
+        if (pr == 0)
+            return 0;
+        if (pr < 0)
+            continue;
+        if (s->rawlen == sizeof s->raw) {  //  a chunk larger than we hold
+            ith_sse_close(s);
+            return -1;
+        }
+        ssize_t k =
+            recv(s->fd, s->raw + s->rawlen, sizeof s->raw - s->rawlen, 0);
+        if (k < 0 && (errno == EAGAIN || errno == EINTR))
+            continue;
+        if (k <= 0) {
+            ith_sse_close(s);
+            return -1;
+        }
+        s->rawlen += (size_t)k;
+        s_dechunk(s);
+    }
+}
+
+void
+ith_sse_close(ith_sse_t *s)
+{
+    if (s->fd >= 0)
+        close(s->fd);
+    s->fd = -1;
+}
