@@ -10,4 +10,10 @@ if(TARGET itutil AND TARGET pres_jwt AND TARGET presence-gateway)
   pres_test(NAME fault.full_disk LABEL fault TIMEOUT 180
     SOURCES ${CMAKE_SOURCE_DIR}/tests/fault/full_disk.c LIBS ithttp)
   set_tests_properties(fault.full_disk PROPERTIES SKIP_RETURN_CODE 77)
+
+  # 5 rounds here; any number from the command line:
+  #   PRESENCE_BUILD_DIR=build build/tests/test_fault_crash_loop 200
+  pres_test(NAME fault.crash_loop LABEL fault TIMEOUT 300
+    SOURCES ${CMAKE_SOURCE_DIR}/tests/fault/crash_loop.c LIBS ithttp
+    ARGS 5)
 endif()
