@@ -16,4 +16,8 @@ if(TARGET itutil AND TARGET pres_jwt AND TARGET presence-gateway)
   pres_test(NAME fault.crash_loop LABEL fault TIMEOUT 300
     SOURCES ${CMAKE_SOURCE_DIR}/tests/fault/crash_loop.c LIBS ithttp
     ARGS 5)
+
+  # The broker frozen 10 s, then gone 10 s, under HTTP load.
+  pres_test(NAME fault.broker_away LABEL fault TIMEOUT 180
+    SOURCES ${CMAKE_SOURCE_DIR}/tests/fault/broker_away.c LIBS ithttp)
 endif()

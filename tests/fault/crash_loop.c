@@ -45,6 +45,7 @@ static it_proc_t broker, sweeper, gateway, watch;
 static pres_config_t cfg;
 static int port;
 static pres_jwt_t *jwt;
+static ith_follower_t *sse;  //  an SSE client that reconnects by itself
 static unsigned seed;
 
 //  ---------------------------------------------------------------------
@@ -509,62 +510,6 @@ s_crash(unsigned *rnd)
 //  ---------------------------------------------------------------------
 //  The checks of a quiet moment.
 
-//  presencectl watch's position: the highest seq it printed or resynced
-//  to, read from its log (stdout and stderr).
-static uint64_t
-s_watch_position(void)
-{
-    FILE *f = fopen(watch.log_path, "r");
-    CHECK(f);
-    static char line[8192];
-    uint64_t pos = 0;
-    while (fgets(line, sizeof line, f)) {
-        const char *p = strstr(line, "\"seq\":");
-        if (p && line[0] == '{')
-            p += 6;
-        else if ((p = strstr(line, "from seq ")) != NULL)
-            p += 9;
-        else
-            continue;
-        uint64_t v = strtoull(p, NULL, 10);
-        if (v > pos)
-            pos = v;
-    }
-    fclose(f);
-    return pos;
-}
-
-static atomic_uint_fast64_t sse_last;  //  last id the SSE client saw
-
-static void *
-s_sse_client(void *arg)
-{
-    (void)arg;
-    char *admin = s_mint("crash-sse", true);
-    static ith_sse_t s;
-    char last[32] = "";
-    static char data[8192];
-    char event[32];
-    while (!atomic_load(&stopping)) {
-        if (ith_sse_open(&s, port, admin, last[0] ? last : NULL, 2000)) {
-            it_sleep_ms(100);  //  the gateway restarts: retry
-            continue;
-        }
-        uint64_t id;
-        int rc;
-        while (!atomic_load(&stopping) &&
-               (rc = ith_sse_next(&s, &id, event, sizeof event, data,
-                                  sizeof data, 200)) >= 0)
-            if (rc == 1 && id) {
-                atomic_store(&sse_last, id);
-                snprintf(last, sizeof last, "%" PRIu64, id);
-            }
-        ith_sse_close(&s);
-    }
-    free(admin);
-    return NULL;
-}
-
 static void
 s_pause(void)
 {
@@ -666,18 +611,18 @@ s_check_round(int round, const char *what)
     zframe_destroy(&rep);
 
     //  presencectl watch and the SSE client catch up by themselves.
-    IT_POLL_UNTIL(s_watch_position() >= head, 20000);
-    if (s_watch_position() < head) {
+    IT_POLL_UNTIL(ith_watch_position(&watch) >= head, 20000);
+    if (ith_watch_position(&watch) < head) {
         it_proc_dump_log(&watch);
         fprintf(stderr, "watch at %" PRIu64 ", head %" PRIu64 "\n",
-                s_watch_position(), head);
+                ith_watch_position(&watch), head);
         CHECK(!"presencectl watch did not catch up");
     }
     CHECK(it_proc_alive(&watch));
-    IT_POLL_UNTIL(atomic_load(&sse_last) >= head, 20000);
-    if (atomic_load(&sse_last) < head) {
+    IT_POLL_UNTIL(ith_follower_last(sse) >= head, 20000);
+    if (ith_follower_last(sse) < head) {
         fprintf(stderr, "SSE at %" PRIu64 ", head %" PRIu64 "\n",
-                (uint64_t)atomic_load(&sse_last), head);
+                ith_follower_last(sse), head);
         CHECK(!"the SSE client did not catch up");
     }
     CHECK(it_proc_alive(&broker) && it_proc_alive(&sweeper) &&
@@ -722,9 +667,12 @@ main(int argc, char **argv)
     static const char *const watch_argv[] = {"--json", "watch", NULL};
     CHECK_EQ(it_spawn(&env, "presencectl", watch_argv, NULL, &watch), 0);
 
-    pthread_t sub_t, http_t, bus_t, sse_t;
+    char *sse_token = s_mint("crash-sse", true);
+    sse = ith_follower_new(port, sse_token);
+    CHECK(sse);
+    free(sse_token);
+    pthread_t sub_t, http_t, bus_t;
     CHECK_EQ(pthread_create(&sub_t, NULL, s_subscriber, NULL), 0);
-    CHECK_EQ(pthread_create(&sse_t, NULL, s_sse_client, NULL), 0);
     CHECK_EQ(pthread_create(&http_t, NULL, s_http_load, NULL), 0);
     CHECK_EQ(pthread_create(&bus_t, NULL, s_bus_load, NULL), 0);
 
@@ -768,7 +716,7 @@ main(int argc, char **argv)
     atomic_store(&stopping, true);
     pthread_join(http_t, NULL);
     pthread_join(bus_t, NULL);
-    pthread_join(sse_t, NULL);
+    ith_follower_destroy(&sse);
     pthread_join(sub_t, NULL);
     printf("fault.crash_loop: %d rounds (broker %d, sweeper %d, gateway %d "
            "kills) in %.1f s; %" PRIu64 " timeouts checked, worst %" PRId64

@@ -5,8 +5,11 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -349,4 +352,133 @@ ith_sse_close(ith_sse_t *s)
     if (s->fd >= 0)
         close(s->fd);
     s->fd = -1;
+}
+
+//  ---------------------------------------------------------------------
+
+struct ith_follower {
+    int port;
+    char *token;
+    pthread_t thread;
+    atomic_bool stop;
+    atomic_bool stall;
+    atomic_uint_fast64_t last;     //  last id seen
+    atomic_uint_fast64_t resyncs;  //  `event: resync` received
+    atomic_uint_fast64_t gaps;     //  ids that were not last + 1
+    ith_sse_t sse;
+};
+
+static void *
+s_follow(void *arg)
+{
+    ith_follower_t *self = arg;
+    static __thread char data[8192];
+    char event[32], last[32] = "";
+    while (!atomic_load(&self->stop)) {
+        if (ith_sse_open(&self->sse, self->port, self->token,
+                         last[0] ? last : NULL, 2000)) {
+            it_sleep_ms(100);  //  the gateway is away: retry
+            continue;
+        }
+        uint64_t id;
+        int rc = 0;
+        while (!atomic_load(&self->stop) && rc >= 0) {
+            if (atomic_load(&self->stall)) {
+                it_sleep_ms(20);  //  stuck: not reading
+                continue;
+            }
+            rc = ith_sse_next(&self->sse, &id, event, sizeof event, data,
+                              sizeof data, 200);
+            if (rc != 1 || !id)
+                continue;
+            uint64_t prev = atomic_load(&self->last);
+            if (strcmp(event, "resync") == 0)
+                atomic_fetch_add(&self->resyncs, 1);
+            else if (prev && id != prev + 1)
+                atomic_fetch_add(&self->gaps, 1);
+            atomic_store(&self->last, id);
+            snprintf(last, sizeof last, "%" PRIu64, id);
+        }
+        ith_sse_close(&self->sse);
+    }
+    return NULL;
+}
+
+ith_follower_t *
+ith_follower_new(int port, const char *token)
+{
+    ith_follower_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->port = port;
+    self->token = strdup(token);
+    self->sse.fd = -1;
+    if (!self->token ||
+        pthread_create(&self->thread, NULL, s_follow, self) != 0) {
+        free(self->token);
+        free(self);
+        return NULL;
+    }
+    return self;
+}
+
+uint64_t
+ith_follower_last(ith_follower_t *self)
+{
+    return atomic_load(&self->last);
+}
+
+uint64_t
+ith_follower_resyncs(ith_follower_t *self)
+{
+    return atomic_load(&self->resyncs);
+}
+
+uint64_t
+ith_follower_gaps(ith_follower_t *self)
+{
+    return atomic_load(&self->gaps);
+}
+
+void
+ith_follower_stall(ith_follower_t *self, bool stall)
+{
+    atomic_store(&self->stall, stall);
+}
+
+void
+ith_follower_destroy(ith_follower_t **self_p)
+{
+    ith_follower_t *self = *self_p;
+    if (!self)
+        return;
+    atomic_store(&self->stop, true);
+    pthread_join(self->thread, NULL);
+    free(self->token);
+    free(self);
+    *self_p = NULL;
+}
+
+uint64_t
+ith_watch_position(const it_proc_t *watch)
+{
+    FILE *f = fopen(watch->log_path, "r");
+    if (!f)
+        return 0;
+    static __thread char line[8192];
+    uint64_t pos = 0;
+    while (fgets(line, sizeof line, f)) {
+        const char *p = strstr(line, "\"seq\":");
+        if (p && line[0] == '{')
+            p += 6;
+        else if ((p = strstr(line, "from seq ")) != NULL)
+            p += 9;
+        else
+            continue;
+        uint64_t v = strtoull(p, NULL, 10);
+        if (v > pos)
+            pos = v;
+    }
+    fclose(f);
+    return pos;
 }

@@ -67,4 +67,23 @@ int ith_sse_next(ith_sse_t *s, uint64_t *id, char *event, size_t event_cap,
 
 void ith_sse_close(ith_sse_t *s);
 
+//  ---------------------------------------------------------------------
+//  Followers that keep up by themselves, for the fault tests.
+
+//  An SSE client in its own thread: reads GET /v1/events, reconnects with
+//  Last-Event-ID whenever the stream ends (gateway restarts), and records
+//  the last id seen and the `event: resync` count. stall = true stops it
+//  reading (a stuck console) until set back to false.
+typedef struct ith_follower ith_follower_t;
+ith_follower_t *ith_follower_new(int port, const char *token);
+uint64_t ith_follower_last(ith_follower_t *self);
+uint64_t ith_follower_resyncs(ith_follower_t *self);
+uint64_t ith_follower_gaps(ith_follower_t *self);  //  ids not +1
+void ith_follower_stall(ith_follower_t *self, bool stall);
+void ith_follower_destroy(ith_follower_t **self_p);
+
+//  `presencectl --json watch` started with it_spawn (stdout and stderr in
+//  its log): the highest seq it printed or resynced to.
+uint64_t ith_watch_position(const it_proc_t *watch);
+
 #endif
