@@ -33,6 +33,7 @@ struct gw_bus {
     bool seeded;                //  account cache seeded since last gap
     bool have_seq;              //  last_seq is meaningful
     uint64_t last_seq;          //  last change seen
+    uint64_t owed;              //  head at the last stats poll, if ahead
     pthread_mutex_t wait_lock;  //  guards waiters
     gw_waiter_t *waiters;
     atomic_int nwaiters;
@@ -186,6 +187,18 @@ s_poll_stats(gw_bus_t *self)
     if (!ok)
         return;
     gw_sse_set_head(self->sse, seq);
+    //  A lost tail shows no gap until a later change comes: changes the
+    //  broker had published at one poll must have arrived by the next.
+    if (self->have_seq && self->owed && self->last_seq < self->owed) {
+        pres_log_warn("changes: %" PRIu64 " owed since the last poll, got "
+                      "%" PRIu64 ": lost",
+                      self->owed, self->last_seq);
+        gw_metrics_change(self->owed - self->last_seq);
+        self->seeded = false;  //  account changes may be among them
+        self->last_seq = self->owed;
+        gw_sse_lost(self->sse, self->owed);
+    }
+    self->owed = self->have_seq && seq > self->last_seq ? seq : 0;
     if (!self->seeded && s_seed(self) == 0)
         self->seeded = true;
 }

@@ -97,6 +97,19 @@ gw_sse_set_head(gw_sse_t *self, uint64_t seq)
     pthread_mutex_unlock(&self->lock);
 }
 
+void
+gw_sse_lost(gw_sse_t *self, uint64_t seq)
+{
+    pthread_mutex_lock(&self->lock);
+    if (!self->head_known || seq > self->last) {
+        self->head_known = true;
+        self->last = seq;
+        self->first = seq + 1;  //  nothing kept: waiting clients resync
+        s_wake_all(self);
+    }
+    pthread_mutex_unlock(&self->lock);
+}
+
 bool
 gw_sse_head(gw_sse_t *self, uint64_t *seq)
 {

@@ -31,6 +31,11 @@ void gw_sse_set_head(gw_sse_t *self, uint64_t seq);
 //  needed the gap get a resync). Wakes suspended clients.
 void gw_sse_push(gw_sse_t *self, uint64_t seq, const char *json, size_t len);
 
+//  Bus thread: changes up to seq were lost (a tail no later change
+//  revealed). Clients that had not seen them get a resync; the ring goes
+//  on from seq + 1.
+void gw_sse_lost(gw_sse_t *self, uint64_t seq);
+
 //  The head seq, false if not known yet.
 bool gw_sse_head(gw_sse_t *self, uint64_t *seq);
 

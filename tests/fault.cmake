@@ -20,4 +20,8 @@ if(TARGET itutil AND TARGET pres_jwt AND TARGET presence-gateway)
   # The broker frozen 10 s, then gone 10 s, under HTTP load.
   pres_test(NAME fault.broker_away LABEL fault TIMEOUT 180
     SOURCES ${CMAKE_SOURCE_DIR}/tests/fault/broker_away.c LIBS ithttp)
+
+  # Stuck subscribers never slow the broker or the others; they resync.
+  pres_test(NAME fault.slow_consumer LABEL fault TIMEOUT 180
+    SOURCES ${CMAKE_SOURCE_DIR}/tests/fault/slow_consumer.c LIBS ithttp)
 endif()

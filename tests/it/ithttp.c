@@ -468,12 +468,17 @@ ith_watch_position(const it_proc_t *watch)
     static __thread char line[8192];
     uint64_t pos = 0;
     while (fgets(line, sizeof line, f)) {
-        const char *p = strstr(line, "\"seq\":");
-        if (p && line[0] == '{')
+        //  A change line, a --json resync line (its "got" is the head
+        //  that showed the loss; the snapshot taken is at least that), or
+        //  the text "watching changes from seq N".
+        const char *p = NULL;
+        if (line[0] == '{' && (p = strstr(line, "\"resync\":true")) != NULL)
+            p = strstr(line, "\"got\":") ? strstr(line, "\"got\":") + 6 : NULL;
+        else if (line[0] == '{' && (p = strstr(line, "\"seq\":")) != NULL)
             p += 6;
         else if ((p = strstr(line, "from seq ")) != NULL)
             p += 9;
-        else
+        if (!p)
             continue;
         uint64_t v = strtoull(p, NULL, 10);
         if (v > pos)

@@ -83,7 +83,8 @@ void ith_follower_stall(ith_follower_t *self, bool stall);
 void ith_follower_destroy(ith_follower_t **self_p);
 
 //  `presencectl --json watch` started with it_spawn (stdout and stderr in
-//  its log): the highest seq it printed or resynced to.
+//  its log): the highest seq it printed, or that a resync line says the
+//  head was.
 uint64_t ith_watch_position(const it_proc_t *watch);
 
 #endif
