@@ -5,6 +5,7 @@
 #include "pres_mp.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <time.h>
 
@@ -119,9 +120,14 @@ pres_pub_new(const pres_config_t *cfg, const char *src)
     zsock_set_maxmsgsize(self->sock, 1024);  //  we only read subscriptions
     //  A connecting XPUB keeps its pipe across reconnects, so no
     //  unsubscription ever says the broker left: the socket monitor does.
+    //  A unique name per publisher: a monitor's inproc endpoint is
+    //  released asynchronously, so a name made from the struct's address
+    //  could still be bound when malloc hands the address out again
+    //  (zmq_socket_monitor then fails with EADDRINUSE).
+    static atomic_uint s_monitors;
     char monitor[64];
-    snprintf(monitor, sizeof monitor, "inproc://pres-pub-monitor-%p",
-             (void *)self);
+    snprintf(monitor, sizeof monitor, "inproc://pres-pub-monitor-%u",
+             atomic_fetch_add(&s_monitors, 1));
     if (zmq_socket_monitor(self->handle, monitor,
                            ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED) != 0 ||
         !(self->monitor = zsock_new(ZMQ_PAIR)) ||

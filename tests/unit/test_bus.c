@@ -178,6 +178,19 @@ s_test_query_client(void)
     pres_qclient_destroy(&qc);
 }
 
+//  Publishers made and destroyed in quick succession: malloc hands the
+//  same address out again while the previous socket monitor's inproc
+//  endpoint is still being released (it once failed with EADDRINUSE).
+static void
+s_test_churn(void)
+{
+    for (int i = 0; i < 500; i++) {
+        pres_pub_t *pub = pres_pub_new(&s_cfg, "churn-pub");
+        CHECK(pub);
+        pres_pub_destroy(&pub);
+    }
+}
+
 int
 main(void)
 {
@@ -188,6 +201,7 @@ main(void)
     CHECK_EQ(pres_config_finish(&s_cfg), 0);
     s_test_publisher();
     s_test_query_client();
+    s_test_churn();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     CHECK_EQ(system(cmd), 0);
