@@ -184,7 +184,7 @@ s_test_query_client(void)
 static void
 s_test_churn(void)
 {
-    for (int i = 0; i < 500; i++) {
+    for (int i = 0; i < 100; i++) {
         pres_pub_t *pub = pres_pub_new(&s_cfg, "churn-pub");
         CHECK(pub);
         pres_pub_destroy(&pub);
