@@ -25,3 +25,17 @@ if(TARGET itutil AND TARGET pres_jwt AND TARGET presence-gateway)
   pres_test(NAME fault.slow_consumer LABEL fault TIMEOUT 180
     SOURCES ${CMAKE_SOURCE_DIR}/tests/fault/slow_consumer.c LIBS ithttp)
 endif()
+
+# The soak in a minute (label soak): bench/soak.sh at a light load; checks
+# that RSS, fds and the LMDB file are flat after warm-up, not speed. The
+# 10-minute run at 50 % of the rated load: bench/soak.sh (bench/RESULTS.md).
+if(TARGET presence-bench AND TARGET presence-gateway)
+  add_test(NAME soak.short
+    COMMAND bash ${CMAKE_SOURCE_DIR}/bench/soak.sh -d 60 -r 2000 -u 2000)
+  set_tests_properties(soak.short PROPERTIES
+    LABELS soak
+    TIMEOUT 180
+    SKIP_RETURN_CODE 77
+    RUN_SERIAL TRUE
+    ENVIRONMENT "PRESENCE_BUILD_DIR=${CMAKE_BINARY_DIR};PRESENCE_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
+endif()
