@@ -6,6 +6,11 @@ if(TARGET itutil AND TARGET pres_jwt AND TARGET presence-gateway)
   target_include_directories(ithttp PUBLIC ${CMAKE_SOURCE_DIR}/tests/it)
   target_link_libraries(ithttp PUBLIC itutil pres_jwt)
 
+  # The gateway's SSE ring behind an in-process MHD (no broker, no gateway).
+  pres_test(NAME unit.gateway_sse LABEL unit TIMEOUT 60
+    SOURCES ${CMAKE_SOURCE_DIR}/tests/unit/test_gateway_sse.c
+    LIBS gateway_core ithttp)
+
   # Needs root (mounts a small tmpfs); exit 77 = skipped otherwise.
   pres_test(NAME fault.full_disk LABEL fault TIMEOUT 180
     SOURCES ${CMAKE_SOURCE_DIR}/tests/fault/full_disk.c LIBS ithttp)

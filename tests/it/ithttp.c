@@ -218,6 +218,12 @@ s_dechunk(ith_sse_t *s)
             break;
         unsigned long size = strtoul(raw + i, NULL, 16);
         size_t start = (size_t)(crlf - raw) + 2;
+        if (size == 0) {  //  the last chunk: the stream ended
+            close(s->fd);
+            s->fd = -1;
+            i = *rawlen;
+            break;
+        }
         if (start + size + 2 > *rawlen)
             break;
         if (s->len + size < sizeof s->buf) {
