@@ -227,6 +227,13 @@ gw_limit_trusted(const gw_limit_t *self, const gw_addr_t *peer)
     return gw_cidrs_match(&self->trusted, peer);
 }
 
+void
+gw_limit_client(const gw_limit_t *self, const gw_addr_t *peer, gw_fwd_t kind,
+                const char *header, gw_addr_t *client)
+{
+    gw_addr_forwarded(&self->trusted, peer, kind, header, client);
+}
+
 //  Run fn on peer's slot under its stripe lock; the slot may be NULL.
 typedef int (*s_conn_fn)(gw_limit_t *self, s_slot_t *s);
 

@@ -61,4 +61,9 @@ int gw_limit_conns(gw_limit_t *self, const gw_addr_t *peer);
 //  True if peer is a trusted proxy.
 bool gw_limit_trusted(const gw_limit_t *self, const gw_addr_t *peer);
 
+//  The client a trusted peer forwards for (gw_addr_forwarded with the
+//  trusted list); header NULL when the request carries none.
+void gw_limit_client(const gw_limit_t *self, const gw_addr_t *peer,
+                     gw_fwd_t kind, const char *header, gw_addr_t *client);
+
 #endif
