@@ -37,22 +37,6 @@ s_discard(char *ptr, size_t size, size_t n, void *arg)
     return size * n;
 }
 
-static int
-s_free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    CHECK(fd >= 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    CHECK(bind(fd, (struct sockaddr *)&a, sizeof a) == 0);
-    socklen_t len = sizeof a;
-    CHECK(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 //  Set up h for one request from local address src.
 static void
 s_setup(CURL *h, struct curl_slist **hdrs, int port, const char *src,
@@ -174,24 +158,6 @@ s_burst(int port, const char *src, const char *path, char **tokens, int ntokens,
     }
     curl_multi_cleanup(m);
     return t;
-}
-
-static void
-s_gateway_start(it_proc_t *p, int port, const char *const *extra)
-{
-    char listen[64];
-    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
-    it_env_set(&s_env, "http_listen", listen);
-    CHECK(it_spawn(&s_env, "presence-gateway", NULL, extra, p) == 0);
-    int64_t until = pres_mono_ms() + 5000;
-    while (s_http(port, "127.0.0.1", "GET", "/healthz", NULL, NULL, NULL) !=
-           200) {
-        if (pres_mono_ms() > until) {
-            it_proc_dump_log(p);
-            CHECK(!"gateway did not become healthy");
-        }
-        usleep(50 * 1000);
-    }
 }
 
 static char *
@@ -369,9 +335,9 @@ main(void)
     CHECK(it_broker_start(&s_env, NULL, &s_broker) == 0);
 
     //  Shipped limits; short header timeout.
-    int port = s_free_port();
+    int port = it_free_port();
     const char *gw_env[] = {"PRESENCE_HTTP_HEADER_TIMEOUT=1", NULL};
-    s_gateway_start(&s_gw, port, gw_env);
+    CHECK(it_gateway_start(&s_env, port, gw_env, &s_gw) == 0);
     unsigned char *key = NULL;
     size_t key_len = 0;
     char path[512];
@@ -384,19 +350,19 @@ main(void)
     CHECK_EQ(it_proc_stop(&s_gw, 5000), 0);
 
     //  200 connections in all, a long header timeout.
-    port = s_free_port();
+    port = it_free_port();
     const char *conns_env[] = {"PRESENCE_HTTP_MAX_CONNECTIONS=200",
                                "PRESENCE_HTTP_HEADER_TIMEOUT=60", NULL};
-    s_gateway_start(&s_gw_conns, port, conns_env);
+    CHECK(it_gateway_start(&s_env, port, conns_env, &s_gw_conns) == 0);
     s_test_connections(port);
     CHECK_EQ(it_proc_stop(&s_gw_conns, 5000), 0);
 
     //  A trusted proxy on 127.0.0.5; tiny per-address budget.
-    port = s_free_port();
+    port = it_free_port();
     const char *proxy_env[] = {"PRESENCE_TRUSTED_PROXIES=127.0.0.5/32",
                                "PRESENCE_RATE_LIMIT_ADDR=1",
                                "PRESENCE_RATE_BURST_ADDR=2", NULL};
-    s_gateway_start(&s_gw_proxy, port, proxy_env);
+    CHECK(it_gateway_start(&s_env, port, proxy_env, &s_gw_proxy) == 0);
     s_test_forwarded(port);
     CHECK_EQ(it_proc_stop(&s_gw_proxy, 5000), 0);
 
