@@ -62,7 +62,7 @@ typedef struct gw_req {
     pres_jwt_claims_t claims;  //  the caller, once authenticated
     const char *token;         //  bearer token (in MHD's header memory)
     size_t token_len;
-    char param[PRES_ID_MAX + 2];  //  the route's {user} or {file}
+    char param[PRES_ID_MAX + 1];  //  the route's {user} or {file}
     char body[GW_BODY_MAX + 1];   //  NUL-terminated; last (not zeroed)
 } gw_req_t;
 
