@@ -87,13 +87,34 @@ gw_req_recycle(gw_req_cache_t *cache, gw_req_t **req_p)
         free(r);
 }
 
-//  The values of every `name` header, joined with ", " into buf; NULL
-//  when there is none.
+//  The values of every `name` header, joined with ", " into buf. When
+//  they do not fit, the oldest (leftmost) hops are dropped: the nearest
+//  ones name the client.
 typedef struct {
     const char *name;
     char *buf;
     size_t len, cap;
+    bool cut;  //  hops were dropped at the left
 } s_join_t;
+
+static void
+s_join_append(s_join_t *j, const char *text, size_t n)
+{
+    if (n >= j->cap) {
+        text += n - (j->cap - 1);
+        n = j->cap - 1;
+        j->cut = true;
+    }
+    if (j->len + n >= j->cap) {
+        j->cut = true;
+        size_t drop = j->len + n - (j->cap - 1);
+        memmove(j->buf, j->buf + drop, j->len - drop);
+        j->len -= drop;
+    }
+    memcpy(j->buf + j->len, text, n);
+    j->len += n;
+    j->buf[j->len] = '\0';
+}
 
 static enum MHD_Result
 s_join_header(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -103,12 +124,20 @@ s_join_header(void *cls, enum MHD_ValueKind kind, const char *key,
     s_join_t *j = cls;
     if (!value || strcasecmp(key, j->name) != 0)
         return MHD_YES;
-    int n = snprintf(j->buf + j->len, j->cap - j->len, "%s%s",
-                     j->len ? ", " : "", value);
-    if (n < 0 || (size_t)n >= j->cap - j->len)
-        return MHD_NO;  //  too long: keep what fits whole
-    j->len += (size_t)n;
+    if (j->len)
+        s_join_append(j, ", ", 2);
+    s_join_append(j, value, strlen(value));
     return MHD_YES;
+}
+
+//  The joined text, or NULL; when cut, from the first whole hop.
+static const char *
+s_join_text(const s_join_t *j)
+{
+    if (!j->len)
+        return NULL;
+    const char *comma = j->cut ? strchr(j->buf, ',') : NULL;
+    return comma ? comma + 1 : j->buf;
 }
 
 //  Set req->origin when the request's Origin is allowed.
@@ -148,10 +177,10 @@ gw_req_start(gw_req_t *req, struct MHD_Connection *conn, const gw_addr_t *peer)
         return;
     char buf[S_FWD_MAX];
     s_join_t j = {req->gw->fwd == GW_FWD_XFF ? "X-Forwarded-For" : "Forwarded",
-                  buf, 0, sizeof buf};
+                  buf, 0, sizeof buf, false};
     buf[0] = '\0';
     MHD_get_connection_values(conn, MHD_HEADER_KIND, s_join_header, &j);
-    gw_limit_client(req->gw->limit, peer, req->gw->fwd, j.len ? buf : NULL,
+    gw_limit_client(req->gw->limit, peer, req->gw->fwd, s_join_text(&j),
                     &req->client);
 }
 

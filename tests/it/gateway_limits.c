@@ -314,6 +314,19 @@ s_test_forwarded(int port)
         CHECK_EQ(s_http(port, "127.0.0.5", "GET", "/healthz", NULL, NULL, xff),
                  200);
     }
+    //  ...also behind a long list of hops the client put in front.
+    static char longxff[2200];
+    for (int i = 0; i < 4; i++) {
+        int n = snprintf(longxff, sizeof longxff, "X-Forwarded-For: ");
+        while (n < 1800)
+            n += snprintf(longxff + n, sizeof longxff - (size_t)n,
+                          "192.0.2.1, ");
+        snprintf(longxff + n, sizeof longxff - (size_t)n, "203.0.113.%d",
+                 100 + i);
+        CHECK_EQ(
+            s_http(port, "127.0.0.5", "GET", "/healthz", NULL, NULL, longxff),
+            200);
+    }
     //  ...and one forwarded client is limited like any other address,
     //  whatever it puts in front of the proxy's entry.
     limited = 0;
