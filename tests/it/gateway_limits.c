@@ -222,9 +222,6 @@ s_test_crowd_and_flood(int port)
             t.ok204, t.too_many);
     CHECK(t.too_many > 0);
     CHECK_EQ(t.ok204 + t.too_many, 600);
-    CHECK_EQ(s_http(port, "127.0.0.1", "POST", "/v1/heartbeat", flood,
-                    "{\"session\":\"f1\"}", NULL),
-             429);
     t = s_burst(port, "127.0.0.1", "/v1/heartbeat", &calm, 1,
                 "{\"session\":\"c1\"}", 10, 5);
     CHECK_EQ(t.ok204, 10);
