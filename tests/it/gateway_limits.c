@@ -9,7 +9,8 @@
       - a request whose headers trickle in is closed after
         http_header_timeout;
       - one address holding hundreds of unfinished requests gets at most
-        half of http_max_connections, and another address is served. */
+        half of http_max_connections, and another address is served;
+      - a trusted proxy is not held to that share. */
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <netinet/in.h>
@@ -336,6 +337,28 @@ s_test_forwarded(int port)
     CHECK(limited >= 2);
 }
 
+//  A trusted proxy may hold more than an address's share (50 of 100).
+static void
+s_test_trusted_connections(int port)
+{
+    static int fds[80];
+    const char *req = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    for (int i = 0; i < 80; i++) {
+        fds[i] = s_connect("127.0.0.5", port);
+        CHECK(write(fds[i], req, strlen(req)) == (ssize_t)strlen(req));
+    }
+    //  Every one is answered (429 or 200 alike: it was kept).
+    for (int i = 0; i < 80; i++) {
+        struct pollfd p = {fds[i], POLLIN, 0};
+        char buf[16] = "";
+        CHECK(poll(&p, 1, 5000) == 1);
+        CHECK(recv(fds[i], buf, sizeof buf - 1, 0) > 9);
+        CHECK(strncmp(buf, "HTTP/1.1 ", 9) == 0);
+    }
+    for (int i = 0; i < 80; i++)
+        close(fds[i]);
+}
+
 int
 main(void)
 {
@@ -370,10 +393,12 @@ main(void)
     //  A trusted proxy on 127.0.0.5; tiny per-address budget.
     port = it_free_port();
     const char *proxy_env[] = {"PRESENCE_TRUSTED_PROXIES=127.0.0.5/32",
+                               "PRESENCE_HTTP_MAX_CONNECTIONS=100",
                                "PRESENCE_RATE_LIMIT_ADDR=1",
                                "PRESENCE_RATE_BURST_ADDR=2", NULL};
     CHECK(it_gateway_start(&s_env, port, proxy_env, &s_gw_proxy) == 0);
     s_test_forwarded(port);
+    s_test_trusted_connections(port);
     CHECK_EQ(it_proc_stop(&s_gw_proxy, 5000), 0);
 
     it_proc_stop(&s_broker, 5000);
