@@ -572,6 +572,12 @@ broker_store_put_pub(broker_store_t *self, const char *src, uint64_t last_seq,
 }
 
 int
+broker_store_del_pub(broker_store_t *self, const char *src)
+{
+    return s_del(self, self->pubs, src, strlen(src), "pubs");
+}
+
+int
 broker_store_put_meta(broker_store_t *self, const broker_meta_t *meta)
 {
     size_t n = sizeof(*meta) / 8;

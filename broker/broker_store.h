@@ -109,6 +109,7 @@ int broker_store_set_state(broker_store_t *self, const char *user, size_t len,
                            pres_state_t from, pres_state_t to);
 int broker_store_put_pub(broker_store_t *self, const char *src,
                          uint64_t last_seq, uint64_t lost);
+int broker_store_del_pub(broker_store_t *self, const char *src);
 int broker_store_put_meta(broker_store_t *self, const broker_meta_t *meta);
 
 //  Run one write txn: begin, fill(self, arg), commit, and if sync, flush
