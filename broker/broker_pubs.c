@@ -28,6 +28,7 @@ struct broker_pubs {
     size_t ndirty;          //  dirty entries
     s_name_t *forgotten;    //  names to delete from LMDB
     size_t nforgotten, forgotten_cap;
+    pres_ratelimit_t rl;    //  log limit for "table full"
 };
 
 broker_pubs_t *
@@ -93,39 +94,53 @@ s_forget(broker_pubs_t *self, size_t i)
     return 0;
 }
 
+typedef struct {
+    uint64_t seen;
+    size_t index;
+} s_age_t;
+
 static int
-s_cmp_u64(const void *a, const void *b)
+s_cmp_age(const void *a, const void *b)
 {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
+    const s_age_t *x = a, *y = b;
+    if (x->seen != y->seen)
+        return x->seen < y->seen ? -1 : 1;
+    return x->index < y->index ? -1 : x->index > y->index;
 }
 
 //  At the cap: forget the least recently seen quarter (at least one).
 static int
 s_make_room(broker_pubs_t *self)
 {
-    uint64_t *seen = malloc(self->count * sizeof(*seen));
-    if (!seen) {
+    size_t n = self->count, k = n / 4 ? n / 4 : 1;
+    s_age_t *ages = malloc(n * sizeof(*ages));
+    s_name_t *names = malloc(k * sizeof(*names));
+    if (!ages || !names) {
+        free(ages);
+        free(names);
         pres_log_error("malloc() failed trimming the publisher table");
         return -1;
     }
-    for (size_t i = 0; i < self->count; i++)
-        seen[i] = self->entries[i].seen;
-    qsort(seen, self->count, sizeof(*seen), s_cmp_u64);
-    uint64_t cutoff = seen[self->count / 4];
-    free(seen);
-    size_t i = 0, dropped = 0;
-    while (i < self->count)
-        if (self->entries[i].seen <= cutoff) {
-            if (s_forget(self, i))
-                return -1;
-            dropped++;
-        } else
-            i++;
-    pres_log_info("publisher table full (%zu): forgot %zu least recently "
-                  "seen publishers",
-                  self->max, dropped);
-    return 0;
+    for (size_t i = 0; i < n; i++)
+        ages[i] = (s_age_t){self->entries[i].seen, i};
+    qsort(ages, n, sizeof(*ages), s_cmp_age);
+    //  By name: forgetting moves entries, so indexes go stale.
+    for (size_t i = 0; i < k; i++)
+        memcpy(names[i].src, self->entries[ages[i].index].src,
+               sizeof(names[i].src));
+    int rc = 0;
+    for (size_t i = 0; i < k && rc == 0; i++) {
+        uintptr_t hit = (uintptr_t)zhashx_lookup(self->index, names[i].src);
+        assert(hit);
+        rc = s_forget(self, hit - 1);
+    }
+    free(ages);
+    free(names);
+    pres_log_limited(&self->rl, 10000,
+                     "publisher table full (%zu): forgot the %zu least "
+                     "recently seen publishers",
+                     self->max, k);
+    return rc;
 }
 
 static size_t
