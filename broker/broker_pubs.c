@@ -28,7 +28,7 @@ struct broker_pubs {
     size_t ndirty;          //  dirty entries
     s_name_t *forgotten;    //  names to delete from LMDB
     size_t nforgotten, forgotten_cap;
-    pres_ratelimit_t rl;    //  log limit for "table full"
+    pres_ratelimit_t rl;  //  log limit for "table full"
 };
 
 broker_pubs_t *

@@ -17,8 +17,7 @@ s_expect_sessions(uint64_t want)
 {
     char state[16], account[16];
     uint64_t sessions = 0;
-    CHECK_EQ(it_get_user(&cfg, "mallory", state, &sessions, NULL, account),
-             0);
+    CHECK_EQ(it_get_user(&cfg, "mallory", state, &sessions, NULL, account), 0);
     CHECK_STR(state, "online");
     CHECK_EQ(sessions, want);
     CHECK_EQ(it_stat(&cfg, "sessions"), want);

@@ -88,8 +88,8 @@ s_event(s_env_t *e, pres_ev_type_t type, const char *src, const char *user,
 }
 
 static int
-s_count_session(const char *user, size_t ulen, const char *session,
-                size_t slen, const broker_session_rec_t *rec, void *arg)
+s_count_session(const char *user, size_t ulen, const char *session, size_t slen,
+                const broker_session_rec_t *rec, void *arg)
 {
     (void)user;
     (void)ulen;

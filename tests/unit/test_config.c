@@ -58,33 +58,28 @@ main(void)
     unsetenv("PRESENCE_HEARTBEAT");
 
     //  Bad input: each refused.
-    const char *bad[] = {"nokey\n",
-                         "colour = blue\n",
-                         "timeout = soon\n",
-                         "timeout = -1\n",
-                         "heartbeat = 1x\n",
-                         "jwt_alg = none\n",
-                         "jwt_alg = RS256\n",
-                         "bus_insecure_tcp = maybe\n",
-                         "unknown_users = sometimes\n",
-                         "events_endpoint = tcp://10.0.0.1:5555\n",
-                         "account_sources = gateway\n",
-                         //  bus_insecure_tcp: loopback only
-                         "bus_insecure_tcp = yes\n"
-                         "events_endpoint = tcp://10.0.0.1:5555\n",
-                         "bus_insecure_tcp = yes\n"
-                         "query_endpoint = tcp://*:5555\n",
-                         "bus_insecure_tcp = yes\n"
-                         "changes_endpoint = tcp://eth0:5555\n",
-                         "bus_insecure_tcp = yes\n"
-                         "events_endpoint = tcp://128.0.0.1:5555\n",
-                         "bus_insecure_tcp = yes\n"
-                         "events_endpoint = tcp://127.0.0.1:1;10.0.0.1:2\n",
-                         //  the admin endpoint on tcp always needs CURVE
-                         "bus_insecure_tcp = yes\n"
-                         "admin_endpoint = tcp://127.0.0.1:5555\n",
-                         "curve_secret_file = /x.cert\n"
-                         "admin_endpoint = tcp://10.0.0.1:5555\n"};
+    const char *bad[] = {
+        "nokey\n", "colour = blue\n", "timeout = soon\n", "timeout = -1\n",
+        "heartbeat = 1x\n", "jwt_alg = none\n", "jwt_alg = RS256\n",
+        "bus_insecure_tcp = maybe\n", "unknown_users = sometimes\n",
+        "events_endpoint = tcp://10.0.0.1:5555\n",
+        "account_sources = gateway\n",
+        //  bus_insecure_tcp: loopback only
+        "bus_insecure_tcp = yes\n"
+        "events_endpoint = tcp://10.0.0.1:5555\n",
+        "bus_insecure_tcp = yes\n"
+        "query_endpoint = tcp://*:5555\n",
+        "bus_insecure_tcp = yes\n"
+        "changes_endpoint = tcp://eth0:5555\n",
+        "bus_insecure_tcp = yes\n"
+        "events_endpoint = tcp://128.0.0.1:5555\n",
+        "bus_insecure_tcp = yes\n"
+        "events_endpoint = tcp://127.0.0.1:1;10.0.0.1:2\n",
+        //  the admin endpoint on tcp always needs CURVE
+        "bus_insecure_tcp = yes\n"
+        "admin_endpoint = tcp://127.0.0.1:5555\n",
+        "curve_secret_file = /x.cert\n"
+        "admin_endpoint = tcp://10.0.0.1:5555\n"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         s_write(bad[i]);
         pres_config_defaults(&cfg);
