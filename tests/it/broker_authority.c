@@ -5,7 +5,8 @@
     and is recorded; a peer not in admin_peers is refused (as another
     admin_peers setting, and as root also from a child that setuid()s to
     nobody); requests with more than one body frame get ONE error frame
-    on the query and admin endpoints. */
+    on the query and admin endpoints; the broker refuses to start on a
+    group-writable run_dir or on insecure tcp:// beyond loopback. */
 #include <errno.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -203,6 +204,20 @@ main(void)
     CHECK(s_wait_stat("forbidden.peers", 1) >= 1);
     CHECK_STR(s_account_of("bob"), "active");
     CHECK_EQ(it_proc_stop(&broker, 5000), 0);
+
+    //  7. Start-up refusals: a group-writable run_dir, and tcp:// without
+    //  CURVE on a non-loopback address.
+    CHECK(chmod(env.run_dir, 0770) == 0);
+    CHECK(it_spawn(&env, "presence-broker", NULL, NULL, &broker) == 0);
+    CHECK_EQ(it_proc_wait(&broker, 5000), 1);
+    CHECK(it_proc_log_has(&broker, "group- or world-writable"));
+    CHECK(chmod(env.run_dir, 0750) == 0);
+    const char *insecure[] = {"PRESENCE_BUS_INSECURE_TCP=yes",
+                              "PRESENCE_EVENTS_ENDPOINT=tcp://0.0.0.0:5599",
+                              NULL};
+    CHECK(it_spawn(&env, "presence-broker", NULL, insecure, &broker) == 0);
+    CHECK_EQ(it_proc_wait(&broker, 5000), 1);
+    CHECK(it_proc_log_has(&broker, "loopback addresses only"));
 
     it_env_cleanup(&env);
     return 0;
