@@ -32,6 +32,7 @@ struct broker_store {
     size_t map_size;   //  current map size
     uint64_t commits;  //  write txns committed since _new
     uint64_t syncs;    //  mdb_env_sync calls since _new
+    uint64_t puts;     //  records written (mdb_put) since _new
 };
 
 static void
@@ -159,6 +160,12 @@ uint64_t
 broker_store_syncs(const broker_store_t *self)
 {
     return self->syncs;
+}
+
+uint64_t
+broker_store_puts(const broker_store_t *self)
+{
+    return self->puts;
 }
 
 size_t
@@ -489,6 +496,7 @@ s_put(broker_store_t *self, MDB_dbi dbi, const void *key, size_t klen,
         pres_log_error("mdb_put(%s) failed: %s", what, mdb_strerror(rc));
         return -1;
     }
+    self->puts++;
     return 0;
 }
 
