@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static bool
 s_is_tcp(const char *endpoint)
@@ -55,31 +56,6 @@ pres_bus_secure(zsock_t *sock, const pres_config_t *cfg, const char *endpoint,
     return rc;
 }
 
-zactor_t *
-pres_bus_auth_new(const pres_config_t *cfg, bool *failed)
-{
-    *failed = false;
-    bool tcp = s_is_tcp(cfg->events_endpoint) ||
-               s_is_tcp(cfg->changes_endpoint) || s_is_tcp(cfg->query_endpoint);
-    if (!tcp || !*cfg->curve_secret_file)
-        return NULL;
-    if (!*cfg->curve_clients_dir) {
-        pres_log_error("CURVE on tcp:// needs curve_clients_dir (the public "
-                       "certs of allowed clients)");
-        *failed = true;
-        return NULL;
-    }
-    zactor_t *auth = zactor_new(zauth, NULL);
-    if (!auth) {
-        pres_log_error("zactor_new(zauth) failed");
-        *failed = true;
-        return NULL;
-    }
-    zstr_sendx(auth, "CURVE", cfg->curve_clients_dir, NULL);
-    zsock_wait(auth);
-    return auth;
-}
-
 //  ---------------------------------------------------------------------
 //  Publisher
 
@@ -94,6 +70,21 @@ struct pres_pub {
     int64_t next_poll_ms;       //  when to look for (un)subscriptions
     char buf[PRES_MSG_MAX];     //  encode buffer
 };
+
+void
+pres_src_id(char *out, size_t cap, const char *role, int index)
+{
+    char host[64] = "host";
+    if (gethostname(host, sizeof host) != 0)
+        snprintf(host, sizeof host, "host");
+    host[sizeof host - 1] = '\0';
+    for (char *c = host; *c; c++)
+        if (!pres_id_valid(c, 1))
+            *c = '_';
+    int n = snprintf(out, cap, "%s-%.40s-%ld", role, host, (long)getpid());
+    if (index >= 0 && n > 0 && (size_t)n < cap)
+        snprintf(out + n, cap - (size_t)n, "-%d", index);
+}
 
 pres_pub_t *
 pres_pub_new(const pres_config_t *cfg, const char *src)
@@ -313,6 +304,7 @@ pres_bus_sub_changes(const pres_config_t *cfg, const char *prefix)
 
 struct pres_qclient {
     const pres_config_t *cfg;  //  borrowed; outlives the client
+    const char *endpoint;      //  query_endpoint or admin_endpoint (in cfg)
     zsock_t *sock;             //  REQ, recreated after a timeout
 };
 
@@ -325,26 +317,38 @@ s_qclient_open(pres_qclient_t *self)
         return -1;
     }
     zsock_set_linger(self->sock, 0);
-    if (pres_bus_secure(self->sock, self->cfg, self->cfg->query_endpoint,
-                        false) != 0 ||
-        zsock_connect(self->sock, "%s", self->cfg->query_endpoint) != 0) {
-        pres_log_error("zsock_connect(%s) failed", self->cfg->query_endpoint);
+    if (pres_bus_secure(self->sock, self->cfg, self->endpoint, false) != 0 ||
+        zsock_connect(self->sock, "%s", self->endpoint) != 0) {
+        pres_log_error("zsock_connect(%s) failed", self->endpoint);
         zsock_destroy(&self->sock);
         return -1;
     }
     return 0;
 }
 
-pres_qclient_t *
-pres_qclient_new(const pres_config_t *cfg)
+static pres_qclient_t *
+s_qclient_new(const pres_config_t *cfg, const char *endpoint)
 {
     pres_qclient_t *self = calloc(1, sizeof *self);
     if (!self)
         return NULL;
     self->cfg = cfg;
+    self->endpoint = endpoint;
     if (s_qclient_open(self) != 0)
         pres_qclient_destroy(&self);
     return self;
+}
+
+pres_qclient_t *
+pres_qclient_new(const pres_config_t *cfg)
+{
+    return s_qclient_new(cfg, cfg->query_endpoint);
+}
+
+pres_qclient_t *
+pres_qclient_new_admin(const pres_config_t *cfg)
+{
+    return s_qclient_new(cfg, cfg->admin_endpoint);
 }
 
 void
@@ -383,7 +387,7 @@ pres_qclient_call(pres_qclient_t *self, const void *req, size_t len,
     }
 lost:
     //  Lazy Pirate: a REQ that lost its reply is stuck; start a new one.
-    pres_log_debug("query to %s timed out", self->cfg->query_endpoint);
+    pres_log_debug("query to %s timed out", self->endpoint);
     zsock_destroy(&self->sock);
     s_qclient_open(self);
     errno = ETIMEDOUT;

@@ -10,18 +10,19 @@
 #include "pres_config.h"
 #include "pres_msg.h"
 
+//  ZMQ_MAXMSGSIZE of the broker's events SUB and admin ROUTER: the codec's
+//  frame cap plus a margin, so a larger frame never reaches memory (libzmq
+//  drops the connection that sends it).
+#define PRES_BUS_EVENT_MAXMSG (PRES_MSG_MAX + 512)
+
 //  Apply CURVE to a socket when its endpoint is tcp:// (as server for
-//  binds, with zap domain "presence"; as client for connects, using
+//  binds, with zap domain "presence": the broker's ZAP handler checks the
+//  client keys; as client for connects, using
 //  curve_secret_file and curve_server_public_file). ipc:// and inproc://
 //  are left alone. Returns 0, or -1 after logging (missing cert, tcp
 //  without CURVE and without bus_insecure_tcp).
 int pres_bus_secure(zsock_t *sock, const pres_config_t *cfg,
                     const char *endpoint, bool server);
-
-//  Start czmq's zauth actor allowing the public certs in curve_clients_dir
-//  when any endpoint is tcp:// with CURVE; NULL when not needed or on error
-//  (*failed tells which). Caller owns the actor (zactor_destroy).
-zactor_t *pres_bus_auth_new(const pres_config_t *cfg, bool *failed);
 
 //  ---------------------------------------------------------------------
 //  Publisher of events. An XPUB connected to the broker's SUB with
@@ -35,7 +36,13 @@ zactor_t *pres_bus_auth_new(const pres_config_t *cfg, bool *failed);
 //  one publisher per thread, each with its own src.
 typedef struct pres_pub pres_pub_t;
 
-//  src must be a valid id, unique on the bus (e.g. "gateway-<host>-<pid>-1").
+//  A publisher id unique on the bus: "<role>-<host>-<pid>", plus "-<index>"
+//  when index >= 0. The host name has non-id characters replaced by '_' and
+//  is cut to 40 bytes, so the id is valid whatever the host is called. role
+//  is a short id ("gateway", "sweeper", "presencectl"); cap >= PRES_ID_MAX+1.
+void pres_src_id(char *out, size_t cap, const char *role, int index);
+
+//  src must be a valid id, unique on the bus (see pres_src_id).
 //  Returns NULL after logging.
 pres_pub_t *pres_pub_new(const pres_config_t *cfg, const char *src);
 void pres_pub_destroy(pres_pub_t **self_p);
@@ -67,6 +74,10 @@ zsock_t *pres_bus_sub_changes(const pres_config_t *cfg, const char *prefix);
 typedef struct pres_qclient pres_qclient_t;
 
 pres_qclient_t *pres_qclient_new(const pres_config_t *cfg);
+//  The same client on admin_endpoint (account changes). The broker admits
+//  it only if this process's user is in admin_peers (ipc://) or its CURVE
+//  key is in curve_admin_dir (tcp://); otherwise calls time out.
+pres_qclient_t *pres_qclient_new_admin(const pres_config_t *cfg);
 void pres_qclient_destroy(pres_qclient_t **self_p);
 
 //  Send one request and wait up to timeout_ms for its reply. Returns the

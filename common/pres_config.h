@@ -27,23 +27,35 @@ typedef struct pres_config {
     double timeout;                            //  seconds without heartbeat
     char unknown_users[8];                     //  "allow" or "deny"
     //  Bus
-    int bus_hwm;                          //  high-water mark, messages
-    int bus_timeout_ms;                   //  max wait on a saturated/absent bus
-    char account_sources[PRES_PATH_MAX];  //  src prefixes allowed `account`
+    int bus_hwm;         //  high-water mark, messages
+    int bus_timeout_ms;  //  max wait on a saturated/absent bus
     char curve_secret_file[PRES_PATH_MAX];         //  own zcert (secret)
     char curve_server_public_file[PRES_PATH_MAX];  //  broker's public cert
     char curve_clients_dir[PRES_PATH_MAX];         //  broker allowlist
-    bool bus_insecure_tcp;  //  allow tcp:// without CURVE
+    bool bus_insecure_tcp;  //  allow tcp:// without CURVE (loopback only)
+    //  Account authority and broker bounds
+    char admin_endpoint[PRES_ENDPOINT_MAX];  //  broker ROUTER (account)
+    char admin_peers[PRES_PATH_MAX];         //  ipc: user names/uids; "" = own
+    char curve_admin_dir[PRES_PATH_MAX];     //  tcp: admin client certs
+    int max_sessions_per_user;               //  live sessions kept per user
+    int events_rcvhwm;    //  broker SUB queue, messages per publisher
+    int publishers_max;   //  publisher table entries kept
+    int publishers_idle;  //  seconds before an idle publisher is forgotten
     //  Broker storage
     int lmdb_map_mib;       //  LMDB map size in MiB
     int lastseen_flush_ms;  //  max lag of a lazily durable last_seen (<=5000)
     //  Gateway
     int http_threads;             //  worker threads
     int http_max_connections;     //  total connection limit
-    int http_per_ip_connections;  //  per-IP connection limit (0 = none)
+    int http_per_ip_connections;  //  per-address connections (0 = half max)
     int http_idle_timeout;        //  seconds before an idle keep-alive closes
-    int rate_limit;               //  requests per second per IP (0 = off)
-    int rate_burst;               //  bucket size per IP
+    int http_header_timeout;      //  seconds to receive a whole request
+    int rate_limit;               //  requests/s per token subject (0 = off)
+    int rate_burst;               //  bucket size per token subject
+    int rate_limit_addr;  //  unauthenticated requests/s per address (0 = off)
+    int rate_burst_addr;  //  bucket size per address
+    char trusted_proxies[1024];        //  CIDR list whose forwarding we believe
+    char trusted_proxy_header[16];     //  "x-forwarded-for" or "forwarded"
     char cors_origins[PRES_PATH_MAX];  //  comma list, "*" or "" (none)
     int sse_keepalive;                 //  seconds between SSE comment lines
     int sse_max_clients;               //  concurrent /v1/events streams

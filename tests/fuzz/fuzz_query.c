@@ -1,9 +1,10 @@
 /*  fuzz_query: a query request, as the broker's ROUTER hands it over,
-    through the query decoder and broker_query_answer on a small state
-    (a temp LMDB store with online, away, offline and banned users). Every
-    input must get a reply that is one msgpack map with a boolean `ok`
-    (never silence, never a crash); an accepted request must re-encode and
-    decode to the same op. */
+    through the query decoder and broker_query_answer on a small state (a
+    temp LMDB store with online, away, offline and banned users), and
+    through the admin endpoint's decoder (broker_query_admin). Every input
+    must get a reply that is one msgpack map with a boolean `ok` (never
+    silence, never a crash); an accepted request must re-encode and decode
+    to the same op. */
 #include "broker_query.h"
 #include "broker_state.h"
 #include "broker_store.h"
@@ -63,7 +64,8 @@ s_setup(void)
     s_event(PRES_EV_LOGIN, "cid", "c1", 4, false);
     s_event(PRES_EV_LOGOUT, "cid", "", 5, false);
     broker_state_begin(s_state, 2000);
-    if (broker_state_account(s_state, "dan", PRES_ACC_BANNED, "x", NULL) ||
+    if (broker_state_account(s_state, "dan", PRES_ACC_BANNED, "x", "fuzz",
+                             NULL) ||
         broker_state_commit(s_state))
         abort();
     broker_state_outbox_clear(s_state);
@@ -96,6 +98,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     bool ok;
     if (pres_mp_find(s_out.data, s_out.size, "ok", &r) != 0 ||
         pres_mp_read_bool(&r, &ok) != 0)
+        abort();
+    //  The admin endpoint's decoder on the same bytes: an account request
+    //  is handed back (nothing written), anything else gets an error.
+    msgpack_sbuffer_clear(&s_out);
+    pres_query_t qa;
+    int arc = broker_query_admin(data, size, &qa, &s_out);
+    if ((arc == 1) != (s_out.size == 0) ||
+        (arc == 1 && qa.op != PRES_Q_ACCOUNT) || (arc != 0 && arc != 1))
         abort();
     const char *why;
     pres_query_t q1, q2;

@@ -4,6 +4,7 @@
 #define _XOPEN_SOURCE 700  //  nftw
 #include "itutil.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -420,6 +421,72 @@ it_proc_log_has(const it_proc_t *p, const char *needle)
     return found;
 }
 
+int
+it_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    int port = -1;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    else
+        fprintf(stderr, "itutil: no free port: %s\n", strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+//  The status of GET /healthz on 127.0.0.1:port, or -1.
+static int
+s_health(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    static const char req[] = "GET /healthz HTTP/1.0\r\n\r\n";
+    char buf[64] = "";
+    int status = -1;
+    struct timeval tv = {1, 0};
+    if (fd >= 0 &&
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0 &&
+        connect(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        write(fd, req, sizeof req - 1) == (ssize_t)(sizeof req - 1) &&
+        read(fd, buf, sizeof buf - 1) > 0)
+        sscanf(buf, "HTTP/%*s %d", &status);
+    if (fd >= 0)
+        close(fd);
+    return status;
+}
+
+int
+it_gateway_start(it_env_t *env, int port, const char *const *extra_env,
+                 it_proc_t *p)
+{
+    char listen[64];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+    it_env_set(env, "http_listen", listen);
+    if (it_spawn(env, "presence-gateway", NULL, extra_env, p) != 0)
+        return -1;
+    int64_t until = pres_mono_ms() + 5000;
+    while (s_health(port) != 200) {
+        if (pres_mono_ms() > until || !it_proc_alive(p)) {
+            fprintf(stderr, "itutil: gateway did not become healthy\n");
+            it_proc_dump_log(p);
+            return -1;
+        }
+        usleep(50 * 1000);
+    }
+    return 0;
+}
+
 bool
 it_wait_file(const char *path, int timeout_ms)
 {
@@ -744,29 +811,42 @@ it_wait_stat(const pres_config_t *cfg, const char *path, uint64_t value,
 }
 
 int
-it_free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return 0;
-    struct sockaddr_in sa = {.sin_family = AF_INET,
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(sa);
-    int port = 0;
-    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
-        port = ntohs(sa.sin_port);
-    close(fd);
-    return port;
-}
-
-int
 it_drain(zsock_t *sub, int quiet_ms)
 {
     int n = 0;
     while (n < 100000 && it_recv(sub, NULL, NULL, quiet_ms) != 0)
         n++;
     return n;
+}
+
+zframe_t *
+it_admin(const pres_config_t *cfg, const pres_query_t *q)
+{
+    uint8_t buf[PRES_MSG_MAX];
+    size_t len = pres_query_encode(q, buf, sizeof(buf));
+    if (!len)
+        return NULL;
+    pres_qclient_t *qc = pres_qclient_new_admin(cfg);
+    if (!qc)
+        return NULL;
+    zframe_t *rep = pres_qclient_call(qc, buf, len, 3000);
+    pres_qclient_destroy(&qc);
+    return rep;
+}
+
+int
+it_admin_account(const pres_config_t *cfg, const char *user, const char *status)
+{
+    pres_query_t q = {.op = PRES_Q_ACCOUNT};
+    snprintf(q.user, sizeof(q.user), "%s", user);
+    if (pres_account_parse(status, strlen(status), &q.status))
+        return -1;
+    zframe_t *rep = it_admin(cfg, &q);
+    bool ok = false;
+    if (rep)
+        it_mp_bool(rep, "ok", &ok);
+    zframe_destroy(&rep);
+    return ok ? 0 : -1;
 }
 
 zframe_t *

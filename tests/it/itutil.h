@@ -93,6 +93,16 @@ void it_proc_dump_log(const it_proc_t *p);
 //  True if the child's log contains needle.
 bool it_proc_log_has(const it_proc_t *p, const char *needle);
 
+//  A TCP port on 127.0.0.1 that was free a moment ago (for a daemon to
+//  listen on), or -1 (printed).
+int it_free_port(void);
+
+//  Spawn presence-gateway listening on 127.0.0.1:port (extra_env as in
+//  it_spawn) and wait (5 s) until GET /healthz answers 200. Dumps its log
+//  and returns -1 if it does not.
+int it_gateway_start(it_env_t *env, int port, const char *const *extra_env,
+                     it_proc_t *p);
+
 //  Wait up to timeout_ms until path exists. true if it does.
 bool it_wait_file(const char *path, int timeout_ms);
 
@@ -149,11 +159,6 @@ bool it_wait_user(const pres_config_t *cfg, const char *user, const char *state,
 uint64_t it_wait_stat(const pres_config_t *cfg, const char *path,
                       uint64_t value, int timeout_ms);
 
-//  A loopback TCP port that is free now (the kernel picks it: bind to
-//  port 0, read it, close). Another process may take it before it is
-//  used: callers retry on a bind failure. 0 on error.
-int it_free_port(void);
-
 //  ---------------------------------------------------------------------
 //  Bus client helpers.
 
@@ -202,6 +207,14 @@ int it_drain(zsock_t *sub, int quiet_ms);
 //  Run a query; returns the reply frame (caller destroys) whatever its
 //  `ok`, or NULL on timeout (3 s). A fresh client per call is fine.
 zframe_t *it_query(const pres_config_t *cfg, const pres_query_t *q);
+
+//  Run a request on the admin endpoint (account changes); as it_query.
+//  NULL on timeout, which is also what a refused admin peer sees.
+zframe_t *it_admin(const pres_config_t *cfg, const pres_query_t *q);
+
+//  Set an account status on the admin endpoint. 0 when the reply is ok.
+int it_admin_account(const pres_config_t *cfg, const char *user,
+                     const char *status);
 
 //  Send raw bytes as a query (one frame) and return the reply frame.
 zframe_t *it_query_raw(const pres_config_t *cfg, const void *buf, size_t len);

@@ -214,11 +214,29 @@ test_stats_snapshot(void)
 static void
 test_account_and_errors(void)
 {
-    //  account: handed back to the caller (1), nothing written.
+    //  account on the query socket: refused (the admin endpoint only).
     pres_query_t q = {.op = PRES_Q_ACCOUNT, .status = PRES_ACC_SUSPENDED};
     strcpy(q.user, "ann");
-    CHECK_EQ(s_ask(&q), 1);
+    CHECK_EQ(s_ask(&q), 0);
+    CHECK(!s_ok());
+    CHECK_STR(s_str("error"), "forbidden");
+    //  On the admin endpoint: handed back to the caller (1), nothing
+    //  written; the server applies it and answers.
+    uint8_t buf[PRES_MSG_MAX];
+    size_t len = pres_query_encode(&q, buf, sizeof(buf));
+    CHECK(len > 0);
+    msgpack_sbuffer_clear(&s_out);
+    pres_query_t got;
+    CHECK_EQ(broker_query_admin(buf, len, &got, &s_out), 1);
     CHECK_EQ(s_out.size, 0);
+    CHECK_STR(got.user, "ann");
+    CHECK_EQ(got.status, PRES_ACC_SUSPENDED);
+    q.op = PRES_Q_STATS;  //  anything else is an error there
+    len = pres_query_encode(&q, buf, sizeof(buf));
+    CHECK_EQ(broker_query_admin(buf, len, &got, &s_out), 0);
+    CHECK(!s_ok());
+    msgpack_sbuffer_clear(&s_out);
+    q.op = PRES_Q_ACCOUNT;
     broker_query_account_reply(&q, 0, 77, &s_out);
     CHECK(s_ok());
     CHECK_STR(s_str("account"), "suspended");
@@ -242,7 +260,6 @@ test_account_and_errors(void)
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         msgpack_sbuffer_clear(&s_out);
-        pres_query_t got;
         CHECK_EQ(broker_query_answer(s_state, bad[i].bytes, bad[i].len, &got,
                                      &s_out),
                  0);
@@ -280,8 +297,9 @@ main(void)
     s_apply(PRES_EV_LOGIN, "cid", "c1", 1003);
     s_apply(PRES_EV_LOGOUT, "cid", NULL, 1004);
     broker_state_begin(s_state, 1005);
-    CHECK_EQ(broker_state_account(s_state, "cid", PRES_ACC_BANNED, "", NULL),
-             0);
+    CHECK_EQ(
+        broker_state_account(s_state, "cid", PRES_ACC_BANNED, "", "test", NULL),
+        0);
     CHECK_EQ(broker_state_commit(s_state), 0);
     s_apply(PRES_EV_LOGIN, "dot", "d1", 1006);
 

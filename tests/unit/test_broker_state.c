@@ -274,9 +274,9 @@ test_account(void)
     s_next = 0;
     broker_state_begin(s_state, 40100);
     uint64_t seq = 0;
-    CHECK_EQ(
-        broker_state_account(s_state, "bob", PRES_ACC_SUSPENDED, "spam", &seq),
-        0);
+    CHECK_EQ(broker_state_account(s_state, "bob", PRES_ACC_SUSPENDED, "spam",
+                                  "test", &seq),
+             0);
     CHECK_EQ(broker_state_commit(s_state), 0);
     pres_change_t ch = s_change("bob", "offline", "suspended", 0);
     CHECK_EQ(ch.seq, seq);
@@ -289,7 +289,7 @@ test_account(void)
     broker_state_begin(s_state, 40150);
     uint64_t again = 0;
     CHECK_EQ(broker_state_account(s_state, "bob", PRES_ACC_SUSPENDED, "spam",
-                                  &again),
+                                  "test", &again),
              0);
     CHECK_EQ(broker_state_commit(s_state), 0);
     CHECK_EQ(again, seq);
@@ -304,7 +304,8 @@ test_account(void)
     broker_state_outbox_clear(s_state);
     s_next = 0;
     broker_state_begin(s_state, 40400);
-    CHECK_EQ(broker_state_account(s_state, "bob", PRES_ACC_ACTIVE, NULL, &seq),
+    CHECK_EQ(broker_state_account(s_state, "bob", PRES_ACC_ACTIVE, NULL, "test",
+                                  &seq),
              0);
     CHECK_EQ(broker_state_commit(s_state), 0);
     s_change("bob", "offline", "account", 0);
