@@ -8,62 +8,23 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include "itfake.h"
 #include "itutil.h"
-#include "pres_mp.h"
 #include "testutil.h"
 
 static it_env_t env;
 static pres_config_t cfg;
-static zsock_t *router, *pub;
+static it_fake_t *fake;  //  the scripted broker
 
 //  Wait for a request of kind op and answer {ok, seq, users: []}.
 static void
 s_serve(pres_query_op_t op, uint64_t seq)
 {
-    zsock_set_rcvtimeo(router, 5000);
-    zmsg_t *m = zmsg_recv(router);
-    CHECK(m);
-    CHECK_EQ(zmsg_size(m), 3);
-    zframe_t *id = zmsg_pop(m);
-    zframe_t *empty = zmsg_pop(m);
-    zframe_t *req = zmsg_pop(m);
     pres_query_t q;
-    const char *why;
-    CHECK_EQ(pres_query_decode(&q, zframe_data(req), zframe_size(req), &why),
-             0);
+    zframe_t *id = it_fake_request(fake, &q, 5000);
+    CHECK(id);
     CHECK_EQ(q.op, op);
-    char buf[64];
-    pres_mp_writer_t w;
-    pres_mp_writer_init(&w, buf, sizeof(buf));
-    msgpack_pack_map(&w.pk, 3);
-    pres_mp_pack_cstr(&w, "ok");
-    msgpack_pack_true(&w.pk);
-    pres_mp_pack_kv_uint(&w, "seq", seq);
-    pres_mp_pack_cstr(&w, "users");
-    msgpack_pack_array(&w.pk, 0);
-    zmsg_t *r = zmsg_new();
-    zmsg_append(r, &id);
-    zmsg_append(r, &empty);
-    zmsg_addmem(r, buf, w.len);
-    CHECK_EQ(zmsg_send(&r, router), 0);
-    zframe_destroy(&req);
-    zmsg_destroy(&m);
-}
-
-//  Wait until a watch's subscription reaches our XPUB (changes published
-//  before would be lost to the slow joiner).
-static void
-s_wait_subscriber(void)
-{
-    zsock_set_rcvtimeo(pub, 10000);
-    while (true) {
-        zframe_t *f = zframe_recv(pub);
-        CHECK(f);
-        bool sub = zframe_size(f) > 0 && zframe_data(f)[0] == 1;
-        zframe_destroy(&f);
-        if (sub)
-            return;
-    }
+    it_fake_reply(fake, &id, seq, NULL, NULL, 0);
 }
 
 static void
@@ -84,12 +45,7 @@ s_change(uint64_t seq)
     ch.reason = PRES_RSN_LOGIN;
     ch.sessions = 1;
     ch.at = (uint64_t)pres_now_ms();
-    char buf[PRES_MSG_MAX], topic[PRES_TOPIC_MAX];
-    size_t len = pres_change_encode(&ch, buf, sizeof(buf));
-    CHECK(len > 0);
-    pres_change_topic(ch.user, topic);
-    CHECK_EQ(zstr_sendm(pub, topic), 0);
-    CHECK_EQ(zsock_send(pub, "b", buf, len), 0);
+    it_fake_change(fake, &ch);
 }
 
 int
@@ -97,12 +53,8 @@ main(void)
 {
     CHECK(it_env_init(&env, "ctl-watch") == 0);
     CHECK(it_env_config(&env, &cfg) == 0);
-    char ep[PRES_ENDPOINT_MAX + 1], ctl[IT_PATH_MAX + 32];
-    snprintf(ep, sizeof(ep), "@%s", cfg.query_endpoint);
-    router = zsock_new_router(ep);
-    snprintf(ep, sizeof(ep), "@%s", cfg.changes_endpoint);
-    pub = zsock_new_xpub(ep);
-    CHECK(router && pub);
+    char ctl[IT_PATH_MAX + 32];
+    fake = it_fake_new(&cfg);
     CHECK(it_build_path("presencectl", ctl, sizeof(ctl)) == 0);
     setenv("PRESENCE_DATA_DIR", env.data_dir, 1);
     setenv("PRESENCE_RUN_DIR", env.run_dir, 1);
@@ -114,7 +66,7 @@ main(void)
     CHECK(p);
     alarm(20);  //  a hung watch fails the test
 
-    s_wait_subscriber();
+    CHECK(it_fake_wait_subscriber(fake, 10000));
     s_serve_snapshot(10);
     s_change(9);   //  held by the snapshot: skipped
     s_change(10);  //  same
@@ -157,7 +109,7 @@ main(void)
     p = popen(cmd, "r");
     CHECK(p);
     alarm(20);
-    s_wait_subscriber();
+    CHECK(it_fake_wait_subscriber(fake, 10000));
     s_serve_snapshot(30);
     s_change(31);
     s_serve(PRES_Q_STATS, 33);  //  after ~2 s quiet: the head is 33
@@ -172,8 +124,7 @@ main(void)
     CHECK_EQ(pclose(p), 0);
     alarm(0);
 
-    zsock_destroy(&pub);
-    zsock_destroy(&router);
+    it_fake_destroy(&fake);
     it_env_cleanup(&env);
     printf("it.ctl_watch_resync: ok\n");
     return 0;

@@ -4,8 +4,7 @@
     deadline, re-send when nothing answers, a deadline notice moving the
     deadline, a change ending the session, resync on a seq gap, and on a
     broker head behind ours. */
-#include <unistd.h>
-
+#include "itfake.h"
 #include "itutil.h"
 #include "pres_mp.h"
 #include "testutil.h"
@@ -13,44 +12,9 @@
 static it_env_t env;
 static it_proc_t sweeper;
 static pres_config_t cfg;
-static zsock_t *router, *pub, *sub;  //  the fake broker's sockets
-static uint64_t head_seq;            //  what `stats` answers
-
-//  A snapshot reply with at most one live session (user NULL: none).
-static void
-s_reply_snapshot(zframe_t *id, uint64_t seq, const char *user,
-                 uint64_t deadline)
-{
-    char buf[1024];
-    pres_mp_writer_t w;
-    pres_mp_writer_init(&w, buf, sizeof(buf));
-    msgpack_pack_map(&w.pk, 3);
-    pres_mp_pack_cstr(&w, "ok");
-    msgpack_pack_true(&w.pk);
-    pres_mp_pack_kv_uint(&w, "seq", seq);
-    pres_mp_pack_cstr(&w, "users");
-    msgpack_pack_array(&w.pk, user ? 1 : 0);
-    if (user) {
-        msgpack_pack_map(&w.pk, 6);
-        pres_mp_pack_kv_str(&w, "user", user);
-        pres_mp_pack_kv_str(&w, "state", "online");
-        pres_mp_pack_kv_uint(&w, "last_seen", (uint64_t)pres_now_ms());
-        pres_mp_pack_kv_uint(&w, "sessions", 1);
-        pres_mp_pack_kv_str(&w, "account", "active");
-        pres_mp_pack_cstr(&w, "live");
-        msgpack_pack_array(&w.pk, 1);
-        msgpack_pack_map(&w.pk, 3);
-        pres_mp_pack_kv_str(&w, "session", "s1");
-        pres_mp_pack_kv_str(&w, "state", "online");
-        pres_mp_pack_kv_uint(&w, "deadline", deadline);
-    }
-    CHECK(!w.overflow);
-    zmsg_t *m = zmsg_new();
-    zmsg_append(m, &id);
-    zmsg_addmem(m, "", 0);
-    zmsg_addmem(m, buf, w.len);
-    CHECK_EQ(zmsg_send(&m, router), 0);
-}
+static it_fake_t *fake;      //  the scripted broker
+static uint64_t head_seq;    //  what `stats` answers
+static unsigned stats_seen;  //  `stats` requests answered
 
 //  Serve queries for up to timeout_ms: `stats` gets {ok, seq: head_seq};
 //  returns the identity of the first `snapshot` request (caller replies),
@@ -60,38 +24,25 @@ s_wait_snapshot(int timeout_ms)
 {
     int64_t until = pres_mono_ms() + timeout_ms;
     while (pres_mono_ms() < until) {
-        zsock_set_rcvtimeo(router, 50);
-        zmsg_t *m = zmsg_recv(router);
-        if (!m)
-            continue;
-        CHECK_EQ(zmsg_size(m), 3);
-        zframe_t *id = zmsg_pop(m);
-        zframe_t *empty = zmsg_pop(m);
-        zframe_t *req = zmsg_pop(m);
         pres_query_t q;
-        const char *why;
-        CHECK_EQ(
-            pres_query_decode(&q, zframe_data(req), zframe_size(req), &why), 0);
-        zframe_destroy(&empty);
-        zframe_destroy(&req);
-        zmsg_destroy(&m);
+        zframe_t *id = it_fake_request(fake, &q, 50);
+        if (!id)
+            continue;
         if (q.op == PRES_Q_SNAPSHOT)
             return id;
         CHECK_EQ(q.op, PRES_Q_STATS);
-        char buf[64];
-        pres_mp_writer_t w;
-        pres_mp_writer_init(&w, buf, sizeof(buf));
-        msgpack_pack_map(&w.pk, 2);
-        pres_mp_pack_cstr(&w, "ok");
-        msgpack_pack_true(&w.pk);
-        pres_mp_pack_kv_uint(&w, "seq", head_seq);
-        zmsg_t *r = zmsg_new();
-        zmsg_append(r, &id);
-        zmsg_addmem(r, "", 0);
-        zmsg_addmem(r, buf, w.len);
-        CHECK_EQ(zmsg_send(&r, router), 0);
+        it_fake_reply(fake, &id, head_seq, NULL, NULL, 0);
+        stats_seen++;
     }
     return NULL;
+}
+
+//  A snapshot reply with at most one live session, user/s1 (NULL: none).
+static void
+s_reply_snapshot(zframe_t *id, uint64_t seq, const char *user,
+                 uint64_t deadline)
+{
+    it_fake_reply(fake, &id, seq, user, "s1", deadline);
 }
 
 //  Wait for the next expire event (serving queries meanwhile). Returns 0
@@ -103,6 +54,7 @@ s_wait_expire(pres_event_t *ev, int64_t *at, int timeout_ms)
     while (pres_mono_ms() < until) {
         zframe_t *snap = s_wait_snapshot(1);
         CHECK(snap == NULL);  //  no resync expected here
+        zsock_t *sub = it_fake_events(fake);
         zsock_set_rcvtimeo(sub, 20);
         zmsg_t *m = zmsg_recv(sub);
         if (!m)
@@ -140,28 +92,7 @@ s_publish_change(uint64_t seq, const char *user, const char *session,
     ch.prev = PRES_ONLINE;
     ch.reason = reason;
     ch.at = (uint64_t)pres_now_ms();
-    char buf[PRES_MSG_MAX], topic[PRES_TOPIC_MAX];
-    size_t len = pres_change_encode(&ch, buf, sizeof(buf));
-    CHECK(len > 0);
-    pres_change_topic(user, topic);
-    CHECK_EQ(zstr_sendm(pub, topic), 0);
-    CHECK_EQ(zsock_send(pub, "b", buf, len), 0);
-}
-
-static void
-s_publish_notice(const char *user, const char *session, uint64_t deadline)
-{
-    pres_deadline_t dl;
-    memset(&dl, 0, sizeof(dl));
-    snprintf(dl.user, sizeof(dl.user), "%s", user);
-    snprintf(dl.session, sizeof(dl.session), "%s", session);
-    dl.deadline = deadline;
-    char buf[PRES_MSG_MAX], topic[PRES_TOPIC_MAX];
-    size_t len = pres_deadline_encode(&dl, buf, sizeof(buf));
-    CHECK(len > 0);
-    pres_deadline_topic(user, topic);
-    CHECK_EQ(zstr_sendm(pub, topic), 0);
-    CHECK_EQ(zsock_send(pub, "b", buf, len), 0);
+    it_fake_change(fake, &ch);
 }
 
 //  The expire came for user/s1 at deadline, no earlier than it and at
@@ -183,16 +114,7 @@ main(void)
 {
     CHECK(it_env_init(&env, "sweeper-fake") == 0);
     CHECK(it_env_config(&env, &cfg) == 0);
-    //  Bind all three, as the broker does ("@": czmq's SUB connects by
-    //  default).
-    char ep[PRES_ENDPOINT_MAX + 1];
-    snprintf(ep, sizeof(ep), "@%s", cfg.query_endpoint);
-    router = zsock_new_router(ep);
-    snprintf(ep, sizeof(ep), "@%s", cfg.changes_endpoint);
-    pub = zsock_new_pub(ep);
-    snprintf(ep, sizeof(ep), "@%s", cfg.events_endpoint);
-    sub = zsock_new_sub(ep, "");
-    CHECK(router && pub && sub);
+    fake = it_fake_new(&cfg);
     static const char *const argv[] = {"-v", NULL};
     CHECK(it_spawn(&env, "presence-sweeper", argv, NULL, &sweeper) == 0);
 
@@ -217,7 +139,7 @@ main(void)
 
     //  3. A deadline notice moves it: the next expire at the new deadline.
     uint64_t d2 = (uint64_t)pres_now_ms() + 600;
-    s_publish_notice("alice", "s1", d2);
+    it_fake_notice(fake, "alice", "s1", d2);
     CHECK_EQ(s_wait_expire(&ev, &at, 2000), 0);
     s_check_expire(&ev, at, "alice", d2);
 
@@ -241,8 +163,13 @@ main(void)
     head_seq = 14;
 
     //  6. The broker's head goes behind ours (its history was lost): the
-    //     periodic check (every 2 s) asks for a new snapshot.
-    usleep(300 * 1000);
+    //     periodic check (every 2 s) asks for a new snapshot. First one
+    //     check with the head at 14, so 14 is known to have arrived.
+    unsigned seen = stats_seen;
+    int64_t until = pres_mono_ms() + 10000;
+    while (stats_seen == seen && pres_mono_ms() < until)
+        CHECK(s_wait_snapshot(50) == NULL);  //  serves the stats
+    CHECK(stats_seen > seen);
     head_seq = 3;
     id = s_wait_snapshot(5000);
     CHECK(id);
@@ -254,9 +181,7 @@ main(void)
     CHECK(it_proc_log_has(&sweeper, "resyncs 2"));
     if (getenv("IT_VERBOSE"))
         it_proc_dump_log(&sweeper);
-    zsock_destroy(&sub);
-    zsock_destroy(&pub);
-    zsock_destroy(&router);
+    it_fake_destroy(&fake);
     it_env_cleanup(&env);
     printf("it.sweeper_fake_broker: ok\n");
     return 0;
