@@ -6,12 +6,16 @@
 #   jwt     the bearer-token verifier
 #   config  the config file parser (accepted configs must print and reload)
 #   query   query decoding and broker_query_answer on a small LMDB state
+#   http    the gateway's request handling, a real gateway in-process
 set(pres_fuzz_targets msg config)
 if(EXISTS ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_jwt.c AND TARGET pres_jwt)
   list(APPEND pres_fuzz_targets jwt)
 endif()
 if(TARGET broker_core)
   list(APPEND pres_fuzz_targets query)
+endif()
+if(TARGET gateway_core)
+  list(APPEND pres_fuzz_targets http)
 endif()
 if(PRES_FUZZ)
   add_custom_target(fuzz_all)
@@ -22,6 +26,8 @@ foreach(t ${pres_fuzz_targets})
     set(libs pres_jwt)
   elseif(t STREQUAL "query")
     set(libs broker_core)
+  elseif(t STREQUAL "http")
+    set(libs gateway_core)
   endif()
   set(corpus ${CMAKE_SOURCE_DIR}/tests/fuzz/corpus/${t})
   pres_test(NAME fuzz.${t}.corpus LABEL fuzz TIMEOUT 120
