@@ -1,10 +1,12 @@
 # Fault tests (owner: fault): crashes at random instants, a full disk, the
 # broker away, slow consumers (label fault), and the soak (label soak).
-# ithttp is the HTTP side of the tests (gateway, raw client, tokens, SSE).
-if(TARGET itutil AND TARGET pres_jwt AND TARGET presence-gateway)
+# ithttp is the HTTP side of the tests (gateway, raw client, tokens and
+# hand-made JWTs, SSE); the gateway's integration tests link it too.
+if(TARGET itutil AND TARGET pres_jwt AND TARGET presence-gateway
+   AND TARGET PkgConfig::CRYPTO)
   add_library(ithttp STATIC ${CMAKE_SOURCE_DIR}/tests/it/ithttp.c)
   target_include_directories(ithttp PUBLIC ${CMAKE_SOURCE_DIR}/tests/it)
-  target_link_libraries(ithttp PUBLIC itutil pres_jwt)
+  target_link_libraries(ithttp PUBLIC itutil pres_jwt PkgConfig::CRYPTO)
 
   # The gateway's SSE ring behind an in-process MHD (no broker, no gateway).
   pres_test(NAME unit.gateway_sse LABEL unit TIMEOUT 60

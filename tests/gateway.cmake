@@ -11,12 +11,12 @@ if(TARGET gateway_core)
   pres_test(NAME unit.gateway_limit LABEL unit TIMEOUT 60
     SOURCES ${CMAKE_SOURCE_DIR}/tests/unit/test_gateway_limit.c
     LIBS gateway_core)
-  if(TARGET itutil)
+  if(TARGET ithttp)  # tests/fault.cmake: itutil + tokens, hand-made JWTs
     pres_test(NAME it.gateway_api LABEL it TIMEOUT 120
       SOURCES ${CMAKE_SOURCE_DIR}/tests/it/gateway_api.c
-      LIBS itutil pres_jwt PkgConfig::CURL PkgConfig::CRYPTO)
+      LIBS ithttp PkgConfig::CURL)
     pres_test(NAME it.gateway_limits LABEL it TIMEOUT 180
       SOURCES ${CMAKE_SOURCE_DIR}/tests/it/gateway_limits.c
-      LIBS itutil pres_jwt PkgConfig::CURL)
+      LIBS ithttp PkgConfig::CURL)
   endif()
 endif()

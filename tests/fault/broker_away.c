@@ -19,7 +19,6 @@
 #include <time.h>
 
 #include "ithttp.h"
-#include "pres_jwt.h"
 #include "testutil.h"
 
 #define S_THREADS     4
@@ -32,8 +31,7 @@ static it_env_t env;
 static it_proc_t broker, sweeper, gateway, watch;
 static pres_config_t cfg;
 static int port;
-static pres_jwt_t *jwt;
-static pthread_mutex_t jwt_lock = PTHREAD_MUTEX_INITIALIZER;
+static ith_minter_t *minter;  //  tokens signed with the gateway's secret
 
 typedef struct {
     char id[16];
@@ -55,11 +53,7 @@ static atomic_int statuses[600];         //  away: count by HTTP status
 static char *
 s_mint(const char *user, bool admin)
 {
-    pthread_mutex_lock(&jwt_lock);
-    char *t = pres_jwt_mint(jwt, user, admin, 3600, time(NULL));
-    pthread_mutex_unlock(&jwt_lock);
-    CHECK(t);
-    return t;
+    return ith_mint(minter, user, admin, 3600);
 }
 
 static void
@@ -322,14 +316,7 @@ main(void)
     CHECK(s_sweeper_ready());
     port = ith_gateway_start(&env, NULL, &gateway);
     CHECK(port > 0);
-    char path[IT_PATH_MAX + 16];
-    snprintf(path, sizeof path, "%s/jwt.secret", env.data_dir);
-    unsigned char *key = NULL;
-    size_t key_len = 0;
-    CHECK_EQ(pres_jwt_secret_load(path, false, &key, &key_len), 0);
-    jwt = pres_jwt_new_key("HS256", key, key_len, 30);
-    free(key);
-    CHECK(jwt);
+    minter = ith_minter_new(&env);
     static const char *const watch_argv[] = {"--json", "watch", NULL};
     CHECK_EQ(it_spawn(&env, "presencectl", watch_argv, NULL, &watch), 0);
     char *admin = s_mint("away-sse", true);
@@ -356,7 +343,7 @@ main(void)
     CHECK_EQ(it_proc_stop(&gateway, 5000), 0);
     CHECK_EQ(it_proc_stop(&sweeper, 5000), 0);
     CHECK_EQ(it_proc_stop(&broker, 5000), 0);
-    pres_jwt_destroy(&jwt);
+    ith_minter_destroy(&minter);
     it_env_cleanup(&env);
     printf("fault.broker_away: ok\n");
     return 0;

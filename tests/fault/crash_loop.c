@@ -30,7 +30,6 @@
 #include <unistd.h>
 
 #include "ithttp.h"
-#include "pres_jwt.h"
 #include "testutil.h"
 
 #define S_HTTP_USERS 40  //  users driven over HTTP
@@ -44,8 +43,8 @@ static it_env_t env;
 static it_proc_t broker, sweeper, gateway, watch;
 static pres_config_t cfg;
 static int port;
-static pres_jwt_t *jwt;
-static ith_follower_t *sse;  //  an SSE client that reconnects by itself
+static ith_minter_t *minter;  //  tokens signed with the gateway's secret
+static ith_follower_t *sse;   //  an SSE client that reconnects by itself
 static unsigned seed;
 
 //  ---------------------------------------------------------------------
@@ -253,9 +252,7 @@ s_subscriber(void *arg)
 static char *
 s_mint(const char *user, bool admin)
 {
-    char *t = pres_jwt_mint(jwt, user, admin, 3600, time(NULL));
-    CHECK(t);
-    return t;
+    return ith_mint(minter, user, admin, 3600);
 }
 
 static void
@@ -656,14 +653,7 @@ main(int argc, char **argv)
     s_wait_sweeper();
     port = ith_gateway_start(&env, NULL, &gateway);
     CHECK(port > 0);
-    char path[IT_PATH_MAX + 16];
-    snprintf(path, sizeof path, "%s/jwt.secret", env.data_dir);
-    unsigned char *key = NULL;
-    size_t key_len = 0;
-    CHECK_EQ(pres_jwt_secret_load(path, false, &key, &key_len), 0);
-    jwt = pres_jwt_new_key("HS256", key, key_len, 30);
-    CHECK(jwt);
-    free(key);
+    minter = ith_minter_new(&env);
     static const char *const watch_argv[] = {"--json", "watch", NULL};
     CHECK_EQ(it_spawn(&env, "presencectl", watch_argv, NULL, &watch), 0);
 
@@ -730,7 +720,7 @@ main(int argc, char **argv)
     CHECK_EQ(it_proc_stop(&broker, 5000), 0);
     for (int i = 0; i < S_USERS; i++)
         free(users[i].token);
-    pres_jwt_destroy(&jwt);
+    ith_minter_destroy(&minter);
     it_env_cleanup(&env);
     return 0;
 }

@@ -11,15 +11,13 @@
 #include <curl/curl.h>
 #include <jwt.h>
 #include <netinet/in.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "ithttp.h"
 #include "itutil.h"
-#include "pres_jwt.h"
 #include "pres_log.h"
 #include "testutil.h"
 
@@ -27,8 +25,8 @@ static it_env_t s_env;
 static it_proc_t s_broker, s_sweeper, s_gateway, s_gateway2;
 static int s_port, s_port2;
 static CURL *s_curl;
-static pres_jwt_t *s_jwt;
-static unsigned char *s_key;
+static ith_minter_t *s_minter;  //  tokens signed with the gateway's secret
+static const unsigned char *s_key;
 static size_t s_key_len;
 
 typedef struct {
@@ -164,61 +162,7 @@ s_wait_health(int port, long want, int timeout_ms)
 static char *
 s_mint(const char *user, bool admin)
 {
-    char *t = pres_jwt_mint(s_jwt, user, admin, 600, time(NULL));
-    CHECK(t);
-    return t;
-}
-
-//  ------------------------------------------------------------------
-//  Hand-made tokens for the JWT cases.
-
-static void
-s_b64url(const unsigned char *in, size_t len, char *out)
-{
-    static const char t[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    size_t o = 0, i = 0;
-    for (; i + 2 < len; i += 3) {
-        uint32_t v =
-            (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-        out[o++] = t[v >> 18];
-        out[o++] = t[(v >> 12) & 63];
-        out[o++] = t[(v >> 6) & 63];
-        out[o++] = t[v & 63];
-    }
-    if (len - i >= 1) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        if (len - i == 2)
-            v |= (uint32_t)in[i + 1] << 8;
-        out[o++] = t[v >> 18];
-        out[o++] = t[(v >> 12) & 63];
-        if (len - i == 2)
-            out[o++] = t[(v >> 6) & 63];
-    }
-    out[o] = '\0';
-}
-
-static char *
-s_make(const char *header, const char *payload, const EVP_MD *md,
-       const void *key, size_t key_len)
-{
-    static char tok[4][4096];
-    static int which;
-    char *out = tok[which++ % 4];
-    char h[1024], p[2048], s[256] = "";
-    s_b64url((const unsigned char *)header, strlen(header), h);
-    s_b64url((const unsigned char *)payload, strlen(payload), p);
-    snprintf(out, 4096, "%s.%s", h, p);
-    if (md) {
-        unsigned char mac[EVP_MAX_MD_SIZE];
-        unsigned int mac_len = 0;
-        CHECK(HMAC(md, key, (int)key_len, (const unsigned char *)out,
-                   strlen(out), mac, &mac_len));
-        s_b64url(mac, mac_len, s);
-    }
-    size_t n = strlen(out);
-    snprintf(out + n, 4096 - n, ".%s", s);
-    return out;
+    return ith_mint(s_minter, user, admin, 600);
 }
 
 static void
@@ -245,7 +189,7 @@ s_test_jwt_cases(void)
     static const char wrong[] = "ffffffffffffffffffffffffffffffffffffffff";
     char tampered[4096];
     snprintf(tampered, sizeof tampered, "%s",
-             s_make(hs256, pl, EVP_sha256(), s_key, s_key_len));
+             ith_jwt_make(hs256, pl, "SHA256", s_key, s_key_len));
     size_t tl = strlen(tampered);
     tampered[tl - 3] = tampered[tl - 3] == 'A' ? 'B' : 'A';
     char huge[5000];
@@ -255,21 +199,22 @@ s_test_jwt_cases(void)
     memcpy(huge + 200, ".", 1);
 
     const char *bad[] = {
-        s_make("{\"alg\":\"none\",\"typ\":\"JWT\"}", pl, NULL, NULL, 0),
-        s_make("{\"alg\":\"none\"}", pl_admin, EVP_sha256(), s_key, s_key_len),
-        s_make("{\"alg\":\"HS512\",\"typ\":\"JWT\"}", pl, EVP_sha512(), s_key,
-               s_key_len),
-        s_make("{\"alg\":\"HS384\"}", pl, EVP_sha384(), s_key, s_key_len),
-        s_make("{\"alg\":\"RS256\",\"typ\":\"JWT\"}", pl, EVP_sha256(), s_key,
-               s_key_len),
-        s_make(hs256, pl, EVP_sha256(), wrong, strlen(wrong)),
-        s_make(hs256, pl_exp, EVP_sha256(), s_key, s_key_len),
-        s_make(hs256, pl_strexp, EVP_sha256(), s_key, s_key_len),
-        s_make(hs256, pl_noexp, EVP_sha256(), s_key, s_key_len),
-        s_make(hs256, pl_nbf, EVP_sha256(), s_key, s_key_len),
-        s_make(hs256, pl_badsub, EVP_sha256(), s_key, s_key_len),
-        s_make("{\"alg\":\"HS256\",\"typ\":\"XYZ\"}", pl, EVP_sha256(), s_key,
-               s_key_len),
+        ith_jwt_make("{\"alg\":\"none\",\"typ\":\"JWT\"}", pl, NULL, NULL, 0),
+        ith_jwt_make("{\"alg\":\"none\"}", pl_admin, "SHA256", s_key,
+                     s_key_len),
+        ith_jwt_make("{\"alg\":\"HS512\",\"typ\":\"JWT\"}", pl, "SHA512", s_key,
+                     s_key_len),
+        ith_jwt_make("{\"alg\":\"HS384\"}", pl, "SHA384", s_key, s_key_len),
+        ith_jwt_make("{\"alg\":\"RS256\",\"typ\":\"JWT\"}", pl, "SHA256", s_key,
+                     s_key_len),
+        ith_jwt_make(hs256, pl, "SHA256", wrong, strlen(wrong)),
+        ith_jwt_make(hs256, pl_exp, "SHA256", s_key, s_key_len),
+        ith_jwt_make(hs256, pl_strexp, "SHA256", s_key, s_key_len),
+        ith_jwt_make(hs256, pl_noexp, "SHA256", s_key, s_key_len),
+        ith_jwt_make(hs256, pl_nbf, "SHA256", s_key, s_key_len),
+        ith_jwt_make(hs256, pl_badsub, "SHA256", s_key, s_key_len),
+        ith_jwt_make("{\"alg\":\"HS256\",\"typ\":\"XYZ\"}", pl, "SHA256", s_key,
+                     s_key_len),
         tampered,
         "",
         "garbage",
@@ -463,11 +408,8 @@ main(void)
     CHECK(it_gateway_start(&s_env, s_port, NULL, &s_gateway) == 0);
 
     //  The secret the gateway created (0600) mints our tokens.
-    char path[512];
-    snprintf(path, sizeof path, "%s/jwt.secret", s_env.data_dir);
-    CHECK(pres_jwt_secret_load(path, false, &s_key, &s_key_len) == 0);
-    s_jwt = pres_jwt_new_key("HS256", s_key, s_key_len, 30);
-    CHECK(s_jwt);
+    s_minter = ith_minter_new(&s_env);
+    s_key = ith_minter_key(s_minter, &s_key_len);
     char *alice = s_mint("alice", false);
     char *bob = s_mint("bob", false);
     char *admin = s_mint("root", true);
@@ -746,8 +688,7 @@ main(void)
     free(alice2);
     free(bob);
     free(admin);
-    pres_jwt_destroy(&s_jwt);
-    free(s_key);
+    ith_minter_destroy(&s_minter);
     curl_easy_cleanup(s_curl);
     curl_global_cleanup();
     it_env_cleanup(&s_env);

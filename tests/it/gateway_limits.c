@@ -19,8 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ithttp.h"
 #include "itutil.h"
-#include "pres_jwt.h"
 #include "pres_log.h"
 #include "testutil.h"
 
@@ -28,7 +28,7 @@
 
 static it_env_t s_env;
 static it_proc_t s_broker, s_gw, s_gw_conns, s_gw_proxy;
-static pres_jwt_t *s_jwt;
+static ith_minter_t *s_minter;  //  tokens signed with the gateway's secret
 
 static size_t
 s_discard(char *ptr, size_t size, size_t n, void *arg)
@@ -164,9 +164,7 @@ s_burst(int port, const char *src, const char *path, char **tokens, int ntokens,
 static char *
 s_mint(const char *user)
 {
-    char *t = pres_jwt_mint(s_jwt, user, false, 600, time(NULL));
-    CHECK(t);
-    return t;
+    return ith_mint(s_minter, user, false, 600);
 }
 
 //  A TCP connection from src to port (connected, nothing sent).
@@ -371,13 +369,7 @@ main(void)
     int port = it_free_port();
     const char *gw_env[] = {"PRESENCE_HTTP_HEADER_TIMEOUT=1", NULL};
     CHECK(it_gateway_start(&s_env, port, gw_env, &s_gw) == 0);
-    unsigned char *key = NULL;
-    size_t key_len = 0;
-    char path[512];
-    snprintf(path, sizeof path, "%s/jwt.secret", s_env.data_dir);
-    CHECK(pres_jwt_secret_load(path, false, &key, &key_len) == 0);
-    s_jwt = pres_jwt_new_key("HS256", key, key_len, 30);
-    CHECK(s_jwt);
+    s_minter = ith_minter_new(&s_env);
     s_test_crowd_and_flood(port);
     s_test_header_timeout(port);
     CHECK_EQ(it_proc_stop(&s_gw, 5000), 0);
@@ -402,8 +394,7 @@ main(void)
     CHECK_EQ(it_proc_stop(&s_gw_proxy, 5000), 0);
 
     it_proc_stop(&s_broker, 5000);
-    pres_jwt_destroy(&s_jwt);
-    free(key);
+    ith_minter_destroy(&s_minter);
     curl_global_cleanup();
     it_env_cleanup(&s_env);
     printf("it.gateway_limits: ok\n");

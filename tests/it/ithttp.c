@@ -17,7 +17,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
 #include "pres_jwt.h"
+#include "testutil.h"
 
 static int
 s_connect(int port, int timeout_ms)
@@ -167,22 +171,117 @@ ith_gateway_start(it_env_t *env, const char *const *extra_env, it_proc_t *p)
     return -1;
 }
 
+struct ith_minter {
+    unsigned char *key;  //  the secret's bytes
+    size_t key_len;
+    pres_jwt_t *jwt;  //  HS256 with key
+    pthread_mutex_t lock;
+};
+
+ith_minter_t *
+ith_minter_new(const it_env_t *env)
+{
+    ith_minter_t *self = calloc(1, sizeof *self);
+    CHECK(self);
+    char path[IT_PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/jwt.secret", env->data_dir);
+    CHECK_EQ(pres_jwt_secret_load(path, false, &self->key, &self->key_len), 0);
+    self->jwt = pres_jwt_new_key("HS256", self->key, self->key_len, 30);
+    CHECK(self->jwt);
+    pthread_mutex_init(&self->lock, NULL);
+    return self;
+}
+
+char *
+ith_mint(ith_minter_t *self, const char *user, bool admin, int ttl_s)
+{
+    pthread_mutex_lock(&self->lock);
+    char *t = pres_jwt_mint(self->jwt, user, admin, ttl_s, time(NULL));
+    pthread_mutex_unlock(&self->lock);
+    CHECK(t);
+    return t;
+}
+
+const unsigned char *
+ith_minter_key(const ith_minter_t *self, size_t *len)
+{
+    *len = self->key_len;
+    return self->key;
+}
+
+void
+ith_minter_destroy(ith_minter_t **self_p)
+{
+    ith_minter_t *self = *self_p;
+    if (!self)
+        return;
+    pres_jwt_destroy(&self->jwt);
+    free(self->key);
+    pthread_mutex_destroy(&self->lock);
+    free(self);
+    *self_p = NULL;
+}
+
 char *
 ith_token(const it_env_t *env, const char *user, bool admin, int ttl_s)
 {
-    char path[IT_PATH_MAX + 16];
-    snprintf(path, sizeof path, "%s/jwt.secret", env->data_dir);
-    unsigned char *key = NULL;
-    size_t key_len = 0;
-    if (pres_jwt_secret_load(path, false, &key, &key_len))
-        return NULL;
-    pres_jwt_t *jwt = pres_jwt_new_key("HS256", key, key_len, 30);
-    free(key);
-    if (!jwt)
-        return NULL;
-    char *t = pres_jwt_mint(jwt, user, admin, ttl_s, time(NULL));
-    pres_jwt_destroy(&jwt);
+    ith_minter_t *m = ith_minter_new(env);
+    char *t = ith_mint(m, user, admin, ttl_s);
+    ith_minter_destroy(&m);
     return t;
+}
+
+static void
+s_b64url(const unsigned char *in, size_t len, char *out)
+{
+    static const char t[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    size_t o = 0, i = 0;
+    for (; i + 2 < len; i += 3) {
+        uint32_t v =
+            (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+        out[o++] = t[v >> 18];
+        out[o++] = t[(v >> 12) & 63];
+        out[o++] = t[(v >> 6) & 63];
+        out[o++] = t[v & 63];
+    }
+    if (len - i >= 1) {
+        uint32_t v = (uint32_t)in[i] << 16;
+        if (len - i == 2)
+            v |= (uint32_t)in[i + 1] << 8;
+        out[o++] = t[v >> 18];
+        out[o++] = t[(v >> 12) & 63];
+        if (len - i == 2)
+            out[o++] = t[(v >> 6) & 63];
+    }
+    out[o] = '\0';
+}
+
+const char *
+ith_jwt_make(const char *header, const char *payload, const char *hmac,
+             const void *key, size_t key_len)
+{
+    static __thread char tok[ITH_JWT_KEPT][4096];
+    static __thread int which;
+    char *out = tok[which++ % ITH_JWT_KEPT];
+    char h[1024], p[2048], s[256] = "";
+    CHECK(strlen(header) < 700 && strlen(payload) < 1500);
+    s_b64url((const unsigned char *)header, strlen(header), h);
+    s_b64url((const unsigned char *)payload, strlen(payload), p);
+    snprintf(out, 4096, "%s.%s", h, p);
+    if (hmac) {
+        const EVP_MD *md = strcmp(hmac, "SHA512") == 0   ? EVP_sha512()
+                           : strcmp(hmac, "SHA384") == 0 ? EVP_sha384()
+                                                         : EVP_sha256();
+        unsigned char mac[EVP_MAX_MD_SIZE];
+        unsigned int mac_len = 0;
+        CHECK(HMAC(md, key, (int)key_len, (const unsigned char *)out,
+                   strlen(out), mac, &mac_len));
+        s_b64url(mac, mac_len, s);
+    }
+    size_t n = strlen(out);
+    snprintf(out + n, 4096 - n, ".%s", s);
+    return out;
 }
 
 void

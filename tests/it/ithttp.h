@@ -39,8 +39,29 @@ int ith_gateway_start_on(it_env_t *env, int port, const char *const *extra_env,
 
 //  A token for user (admin role if admin), valid ttl_s, signed with
 //  <data_dir>/jwt.secret (the gateway creates it on first start). Heap
-//  string (free it), or NULL.
+//  string (free it), or NULL. Loads the secret each call: for many tokens
+//  use a minter.
 char *ith_token(const it_env_t *env, const char *user, bool admin, int ttl_s);
+
+//  The tests' one token maker: loads <data_dir>/jwt.secret once (after the
+//  gateway created it) and mints tokens with pres_jwt_mint. Aborts the
+//  test if the secret cannot be read. Thread-safe.
+typedef struct ith_minter ith_minter_t;
+ith_minter_t *ith_minter_new(const it_env_t *env);
+//  A token for user, valid ttl_s; heap (free it).
+char *ith_mint(ith_minter_t *self, const char *user, bool admin, int ttl_s);
+//  The secret's bytes (borrowed), for hand-made tokens.
+const unsigned char *ith_minter_key(const ith_minter_t *self, size_t *len);
+void ith_minter_destroy(ith_minter_t **self_p);
+
+//  A hand-made token for the JWT cases: base64url(header) "."
+//  base64url(payload) "." signature, the signature an HMAC over the first
+//  two parts with key, by hmac "SHA256", "SHA384" or "SHA512" (NULL: an
+//  empty signature). Returns one of ITH_JWT_KEPT rotating static buffers
+//  (per thread): the last ITH_JWT_KEPT results stay valid.
+#define ITH_JWT_KEPT 32
+const char *ith_jwt_make(const char *header, const char *payload,
+                         const char *hmac, const void *key, size_t key_len);
 
 //  The JSON string value of key in body ("" if absent), into out.
 void ith_json_str(const char *body, const char *key, char *out, size_t cap);
