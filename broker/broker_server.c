@@ -7,12 +7,15 @@
 #include <czmq.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
 #include <unistd.h>
 
+#include "broker_ha.h"
 #include "broker_query.h"
+#include "broker_repl.h"
 #include "broker_state.h"
 #include "broker_store.h"
 #include "pres_bus.h"
@@ -36,6 +39,12 @@ struct broker_server {
     pres_ratelimit_t rl;    //  malformed-frame log limit
     msgpack_sbuffer reply;  //  reused reply buffer
     int64_t next_flush;     //  monotonic ms of the next last_seen flush
+    //  Fail-over (broker_ha, broker_repl; NULL/false without etcd)
+    broker_ha_t *ha;      //  election thread
+    broker_repl_t *repl;  //  leader: to the standby; standby: from leader
+    bool leading;         //  events/changes bound, publishing
+    int64_t term;         //  term we lead, or the leader we follow
+    char following[PRES_ENDPOINT_MAX];  //  repl endpoint we follow
 };
 
 static int
@@ -126,11 +135,21 @@ broker_server_new(const pres_config_t *cfg)
     self->auth = pres_bus_auth_new(cfg, &auth_failed);
     if (auth_failed)
         goto fail;
-    self->events = s_bind(self, ZMQ_SUB, cfg->events_endpoint);
-    self->changes = s_bind(self, ZMQ_PUB, cfg->changes_endpoint);
     self->queries = s_bind(self, ZMQ_ROUTER, cfg->query_endpoint);
-    if (!self->events || !self->changes || !self->queries)
+    if (!self->queries)
         goto fail;
+    if (*cfg->etcd_endpoints) {
+        //  Fail-over: events and changes are bound only while leading.
+        self->ha = broker_ha_new(cfg);
+        if (!self->ha)
+            goto fail;
+    } else {
+        self->events = s_bind(self, ZMQ_SUB, cfg->events_endpoint);
+        self->changes = s_bind(self, ZMQ_PUB, cfg->changes_endpoint);
+        if (!self->events || !self->changes)
+            goto fail;
+        self->leading = true;
+    }
     self->next_flush = pres_mono_ms() + cfg->lastseen_flush_ms;
     pres_log_info("listening: events %s, changes %s, queries %s",
                   cfg->events_endpoint, cfg->changes_endpoint,
@@ -150,6 +169,8 @@ broker_server_destroy(broker_server_t **self_p)
         return;
     if (self->state && broker_state_flush(self->state))
         pres_log_error("final flush failed: last_seen may lag");
+    broker_ha_destroy(&self->ha);  //  a leader resigns: the standby leads
+    broker_repl_destroy(&self->repl);
     zsock_destroy(&self->events);
     zsock_destroy(&self->changes);
     zsock_destroy(&self->queries);
@@ -167,9 +188,16 @@ broker_server_destroy(broker_server_t **self_p)
 }
 
 //  Publish the committed batch's changes and notices, then forget them.
+//  Under fail-over only while the lease is certainly ours: a deposed
+//  leader publishes nothing (the batch is on its disk only; it resyncs
+//  from the new leader when it rejoins as a standby).
 static void
 s_publish(broker_server_t *self)
 {
+    if (self->ha && (!self->leading || !broker_ha_leading(self->ha))) {
+        broker_state_outbox_clear(self->state);
+        return;
+    }
     void *pub = zsock_resolve(self->changes);
     size_t n = broker_state_outbox_count(self->state);
     for (size_t i = 0; i < n; i++) {
@@ -185,6 +213,19 @@ s_publish(broker_server_t *self)
                              zmq_strerror(zmq_errno()));
     }
     broker_state_outbox_clear(self->state);
+}
+
+//  Ship the committed batch to the standby; with replication = sync wait
+//  for its acknowledgement when the batch has something to publish.
+static int
+s_replicate(broker_server_t *self)
+{
+    if (!self->repl)
+        return 0;
+    bool wait = strcmp(self->cfg->replication, "sync") == 0 &&
+                broker_state_outbox_count(self->state) > 0;
+    return broker_repl_leader_commit(self->repl, self->state,
+                                     broker_state_now(self->state), wait);
 }
 
 static void
@@ -226,6 +267,12 @@ s_events(broker_server_t *self)
             s_refuse(self, "frame count");
             continue;
         }
+        if (self->repl &&
+            broker_repl_add_event(self->repl, zmq_msg_data(&self->topic),
+                                  zmq_msg_size(&self->topic),
+                                  zmq_msg_data(&self->body),
+                                  zmq_msg_size(&self->body)))
+            return -1;
         const char *why = "malformed";
         if (pres_event_decode(
                 &ev, zmq_msg_data(&self->topic), zmq_msg_size(&self->topic),
@@ -239,7 +286,7 @@ s_events(broker_server_t *self)
             broker_state_outbox_count(self->state) > 0)
             limit = n + 1 + S_AFTER_CHANGE;
     }
-    if (broker_state_commit(self->state))
+    if (broker_state_commit(self->state) || s_replicate(self))
         return -1;
     s_publish(self);
     return 0;
@@ -280,44 +327,200 @@ s_query(broker_server_t *self)
         broker_query_error(&self->reply, "empty request");
     else if (broker_query_answer(self->state, zframe_data(body),
                                  zframe_size(body), &q, &self->reply) == 1) {
-        //  An account change: its own batch, durable before the reply.
-        uint64_t seq = 0;
-        broker_state_begin(self->state, (uint64_t)pres_now_ms());
-        int arc =
-            broker_state_account(self->state, q.user, q.status, q.reason, &seq);
-        if (broker_state_commit(self->state))
-            rc = -1;
-        else
-            s_publish(self);
-        broker_query_account_reply(&q, arc || rc, seq, &self->reply);
+        if (!self->leading || (self->ha && !broker_ha_leading(self->ha))) {
+            msgpack_sbuffer_clear(&self->reply);
+            broker_query_error(&self->reply, "not the leader");
+        } else {
+            //  An account change: its own batch, durable (and with sync
+            //  replication on the standby too) before the reply.
+            uint64_t seq = 0;
+            broker_state_begin(self->state, (uint64_t)pres_now_ms());
+            int arc = broker_state_account(self->state, q.user, q.status,
+                                           q.reason, &seq);
+            if (self->repl && broker_repl_add_account(self->repl, q.user,
+                                                      (int)q.status, q.reason))
+                arc = -1;
+            if (broker_state_commit(self->state))
+                rc = -1;
+            else {
+                if (self->repl)
+                    rc = broker_repl_leader_commit(
+                        self->repl, self->state, broker_state_now(self->state),
+                        strcmp(self->cfg->replication, "sync") == 0);
+                s_publish(self);
+            }
+            broker_query_account_reply(&q, arc || rc, seq, &self->reply);
+        }
     }
     zframe_destroy(&body);
     s_reply(self, msg);
     return rc;
 }
 
+//  ---- fail-over: the role follows the election (broker_ha)
+
+//  Stop leading: unbind events and changes so publishers and subscribers
+//  move on, drop the standby link. The next turn follows the new leader.
+static void
+s_demote(broker_server_t *self)
+{
+    pres_log_warn("no longer leader (term %" PRId64 "): stopped publishing; "
+                  "rejoining as a standby",
+                  self->term);
+    self->leading = false;
+    zsock_destroy(&self->events);
+    zsock_destroy(&self->changes);
+    broker_repl_destroy(&self->repl);
+    self->following[0] = 0;
+    broker_state_set_term(self->state, 0);
+}
+
+static int
+s_promote(broker_server_t *self, int64_t term)
+{
+    broker_repl_destroy(&self->repl);
+    self->following[0] = 0;
+    self->events = s_bind(self, ZMQ_SUB, self->cfg->events_endpoint);
+    self->changes = s_bind(self, ZMQ_PUB, self->cfg->changes_endpoint);
+    self->repl = broker_repl_leader_new(self->cfg, term);
+    if (!self->events || !self->changes || !self->repl) {
+        pres_log_error("cannot take the leader's sockets; resigning");
+        zsock_destroy(&self->events);
+        zsock_destroy(&self->changes);
+        broker_repl_destroy(&self->repl);
+        broker_ha_resign(self->ha);
+        return 0;
+    }
+    self->term = term;
+    self->leading = true;
+    broker_state_set_term(self->state, (uint64_t)term);
+    pres_log_info("leading term %" PRId64 " at seq %" PRIu64, term,
+                  broker_state_meta(self->state)->seq);
+    return 0;
+}
+
+//  Replace the store with the snapshot the leader sent and reload.
+static int
+s_install_snapshot(broker_server_t *self)
+{
+    char path[PRES_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/data.mdb", self->cfg->data_dir);
+    broker_state_destroy(&self->state);
+    broker_store_destroy(&self->store);
+    if (rename(broker_repl_snapshot_path(self->repl), path)) {
+        pres_log_error("rename(snapshot, %s) failed: %s", path,
+                       strerror(errno));
+        return -1;
+    }
+    self->store = broker_store_new(self->cfg->data_dir,
+                                   (size_t)self->cfg->lmdb_map_mib << 20);
+    if (!self->store)
+        return -1;
+    self->state = broker_state_new(self->cfg, self->store);
+    if (!self->state)
+        return -1;
+    broker_repl_standby_loaded(self->repl, self->state);
+    return 0;
+}
+
+//  One look at the election: promote, demote, or (re)attach to the
+//  leader as its standby; then refresh stats.ha.
+static int
+s_ha_turn(broker_server_t *self)
+{
+    broker_ha_view_t view;
+    broker_ha_view(self->ha, &view);
+    if (self->leading && !broker_ha_leading(self->ha))
+        s_demote(self);
+    if (!self->leading && view.role == BROKER_HA_LEADER &&
+        broker_ha_leading(self->ha) && s_promote(self, view.term))
+        return -1;
+    if (!self->leading && view.role == BROKER_HA_FOLLOWER && view.term &&
+        *view.leader_repl && strcmp(view.leader, self->cfg->node_name) &&
+        (view.term != self->term ||
+         strcmp(view.leader_repl, self->following))) {
+        broker_repl_destroy(&self->repl);
+        self->repl = broker_repl_standby_new(self->cfg, view.leader_repl);
+        self->term = view.term;
+        snprintf(self->following, sizeof self->following, "%s",
+                 view.leader_repl);
+        if (self->repl)
+            pres_log_info("following leader %s (term %" PRId64 ") at %s",
+                          view.leader, view.term, view.leader_repl);
+    }
+    if (!self->leading)
+        broker_ha_set_ready(
+            self->ha, self->repl && broker_repl_standby_synced(self->repl));
+    broker_ha_stats_t st = {
+        .on = true,
+        .leader = self->leading,
+        .term = (uint64_t)view.term,
+        .lag = self->repl ? broker_repl_lag(self->repl, self->state) : 0};
+    snprintf(st.leader_name, sizeof st.leader_name, "%s", view.leader);
+    broker_state_set_ha(self->state, &st);
+    return 0;
+}
+
+//  The replication socket is readable (or a turn passed).
+static int
+s_repl_turn(broker_server_t *self)
+{
+    if (!self->repl)
+        return 0;
+    if (self->leading)
+        return broker_repl_leader_serve(self->repl, self->state);
+    for (int i = 0; i < 256; i++) {
+        int rc = broker_repl_standby_step(self->repl, self->state);
+        if (rc == BROKER_REPL_IDLE)
+            break;
+        if (rc < 0 || (rc == BROKER_REPL_SNAPSHOT && s_install_snapshot(self)))
+            return -1;
+    }
+    return 0;
+}
+
 int
 broker_server_run(broker_server_t *self)
 {
-    zmq_pollitem_t items[2] = {
-        {zsock_resolve(self->events), 0, ZMQ_POLLIN, 0},
-        {zsock_resolve(self->queries), 0, ZMQ_POLLIN, 0},
-    };
     while (!zsys_interrupted) {
+        if (self->ha && s_ha_turn(self))
+            return -1;
+        zmq_pollitem_t items[3] = {
+            {zsock_resolve(self->queries), 0, ZMQ_POLLIN, 0},
+            {self->events ? zsock_resolve(self->events) : NULL, 0, ZMQ_POLLIN,
+             0},
+            {self->repl ? broker_repl_socket(self->repl) : NULL, 0, ZMQ_POLLIN,
+             0},
+        };
+        int nitems = 1;
+        if (self->events)
+            nitems = 2;
+        if (self->repl) {
+            if (nitems == 1)
+                items[1] = items[2];
+            nitems++;
+        }
         int64_t now = pres_mono_ms();
-        long wait = 1000;
-        if (broker_state_dirty(self->state))
-            wait = self->next_flush > now ? (long)(self->next_flush - now) : 0;
-        int rc = zmq_poll(items, 2, wait);
+        long wait = self->ha ? 100 : 1000;  //  HA: notice role changes
+        if (broker_state_dirty(self->state)) {
+            long to_flush =
+                self->next_flush > now ? (long)(self->next_flush - now) : 0;
+            if (to_flush < wait)
+                wait = to_flush;
+        }
+        int rc = zmq_poll(items, nitems, wait);
         if (rc < 0) {
             if (zmq_errno() == EINTR)
                 continue;
             pres_log_error("zmq_poll() failed: %s", zmq_strerror(zmq_errno()));
             return -1;
         }
-        if ((items[0].revents & ZMQ_POLLIN) && s_events(self))
+        //  A leader whose lease is in doubt handles nothing more.
+        bool lead = self->leading && (!self->ha || broker_ha_leading(self->ha));
+        if (lead && self->events && (items[1].revents & ZMQ_POLLIN) &&
+            s_events(self))
             return -1;
-        if (items[1].revents & ZMQ_POLLIN)
+        if (items[0].revents & ZMQ_POLLIN)
             for (int i = 0; i < S_QUERIES_PER_TURN; i++) {
                 int qrc = s_query(self);
                 if (qrc < 0)
@@ -325,6 +528,8 @@ broker_server_run(broker_server_t *self)
                 if (qrc > 0)
                     break;
             }
+        if (s_repl_turn(self))
+            return -1;
         now = pres_mono_ms();
         if (now >= self->next_flush) {
             if (broker_state_flush(self->state))
