@@ -1,6 +1,7 @@
 /*  pres_bus: socket setup shared by every program: CURVE on tcp://, the
     lossless event publisher, the change subscriber and the query client. */
 #include "pres_bus.h"
+#include "pres_leader.h"
 #include "pres_log.h"
 #include "pres_mp.h"
 
@@ -79,6 +80,32 @@ pres_bus_auth_new(const pres_config_t *cfg, bool *failed)
     return auth;
 }
 
+//  Connect sock to every endpoint of a comma list (under fail-over the
+//  list names every broker; only the leader binds). No ZMQ_IMMEDIATE: an
+//  XPUB sends only to pipes whose broker subscribed, and with it libzmq
+//  4.3.4 failed to attach a SUB or an XPUB to a broker bound later. 0 or -1.
+static int
+s_connect_list(zsock_t *sock, const pres_config_t *cfg, const char *list)
+{
+    char ep[PRES_ENDPOINT_MAX];
+    for (const char *p = list; *p;) {
+        size_t n = strcspn(p, ",");
+        if (n > 0 && n < sizeof ep) {
+            memcpy(ep, p, n);
+            ep[n] = 0;
+            if (pres_bus_secure(sock, cfg, ep, false) != 0 ||
+                zsock_connect(sock, "%s", ep) != 0) {
+                pres_log_error("zsock_connect(%s) failed", ep);
+                return -1;
+            }
+        }
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    return 0;
+}
+
 //  ---------------------------------------------------------------------
 //  Publisher
 
@@ -130,9 +157,7 @@ pres_pub_new(const pres_config_t *cfg, const char *src)
         pres_pub_destroy(&self);
         return NULL;
     }
-    if (pres_bus_secure(self->sock, cfg, cfg->events_endpoint, false) != 0 ||
-        zsock_connect(self->sock, "%s", cfg->events_endpoint) != 0) {
-        pres_log_error("zsock_connect(%s) failed", cfg->events_endpoint);
+    if (s_connect_list(self->sock, cfg, cfg->events_endpoint) != 0) {
         pres_pub_destroy(&self);
         return NULL;
     }
@@ -292,9 +317,7 @@ pres_bus_sub_changes(const pres_config_t *cfg, const char *prefix)
     }
     zsock_set_rcvhwm(sock, cfg->bus_hwm);
     zsock_set_maxmsgsize(sock, PRES_BUS_MAXMSG);
-    if (pres_bus_secure(sock, cfg, cfg->changes_endpoint, false) != 0 ||
-        zsock_connect(sock, "%s", cfg->changes_endpoint) != 0) {
-        pres_log_error("zsock_connect(%s) failed", cfg->changes_endpoint);
+    if (s_connect_list(sock, cfg, cfg->changes_endpoint) != 0) {
         zsock_destroy(&sock);
         return NULL;
     }
@@ -306,23 +329,28 @@ pres_bus_sub_changes(const pres_config_t *cfg, const char *prefix)
 //  Query client
 
 struct pres_qclient {
-    const pres_config_t *cfg;  //  borrowed; outlives the client
-    zsock_t *sock;             //  REQ, recreated after a timeout
+    const pres_config_t *cfg;          //  borrowed; outlives the client
+    zsock_t *sock;                     //  REQ, recreated after a timeout
+    char endpoint[PRES_ENDPOINT_MAX];  //  where sock is connected
 };
 
 static int
 s_qclient_open(pres_qclient_t *self)
 {
+    //  Under fail-over the leader's endpoint, else the configured one.
+    if (!*self->cfg->etcd_endpoints ||
+        !pres_leader_query(self->endpoint, sizeof self->endpoint, NULL))
+        snprintf(self->endpoint, sizeof self->endpoint, "%s",
+                 self->cfg->query_endpoint);
     self->sock = zsock_new(ZMQ_REQ);
     if (!self->sock) {
         pres_log_error("zsock_new(REQ) failed");
         return -1;
     }
     zsock_set_linger(self->sock, 0);
-    if (pres_bus_secure(self->sock, self->cfg, self->cfg->query_endpoint,
-                        false) != 0 ||
-        zsock_connect(self->sock, "%s", self->cfg->query_endpoint) != 0) {
-        pres_log_error("zsock_connect(%s) failed", self->cfg->query_endpoint);
+    if (pres_bus_secure(self->sock, self->cfg, self->endpoint, false) != 0 ||
+        zsock_connect(self->sock, "%s", self->endpoint) != 0) {
+        pres_log_error("zsock_connect(%s) failed", self->endpoint);
         zsock_destroy(&self->sock);
         return -1;
     }
@@ -356,6 +384,11 @@ zframe_t *
 pres_qclient_call(pres_qclient_t *self, const void *req, size_t len,
                   int timeout_ms)
 {
+    char leader[PRES_ENDPOINT_MAX];
+    if (self->sock && *self->cfg->etcd_endpoints &&
+        pres_leader_query(leader, sizeof leader, NULL) &&
+        strcmp(leader, self->endpoint) != 0)
+        zsock_destroy(&self->sock);  //  a new leader: follow it
     if (!self->sock && s_qclient_open(self) != 0) {
         errno = ECONNREFUSED;
         return NULL;
@@ -377,7 +410,7 @@ pres_qclient_call(pres_qclient_t *self, const void *req, size_t len,
     }
 lost:
     //  Lazy Pirate: a REQ that lost its reply is stuck; start a new one.
-    pres_log_debug("query to %s timed out", self->cfg->query_endpoint);
+    pres_log_debug("query to %s timed out", self->endpoint);
     zsock_destroy(&self->sock);
     s_qclient_open(self);
     errno = ETIMEDOUT;

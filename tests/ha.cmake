@@ -1,0 +1,11 @@
+# Fail-over tests (owner: ha). They start their own etcd on free loopback
+# ports and skip (exit 77) when etcd is not installed.
+if(TARGET pres_jwt AND TARGET itutil)
+  foreach(mode failover cutoff)
+    pres_test(NAME it.ha_${mode} LABEL ha TIMEOUT 120
+      SOURCES ${CMAKE_SOURCE_DIR}/tests/it/ha_failover.c
+      LIBS itutil pres_jwt PkgConfig::CURL ARGS ${mode})
+    set_tests_properties(it.ha_${mode} PROPERTIES SKIP_RETURN_CODE 77
+      RESOURCE_LOCK etcd)
+  endforeach()
+endif()
