@@ -17,10 +17,11 @@ jobs=$(nproc)
 
 build_pkgs="build-essential cmake pkg-config libzmq3-dev libczmq-dev
   libmsgpack-dev liblmdb-dev libjwt-dev libjansson-dev libmicrohttpd-dev
-  libssl-dev"
-test_pkgs="curl libcurl4-openssl-dev lmdb-utils python3 clang
+  libssl-dev libcurl4-openssl-dev"
+test_pkgs="curl lmdb-utils python3 clang
   libclang-rt-14-dev chromium wrk nginx-light redis-server
-  redis-tools procps clang-format"
+  redis-tools procps clang-format
+  etcd-server etcd-client"
 
 install() {
   local missing=()
