@@ -33,6 +33,7 @@ struct gw_bus {
     bool seeded;                //  account cache seeded since last gap
     bool have_seq;              //  last_seq is meaningful
     uint64_t last_seq;          //  last change seen
+    uint64_t term;              //  leader term of the last change
     pthread_mutex_t wait_lock;  //  guards waiters
     gw_waiter_t *waiters;
     atomic_int nwaiters;
@@ -228,6 +229,13 @@ s_on_change(gw_bus_t *self, const pres_change_t *ch)
         pres_log_warn("changes: seq gap %" PRIu64 " -> %" PRIu64,
                       self->last_seq, ch->seq);
     }
+    if (ch->term && self->term && ch->term != self->term) {
+        //  A new leader (docs/ha.md): reseed the account cache from it.
+        self->seeded = false;
+        pres_log_info("changes: new broker leader, term %" PRIu64, ch->term);
+    }
+    if (ch->term)
+        self->term = ch->term;
     gw_metrics_change(gap);
     self->have_seq = true;
     self->last_seq = ch->seq;
