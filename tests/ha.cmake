@@ -1,7 +1,7 @@
 # Fail-over tests (owner: ha). They start their own etcd on free loopback
 # ports and skip (exit 77) when etcd is not installed.
 if(TARGET pres_jwt AND TARGET itutil)
-  foreach(mode failover cutoff)
+  foreach(mode failover etcd3 cutoff)
     pres_test(NAME it.ha_${mode} LABEL ha TIMEOUT 120
       SOURCES ${CMAKE_SOURCE_DIR}/tests/it/ha_failover.c
       LIBS itutil pres_jwt PkgConfig::CURL ARGS ${mode})

@@ -5,6 +5,8 @@
     subscriber saw and every account change acknowledged, that seq goes
     on, that the gateway recovers by itself and that the old leader
     rejoins as a standby and catches up.
+    etcd3: the same on a three-member etcd, one member of which is killed
+    first (the leader must keep leading through the other two).
     cutoff: a leader whose etcd stops (SIGSTOP) stops publishing within
     failover_ttl. Skips (77) when etcd is not installed. */
 #include <curl/curl.h>
@@ -27,17 +29,20 @@
 #define S_TTL   3
 #define S_USERS 40
 
-static pid_t s_etcd_pid;
+#define S_ETCD_MAX 3
+
+static pid_t s_etcd_pid[S_ETCD_MAX];  //  member i, 0 once gone
 
 static void
 s_kill_etcd(void)
 {
-    if (s_etcd_pid > 0) {
-        kill(s_etcd_pid, SIGCONT);
-        kill(s_etcd_pid, SIGKILL);
-        waitpid(s_etcd_pid, NULL, 0);
-        s_etcd_pid = 0;
-    }
+    for (int i = 0; i < S_ETCD_MAX; i++)
+        if (s_etcd_pid[i] > 0) {
+            kill(s_etcd_pid[i], SIGCONT);
+            kill(s_etcd_pid[i], SIGKILL);
+            waitpid(s_etcd_pid[i], NULL, 0);
+            s_etcd_pid[i] = 0;
+        }
 }
 
 static int
@@ -53,29 +58,42 @@ s_free_port(void)
     return ntohs(a.sin_port);
 }
 
-//  One etcd member on free loopback ports in dir/etcd; fills url.
+//  n etcd members on free loopback ports in dir/etcd<i>; fills urls with
+//  the comma list of their client URLs.
 static void
-s_start_etcd(const it_env_t *env, char *url, size_t cap)
+s_start_etcd(const it_env_t *env, int n, char *urls, size_t cap)
 {
-    int client = s_free_port(), peer = s_free_port();
-    char data[300], curl_[64], purl[64], cluster[128], log[300];
-    snprintf(data, sizeof data, "%s/etcd", env->dir);
-    snprintf(curl_, sizeof curl_, "http://127.0.0.1:%d", client);
-    snprintf(purl, sizeof purl, "http://127.0.0.1:%d", peer);
-    snprintf(cluster, sizeof cluster, "default=%s", purl);
-    snprintf(log, sizeof log, "%s/etcd.log", env->dir);
-    snprintf(url, cap, "%s", curl_);
-    s_etcd_pid = fork();
-    CHECK(s_etcd_pid >= 0);
-    if (s_etcd_pid == 0) {
-        FILE *f = freopen(log, "w", stderr);
-        (void)f;
-        dup2(2, 1);
-        execlp("etcd", "etcd", "--data-dir", data, "--listen-client-urls",
-               curl_, "--advertise-client-urls", curl_, "--listen-peer-urls",
-               purl, "--initial-advertise-peer-urls", purl, "--initial-cluster",
-               cluster, (char *)NULL);
-        _exit(127);
+    char client[S_ETCD_MAX][40], peer[S_ETCD_MAX][40], cluster[400] = "";
+    urls[0] = 0;
+    for (int i = 0; i < n; i++) {
+        snprintf(client[i], sizeof client[i], "http://127.0.0.1:%d",
+                 s_free_port());
+        snprintf(peer[i], sizeof peer[i], "http://127.0.0.1:%d", s_free_port());
+        size_t len = strlen(cluster);
+        snprintf(cluster + len, sizeof cluster - len, "%se%d=%s", i ? "," : "",
+                 i, peer[i]);
+        len = strlen(urls);
+        snprintf(urls + len, cap - len, "%s%s", i ? "," : "", client[i]);
+    }
+    for (int i = 0; i < n; i++) {
+        char data[300], log[300], name[8];
+        snprintf(data, sizeof data, "%s/etcd%d", env->dir, i);
+        snprintf(log, sizeof log, "%s/etcd%d.log", env->dir, i);
+        snprintf(name, sizeof name, "e%d", i);
+        s_etcd_pid[i] = fork();
+        CHECK(s_etcd_pid[i] >= 0);
+        if (s_etcd_pid[i] == 0) {
+            FILE *f = freopen(log, "w", stderr);
+            (void)f;
+            dup2(2, 1);
+            execlp("etcd", "etcd", "--name", name, "--data-dir", data,
+                   "--listen-client-urls", client[i], "--advertise-client-urls",
+                   client[i], "--listen-peer-urls", peer[i],
+                   "--initial-advertise-peer-urls", peer[i],
+                   "--initial-cluster", cluster, "--initial-cluster-state",
+                   "new", (char *)NULL);
+            _exit(127);
+        }
     }
     atexit(s_kill_etcd);
 }
@@ -222,7 +240,7 @@ s_drain_changes(zsock_t *sub, int quiet_ms)
 }
 
 static int
-s_failover(it_env_t *env)
+s_failover(it_env_t *env, int etcd_members)
 {
     s_broker_t a, b;
     s_broker_init(env, &a, "a");
@@ -298,6 +316,18 @@ s_failover(it_env_t *env)
         s_drain_changes(sub, 200);
         s_role(&a, &aseq);
     } while (s_max_seq < aseq && pres_mono_ms() < until);
+    if (etcd_members > 1) {
+        //  Losing one etcd member of three changes nothing: the leader
+        //  keeps its lease (through the other members) for two ttls.
+        kill(s_etcd_pid[etcd_members - 1], SIGKILL);
+        waitpid(s_etcd_pid[etcd_members - 1], NULL, 0);
+        s_etcd_pid[etcd_members - 1] = 0;
+        int64_t still = pres_mono_ms() + 2 * S_TTL * 1000;
+        while (pres_mono_ms() < still) {
+            CHECK_STR(s_role(&a, NULL), "leader");
+            zclock_sleep(200);
+        }
+    }
     fprintf(stderr, "seen %d users, max seq %llu\n", s_nseen,
             (unsigned long long)s_max_seq);
     CHECK(s_nseen >= S_USERS);
@@ -398,7 +428,7 @@ s_cutoff(it_env_t *env)
     pres_change_t ch;
     CHECK(it_wait_change(sub, "before", &ch, 5000) == 0);
 
-    kill(s_etcd_pid, SIGSTOP);
+    kill(s_etcd_pid[0], SIGSTOP);
     int64_t stopped = pres_mono_ms();
     //  Keep publishing logins; note the last change that came out.
     int64_t last_change = stopped;
@@ -417,7 +447,7 @@ s_cutoff(it_env_t *env)
             (long long)silent_after, S_TTL);
     CHECK(silent_after < S_TTL * 1000);
     CHECK(strcmp(s_role(&a, NULL), "leader") != 0);
-    kill(s_etcd_pid, SIGCONT);
+    kill(s_etcd_pid[0], SIGCONT);
     //  etcd back: the lone broker leads again by itself.
     CHECK(s_wait_role(&a, "leader", (S_TTL * 3 + 5) * 1000));
     pres_pub_destroy(&pub);
@@ -438,8 +468,9 @@ main(int argc, char **argv)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     it_env_t env;
     CHECK(it_env_init(&env, "ha") == 0);
-    char url[64];
-    s_start_etcd(&env, url, sizeof url);
+    char url[200];
+    int members = strcmp(mode, "etcd3") == 0 ? 3 : 1;
+    s_start_etcd(&env, members, url, sizeof url);
     it_env_set(&env, "etcd_endpoints", url);
     it_env_set(&env, "etcd_prefix", "/presence-it");
     it_env_set(&env, "failover_ttl", "3");
@@ -447,13 +478,14 @@ main(int argc, char **argv)
     int64_t until = pres_mono_ms() + 15000;
     char cmd[200];
     snprintf(cmd, sizeof cmd,
-             "curl -sf -o /dev/null -X POST -d '{}' %s/v3/maintenance/status",
-             url);
+             "curl -sf -o /dev/null -X POST -d '{}' %.*s/v3/maintenance/status",
+             (int)strcspn(url, ","), url);
     while (system(cmd) != 0) {
         CHECK(pres_mono_ms() < until);
         zclock_sleep(100);
     }
-    int rc = strcmp(mode, "cutoff") == 0 ? s_cutoff(&env) : s_failover(&env);
+    int rc = strcmp(mode, "cutoff") == 0 ? s_cutoff(&env)
+                                         : s_failover(&env, members);
     s_kill_etcd();
     if (rc == 0)
         it_env_cleanup(&env);
