@@ -9,3 +9,10 @@ if(TARGET pres_jwt AND TARGET itutil)
       RESOURCE_LOCK etcd)
   endforeach()
 endif()
+# Gateways on many hosts: network namespaces (root only; skips otherwise).
+if(TARGET pres_jwt AND TARGET itutil)
+  pres_test(NAME it.netns_gateways LABEL netns TIMEOUT 120
+    SOURCES ${CMAKE_SOURCE_DIR}/tests/it/netns_gateways.c
+    LIBS itutil pres_jwt PkgConfig::CURL)
+  set_tests_properties(it.netns_gateways PROPERTIES SKIP_RETURN_CODE 77)
+endif()
