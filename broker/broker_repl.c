@@ -46,6 +46,10 @@ struct broker_repl {
     uint64_t acked;      //  last batch it acknowledged
     uint64_t acked_seq;  //  seq after that batch
     int64_t next_ping;   //  monotonic ms
+    uint8_t *held;       //  held outbox records, each [u64 batch]
+                         //  [i64 since][u32 tlen][topic][u32 blen][body]
+    size_t held_len, held_cap;
+    size_t held_off;  //  first record not yet published
     //  Standby
     bool synced;          //  snapshot loaded and no gap since
     uint64_t leader_seq;  //  seq after the last batch the leader sent
@@ -173,6 +177,7 @@ broker_repl_destroy(broker_repl_t **self_p)
     zsock_destroy(&self->sock);
     zframe_destroy(&self->standby);
     free(self->buf);
+    free(self->held);
     free(self);
     *self_p = NULL;
 }
@@ -396,6 +401,71 @@ broker_repl_leader_commit(broker_repl_t *self, broker_state_t *state,
             return -1;
     }
     return 0;
+}
+
+int
+broker_repl_hold(broker_repl_t *self, broker_state_t *state)
+{
+    size_t n = broker_state_outbox_count(state);
+    int64_t now = pres_mono_ms();
+    for (size_t i = 0; i < n; i++) {
+        const char *topic;
+        const void *body;
+        size_t tlen, blen;
+        broker_state_outbox_get(state, i, &topic, &tlen, &body, &blen);
+        size_t need = self->held_len + 24 + tlen + blen;
+        if (need > self->held_cap) {
+            size_t cap = self->held_cap ? self->held_cap : 65536;
+            while (cap < need)
+                cap *= 2;
+            uint8_t *p = realloc(self->held, cap);
+            if (!p) {
+                pres_log_error("realloc() failed holding changes");
+                return -1;
+            }
+            self->held = p;
+            self->held_cap = cap;
+        }
+        uint8_t *p = self->held + self->held_len;
+        s_be64(p, self->batch);
+        s_be64(p + 8, (uint64_t)now);
+        s_be32(p + 16, tlen);
+        memcpy(p + 20, topic, tlen);
+        s_be32(p + 20 + tlen, blen);
+        memcpy(p + 24 + tlen, body, blen);
+        self->held_len = need;
+    }
+    broker_state_outbox_clear(state);
+    return 0;
+}
+
+int64_t
+broker_repl_hold_deadline(const broker_repl_t *self)
+{
+    if (self->held_off >= self->held_len)
+        return 0;
+    return (int64_t)s_rd64(self->held + self->held_off + 8) +
+           self->cfg->bus_timeout_ms;
+}
+
+void
+broker_repl_release(broker_repl_t *self, broker_repl_publish_fn *publish,
+                    void *arg)
+{
+    int64_t deadline = broker_repl_hold_deadline(self);
+    if (deadline && pres_mono_ms() >= deadline)
+        s_detach(self, "no acknowledgement within bus_timeout_ms");
+    while (self->held_off < self->held_len) {
+        const uint8_t *p = self->held + self->held_off;
+        if (self->standby && s_rd64(p) > self->acked)
+            break;
+        size_t tlen = s_rd32(p + 16);
+        size_t blen = s_rd32(p + 20 + tlen);
+        publish(p + 20, tlen, p + 24 + tlen, blen, arg);
+        self->held_off += 24 + tlen + blen;
+    }
+    if (self->held_off == self->held_len)
+        self->held_off = self->held_len = 0;
 }
 
 //  ---- standby

@@ -46,6 +46,23 @@ int broker_repl_add_account(broker_repl_t *self, const char *user, int status,
 int broker_repl_leader_commit(broker_repl_t *self, broker_state_t *state,
                               uint64_t now_ms, bool wait);
 
+//  Sync replication without stalling the loop: keep the committed batch's
+//  outbox (copied from state, which is then cleared) until the standby
+//  acknowledges the batch just sent by broker_repl_leader_commit (called
+//  with wait = false). Call only while a standby is attached. 0 or -1.
+int broker_repl_hold(broker_repl_t *self, broker_state_t *state);
+
+//  Publish, in order, every held message whose batch the standby has
+//  acknowledged; when the oldest has waited bus_timeout_ms, detach the
+//  standby and publish everything held. publish gets topic and body.
+typedef void(broker_repl_publish_fn)(const void *topic, size_t tlen,
+                                     const void *body, size_t blen, void *arg);
+void broker_repl_release(broker_repl_t *self, broker_repl_publish_fn *publish,
+                         void *arg);
+
+//  Monotonic ms when the oldest held batch times out, or 0 if none held.
+int64_t broker_repl_hold_deadline(const broker_repl_t *self);
+
 //  Serve standby messages (hello: send a snapshot; acks). Call when the
 //  socket is readable and between batches. 0 or -1 (snapshot failed).
 int broker_repl_leader_serve(broker_repl_t *self, broker_state_t *state);

@@ -187,6 +187,9 @@ broker_server_destroy(broker_server_t **self_p)
     *self_p = NULL;
 }
 
+static void s_publish_one(const void *topic, size_t tlen, const void *body,
+                          size_t blen, void *arg);
+
 //  Publish the committed batch's changes and notices, then forget them.
 //  Under fail-over only while the lease is certainly ours: a deposed
 //  leader publishes nothing (the batch is on its disk only; it resyncs
@@ -198,34 +201,60 @@ s_publish(broker_server_t *self)
         broker_state_outbox_clear(self->state);
         return;
     }
-    void *pub = zsock_resolve(self->changes);
     size_t n = broker_state_outbox_count(self->state);
     for (size_t i = 0; i < n; i++) {
         const char *topic;
         const void *body;
         size_t tlen, blen;
         broker_state_outbox_get(self->state, i, &topic, &tlen, &body, &blen);
-        //  PUB never blocks; a subscriber past its HWM loses messages and
-        //  sees the seq gap (Clone: it resyncs from a snapshot).
-        if (zmq_send(pub, topic, tlen, ZMQ_SNDMORE) < 0 ||
-            zmq_send(pub, body, blen, 0) < 0)
-            pres_log_limited(&self->rl, 1000, "zmq_send(change) failed: %s",
-                             zmq_strerror(zmq_errno()));
+        s_publish_one(topic, tlen, body, blen, self);
     }
     broker_state_outbox_clear(self->state);
 }
 
-//  Ship the committed batch to the standby; with replication = sync wait
-//  for its acknowledgement when the batch has something to publish.
+static void
+s_publish_one(const void *topic, size_t tlen, const void *body, size_t blen,
+              void *arg)
+{
+    broker_server_t *self = arg;
+    //  PUB never blocks; a subscriber past its HWM loses messages and sees
+    //  the seq gap (Clone: it resyncs from a snapshot).
+    void *pub = zsock_resolve(self->changes);
+    if (zmq_send(pub, topic, tlen, ZMQ_SNDMORE) < 0 ||
+        zmq_send(pub, body, blen, 0) < 0)
+        pres_log_limited(&self->rl, 1000, "zmq_send(change) failed: %s",
+                         zmq_strerror(zmq_errno()));
+}
+
+//  Publish what the standby has acknowledged (sync replication).
+static void
+s_release(broker_server_t *self)
+{
+    if (!self->repl || !self->leading)
+        return;
+    if (self->ha && !broker_ha_leading(self->ha))
+        return;  //  deposed: nothing more goes out
+    broker_repl_release(self->repl, s_publish_one, self);
+}
+
+//  Ship the committed batch to the standby. With replication = sync its
+//  changes are held until the standby acknowledges the batch (the loop
+//  goes on with the next batches meanwhile; changes still go out in
+//  order); with async they are published at once.
 static int
 s_replicate(broker_server_t *self)
 {
     if (!self->repl)
         return 0;
-    bool wait = strcmp(self->cfg->replication, "sync") == 0 &&
-                broker_state_outbox_count(self->state) > 0;
-    return broker_repl_leader_commit(self->repl, self->state,
-                                     broker_state_now(self->state), wait);
+    if (broker_repl_leader_commit(self->repl, self->state,
+                                  broker_state_now(self->state), false))
+        return -1;
+    if (strcmp(self->cfg->replication, "sync") != 0 ||
+        !broker_repl_attached(self->repl)) {
+        s_release(self);  //  what was held before goes first
+        return 0;
+    }
+    return broker_repl_hold(self->repl, self->state);
 }
 
 static void
@@ -343,10 +372,12 @@ s_query(broker_server_t *self)
             if (broker_state_commit(self->state))
                 rc = -1;
             else {
-                if (self->repl)
+                if (self->repl) {
                     rc = broker_repl_leader_commit(
                         self->repl, self->state, broker_state_now(self->state),
                         strcmp(self->cfg->replication, "sync") == 0);
+                    s_release(self);  //  held batches before this one
+                }
                 s_publish(self);
             }
             broker_query_account_reply(&q, arc || rc, seq, &self->reply);
@@ -502,6 +533,11 @@ broker_server_run(broker_server_t *self)
         }
         int64_t now = pres_mono_ms();
         long wait = self->ha ? 100 : 1000;  //  HA: notice role changes
+        int64_t held = self->repl && self->leading
+                           ? broker_repl_hold_deadline(self->repl)
+                           : 0;
+        if (held && held - now < wait)
+            wait = held > now ? (long)(held - now) : 0;
         if (broker_state_dirty(self->state)) {
             long to_flush =
                 self->next_flush > now ? (long)(self->next_flush - now) : 0;
@@ -530,6 +566,7 @@ broker_server_run(broker_server_t *self)
             }
         if (s_repl_turn(self))
             return -1;
+        s_release(self);
         now = pres_mono_ms();
         if (now >= self->next_flush) {
             if (broker_state_flush(self->state))
