@@ -174,6 +174,13 @@ s_poll_stats(gw_bus_t *self)
     zframe_t *reply = pres_qclient_query(self->query, &q, timeout, NULL);
     uint64_t seq = 0;
     bool ok = reply && s_reply_uint(reply, "seq", &seq) == 0;
+    uint64_t term = 0, lag = 0;
+    if (ok &&
+        pres_mp_find_uint(zframe_data(reply), zframe_size(reply), "ha.term",
+                          &term) == 0 &&
+        pres_mp_find_uint(zframe_data(reply), zframe_size(reply), "ha.lag",
+                          &lag) == 0)
+        gw_metrics_ha(term, lag);
     zframe_destroy(&reply);
     if (ok)
         gw_metrics_latency(GW_LAT_QUERY, (pres_mono_ms() - t0) * 1000);

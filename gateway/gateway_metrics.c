@@ -46,6 +46,8 @@ static s_hist_t s_hist[GW_LAT_COUNT];
 static atomic_int s_sse;
 static atomic_uint_fast64_t s_changes;
 static atomic_uint_fast64_t s_gaps;
+static atomic_uint_fast64_t s_ha_term;  //  broker leader term (0 = no HA)
+static atomic_uint_fast64_t s_ha_lag;   //  its standby's lag, changes
 
 const char *
 gw_route_name(gw_route_t r)
@@ -106,6 +108,13 @@ void
 gw_metrics_sse_clients(int delta)
 {
     atomic_fetch_add_explicit(&s_sse, delta, memory_order_relaxed);
+}
+
+void
+gw_metrics_ha(uint64_t term, uint64_t lag)
+{
+    atomic_store_explicit(&s_ha_term, term, memory_order_relaxed);
+    atomic_store_explicit(&s_ha_lag, lag, memory_order_relaxed);
 }
 
 void
@@ -254,6 +263,16 @@ gw_metrics_render(size_t *len)
           "# TYPE presence_gateway_change_gaps_total counter\n"
           "presence_gateway_change_gaps_total %llu\n",
           (unsigned long long)s_get(&s_gaps));
+    if (s_get(&s_ha_term))
+        s_add(&t,
+              "# HELP presence_broker_ha_term Term of the broker leader "
+              "(fail-over).\n# TYPE presence_broker_ha_term gauge\n"
+              "presence_broker_ha_term %llu\n"
+              "# HELP presence_broker_ha_lag Changes the standby broker "
+              "does not have yet.\n# TYPE presence_broker_ha_lag gauge\n"
+              "presence_broker_ha_lag %llu\n",
+              (unsigned long long)s_get(&s_ha_term),
+              (unsigned long long)s_get(&s_ha_lag));
     if (t.failed) {
         free(t.buf);
         return NULL;

@@ -72,4 +72,8 @@ uint64_t gw_metrics_rejects(gw_reject_t why);
 //  a heap string the caller frees (*len its length), or NULL.
 char *gw_metrics_render(size_t *len);
 
+//  The broker's fail-over state from its stats (docs/ha.md): leader term
+//  and standby lag in changes. Rendered only once a term is known.
+void gw_metrics_ha(uint64_t term, uint64_t lag);
+
 #endif

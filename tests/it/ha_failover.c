@@ -172,12 +172,20 @@ s_wait_role(s_broker_t *b, const char *want, int timeout_ms)
 }
 
 //  ---- HTTP via libcurl: status of METHOD url with a bearer token.
+static char s_body[65536];  //  the last response body (truncated)
+static size_t s_body_len;
+
 static size_t
 s_sink(char *d, size_t s, size_t n, void *a)
 {
-    (void)d;
     (void)a;
-    return s * n;
+    size_t len = s * n;
+    size_t room = sizeof s_body - 1 - s_body_len;
+    size_t take = len < room ? len : room;
+    memcpy(s_body + s_body_len, d, take);
+    s_body_len += take;
+    s_body[s_body_len] = 0;
+    return len;
 }
 
 static long
@@ -195,6 +203,8 @@ s_http(const char *method, const char *url, const char *token, const char *body)
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, s_sink);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
+    s_body_len = 0;
+    s_body[0] = 0;
     long status = 0;
     if (curl_easy_perform(c) == CURLE_OK)
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
@@ -378,6 +388,14 @@ s_failover(it_env_t *env, int etcd_members)
     CHECK_EQ(s_http("GET", url, admin, NULL), 200);
     snprintf(url, sizeof url, "%s/v1/login", base);
     CHECK_EQ(s_http("POST", url, user, "{}"), 200);
+    //  The standby's lag shows in /metrics (the gateway polls stats).
+    snprintf(url, sizeof url, "%s/metrics", base);
+    until = pres_mono_ms() + 5000;
+    while (pres_mono_ms() < until &&
+           (s_http("GET", url, admin, NULL) != 200 ||
+            !strstr(s_body, "presence_broker_ha_term")))
+        zclock_sleep(200);
+    CHECK(strstr(s_body, "presence_broker_ha_lag") != NULL);
 
     //  The old leader rejoins as a standby and catches up.
     s_broker_start(env, &a);

@@ -265,6 +265,12 @@ main(void)
         CHECK_EQ(s_post(u, probe, "{\"device\":\"probe\"}"), 200);
     }
     free(probe);
+    //  The subscriber must be watching before the changes it must see.
+    int64_t ready = pres_mono_ms() + 15000;
+    while (!it_proc_log_has(&watch, "watching changes") &&
+           pres_mono_ms() < ready)
+        zclock_sleep(100);
+    CHECK(it_proc_log_has(&watch, "watching changes"));
     for (int i = 0; i < S_USERS; i++) {
         char user[32], u[260], body[128];
         snprintf(user, sizeof user, "nsuser%d", i);
