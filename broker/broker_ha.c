@@ -258,9 +258,10 @@ broker_ha_new(const pres_config_t *cfg)
     pthread_cond_init(&self->wake, NULL);
     snprintf(self->key, sizeof self->key, "%s/leader", cfg->etcd_prefix);
     json_t *rec =
-        json_pack("{ssssssssss}", "node", cfg->node_name, "events",
+        json_pack("{ssssssssssss}", "node", cfg->node_name, "events",
                   cfg->events_endpoint, "changes", cfg->changes_endpoint,
-                  "query", cfg->query_endpoint, "repl", cfg->repl_endpoint);
+                  "query", cfg->query_endpoint, "admin", cfg->admin_endpoint,
+                  "repl", cfg->repl_endpoint);
     char *text = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
     json_decref(rec);
     if (!text || strlen(text) >= sizeof self->record) {

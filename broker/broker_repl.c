@@ -224,26 +224,35 @@ broker_repl_add_event(broker_repl_t *self, const void *topic, size_t tlen,
     return 0;
 }
 
+//  Append a u16 length and the bytes of text (may be NULL: empty).
+static void
+s_put_text(broker_repl_t *self, const char *text)
+{
+    size_t n = text ? strlen(text) : 0;
+    uint8_t *p = self->buf + self->len;
+    p[0] = (uint8_t)(n >> 8);
+    p[1] = (uint8_t)n;
+    if (n)
+        memcpy(p + 2, text, n);
+    self->len += 2 + n;
+}
+
 int
 broker_repl_add_account(broker_repl_t *self, const char *user, int status,
-                        const char *reason)
+                        const char *reason, const char *by)
 {
     self->kind = S_ACCT;
     self->len = 0;
     if (!self->standby)
         return 0;
-    size_t ulen = strlen(user), rlen = reason ? strlen(reason) : 0;
-    if (ulen > 255 || rlen > 65535 || s_grow(self, 4 + ulen + rlen))
+    size_t need = 1 + 6 + strlen(user) + (reason ? strlen(reason) : 0) +
+                  (by ? strlen(by) : 0);
+    if (need > 65535 || s_grow(self, need))
         return -1;
-    uint8_t *p = self->buf;
-    p[0] = (uint8_t)status;
-    p[1] = (uint8_t)ulen;
-    memcpy(p + 2, user, ulen);
-    p[2 + ulen] = (uint8_t)(rlen >> 8);
-    p[3 + ulen] = (uint8_t)rlen;
-    if (rlen)
-        memcpy(p + 4 + ulen, reason, rlen);
-    self->len = 4 + ulen + rlen;
+    self->buf[self->len++] = (uint8_t)status;
+    s_put_text(self, user);
+    s_put_text(self, reason);
+    s_put_text(self, by);
     return 0;
 }
 
@@ -527,24 +536,33 @@ s_apply_events(broker_state_t *state, const uint8_t *p, size_t len)
     return off == len ? 0 : 1;
 }
 
+//  Read a u16-length text at *off into out (cap bytes). 0 or -1.
+static int
+s_get_text(const uint8_t *p, size_t len, size_t *off, char *out, size_t cap)
+{
+    if (*off + 2 > len)
+        return -1;
+    size_t n = (size_t)p[*off] << 8 | p[*off + 1];
+    if (*off + 2 + n > len || n >= cap)
+        return -1;
+    memcpy(out, p + *off + 2, n);
+    out[n] = 0;
+    *off += 2 + n;
+    return 0;
+}
+
 static int
 s_apply_account(broker_state_t *state, const uint8_t *p, size_t len)
 {
-    if (len < 4 || p[0] >= PRES_ACCOUNT_COUNT)
+    char user[PRES_ID_MAX + 1], reason[PRES_REASON_MAX + 1], by[256];
+    size_t off = 1;
+    if (len < 1 || p[0] >= PRES_ACCOUNT_COUNT ||
+        s_get_text(p, len, &off, user, sizeof user) ||
+        s_get_text(p, len, &off, reason, sizeof reason) ||
+        s_get_text(p, len, &off, by, sizeof by) || off != len)
         return 1;
-    size_t ulen = p[1];
-    if (len < 4 + ulen)
-        return 1;
-    size_t rlen = (size_t)p[2 + ulen] << 8 | p[3 + ulen];
-    if (len != 4 + ulen + rlen || ulen > PRES_ID_MAX || rlen > PRES_REASON_MAX)
-        return 1;
-    char user[PRES_ID_MAX + 1], reason[PRES_REASON_MAX + 1];
-    memcpy(user, p + 2, ulen);
-    user[ulen] = 0;
-    memcpy(reason, p + 4 + ulen, rlen);
-    reason[rlen] = 0;
     return broker_state_account(state, user, (pres_account_t)p[0],
-                                rlen ? reason : NULL, NULL);
+                                reason[0] ? reason : NULL, by, NULL);
 }
 
 //  Write a received snapshot to snap_path.

@@ -36,7 +36,7 @@ int broker_repl_add_event(broker_repl_t *self, const void *topic, size_t tlen,
 
 //  Make the batch being built an account command instead. 0 or -1.
 int broker_repl_add_account(broker_repl_t *self, const char *user, int status,
-                            const char *reason);
+                            const char *reason, const char *by);
 
 //  The batch was committed with clock now_ms: send it to the standby, and
 //  when `wait` (sync replication and the batch publishes something) wait

@@ -13,6 +13,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include "broker_auth.h"
 #include "broker_ha.h"
 #include "broker_query.h"
 #include "broker_repl.h"
@@ -29,10 +30,11 @@ struct broker_server {
     int lock_fd;            //  flock'ed run_dir/broker.lock
     broker_store_t *store;  //  LMDB
     broker_state_t *state;  //  rules, live set, counters
-    zactor_t *auth;         //  zauth when CURVE is in use, else NULL
+    broker_auth_t *auth;    //  ZAP handler (admin peers, CURVE keys)
     zsock_t *events;        //  SUB, bound
     zsock_t *changes;       //  PUB, bound
     zsock_t *queries;       //  ROUTER, bound
+    zsock_t *admin;         //  ROUTER, bound: account changes only
     zmq_msg_t topic;        //  reused receive buffers
     zmq_msg_t body;
     zmq_msg_t extra;
@@ -42,7 +44,7 @@ struct broker_server {
     //  Fail-over (broker_ha, broker_repl; NULL/false without etcd)
     broker_ha_t *ha;      //  election thread
     broker_repl_t *repl;  //  leader: to the standby; standby: from leader
-    bool leading;         //  events/changes bound, publishing
+    bool leading;         //  events/changes/admin bound, publishing
     int64_t term;         //  term we lead, or the leader we follow
     char following[PRES_ENDPOINT_MAX];  //  repl endpoint we follow
 };
@@ -74,8 +76,10 @@ s_lock(broker_server_t *self)
     return 0;
 }
 
+//  Bind one socket. admin: the admin ROUTER (small frames, its own ZAP
+//  domain so that only admin peers get in, on ipc:// as well).
 static zsock_t *
-s_bind(broker_server_t *self, int type, const char *endpoint)
+s_bind(broker_server_t *self, int type, const char *endpoint, bool admin)
 {
     zsock_t *sock = zsock_new(type);
     if (!sock) {
@@ -84,22 +88,27 @@ s_bind(broker_server_t *self, int type, const char *endpoint)
     }
     zsock_set_linger(sock, 0);
     if (type == ZMQ_SUB) {
-        zsock_set_rcvhwm(sock, self->cfg->bus_hwm);
-        zsock_set_maxmsgsize(sock, PRES_BUS_MAXMSG);
+        //  Inbound memory is bounded: events_rcvhwm messages per
+        //  publisher of at most PRES_BUS_EVENT_MAXMSG bytes each.
+        zsock_set_rcvhwm(sock, self->cfg->events_rcvhwm);
+        zsock_set_maxmsgsize(sock, PRES_BUS_EVENT_MAXMSG);
         zsock_set_subscribe(sock, "");
     } else if (type == ZMQ_PUB) {
         zsock_set_sndhwm(sock, self->cfg->bus_hwm);
         zsock_set_linger(sock, 1000);
     } else {
         zsock_set_rcvtimeo(sock, 0);
-        zsock_set_maxmsgsize(sock, PRES_BUS_MAXMSG);
+        zsock_set_maxmsgsize(sock,
+                             admin ? PRES_BUS_EVENT_MAXMSG : PRES_BUS_MAXMSG);
         zsock_set_sndhwm(sock, self->cfg->bus_hwm);
-        zsock_set_rcvhwm(sock, self->cfg->bus_hwm);
+        zsock_set_rcvhwm(sock, admin ? 1000 : self->cfg->bus_hwm);
     }
     if (pres_bus_secure(sock, self->cfg, endpoint, true)) {
         zsock_destroy(&sock);
         return NULL;
     }
+    if (admin)  //  after pres_bus_secure, which sets the bus domain
+        zsock_set_zap_domain(sock, BROKER_AUTH_ADMIN);
     if (zsock_bind(sock, "%s", endpoint) < 0) {
         pres_log_error("zsock_bind(%s) failed: %s", endpoint,
                        zmq_strerror(zmq_errno()));
@@ -131,29 +140,31 @@ broker_server_new(const pres_config_t *cfg)
     self->state = broker_state_new(cfg, self->store);
     if (!self->state)
         goto fail;
-    bool auth_failed = false;
-    self->auth = pres_bus_auth_new(cfg, &auth_failed);
-    if (auth_failed)
+    //  The ZAP handler must be up before a socket with a domain binds.
+    self->auth = broker_auth_new(cfg);
+    if (!self->auth)
         goto fail;
-    self->queries = s_bind(self, ZMQ_ROUTER, cfg->query_endpoint);
+    self->queries = s_bind(self, ZMQ_ROUTER, cfg->query_endpoint, false);
     if (!self->queries)
         goto fail;
     if (*cfg->etcd_endpoints) {
-        //  Fail-over: events and changes are bound only while leading.
+        //  Fail-over: events, changes and admin are bound only while
+        //  leading (docs/ha.md).
         self->ha = broker_ha_new(cfg);
         if (!self->ha)
             goto fail;
     } else {
-        self->events = s_bind(self, ZMQ_SUB, cfg->events_endpoint);
-        self->changes = s_bind(self, ZMQ_PUB, cfg->changes_endpoint);
-        if (!self->events || !self->changes)
+        self->events = s_bind(self, ZMQ_SUB, cfg->events_endpoint, false);
+        self->changes = s_bind(self, ZMQ_PUB, cfg->changes_endpoint, false);
+        self->admin = s_bind(self, ZMQ_ROUTER, cfg->admin_endpoint, true);
+        if (!self->events || !self->changes || !self->admin)
             goto fail;
         self->leading = true;
     }
     self->next_flush = pres_mono_ms() + cfg->lastseen_flush_ms;
-    pres_log_info("listening: events %s, changes %s, queries %s",
+    pres_log_info("listening: events %s, changes %s, queries %s, admin %s",
                   cfg->events_endpoint, cfg->changes_endpoint,
-                  cfg->query_endpoint);
+                  cfg->query_endpoint, cfg->admin_endpoint);
     return self;
 fail:
     broker_server_destroy(&self);
@@ -174,7 +185,8 @@ broker_server_destroy(broker_server_t **self_p)
     zsock_destroy(&self->events);
     zsock_destroy(&self->changes);
     zsock_destroy(&self->queries);
-    zactor_destroy(&self->auth);
+    zsock_destroy(&self->admin);
+    broker_auth_destroy(&self->auth);
     broker_state_destroy(&self->state);
     broker_store_destroy(&self->store);
     zmq_msg_close(&self->topic);
@@ -321,71 +333,106 @@ s_events(broker_server_t *self)
     return 0;
 }
 
-//  Send reply (self->reply) behind the request's routing envelope.
-static void
-s_reply(broker_server_t *self, zmsg_t *envelope)
-{
-    zmsg_addmem(envelope, self->reply.data, self->reply.size);
-    if (zmsg_send(&envelope, self->queries))
-        pres_log_limited(&self->rl, 1000, "zmsg_send(reply) failed");
-    zmsg_destroy(&envelope);
-}
-
-//  Serve one query. Returns 0, 1 when no query was waiting, -1 on a store
-//  failure during an account change.
+//  Apply an account change in its own batch, durable before the reply is
+//  written to self->reply. by: who asked. 0 or -1 (store failure).
 static int
-s_query(broker_server_t *self)
+s_account(broker_server_t *self, const pres_query_t *q, const char *by)
 {
-    //  RCVTIMEO is 0 on this socket: NULL when nothing is waiting.
-    zmsg_t *msg = zmsg_recv(self->queries);
-    if (!msg)
-        return 1;
-    //  [identity ... empty?] body: the body is the last frame; everything
-    //  before it is the envelope and goes back unchanged.
-    zframe_t *body = zmsg_last(msg);
-    zmsg_remove(msg, body);
-    if (zmsg_size(msg) == 0) {  //  cannot happen on ROUTER
-        zframe_destroy(&body);
-        zmsg_destroy(&msg);
+    if (self->ha && !broker_ha_leading(self->ha)) {
+        broker_query_error(&self->reply, "not the leader");
         return 0;
     }
-    msgpack_sbuffer_clear(&self->reply);
-    pres_query_t q;
+    uint64_t seq = 0;
     int rc = 0;
-    if (zframe_size(body) == 0)
-        broker_query_error(&self->reply, "empty request");
-    else if (broker_query_answer(self->state, zframe_data(body),
-                                 zframe_size(body), &q, &self->reply) == 1) {
-        if (!self->leading || (self->ha && !broker_ha_leading(self->ha))) {
-            msgpack_sbuffer_clear(&self->reply);
-            broker_query_error(&self->reply, "not the leader");
-        } else {
-            //  An account change: its own batch, durable (and with sync
-            //  replication on the standby too) before the reply.
-            uint64_t seq = 0;
-            broker_state_begin(self->state, (uint64_t)pres_now_ms());
-            int arc = broker_state_account(self->state, q.user, q.status,
-                                           q.reason, &seq);
-            if (self->repl && broker_repl_add_account(self->repl, q.user,
-                                                      (int)q.status, q.reason))
-                arc = -1;
-            if (broker_state_commit(self->state))
-                rc = -1;
-            else {
-                if (self->repl) {
-                    rc = broker_repl_leader_commit(
-                        self->repl, self->state, broker_state_now(self->state),
-                        strcmp(self->cfg->replication, "sync") == 0);
-                    s_release(self);  //  held batches before this one
-                }
-                s_publish(self);
-            }
-            broker_query_account_reply(&q, arc || rc, seq, &self->reply);
+    broker_state_begin(self->state, (uint64_t)pres_now_ms());
+    const char *reason = q->reason[0] ? q->reason : NULL;
+    int arc =
+        broker_state_account(self->state, q->user, q->status, reason, by, &seq);
+    if (self->repl && broker_repl_add_account(self->repl, q->user,
+                                              (int)q->status, reason, by))
+        arc = -1;
+    if (broker_state_commit(self->state))
+        rc = -1;
+    else {
+        //  With sync replication the reply waits for the standby too.
+        if (self->repl) {
+            rc = broker_repl_leader_commit(
+                self->repl, self->state, broker_state_now(self->state),
+                strcmp(self->cfg->replication, "sync") == 0);
+            s_release(self);  //  held batches before this one
         }
+        s_publish(self);
     }
-    zframe_destroy(&body);
-    s_reply(self, msg);
+    broker_query_account_reply(q, arc || rc, seq, &self->reply);
     return rc;
+}
+
+//  Serve one request on a ROUTER (queries, or admin when admin is true).
+//  The routing envelope ends at the first empty frame (REQ's delimiter;
+//  without one, as from a bare DEALER, it is the identity frame alone);
+//  exactly one body frame must follow, else ONE error frame is the reply.
+//  Returns 0, 1 when nothing was waiting, -1 on a store failure.
+static int
+s_serve(broker_server_t *self, zsock_t *sock, bool admin)
+{
+    //  RCVTIMEO is 0 on these sockets: NULL when nothing is waiting.
+    zmsg_t *msg = zmsg_recv(sock);
+    if (!msg)
+        return 1;
+    zmsg_t *envelope = zmsg_new();
+    bool delimited = false;
+    for (zframe_t *f = zmsg_first(msg); f; f = zmsg_next(msg))
+        if (zframe_size(f) == 0) {
+            delimited = true;
+            break;
+        }
+    zframe_t *frame;
+    while ((frame = zmsg_pop(msg))) {
+        bool last = delimited ? zframe_size(frame) == 0 : true;
+        zmsg_append(envelope, &frame);
+        if (last)
+            break;
+    }
+    //  What is left in msg is the body.
+    msgpack_sbuffer_clear(&self->reply);
+    int rc = 0;
+    zframe_t *body = zmsg_first(msg);
+    pres_query_t q;
+    if (zmsg_size(msg) > 1)
+        broker_query_error(&self->reply, "a request is one frame");
+    else if (!body || zframe_size(body) == 0)
+        broker_query_error(&self->reply, "empty request");
+    else if (!admin) {
+        broker_forbidden_t *fb = broker_state_forbidden(self->state);
+        fb->peers = broker_auth_admin_refused(self->auth);
+        broker_query_answer(self->state, zframe_data(body), zframe_size(body),
+                            &q, &self->reply);
+    } else if (broker_query_admin(zframe_data(body), zframe_size(body), &q,
+                                  &self->reply) == 1) {
+        //  `by` from the request (the gateway forwards its admin token's
+        //  sub) is trusted because only admin peers get here; else the
+        //  identity the ZAP handler gave the connection.
+        const char *peer = zframe_meta(body, "User-Id");
+        rc = s_account(self, &q, q.by[0] ? q.by : (peer ? peer : "unknown"));
+    }
+    zmsg_destroy(&msg);
+    zmsg_addmem(envelope, self->reply.data, self->reply.size);
+    if (zmsg_send(&envelope, sock))
+        pres_log_limited(&self->rl, 1000, "zmsg_send(reply) failed");
+    zmsg_destroy(&envelope);
+    return rc;
+}
+
+//  Serve up to S_QUERIES_PER_TURN requests waiting on sock. 0 or -1.
+static int
+s_serve_some(broker_server_t *self, zsock_t *sock, bool admin)
+{
+    for (int i = 0; i < S_QUERIES_PER_TURN; i++) {
+        int rc = s_serve(self, sock, admin);
+        if (rc != 0)
+            return rc < 0 ? -1 : 0;
+    }
+    return 0;
 }
 
 //  ---- fail-over: the role follows the election (broker_ha)
@@ -401,6 +448,7 @@ s_demote(broker_server_t *self)
     self->leading = false;
     zsock_destroy(&self->events);
     zsock_destroy(&self->changes);
+    zsock_destroy(&self->admin);
     broker_repl_destroy(&self->repl);
     self->following[0] = 0;
     broker_state_set_term(self->state, 0);
@@ -411,13 +459,15 @@ s_promote(broker_server_t *self, int64_t term)
 {
     broker_repl_destroy(&self->repl);
     self->following[0] = 0;
-    self->events = s_bind(self, ZMQ_SUB, self->cfg->events_endpoint);
-    self->changes = s_bind(self, ZMQ_PUB, self->cfg->changes_endpoint);
+    self->events = s_bind(self, ZMQ_SUB, self->cfg->events_endpoint, false);
+    self->changes = s_bind(self, ZMQ_PUB, self->cfg->changes_endpoint, false);
+    self->admin = s_bind(self, ZMQ_ROUTER, self->cfg->admin_endpoint, true);
     self->repl = broker_repl_leader_new(self->cfg, term);
-    if (!self->events || !self->changes || !self->repl) {
+    if (!self->events || !self->changes || !self->admin || !self->repl) {
         pres_log_error("cannot take the leader's sockets; resigning");
         zsock_destroy(&self->events);
         zsock_destroy(&self->changes);
+        zsock_destroy(&self->admin);
         broker_repl_destroy(&self->repl);
         broker_ha_resign(self->ha);
         return 0;
@@ -516,21 +566,17 @@ broker_server_run(broker_server_t *self)
     while (!zsys_interrupted) {
         if (self->ha && s_ha_turn(self))
             return -1;
-        zmq_pollitem_t items[3] = {
-            {zsock_resolve(self->queries), 0, ZMQ_POLLIN, 0},
-            {self->events ? zsock_resolve(self->events) : NULL, 0, ZMQ_POLLIN,
-             0},
-            {self->repl ? broker_repl_socket(self->repl) : NULL, 0, ZMQ_POLLIN,
-             0},
-        };
-        int nitems = 1;
-        if (self->events)
-            nitems = 2;
-        if (self->repl) {
-            if (nitems == 1)
-                items[1] = items[2];
-            nitems++;
-        }
+        //  Sockets come and go with the role: rebuild the poll set.
+        zmq_pollitem_t items[4];
+        zsock_t *socks[4] = {self->queries, self->events, self->admin, NULL};
+        int n = 0;
+        for (int i = 0; i < 3; i++)
+            if (socks[i])
+                items[n++] =
+                    (zmq_pollitem_t){zsock_resolve(socks[i]), 0, ZMQ_POLLIN, 0};
+        if (self->repl)
+            items[n++] = (zmq_pollitem_t){broker_repl_socket(self->repl), 0,
+                                          ZMQ_POLLIN, 0};
         int64_t now = pres_mono_ms();
         long wait = self->ha ? 100 : 1000;  //  HA: notice role changes
         int64_t held = self->repl && self->leading
@@ -544,7 +590,7 @@ broker_server_run(broker_server_t *self)
             if (to_flush < wait)
                 wait = to_flush;
         }
-        int rc = zmq_poll(items, nitems, wait);
+        int rc = zmq_poll(items, n, wait);
         if (rc < 0) {
             if (zmq_errno() == EINTR)
                 continue;
@@ -553,17 +599,16 @@ broker_server_run(broker_server_t *self)
         }
         //  A leader whose lease is in doubt handles nothing more.
         bool lead = self->leading && (!self->ha || broker_ha_leading(self->ha));
-        if (lead && self->events && (items[1].revents & ZMQ_POLLIN) &&
-            s_events(self))
+        int at = 0;
+        bool queries = items[at++].revents & ZMQ_POLLIN;
+        bool events = self->events && (items[at++].revents & ZMQ_POLLIN);
+        bool admin = self->admin && (items[at++].revents & ZMQ_POLLIN);
+        if (lead && events && s_events(self))
             return -1;
-        if (items[0].revents & ZMQ_POLLIN)
-            for (int i = 0; i < S_QUERIES_PER_TURN; i++) {
-                int qrc = s_query(self);
-                if (qrc < 0)
-                    return -1;
-                if (qrc > 0)
-                    break;
-            }
+        if (queries && s_serve_some(self, self->queries, false))
+            return -1;
+        if (lead && admin && s_serve_some(self, self->admin, true))
+            return -1;
         if (s_repl_turn(self))
             return -1;
         s_release(self);

@@ -55,31 +55,6 @@ pres_bus_secure(zsock_t *sock, const pres_config_t *cfg, const char *endpoint,
     return rc;
 }
 
-zactor_t *
-pres_bus_auth_new(const pres_config_t *cfg, bool *failed)
-{
-    *failed = false;
-    bool tcp = s_is_tcp(cfg->events_endpoint) ||
-               s_is_tcp(cfg->changes_endpoint) || s_is_tcp(cfg->query_endpoint);
-    if (!tcp || !*cfg->curve_secret_file)
-        return NULL;
-    if (!*cfg->curve_clients_dir) {
-        pres_log_error("CURVE on tcp:// needs curve_clients_dir (the public "
-                       "certs of allowed clients)");
-        *failed = true;
-        return NULL;
-    }
-    zactor_t *auth = zactor_new(zauth, NULL);
-    if (!auth) {
-        pres_log_error("zactor_new(zauth) failed");
-        *failed = true;
-        return NULL;
-    }
-    zstr_sendx(auth, "CURVE", cfg->curve_clients_dir, NULL);
-    zsock_wait(auth);
-    return auth;
-}
-
 //  Connect sock to every endpoint of a comma list (under fail-over the
 //  list names every broker; only the leader binds). No ZMQ_IMMEDIATE: an
 //  XPUB sends only to pipes whose broker subscribed, and with it libzmq
@@ -330,6 +305,7 @@ pres_bus_sub_changes(const pres_config_t *cfg, const char *prefix)
 
 struct pres_qclient {
     const pres_config_t *cfg;          //  borrowed; outlives the client
+    bool admin;                        //  admin endpoint, else queries
     zsock_t *sock;                     //  REQ, recreated after a timeout
     char endpoint[PRES_ENDPOINT_MAX];  //  where sock is connected
 };
@@ -339,9 +315,11 @@ s_qclient_open(pres_qclient_t *self)
 {
     //  Under fail-over the leader's endpoint, else the configured one.
     if (!*self->cfg->etcd_endpoints ||
-        !pres_leader_query(self->endpoint, sizeof self->endpoint, NULL))
+        !pres_leader_endpoint(self->admin, self->endpoint,
+                              sizeof self->endpoint, NULL))
         snprintf(self->endpoint, sizeof self->endpoint, "%s",
-                 self->cfg->query_endpoint);
+                 self->admin ? self->cfg->admin_endpoint
+                             : self->cfg->query_endpoint);
     self->sock = zsock_new(ZMQ_REQ);
     if (!self->sock) {
         pres_log_error("zsock_new(REQ) failed");
@@ -357,16 +335,29 @@ s_qclient_open(pres_qclient_t *self)
     return 0;
 }
 
-pres_qclient_t *
-pres_qclient_new(const pres_config_t *cfg)
+static pres_qclient_t *
+s_qclient_new(const pres_config_t *cfg, bool admin)
 {
     pres_qclient_t *self = calloc(1, sizeof *self);
     if (!self)
         return NULL;
     self->cfg = cfg;
+    self->admin = admin;
     if (s_qclient_open(self) != 0)
         pres_qclient_destroy(&self);
     return self;
+}
+
+pres_qclient_t *
+pres_qclient_new(const pres_config_t *cfg)
+{
+    return s_qclient_new(cfg, false);
+}
+
+pres_qclient_t *
+pres_qclient_new_admin(const pres_config_t *cfg)
+{
+    return s_qclient_new(cfg, true);
 }
 
 void
@@ -386,7 +377,7 @@ pres_qclient_call(pres_qclient_t *self, const void *req, size_t len,
 {
     char leader[PRES_ENDPOINT_MAX];
     if (self->sock && *self->cfg->etcd_endpoints &&
-        pres_leader_query(leader, sizeof leader, NULL) &&
+        pres_leader_endpoint(self->admin, leader, sizeof leader, NULL) &&
         strcmp(leader, self->endpoint) != 0)
         zsock_destroy(&self->sock);  //  a new leader: follow it
     if (!self->sock && s_qclient_open(self) != 0) {

@@ -14,6 +14,7 @@
 static pthread_mutex_t s_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool s_on;                        //  resolve succeeded
 static char s_query[PRES_ENDPOINT_MAX];  //  leader's query endpoint
+static char s_admin[PRES_ENDPOINT_MAX];  //  leader's admin endpoint
 static int64_t s_term;                   //  leader's term
 static char s_etcd[PRES_PATH_MAX];       //  for the watcher
 static char s_key[256];                  //  <prefix>/leader
@@ -54,9 +55,10 @@ s_member(const char *key, const char *value, void *arg)
     json_decref(rec);
 }
 
-//  Read the leader key: its query endpoint and term. 0, 1 none, -1.
+//  Read the leader key: its query and admin endpoints (PRES_ENDPOINT_MAX
+//  each) and term. 0, 1 none, -1.
 static int
-s_read_leader(pres_etcd_t *etcd, const char *key, char *query, size_t cap,
+s_read_leader(pres_etcd_t *etcd, const char *key, char *query, char *admin,
               int64_t *term)
 {
     char value[PRES_ETCD_VALUE_MAX];
@@ -66,9 +68,13 @@ s_read_leader(pres_etcd_t *etcd, const char *key, char *query, size_t cap,
     json_error_t err;
     json_t *rec = json_loads(value, 0, &err);
     const char *q = json_string_value(json_object_get(rec, "query"));
-    rc = q && strlen(q) < cap ? 0 : -1;
-    if (rc == 0)
-        snprintf(query, cap, "%s", q);
+    const char *a = json_string_value(json_object_get(rec, "admin"));
+    rc = q && strlen(q) < PRES_ENDPOINT_MAX ? 0 : -1;
+    if (rc == 0) {
+        snprintf(query, PRES_ENDPOINT_MAX, "%s", q);
+        snprintf(admin, PRES_ENDPOINT_MAX, "%s",
+                 a && strlen(a) < PRES_ENDPOINT_MAX ? a : "");
+    }
     json_decref(rec);
     return rc;
 }
@@ -81,15 +87,16 @@ s_watch(void *arg)
     if (!etcd)
         return NULL;
     for (;;) {
-        char query[PRES_ENDPOINT_MAX];
+        char query[PRES_ENDPOINT_MAX], admin[PRES_ENDPOINT_MAX];
         int64_t term = 0;
-        if (s_read_leader(etcd, s_key, query, sizeof query, &term) == 0) {
+        if (s_read_leader(etcd, s_key, query, admin, &term) == 0) {
             pthread_mutex_lock(&s_lock);
             if (term != s_term)
                 pres_log_info("broker leader changed: term %lld at %s",
                               (long long)term, query);
             s_term = term;
             snprintf(s_query, sizeof s_query, "%s", query);
+            snprintf(s_admin, sizeof s_admin, "%s", admin);
             pthread_mutex_unlock(&s_lock);
         }
         struct timespec pause = {0, S_WATCH_MS * 1000000L};
@@ -108,11 +115,11 @@ pres_leader_resolve(pres_config_t *cfg, int wait_ms)
         return -1;
     char key[256];
     snprintf(key, sizeof key, "%s/leader", cfg->etcd_prefix);
-    char query[PRES_ENDPOINT_MAX];
+    char query[PRES_ENDPOINT_MAX], admin[PRES_ENDPOINT_MAX];
     int64_t term = 0;
     int64_t until = pres_mono_ms() + wait_ms;
     int rc;
-    while ((rc = s_read_leader(etcd, key, query, sizeof query, &term)) != 0 &&
+    while ((rc = s_read_leader(etcd, key, query, admin, &term)) != 0 &&
            pres_mono_ms() < until) {
         struct timespec pause = {0, 100 * 1000000L};
         nanosleep(&pause, NULL);
@@ -139,11 +146,14 @@ pres_leader_resolve(pres_config_t *cfg, int wait_ms)
     snprintf(cfg->changes_endpoint, sizeof cfg->changes_endpoint, "%s",
              changes);
     snprintf(cfg->query_endpoint, sizeof cfg->query_endpoint, "%s", query);
+    if (*admin)
+        snprintf(cfg->admin_endpoint, sizeof cfg->admin_endpoint, "%s", admin);
     pthread_mutex_lock(&s_lock);
     bool start = !s_on;
     s_on = true;
     s_term = term;
     snprintf(s_query, sizeof s_query, "%s", query);
+    snprintf(s_admin, sizeof s_admin, "%s", admin);
     snprintf(s_etcd, sizeof s_etcd, "%s", cfg->etcd_endpoints);
     snprintf(s_key, sizeof s_key, "%s", key);
     pthread_mutex_unlock(&s_lock);
@@ -161,12 +171,13 @@ pres_leader_resolve(pres_config_t *cfg, int wait_ms)
 }
 
 bool
-pres_leader_query(char *out, size_t cap, int64_t *term)
+pres_leader_endpoint(bool admin, char *out, size_t cap, int64_t *term)
 {
     pthread_mutex_lock(&s_lock);
-    bool on = s_on && *s_query;
+    const char *ep = admin ? s_admin : s_query;
+    bool on = s_on && *ep;
     if (on) {
-        snprintf(out, cap, "%s", s_query);
+        snprintf(out, cap, "%s", ep);
         if (term)
             *term = s_term;
     }

@@ -311,13 +311,7 @@ s_failover(it_env_t *env, int etcd_members)
     CHECK_EQ(s_http("POST", url, user, "{}"), 200);
     for (int i = 0; i < 4; i++) {
         snprintf(name, sizeof name, "acct%d", i);
-        pres_query_t q = {.op = PRES_Q_ACCOUNT, .status = PRES_ACC_SUSPENDED};
-        snprintf(q.user, sizeof q.user, "%s", name);
-        zframe_t *r = it_query(&cfg, &q);
-        CHECK(r);
-        bool ok = false;
-        CHECK(it_mp_bool(r, "ok", &ok) == 0 && ok);
-        zframe_destroy(&r);
+        CHECK(it_admin_account(&cfg, name, "suspended") == 0);
     }
     //  Read until the subscriber has every change the leader made.
     uint64_t aseq = 0;
