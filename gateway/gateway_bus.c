@@ -218,6 +218,8 @@ s_change_json(const pres_change_t *ch, char *buf, size_t cap)
     if (ch->deadline && (size_t)n < cap)
         n += snprintf(buf + n, cap - (size_t)n, ",\"deadline\":%" PRIu64,
                       ch->deadline);
+    if (ch->term && (size_t)n < cap)  //  fail-over: the leader's term
+        n += snprintf(buf + n, cap - (size_t)n, ",\"term\":%" PRIu64, ch->term);
     if ((size_t)n + 2 > cap)
         return -1;
     buf[n++] = '}';
