@@ -319,9 +319,9 @@ main(void)
 
     pres_jwt_destroy(&jwt);
     it_proc_stop(&watch, 5000);
-    it_proc_stop(&gw1, 5000);
-    it_proc_stop(&gw2, 5000);
-    it_proc_stop(&broker, 5000);
+    CHECK_EQ(it_proc_stop(&gw1, 5000), 0);
+    CHECK_EQ(it_proc_stop(&gw2, 5000), 0);
+    CHECK_EQ(it_proc_stop(&broker, 5000), 0);
     s_teardown();
     it_env_cleanup(&env);
     return 0;
