@@ -380,6 +380,11 @@ s_failover(it_env_t *env, int etcd_members)
     while (s_http("GET", url, admin, NULL) != 200 && pres_mono_ms() < until)
         zclock_sleep(100);
     CHECK_EQ(s_http("GET", url, admin, NULL), 200);
+    //  GET /v1/stats shows who leads now.
+    if (!strstr(s_body, "\"role\":\"leader\"") ||
+        !strstr(s_body, "\"leader\":\"b\""))
+        fprintf(stderr, "stats: %s\n", s_body);
+    CHECK(strstr(s_body, "\"leader\":\"b\"") != NULL);
     snprintf(url, sizeof url, "%s/v1/login", base);
     CHECK_EQ(s_http("POST", url, user, "{}"), 200);
     //  The standby's lag shows in /metrics (the gateway polls stats).
