@@ -33,6 +33,8 @@ struct broker_ha {
     char record[1024];     //  our leader/member record (JSON)
     int64_t lease;         //  our lease while leading, else 0
     int64_t absent_since;  //  monotonic ms the leader key was first missed
+    int others;            //  other members seen by s_others_registered
+    bool renew_failed;     //  the last keepalive got no answer: retry soon
 };
 
 static int64_t
@@ -112,6 +114,29 @@ s_step_down(broker_ha_t *self, int64_t term)
     s_set_follower(self, term, NULL);
 }
 
+static void
+s_count_other(const char *key, const char *value, void *arg)
+{
+    (void)value;
+    const char *me = ((const broker_ha_t *)arg)->cfg->node_name;
+    const char *name = strrchr(key, '/');
+    if (name && strcmp(name + 1, me) != 0)
+        ((broker_ha_t *)arg)->others++;
+}
+
+//  True if another broker ever registered under this prefix (or etcd did
+//  not say): then an unsynced broker gives a synced standby its chance.
+static bool
+s_others_registered(broker_ha_t *self)
+{
+    char prefix[300];
+    snprintf(prefix, sizeof prefix, "%s/members/", self->cfg->etcd_prefix);
+    self->others = 0;
+    if (pres_etcd_range_prefix(self->etcd, prefix, s_count_other, self))
+        return true;
+    return self->others > 0;
+}
+
 //  One follower turn: read the key; campaign when it is absent and this
 //  broker may (ready, or the key has been missing for a whole ttl).
 static void
@@ -138,7 +163,10 @@ s_follow(broker_ha_t *self)
     pthread_mutex_lock(&self->lock);
     bool ready = self->ready;
     pthread_mutex_unlock(&self->lock);
-    if (rc == 0 || (!ready && now - self->absent_since < s_ttl_ms(self)))
+    if (rc == 0)
+        return;
+    if (!ready && now - self->absent_since < s_ttl_ms(self) &&
+        s_others_registered(self))
         return;
     int64_t sent = pres_mono_ms();
     int64_t lease = 0;
@@ -173,6 +201,7 @@ s_lead(broker_ha_t *self)
     int64_t sent = pres_mono_ms();
     int64_t left = 0;
     int rc = pres_etcd_lease_keepalive(self->etcd, self->lease, &left);
+    self->renew_failed = rc != 0;
     pthread_mutex_lock(&self->lock);
     int64_t term = self->view.term;
     if (rc == 0)
@@ -232,7 +261,11 @@ s_run(void *arg)
         pthread_mutex_lock(&self->lock);
         leading = self->view.role == BROKER_HA_LEADER;
         pthread_mutex_unlock(&self->lock);
-        if (s_sleep(self, leading ? s_ttl_ms(self) / 3 : S_POLL_MS))
+        //  A leader renews every ttl/3, and retries at once-a-poll pace
+        //  while etcd does not answer (an etcd election takes ~1 s).
+        int64_t pause =
+            leading && !self->renew_failed ? s_ttl_ms(self) / 3 : S_POLL_MS;
+        if (s_sleep(self, pause))
             break;
     }
     pthread_mutex_lock(&self->lock);

@@ -48,7 +48,8 @@ bool broker_ha_leading(broker_ha_t *self);
 //  Tell the election whether this broker holds the latest committed state
 //  (a standby that follows the leader): such a broker campaigns as soon
 //  as the leader key is gone; one that is not waits a full failover_ttl
-//  first so a ready standby wins. Thread-safe.
+//  first so a ready standby wins (unless no other broker ever registered
+//  under the prefix: a lone broker leads at once). Thread-safe.
 void broker_ha_set_ready(broker_ha_t *self, bool ready);
 
 //  Give leadership up now (the caller stopped leading, e.g. it could not

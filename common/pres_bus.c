@@ -86,15 +86,17 @@ s_connect_list(zsock_t *sock, const pres_config_t *cfg, const char *list)
 //  Publisher
 
 struct pres_pub {
-    zsock_t *sock;              //  XPUB, connected to the broker's SUB
-    void *handle;               //  raw libzmq socket of sock
-    zsock_t *monitor;           //  PAIR: connect/disconnect events of sock
-    bool connected;             //  the monitor's last word
-    char src[PRES_ID_MAX + 1];  //  our publisher id
-    uint64_t seq;               //  last seq sent successfully
-    int subscribers;            //  subscriptions minus unsubscriptions
-    int64_t next_poll_ms;       //  when to look for (un)subscriptions
-    char buf[PRES_MSG_MAX];     //  encode buffer
+    zsock_t *sock;                  //  XPUB, connected to the broker's SUB
+    void *handle;                   //  raw libzmq socket of sock
+    zsock_t *monitor;               //  PAIR: connect/disconnect events of sock
+    bool connected;                 //  some broker connection is up
+    char up[4][PRES_ENDPOINT_MAX];  //  endpoints whose connection is up
+                                    //  (several under fail-over)
+    char src[PRES_ID_MAX + 1];      //  our publisher id
+    uint64_t seq;                   //  last seq sent successfully
+    int subscribers;                //  subscriptions minus unsubscriptions
+    int64_t next_poll_ms;           //  when to look for (un)subscriptions
+    char buf[PRES_MSG_MAX];         //  encode buffer
 };
 
 void
@@ -183,11 +185,29 @@ s_pub_drain(pres_pub_t *self)
         uint16_t event = 0;
         if (n >= 2)
             memcpy(&event, frame, sizeof event);
-        //  Second frame: the endpoint; not needed.
-        zmq_recv(mon, frame, sizeof frame, ZMQ_DONTWAIT);
+        //  Second frame: the endpoint. Under fail-over the socket connects
+        //  to every broker; a late disconnect of the old leader must not
+        //  forget the new leader's subscription.
+        char ep[PRES_ENDPOINT_MAX];
+        int len = zmq_recv(mon, ep, sizeof ep - 1, ZMQ_DONTWAIT);
+        ep[len > 0 && len < (int)sizeof ep ? len : 0] = 0;
+        int slot = -1, free_slot = -1;
+        for (int i = 0; i < 4; i++) {
+            if (self->up[i][0] && strcmp(self->up[i], ep) == 0)
+                slot = i;
+            else if (!self->up[i][0] && free_slot < 0)
+                free_slot = i;
+        }
+        if (event == ZMQ_EVENT_CONNECTED && slot < 0 && free_slot >= 0)
+            snprintf(self->up[free_slot], sizeof self->up[0], "%s", ep);
+        else if (event == ZMQ_EVENT_DISCONNECTED && slot >= 0)
+            self->up[slot][0] = 0;
+        bool any = false;
+        for (int i = 0; i < 4; i++)
+            any = any || self->up[i][0];
         if (event == ZMQ_EVENT_CONNECTED)
             self->connected = true;
-        else if (event == ZMQ_EVENT_DISCONNECTED) {
+        else if (event == ZMQ_EVENT_DISCONNECTED && !any) {
             self->connected = false;
             self->subscribers = 0;
         }
