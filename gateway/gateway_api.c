@@ -308,8 +308,12 @@ gw_api_logout(gw_req_t *req, struct MHD_Connection *conn)
     memcpy(ev.user, req->claims.sub, sizeof ev.user);
     if (s_publish(req, &ev) != 0)
         return gw_http_error(req, conn, 503, "bus unavailable");
-    //  The token is dead from now on, here and after a restart.
-    gw_auth_revoke(req->gw->auth, req->token, req->token_len, req->claims.exp);
+    //  The token is dead from now on, here and after a restart; 204 only
+    //  once that is on disk (a retry after 503 publishes the logout again,
+    //  which changes nothing, and revokes).
+    if (gw_auth_revoke(req->gw->auth, req->token, req->token_len,
+                       req->claims.exp) != 0)
+        return gw_http_error(req, conn, 503, "revocation not durable");
     return gw_http_no_content(req, conn);
 }
 
