@@ -443,7 +443,10 @@ gw_api_events(gw_req_t *req, struct MHD_Connection *conn)
         last = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND,
                                            "last_event_id");
     unsigned status = 0;
-    struct MHD_Response *resp = gw_sse_open(req->gw->sse, conn, last, &status);
+    gw_token_id_t token;
+    gw_auth_token_id(req->token, req->token_len, &token);
+    struct MHD_Response *resp =
+        gw_sse_open(req->gw->sse, conn, last, &req->claims, &token, &status);
     if (!resp) {
         if (status == 400)
             return s_bad_request(req, conn,

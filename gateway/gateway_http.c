@@ -804,7 +804,10 @@ gateway_new(const pres_config_t *cfg)
     }
     gw->auth = gw_auth_new(cfg);
     gw->accounts = gw_accounts_new();
-    gw->sse = gw_sse_new(cfg->sse_max_clients, cfg->sse_keepalive);
+    gw->sse = gw->auth && gw->accounts
+                  ? gw_sse_new(cfg->sse_max_clients, cfg->sse_keepalive,
+                               cfg->jwt_leeway, gw->auth, gw->accounts)
+                  : NULL;
     if (!gw->auth || !gw->accounts || !gw->sse)
         goto fail;
     if (cfg->rate_limit > 0) {
