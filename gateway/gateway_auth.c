@@ -22,7 +22,7 @@
 
 #define S_ID_BYTES    GW_TOKEN_ID_BYTES  //  ids: SHA-256 prefixes
 #define S_SIGNED_MARK "s "               //  file lines keyed on the signed part
-#define S_CACHE_SLOTS 32768              //  verified tokens per thread (~5 MiB)
+#define S_CACHE_SLOTS 32768              //  verified tokens per thread (4 MiB)
 
 typedef struct {
     unsigned char id[S_ID_BYTES];  //  all zero = empty
