@@ -12,10 +12,12 @@
                                     cannot be written (file size limit on
                                     the gateway: EFBIG), 204 once it can
       sse_exp, sse_logout,          an open /v1/events stream ends when its
-      sse_account                   token expires, is logged out, or its
-                                    subject is suspended: nothing caused
-                                    after that arrives, and the connection
-                                    closes within 2 s */
+      sse_account,                  token expires, is logged out, or its
+      sse_account_bus               subject is suspended (through this
+                                    gateway, or by presencectl, seen on the
+                                    changes stream): nothing caused after
+                                    that arrives, and the connection closes
+                                    within 2 s */
 #define _GNU_SOURCE  //  prlimit
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -684,13 +686,28 @@ s_case_sse(const char *which)
         s_expect(s_http("POST", "/v1/logout", own, NULL), 204, "logout");
         end_ms = pres_now_ms();
         free(own);
-    } else {
+    } else if (strcmp(which, "account") == 0) {
         char *boss = pres_jwt_mint(s_hs, "boss", true, 600, time(NULL));
         CHECK(boss);
         s_stream_open(&s_stream, boss, pub);
         s_expect(s_http("PUT", "/v1/users/boss/account", root,
                         "{\"status\":\"suspended\"}"),
                  200, "suspend boss");
+        end_ms = pres_now_ms();
+        free(boss);
+    } else {
+        //  Suspended elsewhere (presencectl on the admin endpoint): this
+        //  gateway learns it from the changes stream only. Changes caused
+        //  after presencectl returns follow the account change there.
+        char *boss = pres_jwt_mint(s_hs, "boss", true, 600, time(NULL));
+        CHECK(boss);
+        s_stream_open(&s_stream, boss, pub);
+        const char *argv[] = {"account", "boss", "suspended", NULL};
+        CHECK(it_spawn(&s_env, "presencectl", argv, NULL, &s_ctl) == 0);
+        if (it_proc_wait(&s_ctl, 10000) != 0) {
+            it_proc_dump_log(&s_ctl);
+            CHECK(!"presencectl account failed");
+        }
         end_ms = pres_now_ms();
         free(boss);
     }
