@@ -583,7 +583,7 @@ s_claims_check(const pres_jwt_t *self, json_t *claims, int64_t now_s,
 //  (r, s) and (r, n - s) are both valid ECDSA signatures of one message.
 //  Only the low-S one (s <= n/2) is accepted, so a signature cannot be
 //  re-spelled. ES256 (RFC 7518 section 3.4): 64 bytes, r then s, each
-//  32 bytes big-endian; another length is left to libjwt to refuse.
+//  32 bytes big-endian (the caller refuses other lengths).
 static bool
 s_es256_high_s(const unsigned char *sig, size_t len)
 {
@@ -664,6 +664,12 @@ pres_jwt_verify(const pres_jwt_t *self, const char *token, size_t len,
     json_decref(head);
     if (bad)
         return -1;
+    //  ES256 signatures are r || s, 32 bytes each (RFC 7518 section 3.4):
+    //  no other form (DER, leading zeros) is a second spelling of one.
+    if (self->alg == JWT_ALG_ES256 && sig_len != 64) {
+        *why = "bad_signature";
+        return -1;
+    }
     if (self->alg == JWT_ALG_ES256 && s_es256_high_s(sig, (size_t)sig_len)) {
         *why = "high_s";
         return -1;

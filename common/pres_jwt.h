@@ -88,7 +88,8 @@ typedef struct {
 //  token would have several spellings); the header (alg equals the
 //  configured one, so none, HS384/HS512 with our secret and RS/HS
 //  confusion are refused; typ, if present, "JWT"; no crit); for ES256 a
-//  low-S signature (s <= n/2; the twin (r, n - s) is refused); the payload
+//  64-byte r || s signature that is low-S (s <= n/2; the twin (r, n - s)
+//  is refused); the payload
 //  a JSON object; libjwt signature check with the configured key (key_len
 //  > 0 always); claims: exp an integer and exp + leeway > now_s; nbf, if
 //  present, an integer and nbf - leeway <= now_s; iat, if present, an

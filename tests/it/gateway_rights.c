@@ -674,10 +674,10 @@ s_case_sse(const char *which)
     int64_t end_ms = 0;
     if (strcmp(which, "exp") == 0) {
         int64_t now = (int64_t)time(NULL);
-        char *brief = pres_jwt_mint(s_hs, "root", true, 3, now);
+        char *brief = pres_jwt_mint(s_hs, "root", true, 5, now);
         CHECK(brief);
         s_stream_open(&s_stream, brief, pub);
-        end_ms = (now + 3) * 1000;  //  exp + leeway (0)
+        end_ms = (now + 5) * 1000;  //  exp + leeway (0)
         free(brief);
     } else if (strcmp(which, "logout") == 0) {
         char *own = pres_jwt_mint(s_hs, "root", true, 600, time(NULL));

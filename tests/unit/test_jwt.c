@@ -512,6 +512,15 @@ s_test_asym(const char *alg, EVP_PKEY *pkey, const pres_jwt_t *hs)
         static char twin2[8192];
         CHECK(s_respell(twin, 2, twin2, sizeof twin2));
         s_expect(v, twin2, "noncanonical");
+        //  A signature of another length (a zero byte in front of r, or
+        //  the DER form) is not ES256.
+        unsigned char sig[80];
+        CHECK_EQ(s_sig_decode(tok, sig + 1, sizeof sig - 1), 64);
+        sig[0] = 0;
+        size_t head = (size_t)(strrchr(tok, '.') - tok) + 1;
+        memcpy(twin2, tok, head);
+        s_b64url(sig, 65, twin2 + head);
+        s_expect(v, twin2, "bad_signature");
     }
     //  The same token is refused by an HS256 verifier.
     s_expect(hs, tok, "bad_alg");
