@@ -1,0 +1,10 @@
+# Tests of what a newcomer and an operator touch (owner: pkg): the README's
+# first steps against deploy/run-local.sh, and the systemd units.
+if(PRES_CURL AND TARGET presence-gateway AND TARGET presencectl)
+  add_test(NAME it.walkthrough
+    COMMAND bash ${CMAKE_SOURCE_DIR}/tests/it/walkthrough.sh
+            ${CMAKE_BINARY_DIR} ${CMAKE_SOURCE_DIR})
+  set_tests_properties(it.walkthrough PROPERTIES LABELS it TIMEOUT 120)
+else()
+  list(APPEND PRES_SKIPPED "it.walkthrough (curl)")
+endif()
