@@ -65,10 +65,14 @@ if(PRES_MAN)
   set(pres_man_out "")
   foreach(page ${pres_man_pages})
     set(in ${CMAKE_SOURCE_DIR}/docs/man/${page}.scd)
-    set(out ${CMAKE_BINARY_DIR}/man/${page})
+    set(roff ${CMAKE_BINARY_DIR}/man/${page})
+    set(out ${roff}.gz)
+    # Installed compressed, as Debian ships man pages (gzip -9n is
+    # reproducible); the plain page stays for `man -l build/man/PAGE`.
     add_custom_command(OUTPUT ${out}
       COMMAND ${CMAKE_COMMAND} -E make_directory ${CMAKE_BINARY_DIR}/man
-      COMMAND sh -c "\"$0\" < \"$1\" > \"$2\"" ${PRES_SCDOC} ${in} ${out}
+      COMMAND sh -c "\"$0\" < \"$1\" > \"$2\"" ${PRES_SCDOC} ${in} ${roff}
+      COMMAND gzip -9nkf ${roff}
       DEPENDS ${in} COMMENT "scdoc ${page}" VERBATIM)
     list(APPEND pres_man_out ${out})
     string(REGEX REPLACE ".*\\.([0-9])$" "\\1" section ${page})
