@@ -1,9 +1,9 @@
-/*  broker_query: answers the query requests of SPEC section 4 (`get`,
-    `list`, `stats`, `snapshot`; `account` is applied by the server inside
-    a batch and answered here once durable). Replies are one msgpack map,
-    {ok: true, ...} or {ok: false, error}. Reads memory for resident users
-    and LMDB for the rest, between batches, so answers are consistent with
-    the last published seq. Single-threaded. */
+/*  broker_query: answers the query requests of docs/protocol.md section 4
+    (`get`, `list`, `stats`, `snapshot`; `account` is applied by the server
+    inside a batch and answered here once durable). Replies are one msgpack map,
+    {ok: true, ...} or {ok: false, error}. Reads memory for resident users and
+    LMDB for the rest, between batches, so answers are consistent with the last
+    published seq. Single-threaded. */
 #ifndef BROKER_QUERY_H_INCLUDED
 #define BROKER_QUERY_H_INCLUDED
 

@@ -1,4 +1,4 @@
-/*  gateway_api: the /v1 handlers of SPEC section 3. Called by
+/*  gateway_api: the /v1 handlers of docs/protocol.md section 3. Called by
     gateway_http on the final handler call (the body is complete), with
     the caller authenticated (req->claims) and, for admin routes, checked
     to be an admin. Each handler queues exactly one response. */

@@ -1,9 +1,9 @@
 /*  gateway_http: libmicrohttpd daemon, limits, routing, CORS, rate limit,
-    static dashboard, /healthz, /metrics. The request body is collected on
-    the intermediate handler calls and the answer is queued on the final
-    one, never on the first (TECH-FACTS section 7: an early response turns
-    keep-alive off), except for a declared Content-Length over the cap,
-    which is refused at once and closes the connection on purpose. */
+    static dashboard, /healthz, /metrics. The request body is collected on the
+    intermediate handler calls and the answer is queued on the final one, never
+    on the first (docs/libraries.md section 7: an early response turns
+    keep-alive off), except for a declared Content-Length over the cap, which is
+    refused at once and closes the connection on purpose. */
 #include "gateway_http.h"
 
 #include <arpa/inet.h>

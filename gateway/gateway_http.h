@@ -22,7 +22,7 @@
 #include "pres_config.h"
 #include "pres_jwt.h"
 
-#define GW_BODY_MAX    4096  //  request body cap, bytes (SPEC section 3)
+#define GW_BODY_MAX    4096  //  request body cap, bytes (protocol.md 3)
 #define GW_WORKERS_MAX 64    //  worker contexts (threads) at most
 
 typedef struct gateway gateway_t;
