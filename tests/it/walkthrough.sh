@@ -54,7 +54,9 @@ ln -s "$build" build
 # it (taken meanwhile), run-local.sh exits and we try another.
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 healthy() {
-    curl -s -m 2 "http://127.0.0.1:$port/healthz" | grep -q '"broker":"ok"'
+    local h
+    h=$(curl -s -m 2 "http://127.0.0.1:$port/healthz")
+    [[ $h == *'"broker":"ok"'* ]]
 }
 for attempt in 1 2 3; do
     port=$((20000 + (RANDOM * 7 + $$) % 40000))
@@ -114,7 +116,7 @@ watcher=""
 code=$(curl -s -o "$tmp/index.html" -w '%{http_code}' "http://127.0.0.1:$port/")
 [ "$code" = 200 ] || fail "GET / answered $code"
 grep -qi '<html' "$tmp/index.html" || fail "GET / is not the dashboard page"
-curl -s "http://127.0.0.1:$port/metrics" |
-    grep -q '^presence_gateway_requests_total' ||
+metrics=$(curl -s "http://127.0.0.1:$port/metrics")
+grep -q '^presence_gateway_requests_total' <<<"$metrics" ||
     fail "/metrics has no presence_gateway_requests_total"
 echo "walkthrough: every README step worked"
