@@ -28,10 +28,11 @@ build_pkgs="build-essential cmake pkg-config libzmq3-dev libczmq-dev
 run_pkgs="curl"
 # Tests only: libcurl (it.gateway_api), clang + libFuzzer runtime, chromium
 # (node and npm below) for the browser tests, wrk, nginx and redis for the
-# benchmark smoke runs, systemd-analyze for the unit checks, clang-format.
+# benchmark smoke runs, systemd-analyze and strace for the unit checks,
+# clang-format.
 test_pkgs="curl libcurl4-openssl-dev lmdb-utils python3 clang
   libclang-rt-14-dev chromium wrk nginx-light redis-server
-  redis-tools procps clang-format systemd"
+  redis-tools procps clang-format systemd strace"
 # Packaging: cpack's DEB generator runs file and dpkg-shlibdeps.
 package_pkgs="file dpkg-dev"
 

@@ -20,3 +20,19 @@ if(PRES_SYSTEMD_ANALYZE)
 else()
   list(APPEND PRES_SKIPPED "unit.systemd_units (systemd)")
 endif()
+
+# The units' system-call filter against the calls the daemons really make
+# (the walkthrough under strace -f). Not in sanitizer builds: their runtime
+# makes calls of its own that production binaries do not.
+find_program(PRES_STRACE strace)
+if(PRES_SANITIZE OR PRES_FUZZ)
+  # nothing: the plain build runs it
+elseif(PRES_STRACE AND PRES_SYSTEMD_ANALYZE AND PRES_CURL AND TARGET presence-gateway
+   AND TARGET presencectl)
+  add_test(NAME it.unit_syscalls
+    COMMAND bash ${CMAKE_SOURCE_DIR}/tests/deploy/check-syscalls.sh
+            ${CMAKE_BINARY_DIR} ${CMAKE_SOURCE_DIR})
+  set_tests_properties(it.unit_syscalls PROPERTIES LABELS it TIMEOUT 180)
+else()
+  list(APPEND PRES_SKIPPED "it.unit_syscalls (strace, systemd, curl)")
+endif()
