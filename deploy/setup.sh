@@ -97,7 +97,7 @@ package)
   (cd build-release && cpack -G DEB)
   ;;
 *)
-  sed -n '2,15p' "$0"
+  sed -n '2,16p' "$0"
   exit 2
   ;;
 esac
