@@ -23,6 +23,9 @@
 #define BROKER_S_NEW      1  //  not yet written to LMDB
 #define BROKER_S_DIRTY    2  //  last_hb newer than in LMDB (lazy flush)
 #define BROKER_S_FLUSHING 4  //  written by the flush txn being committed
+#define BROKER_S_WRITE                                                         \
+    8  //  durable change (state, beat of a change):
+       //  written by the batch's txn
 
 typedef struct {
     char id[PRES_ID_MAX + 1];  //  user id, NUL-terminated

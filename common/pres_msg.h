@@ -160,6 +160,9 @@ typedef struct {
                                        //  omits it when 0 or the default
     pres_account_t status;             //  account
     char reason[PRES_REASON_MAX + 1];  //  account, optional
+    char by[PRES_ID_MAX + 1];          //  account, optional: who asks (the
+                                       //  gateway forwards the admin
+                                       //  token's sub; admin endpoint only)
 } pres_query_t;
 
 const char *pres_query_op_name(pres_query_op_t op);

@@ -45,6 +45,14 @@ s_query(pres_qclient_t *qc, const ctl_args_t *a, const pres_config_t *cfg,
         return CTL_EXIT_USAGE;
     }
     *reply = pres_qclient_call(qc, req, len, a->timeout_ms);
+    if (!*reply && q->op == PRES_Q_ACCOUNT) {
+        //  The admin endpoint gives no answer to a peer it refused.
+        ctl_cmd_unreachable(cfg, cfg->admin_endpoint, a->timeout_ms, err);
+        fprintf(err, "Account changes need an admin peer: run as a user in "
+                     "admin_peers (ipc://) or with a key in curve_admin_dir "
+                     "(tcp://).\n");
+        return CTL_EXIT_UNREACHABLE;
+    }
     if (!*reply)
         return ctl_cmd_unreachable(cfg, cfg->query_endpoint, a->timeout_ms,
                                    err);
@@ -91,12 +99,14 @@ s_user_text(const void *buf, size_t len, FILE *out)
     return ctl_out_user(buf, len, pres_now_ms(), out);
 }
 
-//  get, stats, account: one query, one reply.
+//  get, stats, account: one query, one reply (account on the admin
+//  endpoint).
 static int
 s_simple(const ctl_args_t *a, const pres_config_t *cfg, pres_query_t *q,
          FILE *out, FILE *err)
 {
-    pres_qclient_t *qc = pres_qclient_new(cfg);
+    pres_qclient_t *qc = q->op == PRES_Q_ACCOUNT ? pres_qclient_new_admin(cfg)
+                                                 : pres_qclient_new(cfg);
     if (!qc)
         return CTL_EXIT_FAIL;
     zframe_t *reply;
