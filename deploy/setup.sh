@@ -24,7 +24,7 @@ jobs=$(nproc)
 # for the man pages. Run: curl for the README's first steps.
 build_pkgs="build-essential cmake pkg-config libzmq3-dev libczmq-dev
   libmsgpack-dev liblmdb-dev libjwt-dev libjansson-dev libmicrohttpd-dev
-  libssl-dev scdoc"
+  libssl-dev libsodium-dev scdoc"
 run_pkgs="curl"
 # Tests only: libcurl (it.gateway_api), clang + libFuzzer runtime, chromium
 # (node and npm below) for the browser tests, wrk, nginx and redis for the
