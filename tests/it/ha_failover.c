@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -85,6 +86,8 @@ s_start_etcd(const it_env_t *env, int n, char *urls, size_t cap)
         s_etcd_pid[i] = fork();
         CHECK(s_etcd_pid[i] >= 0);
         if (s_etcd_pid[i] == 0) {
+            //  Dies with the test, even when a CHECK aborts it.
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
             FILE *f = freopen(log, "w", stderr);
             (void)f;
             dup2(2, 1);
