@@ -60,6 +60,8 @@ struct broker_state {
     uint64_t flush_now;       //  wall ms of the flush being written
     uint64_t flush_slack_ms;  //  a beat may stay in memory while its
                               //  durable copy is younger than this
+    uint64_t term;            //  leader term stamped on changes (0 = none)
+    broker_ha_stats_t ha;     //  `stats.ha`, set by the server
 };
 
 static int
@@ -179,10 +181,10 @@ broker_state_new(const pres_config_t *cfg, broker_store_t *store)
     self->cfg = cfg;
     self->store = store;
     self->timeout_ms = (uint64_t)(cfg->timeout * 1000.0 + 0.5);
-    //  SPEC: after a crash last_seen is at most 5 s behind. The next flush
-    //  comes lastseen_flush_ms later (plus however late the loop is), so a
-    //  beat whose durable copy is younger than 5 s - 2 x lastseen_flush_ms
-    //  can wait for it; one flush period is kept as margin.
+    //  docs/protocol.md section 2: after a crash last_seen is at most 5 s
+    //  behind. The next flush comes lastseen_flush_ms later (plus however late
+    //  the loop is), so a beat whose durable copy is younger than 5 s - 2 x
+    //  lastseen_flush_ms can wait for it; one flush period is kept as margin.
     self->flush_slack_ms = 2 * cfg->lastseen_flush_ms < 5000
                                ? (uint64_t)(5000 - 2 * cfg->lastseen_flush_ms)
                                : 0;
@@ -304,6 +306,7 @@ s_change(broker_state_t *self, uint32_t u, pres_state_t prev,
         .sessions = user->nsessions,
         .account = user->account,
         .deadline = deadline,
+        .term = self->term,
     };
     memcpy(ch.user, user->id, (size_t)user->len + 1);
     snprintf(ch.session, sizeof(ch.session), "%s", session ? session : "");
@@ -751,8 +754,9 @@ s_fill_batch(broker_store_t *store, void *arg)
 //  set and the state counters from the store (the last durable state);
 //  keep the publisher table (what arrived did arrive) and the event
 //  counters, with the batch's applied events counted as refused instead.
-//  Beats not yet flushed fall back to their durable last_hb (SPEC allows
-//  5 s of lag). 1, or -1 if the store cannot even be read.
+//  Beats not yet flushed fall back to their durable last_hb (the 5 s of
+//  lag docs/protocol.md allows). 1, or -1 if the store cannot even be
+//  read.
 static int
 s_rollback(broker_state_t *self)
 {
@@ -785,7 +789,7 @@ broker_state_commit(broker_state_t *self)
     }
     if (need_write || self->ndead) {
         //  One txn for the whole batch, synced before anything about it is
-        //  published (SPEC: durable before published).
+        //  published (docs/protocol.md section 2: durable first).
         if (broker_store_write(self->store, true, s_fill_batch, self))
             return s_rollback(self);
         broker_pubs_clean(self->pubs);
@@ -827,13 +831,12 @@ broker_state_commit(broker_state_t *self)
     return 0;
 }
 
-//  The lazy flush: only the session records whose last_hb moved (one put
-//  per beating session); user records are rewritten by durable batches
-//  and a live user's last_seen is rebuilt from its sessions at start.
-//  A session that beats many times a second is written at most every
-//  flush_slack_ms, not at every flush: the durable copy stays within the
-//  5 s SPEC allows until the next flush, and the write cost no longer
-//  grows with the beat rate.
+//  The lazy flush: only the session records whose last_hb moved (one put per
+//  beating session); user records are rewritten by durable batches and a live
+//  user's last_seen is rebuilt from its sessions at start. A session that beats
+//  many times a second is written at most every flush_slack_ms, not at every
+//  flush: the durable copy stays within the 5 s docs/protocol.md allows until
+//  the next flush, and the write cost no longer grows with the beat rate.
 static int
 s_fill_flush(broker_store_t *store, void *arg)
 {
@@ -906,6 +909,40 @@ broker_state_flush(broker_state_t *self)
     }
     broker_pubs_clean(self->pubs);
     return 0;
+}
+
+int
+broker_state_flush_all(broker_state_t *self)
+{
+    uint64_t slack = self->flush_slack_ms;
+    self->flush_slack_ms = 0;
+    int rc = broker_state_flush(self);
+    self->flush_slack_ms = slack;
+    return rc;
+}
+
+void
+broker_state_set_term(broker_state_t *self, uint64_t term)
+{
+    self->term = term;
+}
+
+uint64_t
+broker_state_now(const broker_state_t *self)
+{
+    return self->now;
+}
+
+void
+broker_state_set_ha(broker_state_t *self, const broker_ha_stats_t *ha)
+{
+    self->ha = *ha;
+}
+
+const broker_ha_stats_t *
+broker_state_ha(const broker_state_t *self)
+{
+    return self->ha.on ? &self->ha : NULL;
 }
 
 //  ---- outbox and accessors

@@ -1,5 +1,5 @@
-/*  pres_config: the one configuration every presence program reads.
-    A declarative key table (SPEC section 6 plus the operational keys
+/*  pres_config: the one configuration every presence program reads. A
+    declarative key table (docs/protocol.md section 6 plus the operational keys
     documented in docs/config.md): defaults, then `key = value` lines from a
     file, then PRESENCE_<KEY> environment variables, which win. */
 #ifndef PRES_CONFIG_H_INCLUDED
@@ -12,7 +12,7 @@
 #define PRES_ENDPOINT_MAX 300
 
 typedef struct pres_config {
-    //  SPEC section 6
+    //  docs/protocol.md section 6
     char data_dir[PRES_PATH_MAX];              //  LMDB env, generated secrets
     char run_dir[PRES_PATH_MAX];               //  ipc sockets, lock files
     char events_endpoint[PRES_ENDPOINT_MAX];   //  broker SUB (events in)
@@ -23,6 +23,8 @@ typedef struct pres_config {
     char jwt_secret_file[PRES_PATH_MAX];       //  HS256 key
     char jwt_public_key_file[PRES_PATH_MAX];   //  RS256/ES256 PEM; "" = none
     int jwt_leeway;                            //  seconds on exp/nbf
+    char jwt_issuer[PRES_PATH_MAX];            //  required iss; "" = any
+    char jwt_audience[PRES_PATH_MAX];          //  required aud; "" = any
     int heartbeat;                             //  seconds, told to clients
     double timeout;                            //  seconds without heartbeat
     char unknown_users[8];                     //  "allow" or "deny"
@@ -59,6 +61,13 @@ typedef struct pres_config {
     char cors_origins[PRES_PATH_MAX];  //  comma list, "*" or "" (none)
     int sse_keepalive;                 //  seconds between SSE comment lines
     int sse_max_clients;               //  concurrent /v1/events streams
+    //  Fail-over (docs/ha.md)
+    char etcd_endpoints[PRES_PATH_MAX];     //  comma list of http://host:port
+    char etcd_prefix[128];                  //  keys under it; default /presence
+    char node_name[64];                     //  this broker; default host name
+    int failover_ttl;                       //  leader lease, seconds
+    char replication[8];                    //  "sync" or "async"
+    char repl_endpoint[PRES_ENDPOINT_MAX];  //  leader ROUTER for standbys
 } pres_config_t;
 
 //  Fill cfg with the embedded defaults. Derived defaults (endpoints under

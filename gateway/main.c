@@ -1,11 +1,13 @@
-/*  presence-gateway: the HTTP API of the presence service (SPEC section
-    3). Thin main: config, logging, the gateway object, wait, teardown. */
+/*  presence-gateway: the HTTP API of the presence service (docs/protocol.md
+    section 3). Thin main: config, logging, the gateway object, wait, teardown.
+    */
 #include <czmq.h>
 #include <malloc.h>
 #include <stdlib.h>
 
 #include "gateway.h"
 #include "pres_config.h"
+#include "pres_leader.h"
 #include "pres_log.h"
 
 int
@@ -21,7 +23,8 @@ main(int argc, char **argv)
     //  request path (docs/profiles/gateway-heartbeat.md, ~4 %).
     mallopt(M_TOP_PAD, 16 << 20);
     mallopt(M_TRIM_THRESHOLD, 64 << 20);
-    if (pres_config_make_dirs(&cfg) != 0)
+    if (pres_config_make_dirs(&cfg) != 0 ||
+        pres_leader_resolve(&cfg, 3 * cfg.failover_ttl * 1000) != 0)
         return EXIT_FAILURE;
     //  czmq installs the SIGINT/SIGTERM handler that sets zsys_interrupted.
     zsys_init();

@@ -1,8 +1,8 @@
 /*  fault.crash_loop: kill -9 the broker, the sweeper or the gateway at a
     random instant under mixed load, restart it, and check after every
-    round what SPEC promises across crashes. Load: HTTP logins, heartbeats
-    and logouts; bus events from a frontend; account changes through the
-    gateway's admin API (PUT /v1/users/{user}/account). Checks per round:
+    round what docs/protocol.md promises across crashes. Load: HTTP logins,
+   heartbeats and logouts; bus events from a frontend; account changes through
+   the gateway's admin API (PUT /v1/users/{user}/account). Checks per round:
       - every account change acknowledged (200) before the kill holds;
       - seq after a broker restart is at least every seq published before
         the kill, and the next change's seq is above them;
@@ -36,7 +36,7 @@
 #define S_BUS_USERS  40  //  users driven over the bus
 #define S_USERS      (S_HTTP_USERS + S_BUS_USERS)
 #define S_TIMEOUT_S  3     //  session timeout
-#define S_LATE_MS    1000  //  SPEC: a deadline is met within 1 s
+#define S_LATE_MS    1000  //  docs/protocol.md: a deadline is met within 1 s
 #define S_SLACK_MS   300   //  our clock reads around the broker's
 
 static it_env_t env;

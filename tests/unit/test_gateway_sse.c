@@ -8,12 +8,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "gateway_sse.h"
 #include "ithttp.h"
 #include "testutil.h"
 
 static gw_sse_t *sse;
+static pres_jwt_claims_t claims;  //  what a verified token said
+static gw_token_id_t token_id;    //  its revocation id
 
 static enum MHD_Result
 s_handler(void *cls, struct MHD_Connection *conn, const char *url,
@@ -29,7 +33,8 @@ s_handler(void *cls, struct MHD_Connection *conn, const char *url,
     const char *last =
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Last-Event-ID");
     unsigned status = 0;
-    struct MHD_Response *resp = gw_sse_open(sse, conn, last, &status);
+    struct MHD_Response *resp =
+        gw_sse_open(sse, conn, last, &claims, &token_id, &status);
     if (!resp) {
         resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
         enum MHD_Result rc = MHD_queue_response(conn, status, resp);
@@ -98,7 +103,25 @@ s_expect_resync(ith_sse_t *s, uint64_t at)
 int
 main(void)
 {
-    sse = gw_sse_new(4, 1);
+    //  The stream's rights (a token, its revocation id, the account
+    //  cache): valid for the whole test.
+    char dir[] = "/tmp/pres-unit-sse-XXXXXX";
+    CHECK(mkdtemp(dir));
+    char revoked[64];
+    snprintf(revoked, sizeof revoked, "%s/revoked", dir);
+    static const char secret[] = "0123456789abcdef0123456789abcdef01234567";
+    pres_jwt_t *jwt = pres_jwt_new_key("HS256", (const unsigned char *)secret,
+                                       strlen(secret), 30);
+    CHECK(jwt);
+    gw_auth_t *auth = gw_auth_new_with(&jwt, revoked, 30);
+    CHECK(auth);
+    gw_accounts_t *accounts = gw_accounts_new();
+    CHECK(accounts);
+    snprintf(claims.sub, sizeof claims.sub, "sse-admin");
+    claims.admin = true;
+    claims.exp = (int64_t)time(NULL) + 3600;
+    gw_auth_token_id("a.b.c", 5, &token_id);
+    sse = gw_sse_new(4, 1, 30, auth, accounts);
     CHECK(sse);
     int port = it_free_port();
     CHECK(port > 0);
@@ -192,6 +215,10 @@ main(void)
     MHD_stop_daemon(d);
     gw_sse_destroy(&sse);
     CHECK(sse == NULL);
+    gw_accounts_destroy(&accounts);
+    gw_auth_destroy(&auth);
+    unlink(revoked);
+    rmdir(dir);
     printf("unit.gateway_sse: ok\n");
     return 0;
 }
