@@ -149,7 +149,9 @@ main(void)
 
     //  Admin endpoint: the bus client gw1 is refused, the ops key gets in.
     CHECK_EQ(it_admin_account(&good, "alice", "banned"), -1);
-    CHECK_EQ(it_stat(&good, "forbidden.peers"), 1);
+    //  At least once: a query client that times out on a busy box asks
+    //  again (seen: 2 under ctest --repeat at load 20).
+    CHECK(it_stat(&good, "forbidden.peers") >= 1);
     pres_config_t ops;
     s_client_cfg(&env, &ops, ops_secret, broker_public);
     CHECK_EQ(it_admin_account(&ops, "alice", "banned"), 0);

@@ -26,6 +26,11 @@
 
 extern char **environ;
 
+//  How long a query or admin request may take before the helpers give up.
+//  Generous: a CURVE handshake on a box at load 20 can take seconds, and
+//  the deadline only matters when a test is failing anyway.
+#define IT_QUERY_MS 10000
+
 //  Every child spawned by this test process, so a failing CHECK (abort)
 //  or a forgotten stop never leaves a daemon running.
 static it_proc_t *s_procs[IT_PROCS_MAX];
@@ -547,7 +552,7 @@ it_pub_new(const pres_config_t *cfg, const char *src)
     pres_pub_t *pub = pres_pub_new(cfg, src);
     if (!pub)
         return NULL;
-    if (!pres_pub_wait(pub, 3000)) {
+    if (!pres_pub_wait(pub, IT_QUERY_MS)) {
         fprintf(stderr, "itutil: broker never attached to %s\n", src);
         pres_pub_destroy(&pub);
     }
@@ -641,7 +646,7 @@ it_raw_pub_new(const pres_config_t *cfg)
     //  Wait for the broker's subscription frame (\x01...).
     zpoller_t *poller = zpoller_new(sock, NULL);
     bool subscribed = false;
-    int64_t end = pres_mono_ms() + 3000;
+    int64_t end = pres_mono_ms() + IT_QUERY_MS;
     while (!subscribed && pres_mono_ms() < end) {
         if (!zpoller_wait(poller, 100))
             continue;
@@ -829,6 +834,8 @@ it_admin(const pres_config_t *cfg, const pres_query_t *q)
     pres_qclient_t *qc = pres_qclient_new_admin(cfg);
     if (!qc)
         return NULL;
+    //  3 s, not IT_QUERY_MS: a refused peer never gets an answer (the
+    //  handshake is refused), so the tests that expect that wait it out.
     zframe_t *rep = pres_qclient_call(qc, buf, len, 3000);
     pres_qclient_destroy(&qc);
     return rep;
@@ -855,7 +862,7 @@ it_query_raw(const pres_config_t *cfg, const void *buf, size_t len)
     pres_qclient_t *qc = pres_qclient_new(cfg);
     if (!qc)
         return NULL;
-    zframe_t *rep = pres_qclient_call(qc, buf, len, 3000);
+    zframe_t *rep = pres_qclient_call(qc, buf, len, IT_QUERY_MS);
     if (!rep)
         fprintf(stderr, "itutil: query timed out\n");
     pres_qclient_destroy(&qc);

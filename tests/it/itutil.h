@@ -162,7 +162,7 @@ uint64_t it_wait_stat(const pres_config_t *cfg, const char *path,
 //  ---------------------------------------------------------------------
 //  Bus client helpers.
 
-//  A pres_pub_t with src, waited on (3 s) until the broker is attached.
+//  A pres_pub_t with src, waited on (10 s) until the broker is attached.
 //  NULL on failure.
 pres_pub_t *it_pub_new(const pres_config_t *cfg, const char *src);
 
@@ -177,7 +177,7 @@ int it_send_expire(pres_pub_t *pub, const char *user, const char *session,
 int it_send_account(pres_pub_t *pub, const char *user, const char *status);
 
 //  A raw XPUB connected to events_endpoint, returned once the broker's
-//  subscription arrived (3 s), for sending arbitrary (malformed) frames.
+//  subscription arrived (10 s), for sending arbitrary (malformed) frames.
 //  NULL on failure. Caller owns it.
 zsock_t *it_raw_pub_new(const pres_config_t *cfg);
 
@@ -205,7 +205,7 @@ int it_wait_deadline(zsock_t *sub, const char *user, pres_deadline_t *dl,
 int it_drain(zsock_t *sub, int quiet_ms);
 
 //  Run a query; returns the reply frame (caller destroys) whatever its
-//  `ok`, or NULL on timeout (3 s). A fresh client per call is fine.
+//  `ok`, or NULL on timeout (10 s). A fresh client per call is fine.
 zframe_t *it_query(const pres_config_t *cfg, const pres_query_t *q);
 
 //  Run a request on the admin endpoint (account changes); as it_query.

@@ -96,7 +96,7 @@ s_publish_change(uint64_t seq, const char *user, const char *session,
 }
 
 //  The expire came for user/s1 at deadline, no earlier than it and at
-//  most 300 ms after.
+//  most 1 s after (docs/protocol.md; typically a few ms here).
 static void
 s_check_expire(const pres_event_t *ev, int64_t at, const char *user,
                uint64_t deadline)
@@ -106,7 +106,7 @@ s_check_expire(const pres_event_t *ev, int64_t at, const char *user,
     CHECK_EQ(ev->deadline, deadline);
     int64_t late = at - (int64_t)deadline;
     fprintf(stderr, "  expire %s at deadline + %" PRId64 " ms\n", user, late);
-    CHECK(late >= 0 && late <= 300);
+    CHECK(late >= 0 && late <= 1000);  //  the deadline is met within 1 s
 }
 
 int
@@ -135,7 +135,9 @@ main(void)
     CHECK_STR(ev.user, "alice");
     CHECK_EQ(ev.deadline, d1);
     fprintf(stderr, "  re-sent after %" PRId64 " ms\n", at - first);
-    CHECK(at - first >= 900 && at - first <= 1500);
+    //  Not before ~1 s; the upper bound only has to catch "never" on a
+    //  busy box.
+    CHECK(at - first >= 900 && at - first <= 3000);
 
     //  3. A deadline notice moves it: the next expire at the new deadline.
     uint64_t d2 = (uint64_t)pres_now_ms() + 600;
