@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "broker_auth.h"
+#include "broker_durable.h"
 #include "broker_query.h"
 #include "broker_state.h"
 #include "broker_store.h"
@@ -21,6 +22,16 @@
 
 #define S_QUERIES_PER_TURN 64   //  queries served between two batches
 #define S_AFTER_CHANGE     128  //  events still drained once a change waits
+#define S_HIST             20   //  log2 buckets of the batch figures
+
+//  Batch figures logged at stop (bench/run.sh fanout reads them): events
+//  per batch and microseconds per commit (txn write, no fsync: the fsync
+//  times come from broker_durable).
+typedef struct {
+    uint64_t batches, events, commits, commit_us;
+    uint64_t batch_hist[S_HIST];   //  [i]: batches of < 2^i events
+    uint64_t commit_hist[S_HIST];  //  [i]: commits of < 2^i us
+} s_figures_t;
 
 struct broker_server {
     const pres_config_t *cfg;
@@ -38,6 +49,9 @@ struct broker_server {
     pres_ratelimit_t rl;    //  malformed-frame log limit
     msgpack_sbuffer reply;  //  reused reply buffer
     int64_t next_flush;     //  monotonic ms of the next last_seen flush
+    //  Commits are fsynced on its thread; changes and replies wait in it.
+    broker_durable_t *durable;
+    s_figures_t fig;
 };
 
 static int
@@ -65,6 +79,75 @@ s_lock(broker_server_t *self)
         write(self->lock_fd, pid, (size_t)n) < 0)
         pres_log_debug("write(pid) to the lock file failed");
     return 0;
+}
+
+static int s_flush(broker_server_t *self);
+static void s_pub(const void *topic, size_t tlen, const void *body, size_t blen,
+                  void *arg);
+static void s_reply(void *sock, void *msg, void *arg);
+
+static int
+s_sync(void *arg)
+{
+    return broker_store_sync(arg);
+}
+
+static void
+s_free_reply(void *msg)
+{
+    zmsg_t *m = msg;
+    zmsg_destroy(&m);
+}
+
+static int
+s_bucket(uint64_t v)
+{
+    int b = 0;
+    while (b < S_HIST - 1 && v >= ((uint64_t)1 << b))
+        b++;
+    return b;
+}
+
+//  The smallest power of two at or above the q-quantile of hist.
+static uint64_t
+s_quantile(const uint64_t *hist, int n, double q)
+{
+    uint64_t total = 0, seen = 0;
+    for (int i = 0; i < n; i++)
+        total += hist[i];
+    for (int i = 0; i < n; i++) {
+        seen += hist[i];
+        if (total && (double)seen >= q * (double)total)
+            return (uint64_t)1 << i;
+    }
+    return 0;
+}
+
+static void
+s_log_figures(broker_server_t *self)
+{
+    const s_figures_t *f = &self->fig;
+    broker_durable_stats_t d;
+    broker_durable_stats(self->durable, &d);
+    pres_log_info(
+        "figures: batches %llu, events/batch mean %.1f p50<=%llu "
+        "p99<=%llu; commits %llu, commit us mean %.0f p50<=%llu p99<=%llu; "
+        "fsyncs %llu (%.2f commits each), fsync us mean %.0f p50<=%llu "
+        "p99<=%llu max %llu; held items max %llu",
+        (unsigned long long)f->batches,
+        f->batches ? (double)f->events / (double)f->batches : 0.0,
+        (unsigned long long)s_quantile(f->batch_hist, S_HIST, 0.5),
+        (unsigned long long)s_quantile(f->batch_hist, S_HIST, 0.99),
+        (unsigned long long)f->commits,
+        f->commits ? (double)f->commit_us / (double)f->commits : 0.0,
+        (unsigned long long)s_quantile(f->commit_hist, S_HIST, 0.5),
+        (unsigned long long)s_quantile(f->commit_hist, S_HIST, 0.99),
+        (unsigned long long)d.syncs,
+        d.syncs ? (double)d.commits / (double)d.syncs : 0.0,
+        d.syncs ? (double)d.sync_us / (double)d.syncs : 0.0,
+        (unsigned long long)(64 * s_quantile(d.hist, 16, 0.5)),
+        (unsigned long long)(64 * s_quantile(d.hist, 16, 0.99)),
+        (unsigned long long)d.sync_us_max, (unsigned long long)d.held_max);
 }
 
 //  Bind one socket. admin: the admin ROUTER (small frames, its own ZAP
@@ -131,6 +214,12 @@ broker_server_new(const pres_config_t *cfg)
     self->state = broker_state_new(cfg, self->store);
     if (!self->state)
         goto fail;
+    //  Batches commit without fsync; the sync thread makes them durable
+    //  while the loop applies the next one (docs/broker.md).
+    self->durable = broker_durable_new(s_sync, self->store, s_free_reply);
+    if (!self->durable)
+        goto fail;
+    broker_state_defer_sync(self->state, true);
     //  The ZAP handler must be up before a socket with a domain binds.
     self->auth = broker_auth_new(cfg);
     if (!self->auth)
@@ -158,8 +247,16 @@ broker_server_destroy(broker_server_t **self_p)
     broker_server_t *self = *self_p;
     if (!self)
         return;
-    if (self->state && broker_state_flush(self->state))
+    if (self->state && s_flush(self))
         pres_log_error("final flush failed: last_seen may lag");
+    if (self->durable) {
+        //  What was committed goes out once on disk (sockets still open).
+        if (broker_durable_drain(self->durable, s_pub, s_reply, self) < 0)
+            pres_log_error("held changes dropped: their commit is not "
+                           "known durable");
+        s_log_figures(self);
+    }
+    broker_durable_destroy(&self->durable);  //  joins the sync thread
     zsock_destroy(&self->events);
     zsock_destroy(&self->changes);
     zsock_destroy(&self->queries);
@@ -177,25 +274,95 @@ broker_server_destroy(broker_server_t **self_p)
     *self_p = NULL;
 }
 
-//  Publish the committed batch's changes and notices, then forget them.
+//  Released by broker_durable: one change or notice, its commit on disk.
 static void
-s_publish(broker_server_t *self)
+s_pub(const void *topic, size_t tlen, const void *body, size_t blen, void *arg)
 {
+    broker_server_t *self = arg;
     void *pub = zsock_resolve(self->changes);
+    //  PUB never blocks; a subscriber past its HWM loses messages and sees
+    //  the seq gap (Clone: it resyncs from a snapshot).
+    if (zmq_send(pub, topic, tlen, ZMQ_SNDMORE) < 0 ||
+        zmq_send(pub, body, blen, 0) < 0)
+        pres_log_limited(&self->rl, 1000, "zmq_send(change) failed: %s",
+                         zmq_strerror(zmq_errno()));
+}
+
+//  Released by broker_durable: a reply (envelope + body) to a query or
+//  admin request answered after a commit, now on disk.
+static void
+s_reply(void *sock, void *msg, void *arg)
+{
+    broker_server_t *self = arg;
+    zmsg_t *m = msg;
+    if (zmsg_send(&m, sock))
+        pres_log_limited(&self->rl, 1000, "zmsg_send(reply) failed");
+    zmsg_destroy(&m);
+}
+
+//  Release what is durable now. 0, or -1 if a sync failed.
+static int
+s_release(broker_server_t *self)
+{
+    return broker_durable_release(self->durable, s_pub, s_reply, self) < 0 ? -1
+                                                                           : 0;
+}
+
+//  Note a commit made since commits0 (broker_store_commits) for the sync
+//  thread.
+static void
+s_committed(broker_server_t *self, uint64_t commits0)
+{
+    if (broker_store_commits(self->store) != commits0)
+        broker_durable_committed(self->durable);
+}
+
+//  Commit the batch; its changes and notices wait in broker_durable for
+//  the fsync (the loop goes on meanwhile). 0 or -1.
+static int
+s_commit(broker_server_t *self, int events)
+{
+    uint64_t commits0 = broker_store_commits(self->store);
+    int64_t t0 = zclock_usecs();
+    if (broker_state_commit(self->state))
+        return -1;
+    s_figures_t *f = &self->fig;
+    f->batches++;
+    f->events += (uint64_t)events;
+    f->batch_hist[s_bucket((uint64_t)events)]++;
+    if (broker_store_commits(self->store) != commits0) {
+        uint64_t us = (uint64_t)(zclock_usecs() - t0);
+        f->commits++;
+        f->commit_us += us;
+        f->commit_hist[s_bucket(us)]++;
+    }
+    s_committed(self, commits0);
     size_t n = broker_state_outbox_count(self->state);
-    for (size_t i = 0; i < n; i++) {
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
         const char *topic;
         const void *body;
         size_t tlen, blen;
         broker_state_outbox_get(self->state, i, &topic, &tlen, &body, &blen);
-        //  PUB never blocks; a subscriber past its HWM loses messages and
-        //  sees the seq gap (Clone: it resyncs from a snapshot).
-        if (zmq_send(pub, topic, tlen, ZMQ_SNDMORE) < 0 ||
-            zmq_send(pub, body, blen, 0) < 0)
-            pres_log_limited(&self->rl, 1000, "zmq_send(change) failed: %s",
-                             zmq_strerror(zmq_errno()));
+        rc = broker_durable_hold_msg(self->durable, topic, tlen, body, blen);
     }
     broker_state_outbox_clear(self->state);
+    if (rc)
+        return -1;
+    //  Out at once if no fsync is pending before them; else when the sync
+    //  thread signals.
+    return n > 0 ? s_release(self) : 0;
+}
+
+//  The lazy last_seen flush, fsynced by the sync thread like a batch.
+static int
+s_flush(broker_server_t *self)
+{
+    uint64_t commits0 = broker_store_commits(self->store);
+    if (broker_state_flush(self->state))
+        return -1;
+    s_committed(self, commits0);
+    return 0;
 }
 
 static void
@@ -217,7 +384,8 @@ s_events(broker_server_t *self)
     //  it holds a change, close it soon so the change is not held back
     //  behind thousands of heartbeats (fan-out latency).
     int limit = BROKER_BATCH_MAX;
-    for (int n = 0; n < limit; n++) {
+    int n = 0;
+    for (; n < limit; n++) {
         if (zmq_msg_recv(&self->topic, sub, ZMQ_DONTWAIT) < 0)
             break;  //  EAGAIN (drained) or EINTR (stopping)
         int frames = 1;
@@ -250,26 +418,20 @@ s_events(broker_server_t *self)
             broker_state_outbox_count(self->state) > 0)
             limit = n + 1 + S_AFTER_CHANGE;
     }
-    if (broker_state_commit(self->state))
-        return -1;
-    s_publish(self);
-    return 0;
+    return s_commit(self, n);
 }
 
-//  Apply an account change in its own batch, durable before the reply is
-//  written to self->reply. by: who asked. 0 or -1 (store failure).
+//  Apply an account change in its own batch; the reply written to
+//  self->reply is held (by the caller) until the batch is durable. by: who
+//  asked. 0 or -1 (store failure).
 static int
 s_account(broker_server_t *self, const pres_query_t *q, const char *by)
 {
     uint64_t seq = 0;
-    int rc = 0;
     broker_state_begin(self->state, (uint64_t)pres_now_ms());
     int arc = broker_state_account(self->state, q->user, q->status,
                                    q->reason[0] ? q->reason : NULL, by, &seq);
-    if (broker_state_commit(self->state))
-        rc = -1;
-    else
-        s_publish(self);
+    int rc = s_commit(self, 0);
     broker_query_account_reply(q, arc || rc, seq, &self->reply);
     return rc;
 }
@@ -324,9 +486,14 @@ s_serve(broker_server_t *self, zsock_t *sock, bool admin)
     }
     zmsg_destroy(&msg);
     zmsg_addmem(envelope, self->reply.data, self->reply.size);
-    if (zmsg_send(&envelope, sock))
-        pres_log_limited(&self->rl, 1000, "zmsg_send(reply) failed");
-    zmsg_destroy(&envelope);
+    //  An answer may show state or a seq from a batch whose fsync is still
+    //  running: it waits for that fsync like the batch's changes do.
+    if (broker_durable_hold_reply(self->durable, sock, envelope)) {
+        zmsg_destroy(&envelope);
+        return -1;
+    }
+    if (rc == 0 && s_release(self))
+        rc = -1;
     return rc;
 }
 
@@ -345,23 +512,28 @@ s_serve_some(broker_server_t *self, zsock_t *sock, bool admin)
 int
 broker_server_run(broker_server_t *self)
 {
-    zmq_pollitem_t items[3] = {
+    zmq_pollitem_t items[4] = {
         {zsock_resolve(self->events), 0, ZMQ_POLLIN, 0},
         {zsock_resolve(self->queries), 0, ZMQ_POLLIN, 0},
         {zsock_resolve(self->admin), 0, ZMQ_POLLIN, 0},
+        {NULL, broker_durable_fd(self->durable), ZMQ_POLLIN, 0},
     };
     while (!zsys_interrupted) {
         int64_t now = pres_mono_ms();
         long wait = 1000;
         if (broker_state_dirty(self->state))
             wait = self->next_flush > now ? (long)(self->next_flush - now) : 0;
-        int rc = zmq_poll(items, 3, wait);
+        int rc = zmq_poll(items, 4, wait);
         if (rc < 0) {
             if (zmq_errno() == EINTR)
                 continue;
             pres_log_error("zmq_poll() failed: %s", zmq_strerror(zmq_errno()));
             return -1;
         }
+        //  Fsyncs done: out with what they made durable, before the next
+        //  batch adds more.
+        if ((items[3].revents & ZMQ_POLLIN) && s_release(self))
+            return -1;
         if ((items[0].revents & ZMQ_POLLIN) && s_events(self))
             return -1;
         if ((items[1].revents & ZMQ_POLLIN) &&
@@ -372,7 +544,7 @@ broker_server_run(broker_server_t *self)
             return -1;
         now = pres_mono_ms();
         if (now >= self->next_flush) {
-            if (broker_state_flush(self->state))
+            if (s_flush(self))
                 return -1;
             self->next_flush = now + self->cfg->lastseen_flush_ms;
         }

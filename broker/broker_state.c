@@ -46,6 +46,7 @@ struct broker_state {
     uint64_t now;                  //  batch clock, ms
     bool reading;                  //  store read txn open in this batch
     bool changed;                  //  batch holds a change (must be durable)
+    bool defer_sync;               //  commits not fsynced: the caller's job
     uint32_t *touched;             //  users on the batch list
     size_t ntouched, touched_cap;
     s_dead_t *dead;  //  sessions ended in this batch
@@ -747,8 +748,10 @@ broker_state_commit(broker_state_t *self)
     }
     if (need_write || self->ndead) {
         //  One txn for the whole batch, synced before anything about it is
-        //  published (SPEC: durable before published).
-        if (broker_store_write(self->store, true, s_fill_batch, self))
+        //  published (SPEC: durable before published): here, or by the
+        //  caller's sync thread when defer_sync is set.
+        if (broker_store_write(self->store, !self->defer_sync, s_fill_batch,
+                               self))
             return -1;
         broker_pubs_clean(self->pubs);
     }
@@ -841,7 +844,7 @@ broker_state_flush(broker_state_t *self)
     if (!broker_state_dirty(self))
         return 0;
     self->flush_now = (uint64_t)pres_now_ms();
-    if (broker_store_write(self->store, true, s_fill_flush, self))
+    if (broker_store_write(self->store, !self->defer_sync, s_fill_flush, self))
         return -1;
     //  Committed: what was written is durable; what waited stays dirty.
     self->ndirty = 0;
@@ -868,6 +871,12 @@ broker_state_flush(broker_state_t *self)
     }
     broker_pubs_clean(self->pubs);
     return 0;
+}
+
+void
+broker_state_defer_sync(broker_state_t *self, bool defer)
+{
+    self->defer_sync = defer;
 }
 
 //  ---- outbox and accessors

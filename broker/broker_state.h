@@ -64,6 +64,12 @@ int broker_state_account(broker_state_t *self, const char *user,
 //  0 or -1 (the store failed: memory and disk disagree; stop).
 int broker_state_commit(broker_state_t *self);
 
+//  With defer true, commit and flush write without fsync: the caller must
+//  make every commit durable (broker_store_sync, e.g. on broker_durable's
+//  thread; see broker_store_commits) before it publishes the outbox or
+//  answers anything. Default false (each commit is synced).
+void broker_state_defer_sync(broker_state_t *self, bool defer);
+
 //  Write the last_seen of users whose heartbeats changed nothing, and the
 //  publisher table, in one synced txn (the lazy-durability timer). 0 or -1.
 int broker_state_flush(broker_state_t *self);

@@ -31,7 +31,7 @@ struct broker_store {
     bool full;         //  a put hit MDB_MAP_FULL in this write
     size_t map_size;   //  current map size
     uint64_t commits;  //  write txns committed since _new
-    uint64_t syncs;    //  mdb_env_sync calls since _new
+    uint64_t syncs;    //  mdb_env_sync calls since _new (atomic: any thread)
     uint64_t puts;     //  records written (mdb_put) since _new
 };
 
@@ -159,7 +159,7 @@ broker_store_commits(const broker_store_t *self)
 uint64_t
 broker_store_syncs(const broker_store_t *self)
 {
-    return self->syncs;
+    return __atomic_load_n(&self->syncs, __ATOMIC_RELAXED);
 }
 
 uint64_t
@@ -657,11 +657,27 @@ broker_store_write(broker_store_t *self, bool sync, broker_store_fill_fn *fill,
             pres_log_error("mdb_env_sync() failed: %s", mdb_strerror(rc));
             return -1;
         }
-        self->syncs += sync;
+        if (sync)
+            __atomic_fetch_add(&self->syncs, 1, __ATOMIC_RELAXED);
         if (had_read)
             return broker_store_read_begin(self);
         return 0;
     }
     pres_log_error("LMDB map still full after %d doublings", S_GROW_MAX);
     return -1;
+}
+
+int
+broker_store_sync(broker_store_t *self)
+{
+    //  fdatasync of the data file: LMDB takes no lock for it, and the env
+    //  stays open while the broker runs (the owner joins this thread
+    //  before broker_store_destroy).
+    int rc = mdb_env_sync(self->env, 1);
+    if (rc) {
+        pres_log_error("mdb_env_sync() failed: %s", mdb_strerror(rc));
+        return -1;
+    }
+    __atomic_fetch_add(&self->syncs, 1, __ATOMIC_RELAXED);
+    return 0;
 }

@@ -3,7 +3,8 @@
     table), meta (global seq and counters). One writer (the broker thread);
     writes are grouped by the caller into one transaction per batch, with
     MDB_MAP_FULL handled by growing the map and replaying the batch. See
-    docs/broker.md for the record formats. Not thread-safe. */
+    docs/broker.md for the record formats. Not thread-safe, except
+    broker_store_sync and broker_store_syncs. */
 #ifndef BROKER_STORE_H_INCLUDED
 #define BROKER_STORE_H_INCLUDED
 
@@ -123,5 +124,12 @@ int broker_store_put_meta(broker_store_t *self, const broker_meta_t *meta);
 typedef int(broker_store_fill_fn)(broker_store_t *self, void *arg);
 int broker_store_write(broker_store_t *self, bool sync,
                        broker_store_fill_fn *fill, void *arg);
+
+//  Flush every committed txn to disk (mdb_env_sync, force). Safe from
+//  another thread while the owner writes (the broker's sync thread,
+//  broker_durable), as long as the store outlives the call. The env is
+//  opened MDB_NOSYNC without WRITEMAP: a commit not yet synced may be
+//  lost in a crash, never corrupts. 0 or -1 (logged).
+int broker_store_sync(broker_store_t *self);
 
 #endif
