@@ -79,13 +79,15 @@ bench_query_main(int argc, char **argv)
     } else if (!strcmp(what, "stats")) {
         bench_stats_t st;
         if (bench_stats(qc, &st, 5000) == 0)
-            printf("seq=%llu applied=%llu refused=%llu lost=%llu online=%llu "
-                   "away=%llu offline=%llu sessions=%llu\n",
-                   (unsigned long long)st.seq, (unsigned long long)st.applied,
-                   (unsigned long long)st.refused, (unsigned long long)st.lost,
-                   (unsigned long long)st.online, (unsigned long long)st.away,
-                   (unsigned long long)st.offline,
-                   (unsigned long long)st.sessions);
+            printf(
+                "seq=%llu applied=%llu refused=%llu lost=%llu online=%llu "
+                "away=%llu offline=%llu sessions=%llu commits=%llu "
+                "syncs=%llu\n",
+                (unsigned long long)st.seq, (unsigned long long)st.applied,
+                (unsigned long long)st.refused, (unsigned long long)st.lost,
+                (unsigned long long)st.online, (unsigned long long)st.away,
+                (unsigned long long)st.offline, (unsigned long long)st.sessions,
+                (unsigned long long)st.commits, (unsigned long long)st.syncs);
         else
             rc = 1;
     } else if (!strcmp(what, "lat")) {

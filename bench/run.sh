@@ -166,37 +166,66 @@ fanout_at() {
     printf '%s' "$o"
 }
 
+# fanout_side NAME KIND RATE: start KIND (broker, null or base = the broker
+# in $BENCH_BASELINE_BUILD), warm it, probe at 10 % and 50 % of RATE (the
+# same absolute heartbeat load for every side), stop it; sets F10 F50 and,
+# for KIND=broker with RATE empty, measures the rate first (FRATE).
+fanout_side() {
+    env_for "$TMP_DIR/fanout-$1"
+    case $2 in
+        null) start_null "$1"; pid=$NULL_PID ;;
+        base) start "$1" "$BENCH_BASELINE_BUILD/presence-broker"; pid=$LAST_PID
+              "$PB" query wait -t 10000 >/dev/null || die "baseline broker did not come up" ;;
+        *) start_broker "$1"; pid=$BROKER_PID ;;
+    esac
+    load_run "$1-warm" -u "$users" -n "$users" >/dev/null
+    FRATE=$3
+    [ -n "$FRATE" ] || FRATE=$(kv applied_rate "$(load_run "$1-rated" -u "$users" -n "$calib")")
+    F10=$(fanout_at 10 "$FRATE"); F50=$(fanout_at 50 "$FRATE")
+    s=$("$PB" query stats 2>/dev/null)
+    stop_pid "$pid"
+    FIG=$(sed -n 's/.*figures: //p' "$TMP_DIR/$1.log" | tail -1)
+    FSTATS=$s
+    log "$1 10%: $F10"; log "$1 50%: $F50"
+    [ -n "$FIG" ] && log "$1 figures: $FIG"
+}
+
 bench_fanout() {
     need_build presence-broker
     users=$(q 1000 ${BENCH_USERS:-10000})
     calib=$(q 20000 ${BENCH_CALIBRATE_EVENTS:-1000000})
-    log "== fanout: login/logout probe under background heartbeat load"
-    env_for "$TMP_DIR/fanout-null"
-    start_null null
-    load_run null-warm -u "$users" -n "$users" >/dev/null
-    nrate=$(kv applied_rate "$(load_run null-rated -u "$users" -n "$calib")")
-    n10=$(fanout_at 10 "$nrate"); n50=$(fanout_at 50 "$nrate")
-    stop_pid "$NULL_PID"
-
-    env_for "$TMP_DIR/fanout"
-    start_broker broker
-    load_run broker-warm -u "$users" -n "$users" >/dev/null
-    brate=$(kv applied_rate "$(load_run broker-rated -u "$users" -n "$calib")")
-    b10=$(fanout_at 10 "$brate"); b50=$(fanout_at 50 "$brate")
-    stop_pid "$BROKER_PID"
-    log "null 10%: $n10"; log "null 50%: $n50"; log "broker 10%: $b10"; log "broker 50%: $b50"
-
-    section "change fan-out (event publish -> change receipt; ref = null broker at the same % of its own rate):"
-    row "rated load events/s" "$brate" "$nrate"
-    for pct in 10 50; do
-        eval "b=\$b$pct n=\$n$pct"
-        row "p50 us at $pct% load" "$(kv fanout_p50_us "$b")" "$(kv fanout_p50_us "$n")"
-        row "p99 us at $pct% load" "$(kv fanout_p99_us "$b")" "$(kv fanout_p99_us "$n")" "" \
-            "$([ $pct = 50 ] && echo 'goal p99 < 2000 us')"
-        row "p99.9 us at $pct% load" "$(kv fanout_p999_us "$b")" "$(kv fanout_p999_us "$n")"
-        row "changes missing at $pct% load" "$(kv missing "$b")" "$(kv missing "$n")" "-" "goal 0"
-        check "$(kv missing "$b")" "changes missing at $pct%"
-        check "$(kv lost "$b")" "events lost at $pct%"
+    reps=$(q 1 ${BENCH_REPEAT:-3})
+    log "== fanout: login/logout probe under background heartbeat load ($reps rounds; load average $(cut -d' ' -f1-3 /proc/loadavg))"
+    section "change fan-out (event publish -> change receipt; ref = null echo broker: same sockets, no state, no disk, same absolute load; load average $(cut -d' ' -f1-3 /proc/loadavg)):"
+    r=1
+    while [ $r -le "$reps" ]; do
+        fanout_side "broker-$r" broker ""
+        brate=$FRATE; b10=$F10; b50=$F50; bfig=$FIG
+        fanout_side "null-$r" null "$brate"
+        n10=$F10; n50=$F50
+        row "round $r: rated load events/s (broker)" "$brate" "-" "-"
+        for pct in 10 50; do
+            eval "b=\$b$pct n=\$n$pct"
+            row "round $r: p50 us at $pct% load" "$(kv fanout_p50_us "$b")" "$(kv fanout_p50_us "$n")"
+            row "round $r: p99 us at $pct% load" "$(kv fanout_p99_us "$b")" "$(kv fanout_p99_us "$n")" "" \
+                "$([ $pct = 50 ] && echo 'goal ratio <= 1.5')"
+            row "round $r: p99.9 us at $pct% load" "$(kv fanout_p999_us "$b")" "$(kv fanout_p999_us "$n")"
+            row "round $r: changes missing at $pct% load" "$(kv missing "$b")" "$(kv missing "$n")" "-" "goal 0"
+            check "$(kv missing "$b")" "changes missing at $pct%"
+            check "$(kv lost "$b")" "events lost at $pct%"
+        done
+        [ -n "$bfig" ] && printf '  round %s broker %s\n' "$r" "$bfig" && printf '| round %s broker batches | %s | | | |\n' "$r" "$bfig" >>"$TMP_DIR/results.md"
+        if [ -n "${BENCH_BASELINE_BUILD:-}" ]; then
+            # The same rounds with another build's broker (e.g. before a change).
+            fanout_side "base-$r" base "$brate"
+            for pct in 10 50; do
+                eval "o=\$F$pct n=\$n$pct"
+                row "round $r: baseline p99 us at $pct% load" "$(kv fanout_p99_us "$o")" "$(kv fanout_p99_us "$n")"
+            done
+            ba=$(kv applied "$FSTATS"); bc=$(kv commits "$FSTATS"); bsy=$(kv syncs "$FSTATS")
+            row "round $r: baseline events per commit / per fsync" "$(ratio "$ba" "$bc") / $(ratio "$ba" "$bsy")" "-" "-" "$ba events, $bc commits, $bsy fsyncs"
+        fi
+        r=$((r + 1))
     done
 }
 

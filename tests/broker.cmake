@@ -6,7 +6,7 @@ target_include_directories(itutil PUBLIC ${CMAKE_SOURCE_DIR}/tests/it
   ${CMAKE_SOURCE_DIR}/tests)
 target_link_libraries(itutil PUBLIC pres_common)
 
-foreach(t live store bounds)
+foreach(t live store bounds durable)
   pres_test(NAME unit.broker_${t} LABEL unit TIMEOUT 60
     SOURCES ${CMAKE_SOURCE_DIR}/tests/unit/test_broker_${t}.c
     LIBS broker_core)
@@ -18,3 +18,5 @@ foreach(t rules restart malformed authority bounds)
 endforeach()
 pres_test(NAME it.broker_burst LABEL it TIMEOUT 180
   SOURCES ${CMAKE_SOURCE_DIR}/tests/it/broker_burst.c LIBS itutil)
+pres_test(NAME it.broker_crash_publish LABEL fault TIMEOUT 120
+  SOURCES ${CMAKE_SOURCE_DIR}/tests/it/broker_crash_publish.c LIBS itutil)
