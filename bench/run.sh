@@ -197,35 +197,36 @@ bench_fanout() {
     reps=$(q 1 ${BENCH_REPEAT:-3})
     log "== fanout: login/logout probe under background heartbeat load ($reps rounds; load average $(cut -d' ' -f1-3 /proc/loadavg))"
     section "change fan-out (event publish -> change receipt; ref = null echo broker: same sockets, no state, no disk, same absolute load; load average $(cut -d' ' -f1-3 /proc/loadavg)):"
-    r=1
-    while [ $r -le "$reps" ]; do
-        fanout_side "broker-$r" broker ""
+    rnd=1
+    while [ $rnd -le "$reps" ]; do
+        fanout_side "broker-$rnd" broker ""
         brate=$FRATE; b10=$F10; b50=$F50; bfig=$FIG
-        fanout_side "null-$r" null "$brate"
+        fanout_side "null-$rnd" null "$brate"
         n10=$F10; n50=$F50
-        row "round $r: rated load events/s (broker)" "$brate" "-" "-"
+        row "round $rnd: rated load events/s (broker)" "$brate" "-" "-"
         for pct in 10 50; do
             eval "b=\$b$pct n=\$n$pct"
-            row "round $r: p50 us at $pct% load" "$(kv fanout_p50_us "$b")" "$(kv fanout_p50_us "$n")"
-            row "round $r: p99 us at $pct% load" "$(kv fanout_p99_us "$b")" "$(kv fanout_p99_us "$n")" "" \
+            row "round $rnd: p50 us at $pct% load" "$(kv fanout_p50_us "$b")" "$(kv fanout_p50_us "$n")"
+            row "round $rnd: p99 us at $pct% load" "$(kv fanout_p99_us "$b")" "$(kv fanout_p99_us "$n")" "" \
                 "$([ $pct = 50 ] && echo 'goal ratio <= 1.5')"
-            row "round $r: p99.9 us at $pct% load" "$(kv fanout_p999_us "$b")" "$(kv fanout_p999_us "$n")"
-            row "round $r: changes missing at $pct% load" "$(kv missing "$b")" "$(kv missing "$n")" "-" "goal 0"
+            row "round $rnd: p99.9 us at $pct% load" "$(kv fanout_p999_us "$b")" "$(kv fanout_p999_us "$n")"
+            row "round $rnd: changes missing at $pct% load" "$(kv missing "$b")" "$(kv missing "$n")" "-" "goal 0"
             check "$(kv missing "$b")" "changes missing at $pct%"
             check "$(kv lost "$b")" "events lost at $pct%"
         done
-        [ -n "$bfig" ] && printf '  round %s broker %s\n' "$r" "$bfig" && printf '| round %s broker batches | %s | | | |\n' "$r" "$bfig" >>"$TMP_DIR/results.md"
+        [ -n "$bfig" ] && printf '  round %s broker %s\n' "$rnd" "$bfig" && printf '| round %s broker batches | %s | | | |\n' "$rnd" "$bfig" >>"$TMP_DIR/results.md"
         if [ -n "${BENCH_BASELINE_BUILD:-}" ]; then
             # The same rounds with another build's broker (e.g. before a change).
-            fanout_side "base-$r" base "$brate"
+            fanout_side "base-$rnd" base "$brate"
             for pct in 10 50; do
                 eval "o=\$F$pct n=\$n$pct"
-                row "round $r: baseline p99 us at $pct% load" "$(kv fanout_p99_us "$o")" "$(kv fanout_p99_us "$n")"
+                row "round $rnd: baseline p50 us at $pct% load" "$(kv fanout_p50_us "$o")" "$(kv fanout_p50_us "$n")"
+                row "round $rnd: baseline p99 us at $pct% load" "$(kv fanout_p99_us "$o")" "$(kv fanout_p99_us "$n")"
             done
             ba=$(kv applied "$FSTATS"); bc=$(kv commits "$FSTATS"); bsy=$(kv syncs "$FSTATS")
-            row "round $r: baseline events per commit / per fsync" "$(ratio "$ba" "$bc") / $(ratio "$ba" "$bsy")" "-" "-" "$ba events, $bc commits, $bsy fsyncs"
+            row "round $rnd: baseline events per commit / per fsync" "$(ratio "$ba" "$bc") / $(ratio "$ba" "$bsy")" "-" "-" "$ba events, $bc commits, $bsy fsyncs"
         fi
-        r=$((r + 1))
+        rnd=$((rnd + 1))
     done
 }
 

@@ -75,7 +75,7 @@ s_thread(void *arg)
             self->failed = true;
             self->stop = true;
         } else
-            self->synced = target;
+            __atomic_store_n(&self->synced, target, __ATOMIC_RELEASE);
         self->st.syncs++;
         self->st.sync_us += us;
         if (us > self->st.sync_us_max)
@@ -240,6 +240,15 @@ broker_durable_hold_reply(broker_durable_t *self, void *sock, void *msg)
     it->msg = msg;
     s_count_held(self);
     return 0;
+}
+
+bool
+broker_durable_ready(const broker_durable_t *self)
+{
+    //  One atomic load: cheap enough to call inside the batch loop.
+    return self->n > self->head &&
+           self->items[self->head].ticket <=
+               __atomic_load_n(&self->synced, __ATOMIC_ACQUIRE);
 }
 
 bool

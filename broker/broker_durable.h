@@ -78,6 +78,10 @@ int broker_durable_hold_reply(broker_durable_t *self, void *sock, void *msg);
 //  True if something is held or a sync is pending.
 bool broker_durable_busy(const broker_durable_t *self);
 
+//  True if the oldest held item could be released now (no syscall, no
+//  lock: for polling between events of a long batch).
+bool broker_durable_ready(const broker_durable_t *self);
+
 //  File descriptor that becomes readable when a sync finished (poll it
 //  with the loop's sockets).
 int broker_durable_fd(const broker_durable_t *self);

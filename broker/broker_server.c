@@ -414,6 +414,11 @@ s_events(broker_server_t *self)
         }
         if (broker_state_apply(self->state, &ev) < 0)
             return -1;
+        //  An fsync that finished during a long batch: publish what it
+        //  made durable now rather than after the batch.
+        if ((n & 63) == 63 && broker_durable_ready(self->durable) &&
+            s_release(self))
+            return -1;
         if (limit == BROKER_BATCH_MAX &&
             broker_state_outbox_count(self->state) > 0)
             limit = n + 1 + S_AFTER_CHANGE;
