@@ -209,6 +209,8 @@ bench_fanout() {
             row "round $rnd: p50 us at $pct% load" "$(kv fanout_p50_us "$b")" "$(kv fanout_p50_us "$n")"
             row "round $rnd: p99 us at $pct% load" "$(kv fanout_p99_us "$b")" "$(kv fanout_p99_us "$n")" "" \
                 "$([ $pct = 50 ] && echo 'goal ratio <= 1.5')"
+            eval "R99_$pct=\"\${R99_$pct:-} $(ratio "$(kv fanout_p99_us "$b")" "$(kv fanout_p99_us "$n")")\""
+            eval "R50_$pct=\"\${R50_$pct:-} $(ratio "$(kv fanout_p50_us "$b")" "$(kv fanout_p50_us "$n")")\""
             row "round $rnd: p99.9 us at $pct% load" "$(kv fanout_p999_us "$b")" "$(kv fanout_p999_us "$n")"
             row "round $rnd: changes missing at $pct% load" "$(kv missing "$b")" "$(kv missing "$n")" "-" "goal 0"
             check "$(kv missing "$b")" "changes missing at $pct%"
@@ -222,13 +224,26 @@ bench_fanout() {
                 eval "o=\$F$pct n=\$n$pct"
                 row "round $rnd: baseline p50 us at $pct% load" "$(kv fanout_p50_us "$o")" "$(kv fanout_p50_us "$n")"
                 row "round $rnd: baseline p99 us at $pct% load" "$(kv fanout_p99_us "$o")" "$(kv fanout_p99_us "$n")"
+                eval "B99_$pct=\"\${B99_$pct:-} $(ratio "$(kv fanout_p99_us "$o")" "$(kv fanout_p99_us "$n")")\""
+                eval "B50_$pct=\"\${B50_$pct:-} $(ratio "$(kv fanout_p50_us "$o")" "$(kv fanout_p50_us "$n")")\""
             done
             ba=$(kv applied "$FSTATS"); bc=$(kv commits "$FSTATS"); bsy=$(kv syncs "$FSTATS")
             row "round $rnd: baseline events per commit / per fsync" "$(ratio "$ba" "$bc") / $(ratio "$ba" "$bsy")" "-" "-" "$ba events, $bc commits, $bsy fsyncs"
         fi
         rnd=$((rnd + 1))
     done
+    section "fan-out summary: median over $reps rounds of the per-round ratio to the null echo (load average now $(cut -d' ' -f1-3 /proc/loadavg)):"
+    for pct in 10 50; do
+        eval "a=\$R50_$pct b=\$R99_$pct c=\${B50_$pct:-} d=\${B99_$pct:-}"
+        row "median p50 ratio at $pct% load" "$(median $a)" "1" "-" "rounds:$a"
+        row "median p99 ratio at $pct% load" "$(median $b)" "1" "-" "rounds:$b$([ $pct = 50 ] && echo '; goal <= 1.5')"
+        [ -n "$c" ] && row "baseline median p50 ratio at $pct% load" "$(median $c)" "1" "-" "rounds:$c"
+        [ -n "$d" ] && row "baseline median p99 ratio at $pct% load" "$(median $d)" "1" "-" "rounds:$d"
+    done
 }
+
+# median X...: the median of the numbers given ("-" if none).
+median() { printf '%s\n' "$@" | grep -v '^-*$' | sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 # ---------------------------------------------------------------------------
 bench_expiry() {
