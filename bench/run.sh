@@ -1,6 +1,6 @@
 #!/bin/bash
 # bench/run.sh: the presence benchmarks, one command each (see README.md).
-#   bench/run.sh [--quick] http|bus|fanout|expiry|scale|all
+#   bench/run.sh [--quick] http|bus|fanout|expiry|scale|memory|all
 # Each starts what it needs on loopback / ipc in a temp dir, stops exactly
 # what it started, and prints every figure next to a reference measured in
 # the same run, with the ratio. --quick is the tiny bench-smoke setup: it
@@ -69,6 +69,70 @@ bench_http() {
     check "$(kv errors "$out")" "gateway answered with errors"
     check "$(kv errors "$ref")" "nginx answered with errors"
     [ -n "$(kv req_s "$out")" ] || check 1 "wrk against the gateway printed nothing"
+}
+
+# ---------------------------------------------------------------------------
+# rss_sum PID...: VmRSS of the processes, summed, in KiB.
+rss_sum() { t=0; for p in "$@"; do t=$((t + $(bench_rss "$p"))); done; echo "$t"; }
+
+bench_memory() {
+    need redis-server:redis-server redis-cli:redis-tools
+    need_build presence-broker presence-sweeper presence-gateway
+    steps=$(q 10000 "${BENCH_MEMORY_STEPS:-100000}")
+    log "== memory: whole system RSS with N live users vs redis SET presence:<user> <session> EX 120 (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+    section "memory (broker + sweeper + gateway RSS; ref = redis-server holding the same presence; load average $(cut -d' ' -f1-3 /proc/loadavg)):"
+    for n in $steps; do
+        # presence: idle baseline, then n logins (one session each).
+        env_for "$TMP_DIR/memory-$n"
+        gport=$(free_port)
+        export PRESENCE_HTTP_LISTEN="127.0.0.1:$gport" PRESENCE_MAX_SESSIONS_PER_USER=16
+        start_broker "broker-$n"; bpid=$BROKER_PID
+        start_sweeper "sweeper-$n"; spid=$SWEEPER_PID
+        start "gateway-$n" "$BUILD_DIR/presence-gateway"; gpid=$LAST_PID
+        wait_port "$gport" || { cat "$TMP_DIR/gateway-$n.log" >&2; die "gateway did not start"; }
+        sleep 1
+        idle=$(rss_sum "$bpid" "$spid" "$gpid")
+        load_run "memory-login-$n" -t login -u "$n" -n "$n" >/dev/null
+        # The sweeper takes the changes in behind the broker: wait until its
+        # RSS stops growing (at most 30 s).
+        prev=0; i=0
+        while [ $i -lt 30 ]; do
+            sleep 1; now=$(bench_rss "$spid")
+            [ "$now" = "$prev" ] && break
+            prev=$now; i=$((i + 1))
+        done
+        st=$("$PB" query stats)
+        b=$(bench_rss "$bpid"); sw=$(bench_rss "$spid"); g=$(bench_rss "$gpid")
+        total=$((b + sw + g))
+        log "memory $n: idle ${idle} KiB, broker $b sweeper $sw gateway $g KiB; $st"
+        for p in $gpid $spid $bpid; do stop_pid "$p"; done
+        unset PRESENCE_HTTP_LISTEN PRESENCE_MAX_SESSIONS_PER_USER
+
+        # redis: the same users, one key each, with a TTL.
+        rdir="$TMP_DIR/redis-$n"; mkdir -p "$rdir"
+        rport=$(free_port)
+        sed -e "s|@DIR@|$rdir|g" -e "s|@PORT@|$rport|g" "$BENCH_DIR/conf/redis.conf.in" >"$rdir/redis.conf"
+        start "redis-$n" "$(command -v redis-server)" "$rdir/redis.conf"
+        rpid=$LAST_PID
+        wait_port "$rport" || die "redis did not start"
+        sleep 0.5
+        ridle=$(bench_rss "$rpid")
+        awk -v n="$n" 'BEGIN { for (i = 0; i < n; i++) printf "SET presence:u%d s1 EX 120\r\n", i }' |
+            redis-cli -h 127.0.0.1 -p "$rport" --pipe >"$rdir/pipe.log" 2>&1 || check 1 "redis-cli --pipe failed"
+        keys=$(redis-cli -h 127.0.0.1 -p "$rport" dbsize)
+        rss=$(bench_rss "$rpid")
+        stop_pid "$rpid"
+
+        per=$(awk -v t="$total" -v i="$idle" -v n="$n" 'BEGIN { printf "%.0f", (t - i) * 1024 / n }')
+        rper=$(awk -v t="$rss" -v i="$ridle" -v n="$n" 'BEGIN { printf "%.0f", (t - i) * 1024 / n }')
+        row "$n users: system RSS KiB (broker+sweeper+gateway)" "$total" "$rss" "" "goal < 51200 KiB at 100k"
+        row "$n users: idle RSS KiB" "$idle" "$ridle"
+        row "$n users: broker / sweeper / gateway RSS KiB" "$b / $sw / $g" "-" "-"
+        row "$n users: bytes per live user over idle" "$per" "$rper" "" "goal ratio <= 2"
+        row "$n users: live sessions (broker) / keys (redis)" "$(kv sessions "$st")" "$keys" "-"
+        [ "$(kv sessions "$st")" = "$n" ] || check 1 "broker holds $(kv sessions "$st") sessions, not $n"
+        [ "$keys" = "$n" ] || check 1 "redis holds $keys keys, not $n"
+    done
 }
 
 # ---------------------------------------------------------------------------
@@ -172,11 +236,15 @@ fanout_at() {
 # for KIND=broker with RATE empty, measures the rate first (FRATE).
 fanout_side() {
     env_for "$TMP_DIR/fanout-$1"
+    # BENCH_FSYNC_DELAY_US: a slower disk for the brokers (LD_PRELOAD shim).
+    pre=""
+    [ -n "${BENCH_FSYNC_DELAY_US:-}" ] && pre="$BUILD_DIR/bench/presence-slowsync.so"
     case $2 in
         null) start_null "$1"; pid=$NULL_PID ;;
-        base) start "$1" "$BENCH_BASELINE_BUILD/presence-broker"; pid=$LAST_PID
+        base) start "$1" env ${pre:+LD_PRELOAD=$pre} "$BENCH_BASELINE_BUILD/presence-broker"; pid=$LAST_PID
               "$PB" query wait -t 10000 >/dev/null || die "baseline broker did not come up" ;;
-        *) start_broker "$1"; pid=$BROKER_PID ;;
+        *) start "$1" env ${pre:+LD_PRELOAD=$pre} "$BUILD_DIR/presence-broker"; pid=$LAST_PID
+           "$PB" query wait -t 10000 >/dev/null || die "broker did not come up" ;;
     esac
     load_run "$1-warm" -u "$users" -n "$users" >/dev/null
     FRATE=$3
@@ -195,8 +263,8 @@ bench_fanout() {
     users=$(q 1000 ${BENCH_USERS:-10000})
     calib=$(q 20000 ${BENCH_CALIBRATE_EVENTS:-1000000})
     reps=$(q 1 ${BENCH_REPEAT:-3})
-    log "== fanout: login/logout probe under background heartbeat load ($reps rounds; load average $(cut -d' ' -f1-3 /proc/loadavg))"
-    section "change fan-out (event publish -> change receipt; ref = null echo broker: same sockets, no state, no disk, same absolute load; load average $(cut -d' ' -f1-3 /proc/loadavg)):"
+    log "== fanout: login/logout probe under background heartbeat load ($reps rounds; fsync delay ${BENCH_FSYNC_DELAY_US:-0} us; load average $(cut -d' ' -f1-3 /proc/loadavg))"
+    section "change fan-out (event publish -> change receipt; ref = null echo broker: same sockets, no state, no disk, same absolute load; fsync +${BENCH_FSYNC_DELAY_US:-0} us; load average $(cut -d' ' -f1-3 /proc/loadavg)):"
     rnd=1
     while [ $rnd -le "$reps" ]; do
         fanout_side "broker-$rnd" broker ""
@@ -325,13 +393,13 @@ bench_scale() {
 
 # ---------------------------------------------------------------------------
 usage() {
-    echo "usage: bench/run.sh [--quick] http|bus|fanout|expiry|scale|all" >&2
+    echo "usage: bench/run.sh [--quick] http|bus|fanout|expiry|scale|memory|all" >&2
     exit 2
 }
 
 [ -x "$PB" ] || { log "bench: SKIP: $PB not built (build the tree first)"; exit $SKIP_RC; }
 case "$WHAT" in
-    http|bus|fanout|expiry|scale|all) ;;
+    http|bus|fanout|expiry|scale|memory|all) ;;
     *) usage ;;
 esac
 bench_init
