@@ -7,6 +7,7 @@
 #include <czmq.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -20,9 +21,10 @@
 #include "pres_bus.h"
 #include "pres_log.h"
 
-#define S_QUERIES_PER_TURN 64   //  queries served between two batches
-#define S_AFTER_CHANGE     128  //  events still drained once a change waits
-#define S_HIST             20   //  log2 buckets of the batch figures
+#define S_QUERIES_PER_TURN 64    //  queries served between two batches
+#define S_AFTER_CHANGE     128   //  events still drained once a change waits
+#define S_HIST             20    //  log2 buckets of the batch figures
+#define S_TRIM_IDLE_MS     2000  //  quiet time before the heap is trimmed
 
 //  Batch figures logged at stop (bench/run.sh fanout reads them): events
 //  per batch and microseconds per commit (txn write, no fsync: the fsync
@@ -49,6 +51,8 @@ struct broker_server {
     pres_ratelimit_t rl;    //  malformed-frame log limit
     msgpack_sbuffer reply;  //  reused reply buffer
     int64_t next_flush;     //  monotonic ms of the next last_seen flush
+    int64_t busy_at;        //  monotonic ms of the last event or query
+    bool trimmed;           //  heap trimmed since busy_at
     //  Commits are fsynced on its thread; changes and replies wait in it.
     broker_durable_t *durable;
     s_figures_t fig;
@@ -534,6 +538,19 @@ broker_server_run(broker_server_t *self)
                 continue;
             pres_log_error("zmq_poll() failed: %s", zmq_strerror(zmq_errno()));
             return -1;
+        }
+        if (items[0].revents | items[1].revents | items[2].revents) {
+            self->busy_at = pres_mono_ms();
+            self->trimmed = false;
+        } else if (!self->trimmed &&
+                   pres_mono_ms() - self->busy_at >= S_TRIM_IDLE_MS &&
+                   !broker_durable_busy(self->durable)) {
+            //  main.c keeps freed heap for the hot path (no trim per
+            //  batch); once the bus is quiet, give back what bursts and
+            //  table growth left behind (old arrays, the I/O thread's
+            //  receive buffers in its own arena).
+            malloc_trim(0);
+            self->trimmed = true;
         }
         //  Fsyncs done: out with what they made durable, before the next
         //  batch adds more.
