@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gateway_metrics.h"
 #include "pres_log.h"
 
 typedef struct {
@@ -213,7 +212,6 @@ s_free(void *cls)
         c->next_client->prev = c->prev;
     self->nclients--;
     pthread_mutex_unlock(&self->lock);
-    gw_metrics_sse_clients(-1);
     free(c);
 }
 
@@ -271,7 +269,6 @@ gw_sse_open(gw_sse_t *self, struct MHD_Connection *conn,
     self->clients = c;
     self->nclients++;
     pthread_mutex_unlock(&self->lock);
-    gw_metrics_sse_clients(1);
     MHD_add_response_header(resp, "Content-Type", "text/event-stream");
     MHD_add_response_header(resp, "Cache-Control", "no-cache");
     MHD_add_response_header(resp, "X-Accel-Buffering", "no");
