@@ -93,12 +93,13 @@ bench_memory() {
         sleep 1
         idle=$(rss_sum "$bpid" "$spid" "$gpid")
         load_run "memory-login-$n" -t login -u "$n" -n "$n" >/dev/null
-        # The sweeper takes the changes in behind the broker: wait until its
-        # RSS stops growing (at most 30 s).
-        prev=0; i=0
-        while [ $i -lt 30 ]; do
-            sleep 1; now=$(bench_rss "$spid")
-            [ "$now" = "$prev" ] && break
+        # Steady state: the sweeper takes the changes in behind the broker,
+        # and both give freed burst memory back after 2 s of quiet. Wait
+        # until the total has not moved for 3 s (at least 5 s, at most 60).
+        prev=0; same=0; i=0
+        while [ $i -lt 60 ] && { [ $i -lt 5 ] || [ $same -lt 3 ]; }; do
+            sleep 1; now=$(rss_sum "$bpid" "$spid" "$gpid")
+            if [ "$now" = "$prev" ]; then same=$((same + 1)); else same=0; fi
             prev=$now; i=$((i + 1))
         done
         st=$("$PB" query stats)
