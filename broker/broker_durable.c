@@ -333,6 +333,19 @@ broker_durable_drain(broker_durable_t *self, broker_durable_pub_fn *pub,
 }
 
 void
+broker_durable_shrink(broker_durable_t *self)
+{
+    if (self->head != self->n)
+        return;  //  something is held: keep the buffers
+    free(self->items);
+    free(self->bytes);
+    self->items = NULL;
+    self->bytes = NULL;
+    self->head = self->n = self->cap = 0;
+    self->len = self->bcap = 0;
+}
+
+void
 broker_durable_stats(broker_durable_t *self, broker_durable_stats_t *st)
 {
     pthread_mutex_lock(&self->mu);

@@ -98,6 +98,10 @@ int broker_durable_release(broker_durable_t *self, broker_durable_pub_fn *pub,
 int broker_durable_drain(broker_durable_t *self, broker_durable_pub_fn *pub,
                          broker_durable_reply_fn *reply, void *arg);
 
+//  Free the queue's buffers if nothing is held (they grow to the largest
+//  backlog, e.g. a login storm during a slow fsync; call when idle).
+void broker_durable_shrink(broker_durable_t *self);
+
 //  Counters so far.
 void broker_durable_stats(broker_durable_t *self, broker_durable_stats_t *st);
 

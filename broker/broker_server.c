@@ -549,6 +549,7 @@ broker_server_run(broker_server_t *self)
             //  batch); once the bus is quiet, give back what bursts and
             //  table growth left behind (old arrays, the I/O thread's
             //  receive buffers in its own arena).
+            broker_durable_shrink(self->durable);
             malloc_trim(0);
             self->trimmed = true;
         }

@@ -165,6 +165,13 @@ main(void)
         CHECK_EQ(released, 3000);
     }
 
+    //  Idle: the buffers go, and the stage works on from scratch.
+    broker_durable_shrink(d);
+    s_nout = 0;
+    s_hold(d, "n", "9");
+    CHECK_EQ(s_release(d), 1);
+    CHECK_STR(s_out[0], "n:9");
+
     //  A failed fsync: what it covered is never released, and release
     //  reports the failure.
     s_gate.fail_at = call + 1;
