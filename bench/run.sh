@@ -95,11 +95,11 @@ bench_memory() {
         # In runs of at most 100,000 logins: one publisher pushing 1M in one
         # go stalls at ~0.5M applied (old and new broker alike; the rest
         # dies with the driver), see RESULTS.md.
-        o=0
-        while [ $o -lt "$n" ]; do
-            c=$((n - o)); [ $c -gt 100000 ] && c=100000
-            load_run "memory-login-$n-$o" -t login -u "$c" -o "$o" -n "$c" >/dev/null
-            o=$((o + c))
+        off=0
+        while [ $off -lt "$n" ]; do
+            c=$((n - off)); [ $c -gt 100000 ] && c=100000
+            load_run "memory-login-$n-$off" -t login -u "$c" -o "$off" -n "$c" >/dev/null
+            off=$((off + c))
         done
         # Steady state: the sweeper takes the changes in behind the broker,
         # and both give freed burst memory back after 2 s of quiet. Wait
