@@ -59,6 +59,8 @@ struct broker_state {
     uint64_t flush_now;       //  wall ms of the flush being written
     uint64_t flush_slack_ms;  //  a beat may stay in memory while its
                               //  durable copy is younger than this
+    uint64_t term;            //  leader term stamped on changes (0 = none)
+    broker_ha_stats_t ha;     //  `stats.ha`, set by the server
 };
 
 static int
@@ -293,6 +295,7 @@ s_change(broker_state_t *self, uint32_t u, pres_state_t prev,
         .sessions = user->nsessions,
         .account = user->account,
         .deadline = deadline,
+        .term = self->term,
     };
     memcpy(ch.user, user->id, (size_t)user->len + 1);
     snprintf(ch.session, sizeof(ch.session), "%s", session ? session : "");
@@ -876,6 +879,40 @@ void
 broker_state_defer_sync(broker_state_t *self, bool defer)
 {
     self->defer_sync = defer;
+}
+
+int
+broker_state_flush_all(broker_state_t *self)
+{
+    uint64_t slack = self->flush_slack_ms;
+    self->flush_slack_ms = 0;
+    int rc = broker_state_flush(self);
+    self->flush_slack_ms = slack;
+    return rc;
+}
+
+void
+broker_state_set_term(broker_state_t *self, uint64_t term)
+{
+    self->term = term;
+}
+
+uint64_t
+broker_state_now(const broker_state_t *self)
+{
+    return self->now;
+}
+
+void
+broker_state_set_ha(broker_state_t *self, const broker_ha_stats_t *ha)
+{
+    self->ha = *ha;
+}
+
+const broker_ha_stats_t *
+broker_state_ha(const broker_state_t *self)
+{
+    return self->ha.on ? &self->ha : NULL;
 }
 
 //  ---- outbox and accessors
