@@ -252,7 +252,7 @@ broker_server_new(const pres_config_t *cfg)
         if (!self->events || !self->changes || !self->admin)
             goto fail;
         self->leading = true;
-        broker_state_defer_sync(self->state, true);
+        broker_state_defer_sync(self->state, cfg->fsync_thread != 0);
     }
     self->next_flush = pres_mono_ms() + cfg->lastseen_flush_ms;
     pres_log_info("listening: events %s, changes %s, queries %s, admin %s",
@@ -369,6 +369,9 @@ s_release_acked(broker_server_t *self)
 static void
 s_committed(broker_server_t *self, uint64_t commits0)
 {
+    //  Leading with fsync_thread = 0, or a standby: the commit was synced.
+    if (!broker_state_deferring(self->state))
+        return;
     if (broker_store_commits(self->store) != commits0)
         broker_durable_committed(self->durable);
 }
@@ -644,7 +647,7 @@ s_promote(broker_server_t *self, int64_t term)
     }
     self->term = term;
     self->leading = true;
-    broker_state_defer_sync(self->state, true);
+    broker_state_defer_sync(self->state, self->cfg->fsync_thread != 0);
     broker_state_set_term(self->state, (uint64_t)term);
     pres_log_info("leading term %" PRId64 " at seq %" PRIu64, term,
                   broker_state_meta(self->state)->seq);

@@ -881,6 +881,12 @@ broker_state_defer_sync(broker_state_t *self, bool defer)
     self->defer_sync = defer;
 }
 
+bool
+broker_state_deferring(const broker_state_t *self)
+{
+    return self->defer_sync;
+}
+
 int
 broker_state_flush_all(broker_state_t *self)
 {

@@ -78,6 +78,7 @@ int broker_state_commit(broker_state_t *self);
 //  thread; see broker_store_commits) before it publishes the outbox or
 //  answers anything. Default false (each commit is synced).
 void broker_state_defer_sync(broker_state_t *self, bool defer);
+bool broker_state_deferring(const broker_state_t *self);
 
 //  Write the last_seen of users whose heartbeats changed nothing, and the
 //  publisher table, in one synced txn (the lazy-durability timer). 0 or -1.

@@ -20,3 +20,8 @@ pres_test(NAME it.broker_burst LABEL it TIMEOUT 180
   SOURCES ${CMAKE_SOURCE_DIR}/tests/it/broker_burst.c LIBS itutil)
 pres_test(NAME it.broker_crash_publish LABEL fault TIMEOUT 120
   SOURCES ${CMAKE_SOURCE_DIR}/tests/it/broker_crash_publish.c LIBS itutil)
+# The same with the fsync on the loop (fsync_thread = 0).
+add_test(NAME it.broker_crash_publish_inline COMMAND test_it_broker_crash_publish)
+set_tests_properties(it.broker_crash_publish_inline PROPERTIES LABELS fault
+  TIMEOUT 120
+  ENVIRONMENT "PRESENCE_BUILD_DIR=${CMAKE_BINARY_DIR};PRESENCE_SOURCE_DIR=${CMAKE_SOURCE_DIR};PRESENCE_FSYNC_THREAD=0")
