@@ -83,7 +83,7 @@ s_bind(broker_server_t *self, int type, const char *endpoint)
         zsock_set_linger(sock, 1000);
     } else {
         zsock_set_rcvtimeo(sock, 0);
-        zsock_set_maxmsgsize(sock, PRES_BUS_MAXMSG);
+        zsock_set_maxmsgsize(sock, PRES_QUERY_FRAME_MAX);
         zsock_set_sndhwm(sock, self->cfg->bus_hwm);
         zsock_set_rcvhwm(sock, self->cfg->bus_hwm);
     }
@@ -282,9 +282,12 @@ s_query(broker_server_t *self)
                                  zframe_size(body), &q, &self->reply) == 1) {
         //  An account change: its own batch, durable before the reply.
         uint64_t seq = 0;
+        //  Who asked, for the audit: the CURVE key when the bus is
+        //  authenticated, else the local bus.
+        const char *by = zframe_meta(body, "User-Id");
         broker_state_begin(self->state, (uint64_t)pres_now_ms());
-        int arc =
-            broker_state_account(self->state, q.user, q.status, q.reason, &seq);
+        int arc = broker_state_account(self->state, q.user, q.status, q.reason,
+                                       by && *by ? by : "bus", &seq);
         if (broker_state_commit(self->state))
             rc = -1;
         else
@@ -325,6 +328,8 @@ broker_server_run(broker_server_t *self)
                 if (qrc > 0)
                     break;
             }
+        if (broker_state_point(self->state, (uint64_t)pres_now_ms()))
+            return -1;
         now = pres_mono_ms();
         if (now >= self->next_flush) {
             if (broker_state_flush(self->state))

@@ -76,6 +76,8 @@ static const s_key_t s_keys[] = {
     STR(cors_origins, "", NULL),
     INT(sse_keepalive, "15", 1, 3600),
     INT(sse_max_clients, "256", 1, 100000),
+    INT(changelog_keep, "1000000", 0, 1000000000),
+    DBL(grace, "0", 0, 86400),
 };
 
 #define S_NKEYS (sizeof s_keys / sizeof s_keys[0])

@@ -47,6 +47,9 @@ typedef struct pres_config {
     char cors_origins[PRES_PATH_MAX];  //  comma list, "*" or "" (none)
     int sse_keepalive;                 //  seconds between SSE comment lines
     int sse_max_clients;               //  concurrent /v1/events streams
+    //  Change log, grace, history (broker)
+    int changelog_keep;  //  changes kept for changes_since (0 = no log)
+    double grace;        //  seconds a timed-out session keeps its state
 } pres_config_t;
 
 //  Fill cfg with the embedded defaults. Derived defaults (endpoints under
