@@ -11,7 +11,7 @@ foreach(t live store)
     SOURCES ${CMAKE_SOURCE_DIR}/tests/unit/test_broker_${t}.c
     LIBS broker_core)
 endforeach()
-foreach(t rules restart malformed changelog)
+foreach(t rules restart malformed changelog get_many grace audit)
   pres_test(NAME it.broker_${t} LABEL it TIMEOUT 60
     SOURCES ${CMAKE_SOURCE_DIR}/tests/it/broker_${t}.c LIBS itutil)
   set_tests_properties(it.broker_${t} PROPERTIES RESOURCE_LOCK broker_bus)
