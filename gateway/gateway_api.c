@@ -21,8 +21,8 @@ s_body(gw_req_t *req, bool optional)
 {
     if (req->body_len == 0)
         return optional ? json_object() : NULL;
-    json_t *j =
-        json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, NULL);
+    json_t *j = json_loadb(gw_req_body(req), req->body_len,
+                           JSON_REJECT_DUPLICATES, NULL);
     if (j && !json_is_object(j)) {
         json_decref(j);
         return NULL;
@@ -428,6 +428,108 @@ gw_api_account(gw_req_t *req, struct MHD_Connection *conn, const char *user)
     //  Durable at the broker: refuse this user's heartbeats here at once.
     gw_accounts_set(req->gw->accounts, user, q.status);
     return s_reply_json(req, conn, &reply);
+}
+
+//  Optional ?limit= (1..1000) into *limit. 0 ok, -1 bad.
+static int
+s_limit_arg(struct MHD_Connection *conn, uint32_t *limit)
+{
+    const char *v =
+        MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit");
+    if (!v || !*v)
+        return 0;
+    char *end = NULL;
+    long n = strtol(v, &end, 10);
+    if (!end || *end || n < 1 || n > PRES_LIST_MAX)
+        return -1;
+    *limit = (uint32_t)n;
+    return 0;
+}
+
+enum MHD_Result
+gw_api_batch(gw_req_t *req, struct MHD_Connection *conn)
+{
+    json_t *body = s_body(req, false);
+    json_t *users = body ? json_object_get(body, "users") : NULL;
+    size_t n = json_is_array(users) ? json_array_size(users) : 0;
+    if (!users || !json_is_array(users) || n < 1 || n > PRES_MANY_MAX ||
+        json_object_size(body) != 1) {
+        json_decref(body);
+        return s_bad_request(req, conn,
+                             "body must be {\"users\": [...]} with 1 to "
+                             "1000 user ids");
+    }
+    static _Thread_local const char *ids[PRES_MANY_MAX];
+    for (size_t i = 0; i < n; i++) {
+        json_t *v = json_array_get(users, i);
+        const char *id = json_is_string(v) ? json_string_value(v) : NULL;
+        if (!id || strlen(id) != json_string_length(v) ||
+            !pres_id_valid(id, strlen(id))) {
+            json_decref(body);
+            return s_bad_request(req, conn, "invalid user id in users");
+        }
+        ids[i] = id;
+    }
+    pres_query_t q;
+    memset(&q, 0, sizeof q);
+    q.op = PRES_Q_GET_MANY;
+    q.nusers = (uint32_t)n;
+    q.users = ids;
+    //  A get_many of 1,000 long ids does not fit the usual request buffer.
+    static _Thread_local uint8_t frame[PRES_QUERY_FRAME_MAX];
+    size_t len = pres_query_encode(&q, frame, sizeof frame);
+    json_decref(body);
+    if (len == 0)
+        return s_bad_request(req, conn, "cannot encode the request");
+    int64_t t0 = pres_mono_ms();
+    zframe_t *reply =
+        pres_qclient_call(req->worker->query, frame, len, s_bus_timeout(req));
+    if (!reply) {
+        gw_metrics_reject(GW_REJ_BROKER_TIMEOUT);
+        return gw_http_error(req, conn, 503, "broker unavailable");
+    }
+    gw_metrics_latency(GW_LAT_QUERY, (pres_mono_ms() - t0) * 1000);
+    bool ok = false;
+    pres_mp_reader_t r;
+    if (pres_mp_find(zframe_data(reply), zframe_size(reply), "ok", &r) != 0 ||
+        pres_mp_read_bool(&r, &ok) != 0 || !ok) {
+        zframe_destroy(&reply);
+        return gw_http_error(req, conn, 400, "broker refused the request");
+    }
+    return s_reply_json(req, conn, &reply);
+}
+
+enum MHD_Result
+gw_api_user_log(gw_req_t *req, struct MHD_Connection *conn, const char *user)
+{
+    if (!pres_id_valid(user, strlen(user)))
+        return s_bad_request(req, conn, "invalid user id");
+    pres_query_t q;
+    memset(&q, 0, sizeof q);
+    q.op = req->route == GW_ROUTE_AUDIT ? PRES_Q_AUDIT : PRES_Q_HISTORY;
+    snprintf(q.user, sizeof q.user, "%s", user);
+    if (s_limit_arg(conn, &q.limit) != 0)
+        return s_bad_request(req, conn, "limit must be 1 to 1000");
+    return s_query_reply(req, conn, &q);
+}
+
+enum MHD_Result
+gw_api_series(gw_req_t *req, struct MHD_Connection *conn)
+{
+    pres_query_t q;
+    memset(&q, 0, sizeof q);
+    q.op = PRES_Q_SERIES;
+    q.minutes = 60;
+    const char *v =
+        MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "minutes");
+    if (v && *v) {
+        char *end = NULL;
+        long n = strtol(v, &end, 10);
+        if (!end || *end || n < 1 || n > PRES_SERIES_MAX)
+            return s_bad_request(req, conn, "minutes must be 1 to 43200");
+        q.minutes = (uint32_t)n;
+    }
+    return s_query_reply(req, conn, &q);
 }
 
 enum MHD_Result

@@ -20,6 +20,13 @@ enum MHD_Result gw_api_stats(gw_req_t *req, struct MHD_Connection *conn);
 //  PUT /v1/users/{user}/account (admin)
 enum MHD_Result gw_api_account(gw_req_t *req, struct MHD_Connection *conn,
                                const char *user);
+//  POST /v1/users/batch {"users": [...]} (any user): get_many
+enum MHD_Result gw_api_batch(gw_req_t *req, struct MHD_Connection *conn);
+//  GET /v1/users/{user}/audit (admin) and /history (any user), by route
+enum MHD_Result gw_api_user_log(gw_req_t *req, struct MHD_Connection *conn,
+                                const char *user);
+//  GET /v1/stats/series?minutes=N (admin)
+enum MHD_Result gw_api_series(gw_req_t *req, struct MHD_Connection *conn);
 //  GET /v1/events (admin)
 enum MHD_Result gw_api_events(gw_req_t *req, struct MHD_Connection *conn);
 

@@ -202,6 +202,7 @@ s_req_new(gateway_t *gw, gw_worker_t *w)
     r->worker = w;
     r->route = GW_ROUTE_OTHER;
     r->cors_index = -1;
+    r->body_max = GW_BODY_MAX;
     r->body[0] = '\0';
     return r;
 }
@@ -217,6 +218,8 @@ s_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!r)
         return;
     *con_cls = NULL;
+    free(r->bulk);
+    r->bulk = NULL;
     gw_worker_t *w = r->worker;
     if (t_worker == w && t_gw == r->gw && w->nfree < S_FREE_REQS_MAX) {
         r->next_free = w->free_reqs;
@@ -503,6 +506,14 @@ s_authenticate(gw_req_t *req, struct MHD_Connection *conn, bool admin,
 }
 
 static enum MHD_Result
+s_too_big(gw_req_t *req, struct MHD_Connection *conn)
+{
+    char msg[64];
+    snprintf(msg, sizeof msg, "body larger than %zu bytes", req->body_max);
+    return gw_http_error(req, conn, 413, msg);
+}
+
+static enum MHD_Result
 s_dispatch(gateway_t *gw, gw_req_t *req, struct MHD_Connection *conn,
            const char *url, const char *method)
 {
@@ -524,7 +535,7 @@ s_dispatch(gateway_t *gw, gw_req_t *req, struct MHD_Connection *conn,
     }
     if (req->too_big) {
         gw_metrics_reject(GW_REJ_TOO_BIG);
-        return gw_http_error(req, conn, 413, "body larger than 4096 bytes");
+        return s_too_big(req, conn);
     }
     if (strncmp(url, "/v1/", 4) != 0) {
         if (strcmp(url, "/healthz") == 0) {
@@ -559,8 +570,15 @@ s_dispatch(gateway_t *gw, gw_req_t *req, struct MHD_Connection *conn,
         req->route = GW_ROUTE_HEARTBEAT;
     else if (strcmp(path, "/logout") == 0)
         req->route = GW_ROUTE_LOGOUT;
-    else if (strcmp(path, "/stats") == 0 || strcmp(path, "/events") == 0 ||
-             strcmp(path, "/users") == 0) {
+    else if (post && strcmp(path, "/users/batch") == 0)
+        req->route = GW_ROUTE_BATCH;  //  GET: the user named batch
+    else if (strcmp(path, "/stats/series") == 0) {
+        req->route = GW_ROUTE_SERIES;
+        allow = "GET, HEAD";
+        method_ok = get;
+        admin = true;
+    } else if (strcmp(path, "/stats") == 0 || strcmp(path, "/events") == 0 ||
+               strcmp(path, "/users") == 0) {
         req->route = path[1] == 's'   ? GW_ROUTE_STATS
                      : path[1] == 'e' ? GW_ROUTE_EVENTS
                                       : GW_ROUTE_USERS;
@@ -586,6 +604,12 @@ s_dispatch(gateway_t *gw, gw_req_t *req, struct MHD_Connection *conn,
             allow = "PUT";
             method_ok = s_is(method, "PUT");
             admin = true;
+        } else if (strcmp(slash, "/audit") == 0 ||
+                   strcmp(slash, "/history") == 0) {
+            req->route = slash[1] == 'a' ? GW_ROUTE_AUDIT : GW_ROUTE_HISTORY;
+            allow = "GET, HEAD";
+            method_ok = get;
+            admin = req->route == GW_ROUTE_AUDIT;
         } else
             return gw_http_error(req, conn, 404, "not found");
     } else
@@ -611,6 +635,13 @@ s_dispatch(gateway_t *gw, gw_req_t *req, struct MHD_Connection *conn,
         return gw_api_account(req, conn, user);
     case GW_ROUTE_EVENTS:
         return gw_api_events(req, conn);
+    case GW_ROUTE_BATCH:
+        return gw_api_batch(req, conn);
+    case GW_ROUTE_AUDIT:
+    case GW_ROUTE_HISTORY:
+        return gw_api_user_log(req, conn, user);
+    case GW_ROUTE_SERIES:
+        return gw_api_series(req, conn);
     default:
         return gw_http_error(req, conn, 404, "not found");
     }
@@ -633,20 +664,22 @@ s_handler(void *cls, struct MHD_Connection *conn, const char *url,
         if (!req)
             return MHD_NO;
         *con_cls = req;
+        //  Only a batch lookup may send more than GW_BODY_MAX.
+        if (strcmp(url, "/v1/users/batch") == 0 && s_is(method, "POST"))
+            req->body_max = GW_BULK_BODY_MAX;
         const char *cl = MHD_lookup_connection_value(
             conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl) {
             char *end = NULL;
             errno = 0;
             unsigned long long v = strtoull(cl, &end, 10);
-            if (errno || !end || *end || v > GW_BODY_MAX) {
+            if (errno || !end || *end || v > req->body_max) {
                 //  Refuse before reading the body; MHD closes the
                 //  connection after this early answer, as it should.
                 req->too_big = true;
                 gw_metrics_reject(GW_REJ_TOO_BIG);
                 s_cors_match(gw, req, conn);
-                return gw_http_error(req, conn, 413,
-                                     "body larger than 4096 bytes");
+                return s_too_big(req, conn);
             }
         }
         return MHD_YES;
@@ -654,16 +687,20 @@ s_handler(void *cls, struct MHD_Connection *conn, const char *url,
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
         req->upload_total += n;
-        if (req->body_len + n > GW_BODY_MAX)
+        if (req->body_len + n > req->body_max)
             req->too_big = true;
         else {
-            memcpy(req->body + req->body_len, upload_data, n);
+            if (req->body_max > GW_BODY_MAX && !req->bulk &&
+                !(req->bulk = malloc(req->body_max + 1)))
+                return MHD_NO;
+            char *body = req->bulk ? req->bulk : req->body;
+            memcpy(body + req->body_len, upload_data, n);
             req->body_len += n;
-            req->body[req->body_len] = '\0';
+            body[req->body_len] = '\0';
         }
         *upload_data_size = 0;
         //  A chunked body far over the cap: stop reading, drop the link.
-        if (req->upload_total > S_UPLOAD_ABORT)
+        if (req->upload_total > S_UPLOAD_ABORT + req->body_max)
             return MHD_NO;
         return MHD_YES;
     }

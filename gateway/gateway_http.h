@@ -22,8 +22,10 @@
 #include "pres_config.h"
 #include "pres_jwt.h"
 
-#define GW_BODY_MAX    4096  //  request body cap, bytes (SPEC section 3)
-#define GW_WORKERS_MAX 64    //  worker contexts (threads) at most
+#define GW_BODY_MAX 4096  //  request body cap, bytes (SPEC section 3)
+#define GW_BULK_BODY_MAX                                                       \
+    (80 * 1024)            //  POST /v1/users/batch: 1,000 ids of 64 bytes fit
+#define GW_WORKERS_MAX 64  //  worker contexts (threads) at most
 
 typedef struct gateway gateway_t;
 
@@ -57,7 +59,9 @@ typedef struct gw_req {
     gw_worker_t *worker;  //  owner, for recycling
     struct gw_req *next_free;
     gw_route_t route;
-    bool too_big;         //  body over GW_BODY_MAX
+    bool too_big;         //  body over body_max
+    size_t body_max;      //  GW_BODY_MAX, or GW_BULK_BODY_MAX (batch)
+    char *bulk;           //  heap body of a batch request, or NULL
     size_t upload_total;  //  bytes offered by MHD
     size_t body_len;
     const char *origin;        //  allowed CORS origin to echo, or NULL
@@ -67,6 +71,13 @@ typedef struct gw_req {
     size_t token_len;
     char body[GW_BODY_MAX + 1];  //  NUL-terminated; last (not zeroed)
 } gw_req_t;
+
+//  The request body (NUL-terminated): body, or bulk for a batch.
+static inline const char *
+gw_req_body(const gw_req_t *req)
+{
+    return req->bulk ? req->bulk : req->body;
+}
 
 struct gateway {
     const pres_config_t *cfg;

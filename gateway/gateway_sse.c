@@ -111,6 +111,11 @@ void
 gw_sse_push(gw_sse_t *self, uint64_t seq, const char *json, size_t len)
 {
     pthread_mutex_lock(&self->lock);
+    if (self->head_known && seq <= self->last && self->first <= self->last) {
+        //  Seqs are never reused: a change already held.
+        pthread_mutex_unlock(&self->lock);
+        return;
+    }
     if (!self->head_known || seq != self->last + 1) {
         //  A gap (or a first change): what is before it is unknown.
         self->head_known = true;

@@ -12,5 +12,8 @@ if(TARGET gateway_core)
     pres_test(NAME it.gateway_api LABEL it TIMEOUT 120
       SOURCES ${CMAKE_SOURCE_DIR}/tests/it/gateway_api.c
       LIBS itutil pres_jwt PkgConfig::CURL PkgConfig::CRYPTO)
+    pres_test(NAME it.gateway_changelog LABEL it TIMEOUT 120
+      SOURCES ${CMAKE_SOURCE_DIR}/tests/it/gateway_changelog.c
+      LIBS itutil pres_jwt PkgConfig::CURL)
   endif()
 endif()
