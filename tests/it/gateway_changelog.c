@@ -303,6 +303,26 @@ main(void)
     EXPECT(s_http("GET", "/v1/stats/series", alice, NULL), 403);
     EXPECT(s_http("GET", "/v1/stats/series?minutes=43200", admin, NULL), 200);
 
+    //  Presence-quality metrics from the broker on /metrics.
+    r = s_http("GET", "/metrics", NULL, NULL);
+    EXPECT(r, 200);
+    CHECK(s_has(r, "presence_broker_transitions_total{reason=\"login\"} 3\n"));
+    CHECK(s_has(r, "presence_broker_transitions_total{reason=\"suspended\"} "
+                   "1\n"));
+    //  bob was offline already: not forced offline.
+    CHECK(s_has(r, "presence_broker_forced_offline_total{status=\"suspended\"} "
+                   "0\n"));
+    CHECK(s_has(r, "presence_broker_flaps_suppressed_total 0\n"));
+    CHECK(s_has(r,
+                "presence_broker_timeout_lateness_seconds_bucket{le=\"+Inf\"}"
+                " 0\n"));
+    CHECK(s_has(r, "presence_broker_timeout_lateness_seconds_count 0\n"));
+    CHECK(s_has(r, "presence_broker_forced_offline_total{status=\"banned\"} "
+                   "0\n"));
+    CHECK(s_has(r, "presence_broker_refused_events_total{reason=\"malformed\"}"
+                   " 0\n"));
+    CHECK(s_has(r, "presence_broker_users{state=\"online\"} 1\n"));
+
     //  SSE across a gateway restart: 300 changes happen while it is down;
     //  a client resuming from the last id it saw gets all of them.
     uint64_t seen = it_stat(&cfg, "seq");
