@@ -282,9 +282,10 @@ s_query(broker_server_t *self)
                                  zframe_size(body), &q, &self->reply) == 1) {
         //  An account change: its own batch, durable before the reply.
         uint64_t seq = 0;
-        //  Who asked, for the audit: the CURVE key when the bus is
-        //  authenticated, else the local bus.
-        const char *by = zframe_meta(body, "User-Id");
+        //  Who asked, for the audit: the admin named in the request (the
+        //  gateway passes the token's subject), else the CURVE key when the
+        //  bus is authenticated, else the local bus.
+        const char *by = q.by[0] ? q.by : zframe_meta(body, "User-Id");
         broker_state_begin(self->state, (uint64_t)pres_now_ms());
         int arc = broker_state_account(self->state, q.user, q.status, q.reason,
                                        by && *by ? by : "bus", &seq);

@@ -136,20 +136,21 @@ typedef enum {
     F_LIMIT,
     F_USERS,
     F_MINUTES,
+    F_BY,
     F_COUNT
 } s_field_t;
 
 static const char *const s_keys[F_COUNT] = {
-    "v",       "type",  "user",     "at",     "src",    "seq",    "session",
-    "device",  "state", "deadline", "status", "reason", "prev",   "sessions",
-    "account", "op",    "cursor",   "limit",  "users",  "minutes"};
+    "v",       "type",  "user",     "at",     "src",    "seq",     "session",
+    "device",  "state", "deadline", "status", "reason", "prev",    "sessions",
+    "account", "op",    "cursor",   "limit",  "users",  "minutes", "by"};
 
 //  Which fields are strings (the rest are unsigned integers).
 #define S_STR_FIELDS                                                           \
     ((1u << F_TYPE) | (1u << F_USER) | (1u << F_SRC) | (1u << F_SESSION) |     \
      (1u << F_DEVICE) | (1u << F_STATE) | (1u << F_STATUS) |                   \
      (1u << F_REASON) | (1u << F_PREV) | (1u << F_ACCOUNT) | (1u << F_OP) |    \
-     (1u << F_CURSOR))
+     (1u << F_CURSOR) | (1u << F_BY))
 
 #define B(f) (1u << (f))
 
@@ -592,7 +593,8 @@ static const struct {
     [PRES_Q_STATS] = {B(F_OP), B(F_OP)},
     [PRES_Q_SNAPSHOT] = {B(F_OP), B(F_OP)},
     [PRES_Q_ACCOUNT] = {B(F_OP) | B(F_USER) | B(F_STATUS),
-                        B(F_OP) | B(F_USER) | B(F_STATUS) | B(F_REASON)},
+                        B(F_OP) | B(F_USER) | B(F_STATUS) | B(F_REASON) |
+                            B(F_BY)},
     [PRES_Q_CHANGES_SINCE] = {B(F_OP) | B(F_SEQ),
                               B(F_OP) | B(F_SEQ) | B(F_LIMIT)},
     [PRES_Q_GET_MANY] = {B(F_OP) | B(F_USERS), B(F_OP) | B(F_USERS)},
@@ -604,7 +606,7 @@ static const struct {
 #define S_Q_ALL                                                                \
     (B(F_OP) | B(F_USER) | B(F_STATE) | B(F_ACCOUNT) | B(F_CURSOR) |           \
      B(F_LIMIT) | B(F_STATUS) | B(F_REASON) | B(F_SEQ) | B(F_USERS) |          \
-     B(F_MINUTES))
+     B(F_MINUTES) | B(F_BY))
 
 int
 pres_query_decode(pres_query_t *q, const void *buf, size_t len,
@@ -635,6 +637,10 @@ pres_query_decode(pres_query_t *q, const void *buf, size_t len,
     }
     if (s_take_text(&f, F_REASON, q->reason, PRES_REASON_MAX) != 0) {
         *why = "bad reason";
+        return -1;
+    }
+    if (s_take_id(&f, F_BY, q->by) != 0) {
+        *why = "bad by";
         return -1;
     }
     q->has_state = (f.present & B(F_STATE)) != 0;
@@ -701,10 +707,14 @@ pres_query_encode(const pres_query_t *q, void *buf, size_t cap)
     bool has_limit = (list && q->limit && q->limit != PRES_LIST_DEFAULT) ||
                      (paged && q->limit);
     bool has_reason = q->op == PRES_Q_ACCOUNT && q->reason[0];
-    size_t n =
-        1 + need_user + (list && q->has_state) + (list && q->has_account) +
-        has_cursor + has_limit + (q->op == PRES_Q_ACCOUNT) + has_reason +
-        (q->op == PRES_Q_CHANGES_SINCE) + many + (q->op == PRES_Q_SERIES);
+    bool has_by = q->op == PRES_Q_ACCOUNT && q->by[0];
+    if (has_by && !pres_id_valid(q->by, strlen(q->by)))
+        return 0;
+    size_t n = has_by + 1 + need_user + (list && q->has_state) +
+               (list && q->has_account) + has_cursor + has_limit +
+               (q->op == PRES_Q_ACCOUNT) + has_reason +
+               (q->op == PRES_Q_CHANGES_SINCE) + many +
+               (q->op == PRES_Q_SERIES);
     pres_mp_writer_t w;
     pres_mp_writer_init(&w, buf, cap);
     msgpack_pack_map(&w.pk, n);
@@ -736,6 +746,8 @@ pres_query_encode(const pres_query_t *q, void *buf, size_t cap)
         pres_mp_pack_kv_str(&w, "status", pres_account_name(q->status));
         if (has_reason)
             pres_mp_pack_kv_str(&w, "reason", q->reason);
+        if (has_by)
+            pres_mp_pack_kv_str(&w, "by", q->by);
     }
     return w.overflow ? 0 : w.len;
 }

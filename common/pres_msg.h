@@ -172,10 +172,12 @@ typedef struct {
                                        //  omits it when 0
     pres_account_t status;             //  account
     char reason[PRES_REASON_MAX + 1];  //  account, optional
-    uint64_t seq;                      //  changes_since: after this seq
-    uint32_t minutes;                  //  series: 1..PRES_SERIES_MAX
-    uint32_t nusers;                   //  get_many: ids in users / users_mp
-    const char *const *users;          //  get_many, encode: the ids (caller)
+    char by[PRES_ID_MAX + 1];  //  account, optional: who asks (the admin's
+                               //  token subject), kept in the audit
+    uint64_t seq;              //  changes_since: after this seq
+    uint32_t minutes;          //  series: 1..PRES_SERIES_MAX
+    uint32_t nusers;           //  get_many: ids in users / users_mp
+    const char *const *users;  //  get_many, encode: the ids (caller)
     const void *users_mp;  //  get_many, decode: the array's elements, msgpack
                            //  strings already validated, into the frame
     size_t users_mp_len;   //  bytes of users_mp

@@ -4,6 +4,7 @@
 #include <assert.h>
 #include <czmq.h>
 #include <errno.h>
+#include <pwd.h>
 #include <inttypes.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -386,6 +387,17 @@ s_keygen(const ctl_args_t *a, FILE *out, FILE *err)
     return CTL_EXIT_OK;
 }
 
+//  Who runs presencectl, for the audit: the login name if it is a valid
+//  id, else "presencectl".
+static void
+s_by(char *by, size_t cap)
+{
+    const struct passwd *pw = getpwuid(getuid());
+    const char *name = pw && pw->pw_name ? pw->pw_name : "";
+    snprintf(by, cap, "%s",
+             pres_id_valid(name, strlen(name)) ? name : "presencectl");
+}
+
 int
 ctl_cmd_run(const ctl_args_t *a, const pres_config_t *cfg, FILE *out, FILE *err)
 {
@@ -405,6 +417,7 @@ ctl_cmd_run(const ctl_args_t *a, const pres_config_t *cfg, FILE *out, FILE *err)
     case CTL_CMD_ACCOUNT:
         q.op = PRES_Q_ACCOUNT;
         snprintf(q.user, sizeof(q.user), "%s", a->user);
+        s_by(q.by, sizeof(q.by));
         pres_account_parse(a->status, strlen(a->status), &q.status);
         if (a->reason)
             snprintf(q.reason, sizeof(q.reason), "%s", a->reason);

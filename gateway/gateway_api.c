@@ -405,6 +405,7 @@ gw_api_account(gw_req_t *req, struct MHD_Connection *conn, const char *user)
     memset(&q, 0, sizeof q);
     q.op = PRES_Q_ACCOUNT;
     snprintf(q.user, sizeof q.user, "%s", user);
+    snprintf(q.by, sizeof q.by, "%s", req->claims.sub);  //  for the audit
     char status_s[16];
     int has_status =
         s_str_field(body, "status", status_s, sizeof status_s, false);

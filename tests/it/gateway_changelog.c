@@ -277,7 +277,7 @@ main(void)
     EXPECT(r, 200);
     CHECK(s_has(r, "{\"entries\":[{"));
     CHECK(s_has(r, "\"old\":\"active\"") && s_has(r, "\"new\":\"suspended\"") &&
-          s_has(r, "\"reason\":\"spam\"") && s_has(r, "\"by\":\"") &&
+          s_has(r, "\"reason\":\"spam\"") && s_has(r, "\"by\":\"root\"") &&
           s_has(r, "\"at\":"));
     EXPECT(s_http("GET", "/v1/users/b%20b/audit", admin, NULL), 400);
     EXPECT(s_http("POST", "/v1/users/bob/audit", admin, "{}"), 405);
