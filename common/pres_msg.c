@@ -696,7 +696,8 @@ pres_query_encode(const pres_query_t *q, void *buf, size_t cap)
     bool paged = q->op == PRES_Q_CHANGES_SINCE || q->op == PRES_Q_AUDIT ||
                  q->op == PRES_Q_HISTORY;
     bool many = q->op == PRES_Q_GET_MANY;
-    if (many && (q->nusers < 1 || q->nusers > PRES_MANY_MAX || !q->users))
+    if (many && (q->nusers < 1 || q->nusers > PRES_MANY_MAX ||
+                 (!q->users && !q->users_mp)))
         return 0;
     if (q->op == PRES_Q_SERIES &&
         (q->minutes < 1 || q->minutes > PRES_SERIES_MAX))
@@ -704,8 +705,10 @@ pres_query_encode(const pres_query_t *q, void *buf, size_t cap)
     if (q->limit > PRES_LIST_MAX)
         return 0;
     bool has_cursor = list && q->cursor[0];
-    bool has_limit = (list && q->limit && q->limit != PRES_LIST_DEFAULT) ||
-                     (paged && q->limit);
+    //  limit is left out when it is the op's default (canonical bytes).
+    uint32_t def_limit =
+        q->op == PRES_Q_CHANGES_SINCE ? PRES_LIST_MAX : PRES_LIST_DEFAULT;
+    bool has_limit = (list || paged) && q->limit && q->limit != def_limit;
     bool has_reason = q->op == PRES_Q_ACCOUNT && q->reason[0];
     bool has_by = q->op == PRES_Q_ACCOUNT && q->by[0];
     if (has_by && !pres_id_valid(q->by, strlen(q->by)))
@@ -732,7 +735,9 @@ pres_query_encode(const pres_query_t *q, void *buf, size_t cap)
     if (many) {
         pres_mp_pack_cstr(&w, "users");
         msgpack_pack_array(&w.pk, q->nusers);
-        for (uint32_t i = 0; i < q->nusers; i++) {
+        if (!q->users)  //  a decoded request: its checked elements as is
+            w.pk.callback(w.pk.data, q->users_mp, q->users_mp_len);
+        for (uint32_t i = 0; q->users && i < q->nusers; i++) {
             if (!pres_id_valid(q->users[i], strlen(q->users[i])))
                 return 0;
             pres_mp_pack_cstr(&w, q->users[i]);

@@ -169,7 +169,7 @@ typedef struct {
                                        //  op's default when absent (list,
                                        //  audit, history PRES_LIST_DEFAULT;
                                        //  changes_since PRES_LIST_MAX); encode
-                                       //  omits it when 0
+                                       //  omits it when 0 or that default
     pres_account_t status;             //  account
     char reason[PRES_REASON_MAX + 1];  //  account, optional
     char by[PRES_ID_MAX + 1];  //  account, optional: who asks (the admin's
