@@ -255,6 +255,7 @@ main(void)
     EXPECT(r, 200);
     EXPECT(s_http("POST", "/v1/login", bob, "{}"), 200);
     EXPECT(s_http("POST", "/v1/logout", bob, "{}"), 204);
+    free(bob);
     bob = s_mint("bob", false);  //  logout revoked the old one
 
     //  devices in GET /v1/users/{user}.
