@@ -23,7 +23,10 @@
 #define BROKER_S_NEW      1  //  not yet written to LMDB
 #define BROKER_S_DIRTY    2  //  last_hb newer than in LMDB (lazy flush)
 #define BROKER_S_FLUSHING 4  //  written by the flush txn being committed
-#define BROKER_S_GRACE    8  //  timed out, kept for `grace` (memory only)
+#define BROKER_S_WRITE                                                         \
+    8                      //  durable change (state, beat of a change):
+                           //  written by the batch's txn
+#define BROKER_S_GRACE 16  //  timed out, kept for `grace` (memory only)
 
 typedef struct {
     char id[PRES_ID_MAX + 1];  //  user id, NUL-terminated

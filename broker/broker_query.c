@@ -475,6 +475,16 @@ s_pack_quality(msgpack_packer *pk, const broker_quality_t *qy)
         s_kv_uint(pk, broker_refuse_names[i], qy->refused[i]);
 }
 
+#define S_PUBS_LISTED 100  //  publishers listed by `stats`
+
+static int
+s_cmp_recent(const void *a, const void *b)
+{
+    const broker_pub_t *x = *(broker_pub_t *const *)a;
+    const broker_pub_t *y = *(broker_pub_t *const *)b;
+    return x->seen > y->seen ? -1 : x->seen < y->seen;
+}
+
 static void
 s_stats(broker_state_t *state, msgpack_sbuffer *out)
 {
@@ -482,7 +492,7 @@ s_stats(broker_state_t *state, msgpack_sbuffer *out)
     broker_pubs_t *pubs = broker_state_pubs(state);
     msgpack_packer pk;
     msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 9);
+    msgpack_pack_map(&pk, 11);
     s_kv_ok(&pk);
     s_kv_uint(&pk, "seq", m->seq);
     s_pack_quality(&pk, broker_state_quality(state));
@@ -502,6 +512,14 @@ s_stats(broker_state_t *state, msgpack_sbuffer *out)
     s_kv_uint(&pk, "refused", m->refused);
     s_kv_uint(&pk, "lost", m->lost);
     s_kv_uint(&pk, "malformed", m->malformed);
+    //  Since this broker started: attempts to change accounts outside the
+    //  admin endpoint, and peers the admin endpoint turned away.
+    const broker_forbidden_t *fb = broker_state_forbidden(state);
+    s_str(&pk, "forbidden");
+    msgpack_pack_map(&pk, 3);
+    s_kv_uint(&pk, "events", fb->events);
+    s_kv_uint(&pk, "queries", fb->queries);
+    s_kv_uint(&pk, "peers", fb->peers);
     //  Since this broker started: group commit shows as commits << events.
     broker_store_t *store = broker_state_store(state);
     s_str(&pk, "storage");
@@ -509,16 +527,26 @@ s_stats(broker_state_t *state, msgpack_sbuffer *out)
     s_kv_uint(&pk, "commits", broker_store_commits(store));
     s_kv_uint(&pk, "syncs", broker_store_syncs(store));
     s_kv_uint(&pk, "map_mib", broker_store_map_size(store) >> 20);
-    s_str(&pk, "publishers");
+    //  The most recently seen publishers first, at most S_PUBS_LISTED.
     size_t n = broker_pubs_count(pubs);
-    msgpack_pack_array(&pk, n);
-    for (size_t i = 0; i < n; i++) {
-        broker_pub_t *pub = broker_pubs_at(pubs, i);
+    broker_pub_t **recent = calloc(n ? n : 1, sizeof(*recent));
+    if (!recent)
+        n = 0;
+    for (size_t i = 0; i < n; i++)
+        recent[i] = broker_pubs_at(pubs, i);
+    if (n)
+        qsort(recent, n, sizeof(*recent), s_cmp_recent);
+    s_kv_uint(&pk, "publishers_total", broker_pubs_count(pubs));
+    s_str(&pk, "publishers");
+    size_t listed = n < S_PUBS_LISTED ? n : S_PUBS_LISTED;
+    msgpack_pack_array(&pk, listed);
+    for (size_t i = 0; i < listed; i++) {
         msgpack_pack_map(&pk, 3);
-        s_kv_str(&pk, "src", pub->src);
-        s_kv_uint(&pk, "seq", pub->last);
-        s_kv_uint(&pk, "lost", pub->lost);
+        s_kv_str(&pk, "src", recent[i]->src);
+        s_kv_uint(&pk, "seq", recent[i]->last);
+        s_kv_uint(&pk, "lost", recent[i]->lost);
     }
+    free(recent);
 }
 
 static void
@@ -596,7 +624,10 @@ broker_query_answer(broker_state_t *state, const void *req, size_t len,
     broker_store_t *store = broker_state_store(state);
     switch (q->op) {
     case PRES_Q_ACCOUNT:
-        return 1;
+        //  Account changes travel only on the admin endpoint.
+        broker_state_forbidden(state)->queries++;
+        broker_query_error(out, "forbidden");
+        break;
     case PRES_Q_STATS:
         s_stats(state, out);
         break;
@@ -622,6 +653,22 @@ broker_query_answer(broker_state_t *state, const void *req, size_t len,
         broker_query_error(out, "unknown op");
     }
     return rc;
+}
+
+int
+broker_query_admin(const void *req, size_t len, pres_query_t *q,
+                   msgpack_sbuffer *out)
+{
+    const char *why = "malformed";
+    if (pres_query_decode(q, req, len, &why)) {
+        broker_query_error(out, why);
+        return 0;
+    }
+    if (q->op != PRES_Q_ACCOUNT) {
+        broker_query_error(out, "the admin endpoint takes only account");
+        return 0;
+    }
+    return 1;
 }
 
 void

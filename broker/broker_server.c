@@ -12,6 +12,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include "broker_auth.h"
 #include "broker_query.h"
 #include "broker_state.h"
 #include "broker_store.h"
@@ -26,10 +27,11 @@ struct broker_server {
     int lock_fd;            //  flock'ed run_dir/broker.lock
     broker_store_t *store;  //  LMDB
     broker_state_t *state;  //  rules, live set, counters
-    zactor_t *auth;         //  zauth when CURVE is in use, else NULL
+    broker_auth_t *auth;    //  ZAP handler (admin peers, CURVE keys)
     zsock_t *events;        //  SUB, bound
     zsock_t *changes;       //  PUB, bound
     zsock_t *queries;       //  ROUTER, bound
+    zsock_t *admin;         //  ROUTER, bound: account changes only
     zmq_msg_t topic;        //  reused receive buffers
     zmq_msg_t body;
     zmq_msg_t extra;
@@ -65,8 +67,10 @@ s_lock(broker_server_t *self)
     return 0;
 }
 
+//  Bind one socket. admin: the admin ROUTER (small frames, its own ZAP
+//  domain so that only admin peers get in, on ipc:// as well).
 static zsock_t *
-s_bind(broker_server_t *self, int type, const char *endpoint)
+s_bind(broker_server_t *self, int type, const char *endpoint, bool admin)
 {
     zsock_t *sock = zsock_new(type);
     if (!sock) {
@@ -75,22 +79,28 @@ s_bind(broker_server_t *self, int type, const char *endpoint)
     }
     zsock_set_linger(sock, 0);
     if (type == ZMQ_SUB) {
-        zsock_set_rcvhwm(sock, self->cfg->bus_hwm);
-        zsock_set_maxmsgsize(sock, PRES_BUS_MAXMSG);
+        //  Inbound memory is bounded: events_rcvhwm messages per
+        //  publisher of at most PRES_BUS_EVENT_MAXMSG bytes each.
+        zsock_set_rcvhwm(sock, self->cfg->events_rcvhwm);
+        zsock_set_maxmsgsize(sock, PRES_BUS_EVENT_MAXMSG);
         zsock_set_subscribe(sock, "");
     } else if (type == ZMQ_PUB) {
         zsock_set_sndhwm(sock, self->cfg->bus_hwm);
         zsock_set_linger(sock, 1000);
     } else {
         zsock_set_rcvtimeo(sock, 0);
-        zsock_set_maxmsgsize(sock, PRES_QUERY_FRAME_MAX);
+        //  Queries: a get_many of 1,000 ids needs up to PRES_QUERY_FRAME_MAX.
+        zsock_set_maxmsgsize(sock, admin ? PRES_BUS_EVENT_MAXMSG
+                                         : PRES_QUERY_FRAME_MAX);
         zsock_set_sndhwm(sock, self->cfg->bus_hwm);
-        zsock_set_rcvhwm(sock, self->cfg->bus_hwm);
+        zsock_set_rcvhwm(sock, admin ? 1000 : self->cfg->bus_hwm);
     }
     if (pres_bus_secure(sock, self->cfg, endpoint, true)) {
         zsock_destroy(&sock);
         return NULL;
     }
+    if (admin)  //  after pres_bus_secure, which sets the bus domain
+        zsock_set_zap_domain(sock, BROKER_AUTH_ADMIN);
     if (zsock_bind(sock, "%s", endpoint) < 0) {
         pres_log_error("zsock_bind(%s) failed: %s", endpoint,
                        zmq_strerror(zmq_errno()));
@@ -122,19 +132,20 @@ broker_server_new(const pres_config_t *cfg)
     self->state = broker_state_new(cfg, self->store);
     if (!self->state)
         goto fail;
-    bool auth_failed = false;
-    self->auth = pres_bus_auth_new(cfg, &auth_failed);
-    if (auth_failed)
+    //  The ZAP handler must be up before a socket with a domain binds.
+    self->auth = broker_auth_new(cfg);
+    if (!self->auth)
         goto fail;
-    self->events = s_bind(self, ZMQ_SUB, cfg->events_endpoint);
-    self->changes = s_bind(self, ZMQ_PUB, cfg->changes_endpoint);
-    self->queries = s_bind(self, ZMQ_ROUTER, cfg->query_endpoint);
-    if (!self->events || !self->changes || !self->queries)
+    self->events = s_bind(self, ZMQ_SUB, cfg->events_endpoint, false);
+    self->changes = s_bind(self, ZMQ_PUB, cfg->changes_endpoint, false);
+    self->queries = s_bind(self, ZMQ_ROUTER, cfg->query_endpoint, false);
+    self->admin = s_bind(self, ZMQ_ROUTER, cfg->admin_endpoint, true);
+    if (!self->events || !self->changes || !self->queries || !self->admin)
         goto fail;
     self->next_flush = pres_mono_ms() + cfg->lastseen_flush_ms;
-    pres_log_info("listening: events %s, changes %s, queries %s",
+    pres_log_info("listening: events %s, changes %s, queries %s, admin %s",
                   cfg->events_endpoint, cfg->changes_endpoint,
-                  cfg->query_endpoint);
+                  cfg->query_endpoint, cfg->admin_endpoint);
     return self;
 fail:
     broker_server_destroy(&self);
@@ -153,7 +164,8 @@ broker_server_destroy(broker_server_t **self_p)
     zsock_destroy(&self->events);
     zsock_destroy(&self->changes);
     zsock_destroy(&self->queries);
-    zactor_destroy(&self->auth);
+    zsock_destroy(&self->admin);
+    broker_auth_destroy(&self->auth);
     broker_state_destroy(&self->state);
     broker_store_destroy(&self->store);
     zmq_msg_close(&self->topic);
@@ -245,74 +257,106 @@ s_events(broker_server_t *self)
     return 0;
 }
 
-//  Send reply (self->reply) behind the request's routing envelope.
-static void
-s_reply(broker_server_t *self, zmsg_t *envelope)
+//  Apply an account change in its own batch, durable before the reply is
+//  written to self->reply. by: who asked. 0 or -1 (store failure).
+static int
+s_account(broker_server_t *self, const pres_query_t *q, const char *by)
 {
-    zmsg_addmem(envelope, self->reply.data, self->reply.size);
-    if (zmsg_send(&envelope, self->queries))
-        pres_log_limited(&self->rl, 1000, "zmsg_send(reply) failed");
-    zmsg_destroy(&envelope);
+    uint64_t seq = 0;
+    int rc = 0;
+    broker_state_begin(self->state, (uint64_t)pres_now_ms());
+    int arc = broker_state_account(self->state, q->user, q->status,
+                                   q->reason[0] ? q->reason : NULL, by, &seq);
+    if (broker_state_commit(self->state))
+        rc = -1;
+    else
+        s_publish(self);
+    broker_query_account_reply(q, arc || rc, seq, &self->reply);
+    return rc;
 }
 
-//  Serve one query. Returns 0, 1 when no query was waiting, -1 on a store
-//  failure during an account change.
+//  Serve one request on a ROUTER (queries, or admin when admin is true).
+//  The routing envelope ends at the first empty frame (REQ's delimiter;
+//  without one, as from a bare DEALER, it is the identity frame alone);
+//  exactly one body frame must follow, else ONE error frame is the reply.
+//  Returns 0, 1 when nothing was waiting, -1 on a store failure.
 static int
-s_query(broker_server_t *self)
+s_serve(broker_server_t *self, zsock_t *sock, bool admin)
 {
-    //  RCVTIMEO is 0 on this socket: NULL when nothing is waiting.
-    zmsg_t *msg = zmsg_recv(self->queries);
+    //  RCVTIMEO is 0 on these sockets: NULL when nothing is waiting.
+    zmsg_t *msg = zmsg_recv(sock);
     if (!msg)
         return 1;
-    //  [identity ... empty?] body: the body is the last frame; everything
-    //  before it is the envelope and goes back unchanged.
-    zframe_t *body = zmsg_last(msg);
-    zmsg_remove(msg, body);
-    if (zmsg_size(msg) == 0) {  //  cannot happen on ROUTER
-        zframe_destroy(&body);
-        zmsg_destroy(&msg);
-        return 0;
+    zmsg_t *envelope = zmsg_new();
+    bool delimited = false;
+    for (zframe_t *f = zmsg_first(msg); f; f = zmsg_next(msg))
+        if (zframe_size(f) == 0) {
+            delimited = true;
+            break;
+        }
+    zframe_t *frame;
+    while ((frame = zmsg_pop(msg))) {
+        bool last = delimited ? zframe_size(frame) == 0 : true;
+        zmsg_append(envelope, &frame);
+        if (last)
+            break;
     }
+    //  What is left in msg is the body.
     msgpack_sbuffer_clear(&self->reply);
-    pres_query_t q;
     int rc = 0;
-    if (zframe_size(body) == 0)
+    zframe_t *body = zmsg_first(msg);
+    pres_query_t q;
+    if (zmsg_size(msg) > 1)
+        broker_query_error(&self->reply, "a request is one frame");
+    else if (!body || zframe_size(body) == 0)
         broker_query_error(&self->reply, "empty request");
-    else if (broker_query_answer(self->state, zframe_data(body),
-                                 zframe_size(body), &q, &self->reply) == 1) {
-        //  An account change: its own batch, durable before the reply.
-        uint64_t seq = 0;
-        //  Who asked, for the audit: the admin named in the request (the
-        //  gateway passes the token's subject), else the CURVE key when the
-        //  bus is authenticated, else the local bus.
-        const char *by = q.by[0] ? q.by : zframe_meta(body, "User-Id");
-        broker_state_begin(self->state, (uint64_t)pres_now_ms());
-        int arc = broker_state_account(self->state, q.user, q.status, q.reason,
-                                       by && *by ? by : "bus", &seq);
-        if (broker_state_commit(self->state))
-            rc = -1;
-        else
-            s_publish(self);
-        broker_query_account_reply(&q, arc || rc, seq, &self->reply);
+    else if (!admin) {
+        broker_forbidden_t *fb = broker_state_forbidden(self->state);
+        fb->peers = broker_auth_admin_refused(self->auth);
+        broker_query_answer(self->state, zframe_data(body), zframe_size(body),
+                            &q, &self->reply);
+    } else if (broker_query_admin(zframe_data(body), zframe_size(body), &q,
+                                  &self->reply) == 1) {
+        //  `by` from the request (the gateway forwards its admin token's
+        //  sub) is trusted because only admin peers get here; else the
+        //  identity the ZAP handler gave the connection.
+        const char *peer = zframe_meta(body, "User-Id");
+        rc = s_account(self, &q, q.by[0] ? q.by : (peer ? peer : "unknown"));
     }
-    zframe_destroy(&body);
-    s_reply(self, msg);
+    zmsg_destroy(&msg);
+    zmsg_addmem(envelope, self->reply.data, self->reply.size);
+    if (zmsg_send(&envelope, sock))
+        pres_log_limited(&self->rl, 1000, "zmsg_send(reply) failed");
+    zmsg_destroy(&envelope);
     return rc;
+}
+
+//  Serve up to S_QUERIES_PER_TURN requests waiting on sock. 0 or -1.
+static int
+s_serve_some(broker_server_t *self, zsock_t *sock, bool admin)
+{
+    for (int i = 0; i < S_QUERIES_PER_TURN; i++) {
+        int rc = s_serve(self, sock, admin);
+        if (rc != 0)
+            return rc < 0 ? -1 : 0;
+    }
+    return 0;
 }
 
 int
 broker_server_run(broker_server_t *self)
 {
-    zmq_pollitem_t items[2] = {
+    zmq_pollitem_t items[3] = {
         {zsock_resolve(self->events), 0, ZMQ_POLLIN, 0},
         {zsock_resolve(self->queries), 0, ZMQ_POLLIN, 0},
+        {zsock_resolve(self->admin), 0, ZMQ_POLLIN, 0},
     };
     while (!zsys_interrupted) {
         int64_t now = pres_mono_ms();
         long wait = 1000;
         if (broker_state_dirty(self->state))
             wait = self->next_flush > now ? (long)(self->next_flush - now) : 0;
-        int rc = zmq_poll(items, 2, wait);
+        int rc = zmq_poll(items, 3, wait);
         if (rc < 0) {
             if (zmq_errno() == EINTR)
                 continue;
@@ -321,14 +365,12 @@ broker_server_run(broker_server_t *self)
         }
         if ((items[0].revents & ZMQ_POLLIN) && s_events(self))
             return -1;
-        if (items[1].revents & ZMQ_POLLIN)
-            for (int i = 0; i < S_QUERIES_PER_TURN; i++) {
-                int qrc = s_query(self);
-                if (qrc < 0)
-                    return -1;
-                if (qrc > 0)
-                    break;
-            }
+        if ((items[1].revents & ZMQ_POLLIN) &&
+            s_serve_some(self, self->queries, false))
+            return -1;
+        if ((items[2].revents & ZMQ_POLLIN) &&
+            s_serve_some(self, self->admin, true))
+            return -1;
         if (broker_state_point(self->state, (uint64_t)pres_now_ms()))
             return -1;
         now = pres_mono_ms();

@@ -12,8 +12,8 @@
 
 #include "pres_log.h"
 
-#define S_MAX_SOURCES 16
-#define S_OUTBOX_MSG  512  //  room for one change or notice (< 300 B)
+#define S_PUBS_EXPIRE_MS 60000  //  idle publishers are looked for this often
+#define S_OUTBOX_MSG     512    //  room for one change or notice (< 300 B)
 
 //  A session ended in this batch, to delete from LMDB.
 typedef struct {
@@ -48,18 +48,19 @@ typedef struct {
 
 struct broker_state {
     const pres_config_t *cfg;
-    broker_store_t *store;  //  borrowed
-    broker_live_t *live;    //  resident users and live sessions
-    broker_pubs_t *pubs;    //  per-publisher seq table
-    broker_meta_t meta;     //  seq and counters (memory = truth)
-    uint64_t timeout_ms;    //  session timeout
-    bool deny_unknown;      //  unknown_users = deny
-    char sources[S_MAX_SOURCES][PRES_ID_MAX + 1];  //  account src prefixes
-    int nsources;
-    uint64_t now;       //  batch clock, ms
-    bool reading;       //  store read txn open in this batch
-    bool changed;       //  batch holds a change (must be durable)
-    uint32_t *touched;  //  users on the batch list
+    broker_store_t *store;         //  borrowed
+    broker_live_t *live;           //  resident users and live sessions
+    broker_pubs_t *pubs;           //  per-publisher seq table
+    broker_meta_t meta;            //  seq and counters (memory = truth)
+    uint64_t timeout_ms;           //  session timeout
+    bool deny_unknown;             //  unknown_users = deny
+    uint32_t max_sessions;         //  max_sessions_per_user
+    broker_forbidden_t forbidden;  //  account attempts refused
+    uint64_t next_pubs_expire;     //  ms of the next idle-publisher sweep
+    uint64_t now;                  //  batch clock, ms
+    bool reading;                  //  store read txn open in this batch
+    bool changed;                  //  batch holds a change (must be durable)
+    uint32_t *touched;             //  users on the batch list
     size_t ntouched, touched_cap;
     s_dead_t *dead;  //  sessions ended in this batch
     size_t ndead, dead_cap;
@@ -159,23 +160,7 @@ s_load_session(const char *user, size_t ulen, const char *session, size_t slen,
 static int
 s_load_pub(const char *src, size_t len, uint64_t last, uint64_t lost, void *arg)
 {
-    return broker_pubs_load(arg, src, len, last, lost);
-}
-
-static void
-s_parse_sources(broker_state_t *self, const char *list)
-{
-    const char *p = list;
-    while (*p && self->nsources < S_MAX_SOURCES) {
-        while (*p == ',' || *p == ' ')
-            p++;
-        size_t n = strcspn(p, ", ");
-        if (n > 0 && n <= PRES_ID_MAX) {
-            memcpy(self->sources[self->nsources], p, n);
-            self->sources[self->nsources++][n] = 0;
-        }
-        p += n;
-    }
+    return broker_pubs_load(arg, src, len, last, lost, (uint64_t)pres_now_ms());
 }
 
 broker_state_t *
@@ -199,9 +184,10 @@ broker_state_new(const pres_config_t *cfg, broker_store_t *store)
     self->deny_unknown = strcmp(cfg->unknown_users, "deny") == 0;
     self->grace_ms = (uint64_t)(cfg->grace * 1000.0 + 0.5);
     self->keep = (uint64_t)cfg->changelog_keep;
-    s_parse_sources(self, cfg->account_sources);
+    self->max_sessions = (uint32_t)cfg->max_sessions_per_user;
     self->live = broker_live_new();
-    self->pubs = broker_pubs_new();
+    self->pubs = broker_pubs_new((size_t)cfg->publishers_max,
+                                 (uint64_t)cfg->publishers_idle * 1000);
     if (!self->live || !self->pubs)
         goto fail;
     if (broker_store_read_begin(store))
@@ -259,6 +245,14 @@ broker_state_begin(broker_state_t *self, uint64_t now_ms)
 {
     self->now = now_ms;
     self->changed = false;
+    if (now_ms >= self->next_pubs_expire) {
+        //  Idle publishers go (written with the next batch or flush).
+        size_t n = broker_pubs_expire(self->pubs, now_ms);
+        if (n)
+            pres_log_info("forgot %zu publishers idle for %d s", n,
+                          self->cfg->publishers_idle);
+        self->next_pubs_expire = now_ms + S_PUBS_EXPIRE_MS;
+    }
 }
 
 static void
@@ -453,13 +447,24 @@ s_end_session(broker_state_t *self, uint32_t s)
 
 //  ---- the rules
 
-static bool
-s_source_allowed(const broker_state_t *self, const char *src)
+//  Make room for a new session of user u at max_sessions_per_user: end the
+//  session that beat least recently (a forgotten tab rather than the
+//  device in use). Scans at most max_sessions entries, in memory.
+static int
+s_end_oldest(broker_state_t *self, uint32_t u)
 {
-    for (int i = 0; i < self->nsources; i++)
-        if (strncmp(src, self->sources[i], strlen(self->sources[i])) == 0)
-            return true;
-    return false;
+    uint32_t oldest = BROKER_LIVE_NONE;
+    uint64_t oldest_hb = UINT64_MAX;
+    for (uint32_t s = broker_live_user(self->live, u)->first;
+         s != BROKER_LIVE_NONE;) {
+        broker_session_t *session = broker_live_session(self->live, s);
+        if (session->last_hb < oldest_hb) {
+            oldest_hb = session->last_hb;
+            oldest = s;
+        }
+        s = session->next;
+    }
+    return oldest == BROKER_LIVE_NONE ? 0 : s_end_session(self, oldest);
 }
 
 //  Login, or a heartbeat for a session the broker does not know (a
@@ -482,6 +487,8 @@ s_login(broker_state_t *self, const pres_event_t *ev, pres_state_t state)
     size_t slen = strlen(ev->session);
     uint32_t s = broker_live_session_find(self->live, u, ev->session, slen);
     bool added = s == BROKER_LIVE_NONE;
+    if (added && user->nsessions >= self->max_sessions && s_end_oldest(self, u))
+        return -1;
     if (added) {
         s = broker_live_session_add(self->live, u, ev->session, slen);
         if (s == BROKER_LIVE_NONE)
@@ -498,12 +505,15 @@ s_login(broker_state_t *self, const pres_event_t *ev, pres_state_t state)
     session->last_hb = self->now;
     user->last_seen = self->now;
     user->state = (uint8_t)broker_live_user_state(self->live, u);
-    if (added || user->state != prev)
+    if (added || user->state != prev) {
+        session->flags |= BROKER_S_WRITE;
         return s_change(self, u, prev, PRES_RSN_LOGIN, session->id,
                         s_deadline(self, session));
-    if (flipped)
-        s_touch(self, u, S_U_WRITE);  //  per-session state is durable
-    else {
+    }
+    if (flipped) {
+        session->flags |= BROKER_S_WRITE;  //  per-session state is durable
+        s_touch(self, u, S_U_WRITE);
+    } else {
         session->flags |= BROKER_S_DIRTY;
         s_mark_dirty(self, user);
     }
@@ -536,6 +546,7 @@ s_heartbeat(broker_state_t *self, const pres_event_t *ev)
     if (ev->has_state && ev->state != session->state) {
         pres_state_t prev = user->state;
         session->state = (uint8_t)ev->state;
+        session->flags |= BROKER_S_WRITE;
         user->state = (uint8_t)broker_live_user_state(self->live, u);
         if (user->state != prev)
             return s_change(self, u, prev, PRES_RSN_HEARTBEAT, session->id,
@@ -668,6 +679,9 @@ broker_state_account(broker_state_t *self, const char *id,
     if (u == BROKER_LIVE_NONE)
         return -1;
     broker_user_t *user = broker_live_user(self->live, u);
+    pres_log_info("account %s: %s -> %s by %s", id,
+                  pres_account_name(user->account), pres_account_name(status),
+                  by ? by : "?");
     const char *old = user->reason ? user->reason : "";
     if ((user->account != status || strcmp(old, reason ? reason : "") != 0) &&
         s_audit(self, user, status, reason, by))
@@ -714,7 +728,7 @@ s_refused(broker_state_t *self, const char *why)
 int
 broker_state_apply(broker_state_t *self, const pres_event_t *ev)
 {
-    uint64_t lost = broker_pubs_arrive(self->pubs, ev->src, ev->seq);
+    uint64_t lost = broker_pubs_arrive(self->pubs, ev->src, ev->seq, self->now);
     if (lost != UINT64_MAX)
         self->meta.lost += lost;
     self->refuse_why = "other";
@@ -733,12 +747,10 @@ broker_state_apply(broker_state_t *self, const pres_event_t *ev)
         rc = s_expire(self, ev);
         break;
     case PRES_EV_ACCOUNT:
-        if (!s_source_allowed(self, ev->src)) {
-            self->refuse_why = "account_forbidden";
-            rc = 1;
-        } else
-            rc = broker_state_account(self, ev->user, ev->status, ev->reason,
-                                      ev->src, NULL);
+        //  Whatever src it names: a bus publisher is not an authority.
+        self->forbidden.events++;
+        self->refuse_why = "account_forbidden";
+        rc = 1;
         break;
     default:
         rc = 1;
@@ -773,7 +785,9 @@ s_user_rec(const broker_user_t *user, broker_user_rec_t *rec)
              user->reason ? user->reason : "");
 }
 
-//  Write user u and all its live sessions from memory.
+//  Write user u and those of its sessions this batch changed, from
+//  memory: a change costs the same whatever the user's session count
+//  (beats of the others wait for the lazy flush).
 static int
 s_write_user(broker_state_t *self, broker_store_t *store, uint32_t u)
 {
@@ -786,6 +800,9 @@ s_write_user(broker_state_t *self, broker_store_t *store, uint32_t u)
         return -1;
     for (uint32_t s = user->first; s != BROKER_LIVE_NONE;) {
         broker_session_t *session = broker_live_session(self->live, s);
+        s = session->next;
+        if (!(session->flags & (BROKER_S_NEW | BROKER_S_WRITE)))
+            continue;
         broker_session_rec_t srec = {.last_hb = session->last_hb,
                                      .since = session->since,
                                      .state = session->state};
@@ -793,7 +810,6 @@ s_write_user(broker_state_t *self, broker_store_t *store, uint32_t u)
                  session->device ? session->device : "");
         if (broker_store_put_session(store, user->id, session->id, &srec))
             return -1;
-        s = session->next;
     }
     return 0;
 }
@@ -801,6 +817,10 @@ s_write_user(broker_state_t *self, broker_store_t *store, uint32_t u)
 static int
 s_write_pubs(broker_state_t *self, broker_store_t *store)
 {
+    //  Forgotten first: a src forgotten and seen again is written below.
+    for (size_t i = 0; i < broker_pubs_forgotten_count(self->pubs); i++)
+        if (broker_store_del_pub(store, broker_pubs_forgotten(self->pubs, i)))
+            return -1;
     for (size_t i = 0; i < broker_pubs_count(self->pubs); i++) {
         broker_pub_t *pub = broker_pubs_at(self->pubs, i);
         if (pub->dirty &&
@@ -885,27 +905,30 @@ broker_state_commit(broker_state_t *self)
     for (size_t i = 0; i < self->ntouched; i++) {
         uint32_t u = self->touched[i];
         broker_user_t *user = broker_live_user(self->live, u);
-        bool written = false;  //  its record and sessions are in this txn
-        if (user->flags & (S_U_WRITE | BROKER_U_DIRTY)) {
-            if (need_write || self->ndead) {
-                written = true;
-                user->stored_state = user->state;
-                user->flags |= BROKER_U_STORED;
-                if (user->flags & BROKER_U_DIRTY)
-                    self->ndirty--;
-                user->flags &= (uint8_t) ~(S_U_WRITE | BROKER_U_DIRTY);
-            }
-        }
-        user->flags &= (uint8_t)~BROKER_U_TOUCHED;
+        //  Its record and changed sessions are in this txn.
+        bool written = (user->flags & (S_U_WRITE | BROKER_U_DIRTY)) &&
+                       (need_write || self->ndead);
+        bool beats_waiting = false;  //  dirty sessions left for the flush
         for (uint32_t s = user->first; s != BROKER_LIVE_NONE;) {
             broker_session_t *session = broker_live_session(self->live, s);
-            session->flags &= (uint8_t)~BROKER_S_NEW;
-            if (written)
+            if (written && (session->flags & (BROKER_S_NEW | BROKER_S_WRITE))) {
                 session->durable_hb = session->last_hb;
-            if (!(user->flags & BROKER_U_DIRTY))
-                session->flags &= (uint8_t)~BROKER_S_DIRTY;
+                session->flags &=
+                    (uint8_t) ~(BROKER_S_NEW | BROKER_S_WRITE | BROKER_S_DIRTY);
+            }
+            beats_waiting |= (session->flags & BROKER_S_DIRTY) != 0;
             s = session->next;
         }
+        if (written) {
+            user->stored_state = user->state;
+            user->flags |= BROKER_U_STORED;
+            if ((user->flags & BROKER_U_DIRTY) && !beats_waiting) {
+                self->ndirty--;
+                user->flags &= (uint8_t)~BROKER_U_DIRTY;
+            }
+            user->flags &= (uint8_t)~S_U_WRITE;
+        }
+        user->flags &= (uint8_t)~BROKER_U_TOUCHED;
         if (user->nsessions == 0 && !(user->flags & BROKER_U_DIRTY))
             broker_live_user_remove(self->live, u);
     }
@@ -1048,6 +1071,12 @@ const broker_meta_t *
 broker_state_meta(const broker_state_t *self)
 {
     return &self->meta;
+}
+
+broker_forbidden_t *
+broker_state_forbidden(broker_state_t *self)
+{
+    return &self->forbidden;
 }
 
 uint64_t

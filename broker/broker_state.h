@@ -36,6 +36,14 @@ typedef struct {
     uint64_t refused[BROKER_REFUSE_COUNT];        //  refused events by why
 } broker_quality_t;
 
+//  Refused attempts to change an account outside the admin endpoint, since
+//  the broker started (memory only; `stats.forbidden`).
+typedef struct {
+    uint64_t events;   //  `account` events on the events socket
+    uint64_t queries;  //  `account` ops on the query socket
+    uint64_t peers;    //  connections refused at the admin endpoint
+} broker_forbidden_t;
+
 //  Load the store's live sessions, counters and publisher table (cold
 //  start reads only live sessions, never all users). store is borrowed and
 //  must outlive the state. NULL after logging.
@@ -48,20 +56,24 @@ void broker_state_destroy(broker_state_t **self_p);
 void broker_state_begin(broker_state_t *self, uint64_t now_ms);
 
 //  Apply one decoded event within the batch. Returns 0 if applied, 1 if
-//  refused (counted: account not active, unknown user denied, account
-//  event from a src not allowed), -1 on an internal error (store failure,
-//  out of memory: logged; the broker should stop).
+//  refused (counted: account not active, unknown user denied, and every
+//  `account` event, whatever its src: accounts change only through
+//  broker_state_account, from the admin endpoint), -1 on an internal
+//  error (store failure, out of memory: logged; the broker should stop).
+//  A login beyond max_sessions_per_user ends the user's least recently
+//  active session first (docs/broker.md says why).
 int broker_state_apply(broker_state_t *self, const pres_event_t *ev);
 
 //  Count a frame that did not decode (refused and malformed).
 void broker_state_malformed(broker_state_t *self);
 
-//  Set a user's account status (an `account` query) within the batch,
-//  creating the user if unknown. `by` names who asked (an admin's `sub`
-//  or the bus identity; NULL or "" records "unknown") for the audit,
-//  which gets an entry when the status or the reason changes. *seq gets
-//  the seq of the change, or the current seq when nothing changed. 0 or
-//  -1.
+//  Set a user's account status (an `account` request from the admin
+//  endpoint) within the batch, creating the user if unknown. reason may be
+//  NULL. by names who asked (the admin token's sub forwarded by the
+//  gateway, or the admin peer's identity); borrowed. *seq gets the seq of
+//  the change, or the current seq when nothing changed. The audit gets an
+//  entry when the status or the reason changes (NULL or "" by records
+//  "unknown"). 0 or -1.
 int broker_state_account(broker_state_t *self, const char *user,
                          pres_account_t status, const char *reason,
                          const char *by, uint64_t *seq);
@@ -97,6 +109,7 @@ broker_live_t *broker_state_live(broker_state_t *self);
 broker_pubs_t *broker_state_pubs(broker_state_t *self);
 broker_store_t *broker_state_store(broker_state_t *self);
 const broker_meta_t *broker_state_meta(const broker_state_t *self);
+broker_forbidden_t *broker_state_forbidden(broker_state_t *self);
 uint64_t broker_state_timeout_ms(const broker_state_t *self);
 uint64_t broker_state_grace_ms(const broker_state_t *self);
 const broker_quality_t *broker_state_quality(const broker_state_t *self);

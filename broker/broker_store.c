@@ -36,6 +36,7 @@ struct broker_store {
     size_t map_size;   //  current map size
     uint64_t commits;  //  write txns committed since _new
     uint64_t syncs;    //  mdb_env_sync calls since _new
+    uint64_t puts;     //  records written (mdb_put) since _new
 };
 
 static void
@@ -183,6 +184,12 @@ uint64_t
 broker_store_syncs(const broker_store_t *self)
 {
     return self->syncs;
+}
+
+uint64_t
+broker_store_puts(const broker_store_t *self)
+{
+    return self->puts;
 }
 
 size_t
@@ -524,6 +531,7 @@ s_put(broker_store_t *self, MDB_dbi dbi, const void *key, size_t klen,
         pres_log_error("mdb_put(%s) failed: %s", what, mdb_strerror(rc));
         return -1;
     }
+    self->puts++;
     return 0;
 }
 
@@ -604,6 +612,12 @@ broker_store_put_pub(broker_store_t *self, const char *src, uint64_t last_seq,
     s_put64(buf, last_seq);
     s_put64(buf + 8, lost);
     return s_put(self, self->pubs, src, strlen(src), buf, 16, "pubs");
+}
+
+int
+broker_store_del_pub(broker_store_t *self, const char *src)
+{
+    return s_del(self, self->pubs, src, strlen(src), "pubs");
 }
 
 int

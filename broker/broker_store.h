@@ -85,6 +85,9 @@ size_t broker_store_map_size(const broker_store_t *self);
 //  they show group commit at work).
 uint64_t broker_store_commits(const broker_store_t *self);
 uint64_t broker_store_syncs(const broker_store_t *self);
+//  Records written (puts, replays after MDB_MAP_FULL included): the cost
+//  of a batch that does not depend on the disk.
+uint64_t broker_store_puts(const broker_store_t *self);
 
 //  ---- reads. Lookups use the write txn while inside broker_store_write
 //  (so they see the batch's own writes), else the read txn, which must be
@@ -163,6 +166,7 @@ int broker_store_set_state(broker_store_t *self, const char *user, size_t len,
                            pres_state_t from, pres_state_t to);
 int broker_store_put_pub(broker_store_t *self, const char *src,
                          uint64_t last_seq, uint64_t lost);
+int broker_store_del_pub(broker_store_t *self, const char *src);
 int broker_store_put_meta(broker_store_t *self, const broker_meta_t *meta);
 //  Append a change to the log (seq above every seq in it).
 int broker_store_put_change(broker_store_t *self, uint64_t seq,

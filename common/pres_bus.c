@@ -54,31 +54,6 @@ pres_bus_secure(zsock_t *sock, const pres_config_t *cfg, const char *endpoint,
     return rc;
 }
 
-zactor_t *
-pres_bus_auth_new(const pres_config_t *cfg, bool *failed)
-{
-    *failed = false;
-    bool tcp = s_is_tcp(cfg->events_endpoint) ||
-               s_is_tcp(cfg->changes_endpoint) || s_is_tcp(cfg->query_endpoint);
-    if (!tcp || !*cfg->curve_secret_file)
-        return NULL;
-    if (!*cfg->curve_clients_dir) {
-        pres_log_error("CURVE on tcp:// needs curve_clients_dir (the public "
-                       "certs of allowed clients)");
-        *failed = true;
-        return NULL;
-    }
-    zactor_t *auth = zactor_new(zauth, NULL);
-    if (!auth) {
-        pres_log_error("zactor_new(zauth) failed");
-        *failed = true;
-        return NULL;
-    }
-    zstr_sendx(auth, "CURVE", cfg->curve_clients_dir, NULL);
-    zsock_wait(auth);
-    return auth;
-}
-
 //  ---------------------------------------------------------------------
 //  Publisher
 
@@ -307,6 +282,7 @@ pres_bus_sub_changes(const pres_config_t *cfg, const char *prefix)
 
 struct pres_qclient {
     const pres_config_t *cfg;  //  borrowed; outlives the client
+    const char *endpoint;      //  query_endpoint or admin_endpoint (in cfg)
     zsock_t *sock;             //  REQ, recreated after a timeout
 };
 
@@ -319,26 +295,38 @@ s_qclient_open(pres_qclient_t *self)
         return -1;
     }
     zsock_set_linger(self->sock, 0);
-    if (pres_bus_secure(self->sock, self->cfg, self->cfg->query_endpoint,
-                        false) != 0 ||
-        zsock_connect(self->sock, "%s", self->cfg->query_endpoint) != 0) {
-        pres_log_error("zsock_connect(%s) failed", self->cfg->query_endpoint);
+    if (pres_bus_secure(self->sock, self->cfg, self->endpoint, false) != 0 ||
+        zsock_connect(self->sock, "%s", self->endpoint) != 0) {
+        pres_log_error("zsock_connect(%s) failed", self->endpoint);
         zsock_destroy(&self->sock);
         return -1;
     }
     return 0;
 }
 
-pres_qclient_t *
-pres_qclient_new(const pres_config_t *cfg)
+static pres_qclient_t *
+s_qclient_new(const pres_config_t *cfg, const char *endpoint)
 {
     pres_qclient_t *self = calloc(1, sizeof *self);
     if (!self)
         return NULL;
     self->cfg = cfg;
+    self->endpoint = endpoint;
     if (s_qclient_open(self) != 0)
         pres_qclient_destroy(&self);
     return self;
+}
+
+pres_qclient_t *
+pres_qclient_new(const pres_config_t *cfg)
+{
+    return s_qclient_new(cfg, cfg->query_endpoint);
+}
+
+pres_qclient_t *
+pres_qclient_new_admin(const pres_config_t *cfg)
+{
+    return s_qclient_new(cfg, cfg->admin_endpoint);
 }
 
 void
@@ -377,7 +365,7 @@ pres_qclient_call(pres_qclient_t *self, const void *req, size_t len,
     }
 lost:
     //  Lazy Pirate: a REQ that lost its reply is stuck; start a new one.
-    pres_log_debug("query to %s timed out", self->cfg->query_endpoint);
+    pres_log_debug("query to %s timed out", self->endpoint);
     zsock_destroy(&self->sock);
     s_qclient_open(self);
     errno = ETIMEDOUT;

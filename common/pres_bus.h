@@ -10,18 +10,19 @@
 #include "pres_config.h"
 #include "pres_msg.h"
 
+//  ZMQ_MAXMSGSIZE of the broker's events SUB and admin ROUTER: the codec's
+//  frame cap plus a margin, so a larger frame never reaches memory (libzmq
+//  drops the connection that sends it).
+#define PRES_BUS_EVENT_MAXMSG (PRES_MSG_MAX + 512)
+
 //  Apply CURVE to a socket when its endpoint is tcp:// (as server for
-//  binds, with zap domain "presence"; as client for connects, using
+//  binds, with zap domain "presence": the broker's ZAP handler checks the
+//  client keys; as client for connects, using
 //  curve_secret_file and curve_server_public_file). ipc:// and inproc://
 //  are left alone. Returns 0, or -1 after logging (missing cert, tcp
 //  without CURVE and without bus_insecure_tcp).
 int pres_bus_secure(zsock_t *sock, const pres_config_t *cfg,
                     const char *endpoint, bool server);
-
-//  Start czmq's zauth actor allowing the public certs in curve_clients_dir
-//  when any endpoint is tcp:// with CURVE; NULL when not needed or on error
-//  (*failed tells which). Caller owns the actor (zactor_destroy).
-zactor_t *pres_bus_auth_new(const pres_config_t *cfg, bool *failed);
 
 //  ---------------------------------------------------------------------
 //  Publisher of events. An XPUB connected to the broker's SUB with
@@ -67,6 +68,10 @@ zsock_t *pres_bus_sub_changes(const pres_config_t *cfg, const char *prefix);
 typedef struct pres_qclient pres_qclient_t;
 
 pres_qclient_t *pres_qclient_new(const pres_config_t *cfg);
+//  The same client on admin_endpoint (account changes). The broker admits
+//  it only if this process's user is in admin_peers (ipc://) or its CURVE
+//  key is in curve_admin_dir (tcp://); otherwise calls time out.
+pres_qclient_t *pres_qclient_new_admin(const pres_config_t *cfg);
 void pres_qclient_destroy(pres_qclient_t **self_p);
 
 //  Send one request and wait up to timeout_ms for its reply. Returns the

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <sys/stat.h>
 
 typedef enum { S_STR, S_INT, S_DOUBLE, S_BOOL } s_type_t;
@@ -60,11 +61,17 @@ static const s_key_t s_keys[] = {
     STR(unknown_users, "allow", "|allow|deny|"),
     INT(bus_hwm, "1000000", 0, 100000000),
     INT(bus_timeout_ms, "1000", 1, 60000),
-    STR(account_sources, "gateway,presencectl", NULL),
     STR(curve_secret_file, "", NULL),
     STR(curve_server_public_file, "", NULL),
     STR(curve_clients_dir, "", NULL),
     BOOL(bus_insecure_tcp, "no"),
+    STR(admin_endpoint, "", NULL),
+    STR(admin_peers, "", NULL),
+    STR(curve_admin_dir, "", NULL),
+    INT(max_sessions_per_user, "16", 1, 100000),
+    INT(events_rcvhwm, "65536", 1, 100000000),
+    INT(publishers_max, "1024", 16, 1000000),
+    INT(publishers_idle, "3600", 1, 31536000),
     INT(lmdb_map_mib, "16384", 1, 1048576),
     INT(lastseen_flush_ms, "1000", 10, 5000),
     INT(http_threads, "2", 1, 64),
@@ -273,6 +280,63 @@ s_is_tcp(const char *endpoint)
     return strncmp(endpoint, "tcp://", 6) == 0;
 }
 
+//  True for tcp://HOST:PORT where HOST is a loopback address (127.0.0.0/8,
+//  [::1] or localhost). Anything else (*, an interface name, a source
+//  address with ';') is not.
+static bool
+s_is_loopback(const char *endpoint)
+{
+    const char *host = endpoint + 6;
+    const char *colon = strrchr(host, ':');
+    if (!colon || strchr(host, ';'))
+        return false;
+    size_t n = (size_t)(colon - host);
+    char name[64];
+    if (n == 0 || n >= sizeof name)
+        return false;
+    memcpy(name, host, n);
+    name[n] = '\0';
+    if (strcmp(name, "localhost") == 0 || strcmp(name, "[::1]") == 0)
+        return true;
+    struct in_addr v4;
+    return inet_pton(AF_INET, name, &v4) == 1 &&
+           (ntohl(v4.s_addr) >> 24) == 127;
+}
+
+//  Each endpoint: ipc path length, and tcp:// either with CURVE or, with
+//  bus_insecure_tcp, on loopback only. 0 or -1 (logged).
+static int
+s_check_endpoint(const pres_config_t *cfg, const char *key, const char *ep)
+{
+    if (strncmp(ep, "ipc://", 6) == 0 && strlen(ep) - 6 > 107) {
+        pres_log_error("config: %s: ipc path longer than 107 bytes", ep);
+        return -1;
+    }
+    if (!s_is_tcp(ep) || *cfg->curve_secret_file)
+        return 0;
+    if (!cfg->bus_insecure_tcp) {
+        pres_log_error("config: %s is tcp:// but curve_secret_file is "
+                       "not set (CURVE is required between hosts; set "
+                       "bus_insecure_tcp = yes only for loopback tests)",
+                       ep);
+        return -1;
+    }
+    if (strcmp(key, "admin_endpoint") == 0) {
+        pres_log_error("config: admin_endpoint %s is tcp:// without CURVE: "
+                       "account changes need curve_secret_file and "
+                       "curve_admin_dir (bus_insecure_tcp does not apply)",
+                       ep);
+        return -1;
+    }
+    if (!s_is_loopback(ep)) {
+        pres_log_error("config: %s: bus_insecure_tcp allows loopback "
+                       "addresses only (127.0.0.0/8, [::1], localhost)",
+                       ep);
+        return -1;
+    }
+    return 0;
+}
+
 int
 pres_config_finish(pres_config_t *cfg)
 {
@@ -282,25 +346,24 @@ pres_config_finish(pres_config_t *cfg)
                  cfg->run_dir, "changes", "changes_endpoint") ||
         s_derive(cfg->query_endpoint, sizeof cfg->query_endpoint, "ipc://",
                  cfg->run_dir, "query", "query_endpoint") ||
+        s_derive(cfg->admin_endpoint, sizeof cfg->admin_endpoint, "ipc://",
+                 cfg->run_dir, "admin", "admin_endpoint") ||
         s_derive(cfg->jwt_secret_file, sizeof cfg->jwt_secret_file, "",
                  cfg->data_dir, "jwt.secret", "jwt_secret_file"))
         return -1;
+    const char *keys[] = {"events_endpoint", "changes_endpoint",
+                          "query_endpoint", "admin_endpoint"};
     const char *eps[] = {cfg->events_endpoint, cfg->changes_endpoint,
-                         cfg->query_endpoint};
-    for (size_t i = 0; i < 3; i++) {
-        if (strncmp(eps[i], "ipc://", 6) == 0 && strlen(eps[i]) - 6 > 107) {
-            pres_log_error("config: %s: ipc path longer than 107 bytes",
-                           eps[i]);
+                         cfg->query_endpoint, cfg->admin_endpoint};
+    for (size_t i = 0; i < 4; i++)
+        if (s_check_endpoint(cfg, keys[i], eps[i]))
             return -1;
-        }
-        if (s_is_tcp(eps[i]) && !cfg->bus_insecure_tcp &&
-            !*cfg->curve_secret_file) {
-            pres_log_error("config: %s is tcp:// but curve_secret_file is "
-                           "not set (CURVE is required between hosts; set "
-                           "bus_insecure_tcp = yes only for loopback tests)",
-                           eps[i]);
-            return -1;
-        }
+    if (s_is_tcp(cfg->admin_endpoint) && !*cfg->curve_admin_dir) {
+        pres_log_error("config: admin_endpoint %s is tcp:// but "
+                       "curve_admin_dir (the admin clients' public certs) "
+                       "is not set",
+                       cfg->admin_endpoint);
+        return -1;
     }
     if (strcmp(cfg->jwt_alg, "HS256") != 0 && !*cfg->jwt_public_key_file) {
         pres_log_error("config: jwt_alg %s needs jwt_public_key_file",
@@ -334,15 +397,25 @@ pres_config_print(const pres_config_t *cfg, FILE *out)
     }
 }
 
+//  Create path (0750) or accept an existing directory that only its owner
+//  can write: a group- or world-writable data or run directory would let
+//  other users replace the LMDB files, the secrets or the ipc sockets.
 static int
 s_mkdir(const char *path)
 {
     if (mkdir(path, 0750) == 0 || errno == EEXIST) {
         struct stat st;
-        if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-            return 0;
-        pres_log_error("%s exists and is not a directory", path);
-        return -1;
+        if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            pres_log_error("%s exists and is not a directory", path);
+            return -1;
+        }
+        if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+            pres_log_error("%s is group- or world-writable (mode %04o); "
+                           "refusing to use it: chmod go-w %s",
+                           path, (unsigned)(st.st_mode & 07777), path);
+            return -1;
+        }
+        return 0;
     }
     pres_log_error("mkdir(%s) failed: %s", path, strerror(errno));
     return -1;

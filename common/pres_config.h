@@ -27,13 +27,20 @@ typedef struct pres_config {
     double timeout;                            //  seconds without heartbeat
     char unknown_users[8];                     //  "allow" or "deny"
     //  Bus
-    int bus_hwm;                          //  high-water mark, messages
-    int bus_timeout_ms;                   //  max wait on a saturated/absent bus
-    char account_sources[PRES_PATH_MAX];  //  src prefixes allowed `account`
+    int bus_hwm;         //  high-water mark, messages
+    int bus_timeout_ms;  //  max wait on a saturated/absent bus
     char curve_secret_file[PRES_PATH_MAX];         //  own zcert (secret)
     char curve_server_public_file[PRES_PATH_MAX];  //  broker's public cert
     char curve_clients_dir[PRES_PATH_MAX];         //  broker allowlist
-    bool bus_insecure_tcp;  //  allow tcp:// without CURVE
+    bool bus_insecure_tcp;  //  allow tcp:// without CURVE (loopback only)
+    //  Account authority and broker bounds
+    char admin_endpoint[PRES_ENDPOINT_MAX];  //  broker ROUTER (account)
+    char admin_peers[PRES_PATH_MAX];         //  ipc: user names/uids; "" = own
+    char curve_admin_dir[PRES_PATH_MAX];     //  tcp: admin client certs
+    int max_sessions_per_user;               //  live sessions kept per user
+    int events_rcvhwm;    //  broker SUB queue, messages per publisher
+    int publishers_max;   //  publisher table entries kept
+    int publishers_idle;  //  seconds before an idle publisher is forgotten
     //  Broker storage
     int lmdb_map_mib;       //  LMDB map size in MiB
     int lastseen_flush_ms;  //  max lag of a lazily durable last_seen (<=5000)

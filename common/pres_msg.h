@@ -172,8 +172,9 @@ typedef struct {
                                        //  omits it when 0 or that default
     pres_account_t status;             //  account
     char reason[PRES_REASON_MAX + 1];  //  account, optional
-    char by[PRES_ID_MAX + 1];  //  account, optional: who asks (the admin's
-                               //  token subject), kept in the audit
+    char by[PRES_ID_MAX + 1];  //  account, optional: who asks (the gateway
+                               //  forwards the admin token's sub; admin
+                               //  endpoint only), kept in the audit
     uint64_t seq;              //  changes_since: after this seq
     uint32_t minutes;          //  series: 1..PRES_SERIES_MAX
     uint32_t nusers;           //  get_many: ids in users / users_mp

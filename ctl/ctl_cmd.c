@@ -4,7 +4,6 @@
 #include <assert.h>
 #include <czmq.h>
 #include <errno.h>
-#include <pwd.h>
 #include <inttypes.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -46,6 +45,14 @@ s_query(pres_qclient_t *qc, const ctl_args_t *a, const pres_config_t *cfg,
         return CTL_EXIT_USAGE;
     }
     *reply = pres_qclient_call(qc, req, len, a->timeout_ms);
+    if (!*reply && q->op == PRES_Q_ACCOUNT) {
+        //  The admin endpoint gives no answer to a peer it refused.
+        ctl_cmd_unreachable(cfg, cfg->admin_endpoint, a->timeout_ms, err);
+        fprintf(err, "Account changes need an admin peer: run as a user in "
+                     "admin_peers (ipc://) or with a key in curve_admin_dir "
+                     "(tcp://).\n");
+        return CTL_EXIT_UNREACHABLE;
+    }
     if (!*reply)
         return ctl_cmd_unreachable(cfg, cfg->query_endpoint, a->timeout_ms,
                                    err);
@@ -92,12 +99,14 @@ s_user_text(const void *buf, size_t len, FILE *out)
     return ctl_out_user(buf, len, pres_now_ms(), out);
 }
 
-//  get, stats, account, audit, history: one query, one reply.
+//  get, stats, account, audit, history: one query, one reply (account on
+//  the admin endpoint).
 static int
 s_simple(const ctl_args_t *a, const pres_config_t *cfg, pres_query_t *q,
          FILE *out, FILE *err)
 {
-    pres_qclient_t *qc = pres_qclient_new(cfg);
+    pres_qclient_t *qc = q->op == PRES_Q_ACCOUNT ? pres_qclient_new_admin(cfg)
+                                                 : pres_qclient_new(cfg);
     if (!qc)
         return CTL_EXIT_FAIL;
     zframe_t *reply;
@@ -387,17 +396,6 @@ s_keygen(const ctl_args_t *a, FILE *out, FILE *err)
     return CTL_EXIT_OK;
 }
 
-//  Who runs presencectl, for the audit: the login name if it is a valid
-//  id, else "presencectl".
-static void
-s_by(char *by, size_t cap)
-{
-    const struct passwd *pw = getpwuid(getuid());
-    const char *name = pw && pw->pw_name ? pw->pw_name : "";
-    snprintf(by, cap, "%s",
-             pres_id_valid(name, strlen(name)) ? name : "presencectl");
-}
-
 int
 ctl_cmd_run(const ctl_args_t *a, const pres_config_t *cfg, FILE *out, FILE *err)
 {
@@ -417,7 +415,6 @@ ctl_cmd_run(const ctl_args_t *a, const pres_config_t *cfg, FILE *out, FILE *err)
     case CTL_CMD_ACCOUNT:
         q.op = PRES_Q_ACCOUNT;
         snprintf(q.user, sizeof(q.user), "%s", a->user);
-        s_by(q.by, sizeof(q.by));
         pres_account_parse(a->status, strlen(a->status), &q.status);
         if (a->reason)
             snprintf(q.reason, sizeof(q.reason), "%s", a->reason);

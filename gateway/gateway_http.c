@@ -149,6 +149,7 @@ s_worker_destroy(gw_worker_t **w_p)
         return;
     pres_pub_destroy(&w->pub);
     pres_qclient_destroy(&w->query);
+    pres_qclient_destroy(&w->admin);
     gw_auth_cache_destroy(&w->auth_cache);
     while (w->free_reqs) {
         gw_req_t *r = w->free_reqs;

@@ -48,6 +48,7 @@ typedef struct {
     int index;                    //  0.. ; src suffix
     pres_pub_t *pub;              //  this thread's event publisher
     pres_qclient_t *query;        //  this thread's query client
+    pres_qclient_t *admin;        //  admin endpoint client, made on first use
     gw_auth_cache_t *auth_cache;  //  verified tokens
     struct gw_req *free_reqs;     //  recycled request contexts
     int nfree;

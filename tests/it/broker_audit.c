@@ -1,9 +1,10 @@
 /*  it.broker_audit: audit, history and series over REQ, and the
-    presence-quality counters in stats. Account changes made by a query and
-    by an allowed bus publisher are kept durably (across a restart) with
-    at, by, old, new and reason, newest first; history lists transitions
-    newest first with seq, at, state, prev, reason and keeps at least 100
-    per user; series has one point per minute with online and away. */
+    presence-quality counters in stats. Account changes made on the admin
+    endpoint (with a `by`, as the gateway sends, and without one, as
+    presencectl does: the peer identity) are kept durably (across a
+    restart) with at, by, old, new and reason, newest first; history lists
+   transitions newest first with seq, at, state, prev, reason and keeps at least
+   100 per user; series has one point per minute with online and away. */
 #include <unistd.h>
 
 #include "itutil.h"
@@ -22,12 +23,14 @@ s_ok(zframe_t *r)
 }
 
 static void
-s_account(const char *user, pres_account_t status, const char *reason)
+s_account(const char *user, pres_account_t status, const char *reason,
+          const char *by)
 {
     pres_query_t q = {.op = PRES_Q_ACCOUNT, .status = status};
     strcpy(q.user, user);
     snprintf(q.reason, sizeof(q.reason), "%s", reason);
-    zframe_t *r = it_query(&cfg, &q);
+    snprintf(q.by, sizeof(q.by), "%s", by);
+    zframe_t *r = it_admin(&cfg, &q);
     CHECK(s_ok(r));
     zframe_destroy(&r);
 }
@@ -49,17 +52,18 @@ s_check_audit(void)
     uint32_t n = 0;
     CHECK(it_mp_count(r, "entries", &n) == 0);
     CHECK_EQ(n, 3);
-    //  Newest first: active (bus publisher), banned (query), suspended.
+    //  Newest first: active (ops2), banned (the peer itself), suspended.
     CHECK_STR(it_str(r, "entries.0.old"), "banned");
     CHECK_STR(it_str(r, "entries.0.new"), "active");
-    CHECK_STR(it_str(r, "entries.0.by"), "gateway-audit-1");
+    CHECK_STR(it_str(r, "entries.0.by"), "ops2");
     CHECK_STR(it_str(r, "entries.0.reason"), "");
     CHECK_STR(it_str(r, "entries.1.old"), "suspended");
     CHECK_STR(it_str(r, "entries.1.new"), "banned");
-    CHECK_STR(it_str(r, "entries.1.by"), "bus");
+    CHECK(strncmp(it_str(r, "entries.1.by"), "unix:", 5) == 0);
     CHECK_STR(it_str(r, "entries.1.reason"), "fraud");
     CHECK_STR(it_str(r, "entries.2.old"), "active");
     CHECK_STR(it_str(r, "entries.2.new"), "suspended");
+    CHECK_STR(it_str(r, "entries.2.by"), "ops");
     CHECK_STR(it_str(r, "entries.2.reason"), "spam");
     CHECK(it_uint(r, "entries.0.at") >= it_uint(r, "entries.1.at"));
     CHECK(it_uint(r, "entries.1.at") >= it_uint(r, "entries.2.at"));
@@ -91,13 +95,15 @@ main(void)
     CHECK(it_send_login(pub, "mal", "m1") == 0);
     CHECK(it_wait_change(sub, "mal", &ch, 3000) == 0);
     uint64_t login_seq = ch.seq;
-    s_account("mal", PRES_ACC_SUSPENDED, "spam");
+    s_account("mal", PRES_ACC_SUSPENDED, "spam", "ops");
     CHECK(it_wait_change(sub, "mal", &ch, 3000) == 0);
-    s_account("mal", PRES_ACC_BANNED, "fraud");
+    s_account("mal", PRES_ACC_BANNED, "fraud", "");
     CHECK(it_wait_change(sub, "mal", &ch, 3000) == 0);
-    //  A refused login while banned.
+    //  A refused login while banned, and a refused account event (a bus
+    //  publisher is no authority): neither is audited.
     CHECK(it_send_login(pub, "mal", "m2") == 0);
     CHECK(it_send_account(pub, "mal", "active") == 0);
+    s_account("mal", PRES_ACC_ACTIVE, "", "ops2");
     CHECK(it_wait_change(sub, "mal", &ch, 3000) == 0);
     CHECK_STR(pres_reason_name(ch.reason), "account");
     s_check_audit();
@@ -125,6 +131,7 @@ main(void)
     CHECK_EQ(it_uint(r, "quality.forced_offline.suspended"), 1);
     CHECK_EQ(it_uint(r, "quality.forced_offline.banned"), 0);
     CHECK_EQ(it_uint(r, "quality.refused.account_not_active"), 1);
+    CHECK_EQ(it_uint(r, "quality.refused.account_forbidden"), 1);
     CHECK_EQ(it_uint(r, "quality.transitions.login"), 1);
     CHECK_EQ(it_uint(r, "quality.transitions.suspended"), 1);
     zframe_destroy(&r);

@@ -125,14 +125,15 @@ main(void)
     pres_query_t q = {.op = PRES_Q_ACCOUNT, .status = PRES_ACC_BANNED};
     strcpy(q.user, "w0001");
     strcpy(q.reason, "abuse");
-    zframe_t *r = it_query(&cfg, &q);
+    strcpy(q.by, "ops");
+    zframe_t *r = it_admin(&cfg, &q);
     CHECK(r);
     zframe_destroy(&r);
     CHECK_EQ(s_ctl("audit w0001"), 0);
     CHECK(strstr(out, "active") && strstr(out, "banned") &&
           strstr(out, "abuse"));
     CHECK_EQ(s_ctl("--json audit w0001"), 0);
-    CHECK(strstr(out, "\"entries\":[{") && strstr(out, "\"by\":\"bus\"") &&
+    CHECK(strstr(out, "\"entries\":[{") && strstr(out, "\"by\":\"ops\"") &&
           strstr(out, "\"old\":\"active\"") &&
           strstr(out, "\"new\":\"banned\""));
     CHECK_EQ(s_ctl("audit w0002"), 0);

@@ -1,7 +1,9 @@
 /*  it.curve_tcp: the bus between hosts. The broker on tcp:// with CURVE
     accepts a client whose public certificate is in curve_clients_dir,
     refuses one that is not (no event applied, no query answered), and
-    refuses to start on tcp:// without CURVE. */
+    refuses to start on tcp:// without CURVE. Its admin endpoint on tcp://
+    admits only the keys in curve_admin_dir: a bus client is refused
+    there, an admin key changes an account and is recorded by name. */
 #include "itutil.h"
 #include "testutil.h"
 
@@ -45,6 +47,8 @@ main(void)
     CHECK_EQ(mkdir(dir, 0700), 0);
     snprintf(dir, sizeof dir, "%s/clients.d", env.dir);
     CHECK_EQ(mkdir(dir, 0700), 0);
+    snprintf(dir, sizeof dir, "%s/admin.d", env.dir);
+    CHECK_EQ(mkdir(dir, 0700), 0);
 
     char broker_secret[PRES_PATH_MAX], broker_public[PRES_PATH_MAX];
     char good_secret[PRES_PATH_MAX], bad_secret[PRES_PATH_MAX];
@@ -58,6 +62,12 @@ main(void)
     snprintf(moved, sizeof moved, "%s/certs/gw1.cert_secret", env.dir);
     CHECK_EQ(rename(path, moved), 0);
     snprintf(good_secret, sizeof good_secret, "%s", moved);
+    char ops_secret[PRES_PATH_MAX];
+    s_cert(&env, "admin.d", "ops", ops_secret, NULL);  //  an admin key
+    snprintf(path, sizeof path, "%s/admin.d/ops.cert_secret", env.dir);
+    snprintf(moved, sizeof moved, "%s/certs/ops.cert_secret", env.dir);
+    CHECK_EQ(rename(path, moved), 0);
+    snprintf(ops_secret, sizeof ops_secret, "%s", moved);
 
     int port = 20000 + (int)(getpid() % 20000);
     char ep[64];
@@ -78,6 +88,10 @@ main(void)
     it_env_set(&env, "curve_secret_file", broker_secret);
     it_env_set(&env, "curve_clients_dir", dir);
     it_env_set(&env, "curve_server_public_file", broker_public);
+    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", port + 3);
+    it_env_set(&env, "admin_endpoint", ep);
+    snprintf(dir, sizeof dir, "%s/admin.d", env.dir);
+    it_env_set(&env, "curve_admin_dir", dir);
     CHECK_EQ(it_spawn(&env, "presence-broker", NULL, NULL, &broker), 0);
 
     //  The listed client: events applied, queries answered.
@@ -112,6 +126,16 @@ main(void)
         it_get_user(&good, "mallory", state, &sessions, &last_seen, account),
         1);
     pres_pub_destroy(&intruder);
+
+    //  Admin endpoint: the bus client gw1 is refused, the ops key gets in.
+    CHECK_EQ(it_admin_account(&good, "alice", "banned"), -1);
+    CHECK_EQ(it_stat(&good, "forbidden.peers"), 1);
+    pres_config_t ops;
+    s_client_cfg(&env, &ops, ops_secret, broker_public);
+    CHECK_EQ(it_admin_account(&ops, "alice", "banned"), 0);
+    it_get_user(&good, "alice", state, &sessions, &last_seen, account);
+    CHECK_STR(account, "banned");
+    CHECK(it_proc_log_has(&broker, "alice: active -> banned by curve:ops"));
     pres_pub_destroy(&pub);
     CHECK_EQ(it_proc_stop(&broker, 5000), 0);
     it_env_cleanup(&env);

@@ -654,6 +654,8 @@ main(void)
                "{\"status\":\"suspended\",\"reason\":\"spam\"}", NULL);
     EXPECT_STATUS(r, 200);
     CHECK(s_has(r, "\"account\":\"suspended\""));
+    //  Through the broker's admin endpoint, recorded as the token's sub.
+    CHECK(it_proc_log_has(&s_broker, "bob: active -> suspended by root"));
     r = s_http(s_port, "POST", "/v1/heartbeat", bob, "{\"session\":\"x\"}",
                NULL);
     s_expect_error(r, 403);

@@ -680,6 +680,36 @@ it_drain(zsock_t *sub, int quiet_ms)
 }
 
 zframe_t *
+it_admin(const pres_config_t *cfg, const pres_query_t *q)
+{
+    uint8_t buf[PRES_MSG_MAX];
+    size_t len = pres_query_encode(q, buf, sizeof(buf));
+    if (!len)
+        return NULL;
+    pres_qclient_t *qc = pres_qclient_new_admin(cfg);
+    if (!qc)
+        return NULL;
+    zframe_t *rep = pres_qclient_call(qc, buf, len, 3000);
+    pres_qclient_destroy(&qc);
+    return rep;
+}
+
+int
+it_admin_account(const pres_config_t *cfg, const char *user, const char *status)
+{
+    pres_query_t q = {.op = PRES_Q_ACCOUNT};
+    snprintf(q.user, sizeof(q.user), "%s", user);
+    if (pres_account_parse(status, strlen(status), &q.status))
+        return -1;
+    zframe_t *rep = it_admin(cfg, &q);
+    bool ok = false;
+    if (rep)
+        it_mp_bool(rep, "ok", &ok);
+    zframe_destroy(&rep);
+    return ok ? 0 : -1;
+}
+
+zframe_t *
 it_query_raw(const pres_config_t *cfg, const void *buf, size_t len)
 {
     pres_qclient_t *qc = pres_qclient_new(cfg);

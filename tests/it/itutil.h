@@ -154,6 +154,14 @@ int it_drain(zsock_t *sub, int quiet_ms);
 //  `ok`, or NULL on timeout (3 s). A fresh client per call is fine.
 zframe_t *it_query(const pres_config_t *cfg, const pres_query_t *q);
 
+//  Run a request on the admin endpoint (account changes); as it_query.
+//  NULL on timeout, which is also what a refused admin peer sees.
+zframe_t *it_admin(const pres_config_t *cfg, const pres_query_t *q);
+
+//  Set an account status on the admin endpoint. 0 when the reply is ok.
+int it_admin_account(const pres_config_t *cfg, const char *user,
+                     const char *status);
+
 //  Send raw bytes as a query (one frame) and return the reply frame.
 zframe_t *it_query_raw(const pres_config_t *cfg, const void *buf, size_t len);
 

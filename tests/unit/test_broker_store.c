@@ -191,10 +191,10 @@ main(void)
         }
     CHECK(found);
     //  The publisher table's rules.
-    CHECK_EQ(broker_pubs_arrive(pubs, "gateway-x", 7), 0);
-    CHECK_EQ(broker_pubs_arrive(pubs, "gateway-x", 10), 2);
-    CHECK_EQ(broker_pubs_arrive(pubs, "gateway-x", 1), 0);  //  restart
-    CHECK_EQ(broker_pubs_arrive(pubs, "fresh", 5), 4);      //  slow joiner
+    CHECK_EQ(broker_pubs_arrive(pubs, "gateway-x", 7, 1), 0);
+    CHECK_EQ(broker_pubs_arrive(pubs, "gateway-x", 10, 1), 2);
+    CHECK_EQ(broker_pubs_arrive(pubs, "gateway-x", 1, 1), 0);  //  restart
+    CHECK_EQ(broker_pubs_arrive(pubs, "fresh", 5, 1), 4);      //  slow joiner
     broker_state_destroy(&state);
     broker_store_destroy(&store);
     nftw(dir, s_rm, 8, FTW_DEPTH | FTW_PHYS);

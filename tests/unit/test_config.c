@@ -4,6 +4,7 @@
 #include "testutil.h"
 
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static char s_path[] = "/tmp/pres_config_XXXXXX";
@@ -32,6 +33,9 @@ main(void)
     CHECK_STR(cfg.events_endpoint, "ipc://./run/events");
     CHECK_STR(cfg.changes_endpoint, "ipc://./run/changes");
     CHECK_STR(cfg.query_endpoint, "ipc://./run/query");
+    CHECK_STR(cfg.admin_endpoint, "ipc://./run/admin");
+    CHECK_STR(cfg.admin_peers, "");
+    CHECK_EQ(cfg.max_sessions_per_user, 16);
     CHECK_STR(cfg.jwt_secret_file, "./data/jwt.secret");
     CHECK_STR(cfg.http_listen, "127.0.0.1:8080");
     CHECK_STR(cfg.jwt_alg, "HS256");
@@ -54,16 +58,28 @@ main(void)
     unsetenv("PRESENCE_HEARTBEAT");
 
     //  Bad input: each refused.
-    const char *bad[] = {"nokey\n",
-                         "colour = blue\n",
-                         "timeout = soon\n",
-                         "timeout = -1\n",
-                         "heartbeat = 1x\n",
-                         "jwt_alg = none\n",
-                         "jwt_alg = RS256\n",
-                         "bus_insecure_tcp = maybe\n",
-                         "unknown_users = sometimes\n",
-                         "events_endpoint = tcp://10.0.0.1:5555\n"};
+    const char *bad[] = {
+        "nokey\n", "colour = blue\n", "timeout = soon\n", "timeout = -1\n",
+        "heartbeat = 1x\n", "jwt_alg = none\n", "jwt_alg = RS256\n",
+        "bus_insecure_tcp = maybe\n", "unknown_users = sometimes\n",
+        "events_endpoint = tcp://10.0.0.1:5555\n",
+        "account_sources = gateway\n",
+        //  bus_insecure_tcp: loopback only
+        "bus_insecure_tcp = yes\n"
+        "events_endpoint = tcp://10.0.0.1:5555\n",
+        "bus_insecure_tcp = yes\n"
+        "query_endpoint = tcp://*:5555\n",
+        "bus_insecure_tcp = yes\n"
+        "changes_endpoint = tcp://eth0:5555\n",
+        "bus_insecure_tcp = yes\n"
+        "events_endpoint = tcp://128.0.0.1:5555\n",
+        "bus_insecure_tcp = yes\n"
+        "events_endpoint = tcp://127.0.0.1:1;10.0.0.1:2\n",
+        //  the admin endpoint on tcp always needs CURVE
+        "bus_insecure_tcp = yes\n"
+        "admin_endpoint = tcp://127.0.0.1:5555\n",
+        "curve_secret_file = /x.cert\n"
+        "admin_endpoint = tcp://10.0.0.1:5555\n"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         s_write(bad[i]);
         pres_config_defaults(&cfg);
@@ -77,9 +93,39 @@ main(void)
     CHECK_EQ(pres_config_load(&cfg, "/nonexistent/presence.conf"), -1);
 
     //  tcp:// is fine with CURVE configured, or explicitly insecure.
+    s_write("events_endpoint = tcp://127.0.0.1:5555\nbus_insecure_tcp = yes\n"
+            "query_endpoint = tcp://[::1]:5556\n"
+            "changes_endpoint = tcp://localhost:5557\n");
+    pres_config_defaults(&cfg);
+    CHECK_EQ(pres_config_load(&cfg, s_path), 0);
+    s_write("curve_secret_file = /x.cert\ncurve_admin_dir = /x\n"
+            "admin_endpoint = tcp://10.0.0.1:5555\n");
+    pres_config_defaults(&cfg);
+    CHECK_EQ(pres_config_load(&cfg, s_path), 0);
     s_write("events_endpoint = tcp://127.0.0.1:5555\nbus_insecure_tcp = yes\n");
     pres_config_defaults(&cfg);
     CHECK_EQ(pres_config_load(&cfg, s_path), 0);
+
+    //  Data and run directories: created 0750; an existing group- or
+    //  world-writable one is refused.
+    char dir[] = "/tmp/pres_config_dir_XXXXXX";
+    CHECK(mkdtemp(dir));
+    pres_config_t dirs;
+    pres_config_defaults(&dirs);
+    snprintf(dirs.data_dir, sizeof dirs.data_dir, "%s/data", dir);
+    snprintf(dirs.run_dir, sizeof dirs.run_dir, "%s/run", dir);
+    CHECK_EQ(pres_config_make_dirs(&dirs), 0);
+    CHECK_EQ(pres_config_make_dirs(&dirs), 0);
+    CHECK_EQ(chmod(dirs.run_dir, 0770), 0);
+    CHECK_EQ(pres_config_make_dirs(&dirs), -1);
+    CHECK_EQ(chmod(dirs.run_dir, 0750), 0);
+    CHECK_EQ(chmod(dirs.data_dir, 0757), 0);
+    CHECK_EQ(pres_config_make_dirs(&dirs), -1);
+    CHECK_EQ(chmod(dirs.data_dir, 0755), 0);
+    CHECK_EQ(pres_config_make_dirs(&dirs), 0);
+    rmdir(dirs.data_dir);
+    rmdir(dirs.run_dir);
+    rmdir(dir);
 
     //  The printed config loads back to the same values.
     FILE *file = fopen(s_path, "w");

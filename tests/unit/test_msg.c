@@ -139,6 +139,21 @@ s_test_round_trips(void)
     char topic[PRES_TOPIC_MAX];
     CHECK_EQ(pres_change_topic("alice", topic), 14);
     CHECK_STR(topic, "presence.alice");
+
+    //  account carries an optional `by` (an id); other ops may not.
+    pres_query_t q = {.op = PRES_Q_ACCOUNT, .status = PRES_ACC_BANNED};
+    strcpy(q.user, "mallory");
+    strcpy(q.by, "admin@example.com");
+    len = pres_query_encode(&q, buf, sizeof buf);
+    CHECK(len > 0);
+    pres_query_t qout;
+    CHECK_EQ(pres_query_decode(&qout, buf, len, &why), 0);
+    CHECK_STR(qout.by, "admin@example.com");
+    strcpy(q.by, "not an id");
+    CHECK_EQ(pres_query_encode(&q, buf, sizeof buf), 0);
+    const char get_by[] = "\x83\xa2op\xa3get\xa4user\xa1u\xa2"
+                          "by\xa1x";
+    CHECK_EQ(pres_query_decode(&qout, get_by, sizeof get_by - 1, &why), -1);
 }
 
 int
