@@ -3,7 +3,7 @@
 # speed threshold). Exit 77 = skipped (wrk/nginx/redis missing and not
 # root to install them, or a daemon not built).
 if(TARGET presence-bench)
-  foreach(b bus fanout expiry scale http)
+  foreach(b bus fanout expiry scale http changelog many)
     add_test(NAME bench-smoke.${b}
       COMMAND bash ${CMAKE_SOURCE_DIR}/bench/run.sh --quick ${b})
     set_tests_properties(bench-smoke.${b} PROPERTIES
