@@ -545,6 +545,84 @@ gw_api_series(gw_req_t *req, struct MHD_Connection *conn)
     return s_query_reply(req, conn, &q);
 }
 
+#define S_SSE_BACKLOG_MAX                                                      \
+    20000  //  changes replayed per SSE client from the log
+
+//  Append to out the changes after *seq up to (not including) until, read
+//  from the broker's change log; *seq follows. 0, or -1 (the log does not
+//  reach back, the broker does not answer, a reply is malformed).
+static int
+s_sse_replay(gw_req_t *req, FILE *out, uint64_t *seq, uint64_t until)
+{
+    pres_query_t q;
+    memset(&q, 0, sizeof q);
+    q.op = PRES_Q_CHANGES_SINCE;
+    while (*seq + 1 < until) {
+        q.seq = *seq;
+        zframe_t *reply = pres_qclient_query(req->worker->query, &q,
+                                             s_bus_timeout(req), NULL);
+        if (!reply)
+            return -1;
+        pres_mp_reader_t r;
+        uint32_t n = 0;
+        bool ok = pres_mp_find(zframe_data(reply), zframe_size(reply),
+                               "changes", &r) == 0 &&
+                  pres_mp_read_array(&r, &n) == 0 && n > 0;
+        for (uint32_t i = 0; ok && i < n && *seq + 1 < until; i++) {
+            const uint8_t *start = r.p;
+            pres_change_t ch;
+            const char *why;
+            char json[GW_SSE_TEXT_MAX];
+            ok = pres_mp_skip(&r) == 0 &&
+                 pres_change_decode(&ch, start, (size_t)(r.p - start), &why) ==
+                     0 &&
+                 ch.seq == *seq + 1;
+            int len = ok ? gw_bus_change_json(&ch, json, sizeof json) : -1;
+            if (len > 0)
+                fprintf(out, "id: %" PRIu64 "\ndata: %s\n\n", ch.seq, json);
+            if (ok)
+                *seq = ch.seq;
+        }
+        zframe_destroy(&reply);
+        if (!ok)
+            return -1;
+    }
+    return 0;
+}
+
+//  A client resuming from `last`, older than the SSE ring (which starts at
+//  `first`): its missing changes from the broker's change log, as SSE text
+//  (heap; *len), up to where the ring takes over (*next). NULL when that
+//  cannot be done (more than S_SSE_BACKLOG_MAX, log too short): the
+//  client then gets a resync, as before.
+static char *
+s_sse_backlog(gw_req_t *req, uint64_t last, uint64_t first, size_t *len,
+              uint64_t *next)
+{
+    char *text = NULL;
+    FILE *out = open_memstream(&text, len);
+    if (!out)
+        return NULL;
+    uint64_t seq = last;
+    int rc = 0;
+    //  The ring moves on while we read: go again until we meet it.
+    for (int round = 0; rc == 0 && seq + 1 < first && round < 8; round++) {
+        if (first - seq - 1 > S_SSE_BACKLOG_MAX - (seq - last))
+            rc = -1;
+        else
+            rc = s_sse_replay(req, out, &seq, first);
+        uint64_t now_first;
+        if (rc == 0 && gw_sse_first(req->gw->sse, &now_first))
+            first = now_first;
+    }
+    if (fclose(out) != 0 || rc != 0 || seq + 1 < first) {
+        free(text);
+        return NULL;
+    }
+    *next = seq + 1;
+    return text;
+}
+
 enum MHD_Result
 gw_api_events(gw_req_t *req, struct MHD_Connection *conn)
 {
@@ -554,7 +632,22 @@ gw_api_events(gw_req_t *req, struct MHD_Connection *conn)
         last = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND,
                                            "last_event_id");
     unsigned status = 0;
-    struct MHD_Response *resp = gw_sse_open(req->gw->sse, conn, last, &status);
+    struct MHD_Response *resp = NULL;
+    //  Older than the ring: replay from the broker's change log first.
+    uint64_t first = 0;
+    char *end = NULL;
+    unsigned long long id =
+        last && *last && *last != '-' ? strtoull(last, &end, 10) : 0;
+    if (end && !*end && gw_sse_first(req->gw->sse, &first) && id + 1 < first) {
+        size_t len = 0;
+        uint64_t next = 0;
+        char *backlog = s_sse_backlog(req, (uint64_t)id, first, &len, &next);
+        if (backlog)
+            resp = gw_sse_open_backlog(req->gw->sse, conn, backlog, len, next,
+                                       &status);
+    }
+    if (!resp && status == 0)
+        resp = gw_sse_open(req->gw->sse, conn, last, &status);
     if (!resp) {
         if (status == 400)
             return s_bad_request(req, conn,

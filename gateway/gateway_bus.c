@@ -205,8 +205,8 @@ s_poll_stats(gw_bus_t *self)
 }
 
 //  The change as JSON (ids are [A-Za-z0-9._@:-]: nothing to escape).
-static int
-s_change_json(const pres_change_t *ch, char *buf, size_t cap)
+int
+gw_bus_change_json(const pres_change_t *ch, char *buf, size_t cap)
 {
     int n = snprintf(buf, cap,
                      "{\"v\":1,\"seq\":%" PRIu64 ",\"user\":\"%s\","
@@ -303,7 +303,7 @@ s_apply(gw_bus_t *self, const pres_change_t *ch)
         gw_accounts_set(self->accounts, ch->user, ch->account);
 
     char json[GW_SSE_TEXT_MAX];
-    int len = s_change_json(ch, json, sizeof json);
+    int len = gw_bus_change_json(ch, json, sizeof json);
     if (len > 0)
         gw_sse_push(self->sse, ch->seq, json, (size_t)len);
 

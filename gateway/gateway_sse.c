@@ -29,6 +29,8 @@ typedef struct s_client {
     int64_t last_write_ms;  //  monotonic
     char pend[GW_SSE_TEXT_MAX + 64];  //  text being written
     size_t pend_len, pend_off;
+    char *backlog;  //  changes older than the ring (heap), sent first
+    size_t backlog_len, backlog_off;
     struct s_client *prev, *next_client;
 } s_client_t;
 
@@ -185,6 +187,20 @@ s_reader(void *cls, uint64_t pos, char *buf, size_t max)
     }
     size_t out = 0;
     while (out < max) {
+        if (c->pend_off >= c->pend_len && c->backlog) {
+            //  Replay from the change log before the ring.
+            size_t n = c->backlog_len - c->backlog_off;
+            if (n > max - out)
+                n = max - out;
+            memcpy(buf + out, c->backlog + c->backlog_off, n);
+            c->backlog_off += n;
+            out += n;
+            if (c->backlog_off == c->backlog_len) {
+                free(c->backlog);
+                c->backlog = NULL;
+            }
+            continue;
+        }
         if (c->pend_off >= c->pend_len && !s_next_text(self, c))
             break;
         size_t n = c->pend_len - c->pend_off;
@@ -219,8 +235,13 @@ s_free(void *cls)
     self->nclients--;
     pthread_mutex_unlock(&self->lock);
     gw_metrics_sse_clients(-1);
+    free(c->backlog);
     free(c);
 }
+
+static struct MHD_Response *s_open(gw_sse_t *self, struct MHD_Connection *conn,
+                                   bool resume, uint64_t want, char *backlog,
+                                   size_t len, unsigned *status);
 
 struct MHD_Response *
 gw_sse_open(gw_sse_t *self, struct MHD_Connection *conn,
@@ -238,11 +259,41 @@ gw_sse_open(gw_sse_t *self, struct MHD_Connection *conn,
         }
         want = (uint64_t)v + 1;
     }
+    return s_open(self, conn, resume, want, NULL, 0, status);
+}
+
+struct MHD_Response *
+gw_sse_open_backlog(gw_sse_t *self, struct MHD_Connection *conn, char *backlog,
+                    size_t len, uint64_t next, unsigned *status)
+{
+    return s_open(self, conn, true, next, backlog, len, status);
+}
+
+bool
+gw_sse_first(gw_sse_t *self, uint64_t *seq)
+{
+    pthread_mutex_lock(&self->lock);
+    bool any = self->head_known && self->first <= self->last;
+    *seq = self->first;
+    pthread_mutex_unlock(&self->lock);
+    return any;
+}
+
+static struct MHD_Response *
+s_open(gw_sse_t *self, struct MHD_Connection *conn, bool resume, uint64_t want,
+       char *backlog, size_t len, unsigned *status)
+{
     s_client_t *c = calloc(1, sizeof *c);
     if (!c) {
+        free(backlog);
         *status = 503;
         return NULL;
     }
+    if (backlog && len) {
+        c->backlog = backlog;
+        c->backlog_len = len;
+    } else
+        free(backlog);
     c->sse = self;
     c->conn = conn;
     c->last_write_ms = pres_mono_ms();
@@ -252,6 +303,7 @@ gw_sse_open(gw_sse_t *self, struct MHD_Connection *conn,
     if (self->nclients >= self->max_clients || !self->head_known ||
         self->closing) {
         pthread_mutex_unlock(&self->lock);
+        free(c->backlog);
         free(c);
         *status = 503;
         return NULL;
@@ -266,6 +318,7 @@ gw_sse_open(gw_sse_t *self, struct MHD_Connection *conn,
         MHD_SIZE_UNKNOWN, 1024, s_reader, c, s_free);
     if (!resp) {
         pthread_mutex_unlock(&self->lock);
+        free(c->backlog);
         free(c);
         *status = 503;
         return NULL;

@@ -42,6 +42,18 @@ bool gw_sse_head(gw_sse_t *self, uint64_t *seq);
 struct MHD_Response *gw_sse_open(gw_sse_t *self, struct MHD_Connection *conn,
                                  const char *last_event_id, unsigned *status);
 
+//  The oldest seq the ring holds; false when it holds none.
+bool gw_sse_first(gw_sse_t *self, uint64_t *seq);
+
+//  As gw_sse_open for a client whose Last-Event-ID is older than the ring:
+//  backlog (heap, SSE text of the changes after it up to next - 1, read
+//  from the broker's change log by the caller) is sent first, then the
+//  ring from next. Takes backlog (freed, also on failure).
+struct MHD_Response *gw_sse_open_backlog(gw_sse_t *self,
+                                         struct MHD_Connection *conn,
+                                         char *backlog, size_t len,
+                                         uint64_t next, unsigned *status);
+
 //  Bus thread, every few hundred ms: mark clients due a keepalive comment
 //  and wake them.
 void gw_sse_tick(gw_sse_t *self, int64_t now_ms);
