@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static bool
 s_is_tcp(const char *endpoint)
@@ -68,6 +69,21 @@ struct pres_pub {
     int64_t next_poll_ms;       //  when to look for (un)subscriptions
     char buf[PRES_MSG_MAX];     //  encode buffer
 };
+
+void
+pres_src_id(char *out, size_t cap, const char *role, int index)
+{
+    char host[64] = "host";
+    if (gethostname(host, sizeof host) != 0)
+        snprintf(host, sizeof host, "host");
+    host[sizeof host - 1] = '\0';
+    for (char *c = host; *c; c++)
+        if (!pres_id_valid(c, 1))
+            *c = '_';
+    int n = snprintf(out, cap, "%s-%.40s-%ld", role, host, (long)getpid());
+    if (index >= 0 && n > 0 && (size_t)n < cap)
+        snprintf(out + n, cap - (size_t)n, "-%d", index);
+}
 
 pres_pub_t *
 pres_pub_new(const pres_config_t *cfg, const char *src)

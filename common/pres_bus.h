@@ -36,7 +36,13 @@ int pres_bus_secure(zsock_t *sock, const pres_config_t *cfg,
 //  one publisher per thread, each with its own src.
 typedef struct pres_pub pres_pub_t;
 
-//  src must be a valid id, unique on the bus (e.g. "gateway-<host>-<pid>-1").
+//  A publisher id unique on the bus: "<role>-<host>-<pid>", plus "-<index>"
+//  when index >= 0. The host name has non-id characters replaced by '_' and
+//  is cut to 40 bytes, so the id is valid whatever the host is called. role
+//  is a short id ("gateway", "sweeper", "presencectl"); cap >= PRES_ID_MAX+1.
+void pres_src_id(char *out, size_t cap, const char *role, int index);
+
+//  src must be a valid id, unique on the bus (see pres_src_id).
 //  Returns NULL after logging.
 pres_pub_t *pres_pub_new(const pres_config_t *cfg, const char *src);
 void pres_pub_destroy(pres_pub_t **self_p);

@@ -47,10 +47,15 @@ typedef struct pres_config {
     //  Gateway
     int http_threads;             //  worker threads
     int http_max_connections;     //  total connection limit
-    int http_per_ip_connections;  //  per-IP connection limit (0 = none)
+    int http_per_ip_connections;  //  per-address connections (0 = half max)
     int http_idle_timeout;        //  seconds before an idle keep-alive closes
-    int rate_limit;               //  requests per second per IP (0 = off)
-    int rate_burst;               //  bucket size per IP
+    int http_header_timeout;      //  seconds to receive a whole request
+    int rate_limit;               //  requests/s per token subject (0 = off)
+    int rate_burst;               //  bucket size per token subject
+    int rate_limit_addr;  //  unauthenticated requests/s per address (0 = off)
+    int rate_burst_addr;  //  bucket size per address
+    char trusted_proxies[1024];        //  CIDR list whose forwarding we believe
+    char trusted_proxy_header[16];     //  "x-forwarded-for" or "forwarded"
     char cors_origins[PRES_PATH_MAX];  //  comma list, "*" or "" (none)
     int sse_keepalive;                 //  seconds between SSE comment lines
     int sse_max_clients;               //  concurrent /v1/events streams

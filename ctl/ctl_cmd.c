@@ -309,14 +309,8 @@ s_publish(const ctl_args_t *a, const pres_config_t *cfg, FILE *out, FILE *err)
     if (ev.type == PRES_EV_EXPIRE)
         ev.deadline = a->deadline ? a->deadline : (uint64_t)pres_now_ms();
 
-    char host[64] = "host", src[PRES_ID_MAX + 1];
-    if (gethostname(host, sizeof(host)) != 0)
-        snprintf(host, sizeof(host), "host");
-    host[sizeof(host) - 1] = '\0';
-    for (char *c = host; *c; c++)
-        if (!pres_id_valid(c, 1))
-            *c = '_';
-    snprintf(src, sizeof(src), "presencectl-%.40s-%ld", host, (long)getpid());
+    char src[PRES_ID_MAX + 1];
+    pres_src_id(src, sizeof(src), "presencectl", -1);
     pres_pub_t *pub = pres_pub_new(cfg, src);
     if (!pub)
         return CTL_EXIT_FAIL;

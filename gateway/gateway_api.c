@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "gateway_workers.h"
 #include "pres_log.h"
 #include "pres_mp.h"
 
@@ -71,18 +72,18 @@ s_publish(gw_req_t *req, pres_event_t *ev)
     int64_t t0 = pres_mono_ms();
     int rc = pres_pub_send(req->worker->pub, ev, s_bus_timeout(req));
     if (rc == 0) {
-        gw_metrics_published((int)ev->type);
-        gw_metrics_latency(GW_LAT_PUBLISH, (pres_mono_ms() - t0) * 1000);
+        gw_metrics_published(req->gw->metrics, (int)ev->type);
+        gw_metrics_latency(req->gw->metrics, GW_LAT_PUBLISH,
+                           (pres_mono_ms() - t0) * 1000);
     } else
-        gw_metrics_reject(GW_REJ_BUS_BUSY);
+        gw_metrics_reject(req->gw->metrics, GW_REJ_BUS_BUSY);
     return rc;
 }
 
 static enum MHD_Result
 s_bad_request(gw_req_t *req, struct MHD_Connection *conn, const char *msg)
 {
-    gw_metrics_reject(GW_REJ_BAD_REQUEST);
-    return gw_http_error(req, conn, 400, msg);
+    return gw_req_refuse(req, conn, GW_REJ_BAD_REQUEST, 400, msg);
 }
 
 static enum MHD_Result
@@ -91,33 +92,22 @@ s_account_refused(gw_req_t *req, struct MHD_Connection *conn,
 {
     char msg[64];
     snprintf(msg, sizeof msg, "account %s", pres_account_name(acc));
-    gw_metrics_reject(GW_REJ_ACCOUNT);
-    return gw_http_error(req, conn, 403, msg);
+    gw_metrics_reject(req->gw->metrics, GW_REJ_ACCOUNT);
+    return gw_req_error(req, conn, 403, msg);
 }
 
 //  The `account` string of a `get` reply; -1 if absent.
 static int
 s_reply_account(zframe_t *reply, pres_account_t *acc)
 {
-    pres_mp_reader_t r;
-    pres_mp_reader_init(&r, zframe_data(reply), zframe_size(reply));
-    uint32_t n;
-    if (pres_mp_read_map(&r, &n) != 0)
+    pres_mp_reader_t at;
+    const char *v;
+    uint32_t vl;
+    if (pres_mp_find(zframe_data(reply), zframe_size(reply), "account", &at) !=
+            0 ||
+        pres_mp_read_str(&at, &v, &vl) != 0)
         return -1;
-    for (uint32_t i = 0; i < n; i++) {
-        const char *k, *v;
-        uint32_t kl, vl;
-        if (pres_mp_read_str(&r, &k, &kl) != 0)
-            return -1;
-        if (kl == 7 && memcmp(k, "account", 7) == 0) {
-            if (pres_mp_read_str(&r, &v, &vl) != 0)
-                return -1;
-            return pres_account_parse(v, vl, acc);
-        }
-        if (pres_mp_skip(&r) != 0)
-            return -1;
-    }
-    return -1;
+    return pres_account_parse(v, vl, acc);
 }
 
 //  Run a query. Returns the reply, or NULL with *status and *msg set
@@ -133,7 +123,8 @@ s_query_on(gw_req_t *req, pres_qclient_t *qc, const pres_query_t *q,
         qc ? pres_qclient_query(qc, q, s_bus_timeout(req), &error) : NULL;
     *heap_msg = NULL;
     if (reply) {
-        gw_metrics_latency(GW_LAT_QUERY, (pres_mono_ms() - t0) * 1000);
+        gw_metrics_latency(req->gw->metrics, GW_LAT_QUERY,
+                           (pres_mono_ms() - t0) * 1000);
         return reply;
     }
     if (errno == EPROTO && error) {
@@ -142,7 +133,7 @@ s_query_on(gw_req_t *req, pres_qclient_t *qc, const pres_query_t *q,
         return NULL;
     }
     free(error);
-    gw_metrics_reject(GW_REJ_BROKER_TIMEOUT);
+    gw_metrics_reject(req->gw->metrics, GW_REJ_BROKER_TIMEOUT);
     *status = 503;
     *heap_msg = strdup("broker unavailable");
     return NULL;
@@ -163,8 +154,8 @@ s_reply_json(gw_req_t *req, struct MHD_Connection *conn, zframe_t **reply_p)
                                  "ok", &len);
     zframe_destroy(reply_p);
     if (!json)
-        return gw_http_error(req, conn, 503, "malformed broker reply");
-    enum MHD_Result rc = gw_http_json(req, conn, 200, json, len);
+        return gw_req_error(req, conn, 503, "malformed broker reply");
+    enum MHD_Result rc = gw_req_json(req, conn, 200, json, len);
     free(json);
     return rc;
 }
@@ -174,7 +165,7 @@ s_query_failed(gw_req_t *req, struct MHD_Connection *conn, unsigned status,
                char *msg)
 {
     enum MHD_Result rc =
-        gw_http_error(req, conn, status, msg ? msg : "broker error");
+        gw_req_error(req, conn, status, msg ? msg : "broker error");
     free(msg);
     return rc;
 }
@@ -182,7 +173,7 @@ s_query_failed(gw_req_t *req, struct MHD_Connection *conn, unsigned status,
 enum MHD_Result
 gw_api_login(gw_req_t *req, struct MHD_Connection *conn)
 {
-    gateway_t *gw = req->gw;
+    const gw_env_t *gw = req->gw;
     const char *user = req->claims.sub;
     json_t *body = s_body(req, true);
     if (!body)
@@ -213,8 +204,8 @@ gw_api_login(gw_req_t *req, struct MHD_Connection *conn)
         return s_query_failed(req, conn, status == 400 ? 503 : status, msg);
     free(msg);
     if (!reply && strcmp(gw->cfg->unknown_users, "deny") == 0) {
-        gw_metrics_reject(GW_REJ_ACCOUNT);
-        return gw_http_error(req, conn, 403, "unknown user");
+        gw_metrics_reject(req->gw->metrics, GW_REJ_ACCOUNT);
+        return gw_req_error(req, conn, 403, "unknown user");
     }
     if (reply) {
         pres_account_t got = PRES_ACC_ACTIVE;
@@ -228,7 +219,7 @@ gw_api_login(gw_req_t *req, struct MHD_Connection *conn)
 
     unsigned char raw[16];
     if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)
-        return gw_http_error(req, conn, 503, "no randomness");
+        return gw_req_error(req, conn, 503, "no randomness");
     static const char hex[] = "0123456789abcdef";
     for (size_t i = 0; i < sizeof raw; i++) {
         ev.session[2 * i] = hex[raw[i] >> 4];
@@ -243,13 +234,14 @@ gw_api_login(gw_req_t *req, struct MHD_Connection *conn)
     int64_t t0 = pres_mono_ms();
     if (s_publish(req, &ev) != 0) {
         gw_bus_wait_end(gw->bus, &w, 0);
-        return gw_http_error(req, conn, 503, "bus unavailable");
+        return gw_req_error(req, conn, 503, "bus unavailable");
     }
     if (gw_bus_wait_end(gw->bus, &w, gw->cfg->bus_timeout_ms) != 0) {
-        gw_metrics_reject(GW_REJ_BROKER_TIMEOUT);
-        return gw_http_error(req, conn, 503, "broker did not confirm login");
+        gw_metrics_reject(req->gw->metrics, GW_REJ_BROKER_TIMEOUT);
+        return gw_req_error(req, conn, 503, "broker did not confirm login");
     }
-    gw_metrics_latency(GW_LAT_LOGIN, (pres_mono_ms() - t0) * 1000);
+    gw_metrics_latency(req->gw->metrics, GW_LAT_LOGIN,
+                       (pres_mono_ms() - t0) * 1000);
     if (w.change.account != PRES_ACC_ACTIVE)
         return s_account_refused(req, conn, w.change.account);
     char json[256];
@@ -257,7 +249,7 @@ gw_api_login(gw_req_t *req, struct MHD_Connection *conn)
                      "{\"user\":\"%s\",\"session\":\"%s\",\"heartbeat_s\":%d,"
                      "\"timeout_s\":%g}",
                      user, ev.session, gw->cfg->heartbeat, gw->cfg->timeout);
-    return gw_http_json(req, conn, 200, json, (size_t)n);
+    return gw_req_json(req, conn, 200, json, (size_t)n);
 }
 
 enum MHD_Result
@@ -292,8 +284,8 @@ gw_api_heartbeat(gw_req_t *req, struct MHD_Connection *conn)
         ev.state = state[0] == 'o' ? PRES_ONLINE : PRES_AWAY;
     }
     if (s_publish(req, &ev) != 0)
-        return gw_http_error(req, conn, 503, "bus unavailable");
-    return gw_http_no_content(req, conn);
+        return gw_req_error(req, conn, 503, "bus unavailable");
+    return gw_req_no_content(req, conn);
 }
 
 enum MHD_Result
@@ -314,10 +306,10 @@ gw_api_logout(gw_req_t *req, struct MHD_Connection *conn)
     ev.type = PRES_EV_LOGOUT;
     memcpy(ev.user, req->claims.sub, sizeof ev.user);
     if (s_publish(req, &ev) != 0)
-        return gw_http_error(req, conn, 503, "bus unavailable");
+        return gw_req_error(req, conn, 503, "bus unavailable");
     //  The token is dead from now on, here and after a restart.
     gw_auth_revoke(req->gw->auth, req->token, req->token_len, req->claims.exp);
-    return gw_http_no_content(req, conn);
+    return gw_req_no_content(req, conn);
 }
 
 //  Ask the broker q and answer with its reply as JSON (or the failure).
@@ -333,8 +325,9 @@ s_query_reply(gw_req_t *req, struct MHD_Connection *conn, const pres_query_t *q)
 }
 
 enum MHD_Result
-gw_api_user(gw_req_t *req, struct MHD_Connection *conn, const char *user)
+gw_api_user(gw_req_t *req, struct MHD_Connection *conn)
 {
+    const char *user = req->param;
     if (!pres_id_valid(user, strlen(user)))
         return s_bad_request(req, conn, "invalid user id");
     pres_query_t q;
@@ -399,8 +392,9 @@ gw_api_stats(gw_req_t *req, struct MHD_Connection *conn)
 }
 
 enum MHD_Result
-gw_api_account(gw_req_t *req, struct MHD_Connection *conn, const char *user)
+gw_api_account(gw_req_t *req, struct MHD_Connection *conn)
 {
+    const char *user = req->param;
     if (!pres_id_valid(user, strlen(user)))
         return s_bad_request(req, conn, "invalid user id");
     json_t *body = s_body(req, false);
@@ -497,33 +491,47 @@ gw_api_batch(gw_req_t *req, struct MHD_Connection *conn)
     int64_t t0 = pres_mono_ms();
     zframe_t *reply =
         pres_qclient_call(req->worker->query, frame, len, s_bus_timeout(req));
-    if (!reply) {
-        gw_metrics_reject(GW_REJ_BROKER_TIMEOUT);
-        return gw_http_error(req, conn, 503, "broker unavailable");
-    }
-    gw_metrics_latency(GW_LAT_QUERY, (pres_mono_ms() - t0) * 1000);
+    if (!reply)
+        return gw_req_refuse(req, conn, GW_REJ_BROKER_TIMEOUT, 503,
+                             "broker unavailable");
+    gw_metrics_latency(req->gw->metrics, GW_LAT_QUERY,
+                       (pres_mono_ms() - t0) * 1000);
     bool ok = false;
     pres_mp_reader_t r;
     if (pres_mp_find(zframe_data(reply), zframe_size(reply), "ok", &r) != 0 ||
         pres_mp_read_bool(&r, &ok) != 0 || !ok) {
         zframe_destroy(&reply);
-        return gw_http_error(req, conn, 400, "broker refused the request");
+        return gw_req_error(req, conn, 400, "broker refused the request");
     }
     return s_reply_json(req, conn, &reply);
 }
 
-enum MHD_Result
-gw_api_user_log(gw_req_t *req, struct MHD_Connection *conn, const char *user)
+//  audit or history of the route's {user}.
+static enum MHD_Result
+s_user_log(gw_req_t *req, struct MHD_Connection *conn, pres_query_op_t op)
 {
+    const char *user = req->param;
     if (!pres_id_valid(user, strlen(user)))
         return s_bad_request(req, conn, "invalid user id");
     pres_query_t q;
     memset(&q, 0, sizeof q);
-    q.op = req->route == GW_ROUTE_AUDIT ? PRES_Q_AUDIT : PRES_Q_HISTORY;
+    q.op = op;
     snprintf(q.user, sizeof q.user, "%s", user);
     if (s_limit_arg(conn, &q.limit) != 0)
         return s_bad_request(req, conn, "limit must be 1 to 1000");
     return s_query_reply(req, conn, &q);
+}
+
+enum MHD_Result
+gw_api_audit(gw_req_t *req, struct MHD_Connection *conn)
+{
+    return s_user_log(req, conn, PRES_Q_AUDIT);
+}
+
+enum MHD_Result
+gw_api_history(gw_req_t *req, struct MHD_Connection *conn)
+{
+    return s_user_log(req, conn, PRES_Q_HISTORY);
 }
 
 enum MHD_Result
@@ -653,8 +661,8 @@ gw_api_events(gw_req_t *req, struct MHD_Connection *conn)
             return s_bad_request(req, conn,
                                  "Last-Event-ID must be a "
                                  "change seq");
-        gw_metrics_reject(GW_REJ_SSE_FULL);
-        return gw_http_error(req, conn, 503, "event stream unavailable");
+        gw_metrics_reject(req->gw->metrics, GW_REJ_SSE_FULL);
+        return gw_req_error(req, conn, 503, "event stream unavailable");
     }
-    return gw_http_send(req, conn, 200, resp);
+    return gw_req_send(req, conn, 200, resp);
 }

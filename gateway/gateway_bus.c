@@ -15,7 +15,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "gateway_metrics.h"
 #include "pres_bus.h"
 #include "pres_log.h"
 #include "pres_mp.h"
@@ -29,8 +28,10 @@ struct gw_bus {
     gw_accounts_t *accounts;
     gw_sse_t *sse;
     gw_auth_t *auth;
-    zsock_t *sub;           //  changes, "presence." prefix
-    pres_qclient_t *query;  //  stats and list, this thread only
+    gw_metrics_t *metrics;
+    pres_ratelimit_t bad_frame_log;  //  this thread only
+    zsock_t *sub;                    //  changes, "presence." prefix
+    pres_qclient_t *query;           //  stats and list, this thread only
     pthread_t thread;
     atomic_bool running;
     atomic_bool broker_ok;
@@ -43,29 +44,6 @@ struct gw_bus {
 };
 
 static void s_fill(gw_bus_t *self, uint64_t from, uint64_t to);
-
-//  Read a top-level uint by key from a reply map. 0 or -1.
-static int
-s_reply_uint(zframe_t *reply, const char *key, uint64_t *value)
-{
-    pres_mp_reader_t r;
-    pres_mp_reader_init(&r, zframe_data(reply), zframe_size(reply));
-    uint32_t n;
-    if (pres_mp_read_map(&r, &n) != 0)
-        return -1;
-    size_t klen = strlen(key);
-    for (uint32_t i = 0; i < n; i++) {
-        const char *k;
-        uint32_t kl;
-        if (pres_mp_read_str(&r, &k, &kl) != 0)
-            return -1;
-        if (kl == klen && memcmp(k, key, kl) == 0)
-            return pres_mp_read_uint(&r, value);
-        if (pres_mp_skip(&r) != 0)
-            return -1;
-    }
-    return -1;
-}
 
 //  Apply one `list` page: every user's account into the cache; the next
 //  cursor into next ("" on the last page). 0 or -1.
@@ -178,10 +156,12 @@ s_poll_stats(gw_bus_t *self)
     int64_t t0 = pres_mono_ms();
     zframe_t *reply = pres_qclient_query(self->query, &q, timeout, NULL);
     uint64_t seq = 0;
-    bool ok = reply && s_reply_uint(reply, "seq", &seq) == 0;
+    bool ok = reply && pres_mp_find_uint(zframe_data(reply), zframe_size(reply),
+                                         "seq", &seq) == 0;
     zframe_destroy(&reply);
     if (ok)
-        gw_metrics_latency(GW_LAT_QUERY, (pres_mono_ms() - t0) * 1000);
+        gw_metrics_latency(self->metrics, GW_LAT_QUERY,
+                           (pres_mono_ms() - t0) * 1000);
     bool was = atomic_exchange(&self->broker_ok, ok);
     if (was != ok) {
         if (ok)
@@ -294,7 +274,7 @@ s_apply(gw_bus_t *self, const pres_change_t *ch)
         pres_log_warn("changes: seq gap %" PRIu64 " -> %" PRIu64,
                       self->last_seq, ch->seq);
     }
-    gw_metrics_change(gap);
+    gw_metrics_change(self->metrics, gap);
     self->have_seq = true;
     self->last_seq = ch->seq;
 
@@ -325,7 +305,6 @@ static void
 s_drain(gw_bus_t *self)
 {
     void *sock = zsock_resolve(self->sub);
-    static pres_ratelimit_t rl;
     for (int i = 0; i < 10000; i++) {
         zmq_msg_t topic, body;
         zmq_msg_init(&topic);
@@ -356,7 +335,8 @@ s_drain(gw_bus_t *self)
                                &why) == 0)
             s_on_change(self, &ch);
         else
-            pres_log_limited(&rl, 10000, "bad change frame: %s", why);
+            pres_log_limited(&self->bad_frame_log, 10000,
+                             "bad change frame: %s", why);
         zmq_msg_close(&topic);
         zmq_msg_close(&body);
     }
@@ -393,7 +373,7 @@ s_run(void *arg)
 
 gw_bus_t *
 gw_bus_new(const pres_config_t *cfg, gw_accounts_t *accounts, gw_sse_t *sse,
-           gw_auth_t *auth)
+           gw_auth_t *auth, gw_metrics_t *metrics)
 {
     gw_bus_t *self = calloc(1, sizeof *self);
     if (!self)
@@ -402,6 +382,7 @@ gw_bus_new(const pres_config_t *cfg, gw_accounts_t *accounts, gw_sse_t *sse,
     self->accounts = accounts;
     self->sse = sse;
     self->auth = auth;
+    self->metrics = metrics;
     pthread_mutex_init(&self->wait_lock, NULL);
     self->sub = pres_bus_sub_changes(cfg, PRES_CHANGE_PREFIX);
     self->query = pres_qclient_new(cfg);

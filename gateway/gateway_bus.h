@@ -12,6 +12,7 @@
 
 #include "gateway_accounts.h"
 #include "gateway_auth.h"
+#include "gateway_metrics.h"
 #include "gateway_sse.h"
 #include "pres_config.h"
 #include "pres_msg.h"
@@ -22,7 +23,7 @@ typedef struct gw_bus gw_bus_t;
 //  login published after gw_bus_new can be matched. Objects are borrowed
 //  and must outlive the bus. NULL after logging.
 gw_bus_t *gw_bus_new(const pres_config_t *cfg, gw_accounts_t *accounts,
-                     gw_sse_t *sse, gw_auth_t *auth);
+                     gw_sse_t *sse, gw_auth_t *auth, gw_metrics_t *metrics);
 void gw_bus_destroy(gw_bus_t **self_p);
 
 //  A login waiting for its change. Lives on the waiting thread's stack.

@@ -1,5 +1,5 @@
-/*  gateway_metrics: relaxed atomic counters and fixed-bucket histograms,
-    rendered as Prometheus text. Process-wide (one gateway per process). */
+/*  gateway_metrics: relaxed atomic counters and fixed-bucket histograms
+    in one object per gateway, rendered as Prometheus text. */
 #include "gateway_metrics.h"
 
 #include <stdarg.h>
@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pres_log.h"
 #include "pres_msg.h"
 
 //  Status codes we answer with; anything else lands in the last slot.
@@ -21,9 +22,14 @@ static const char *const s_routes[GW_ROUTE_COUNT] = {
     "batch",   "audit",     "history", "series",  "other"};
 
 static const char *const s_rejects[GW_REJ_COUNT] = {
-    "rate_limited", "too_big",  "no_token",       "bad_token",
-    "expired",      "revoked",  "not_admin",      "account",
-    "bad_request",  "bus_busy", "broker_timeout", "sse_full"};
+    "rate_limited",      "too_big",
+    "no_token",          "bad_token",
+    "expired",           "revoked",
+    "not_admin",         "account",
+    "bad_request",       "bus_busy",
+    "broker_timeout",    "sse_full",
+    "rate_limited_addr", "connections_per_address",
+    "header_timeout"};
 
 static const char *const s_latencies[GW_LAT_COUNT] = {"publish", "query",
                                                       "login"};
@@ -40,13 +46,32 @@ typedef struct {
     atomic_uint_fast64_t sum_us;
 } s_hist_t;
 
-static atomic_uint_fast64_t s_requests[GW_ROUTE_COUNT][S_NCODES + 1];
-static atomic_uint_fast64_t s_reject[GW_REJ_COUNT];
-static atomic_uint_fast64_t s_published[6];
-static s_hist_t s_hist[GW_LAT_COUNT];
-static atomic_int s_sse;
-static atomic_uint_fast64_t s_changes;
-static atomic_uint_fast64_t s_gaps;
+struct gw_metrics {
+    atomic_uint_fast64_t requests[GW_ROUTE_COUNT][S_NCODES + 1];
+    atomic_uint_fast64_t reject[GW_REJ_COUNT];
+    atomic_uint_fast64_t published[6];  //  by pres_ev_type_t
+    s_hist_t hist[GW_LAT_COUNT];
+    atomic_uint_fast64_t changes;  //  seen on the changes stream
+    atomic_uint_fast64_t gaps;     //  missed (seq gaps)
+};
+
+gw_metrics_t *
+gw_metrics_new(void)
+{
+    gw_metrics_t *self = calloc(1, sizeof *self);
+    if (!self)
+        pres_log_error("gw_metrics_new: out of memory");
+    return self;
+}
+
+void
+gw_metrics_destroy(gw_metrics_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    free(*self_p);
+    *self_p = NULL;
+}
 
 const char *
 gw_route_name(gw_route_t r)
@@ -64,37 +89,37 @@ s_code_slot(unsigned status)
 }
 
 void
-gw_metrics_request(gw_route_t route, unsigned status)
+gw_metrics_request(gw_metrics_t *self, gw_route_t route, unsigned status)
 {
     if (route >= GW_ROUTE_COUNT)
         route = GW_ROUTE_OTHER;
-    atomic_fetch_add_explicit(&s_requests[route][s_code_slot(status)], 1,
+    atomic_fetch_add_explicit(&self->requests[route][s_code_slot(status)], 1,
                               memory_order_relaxed);
 }
 
 void
-gw_metrics_reject(gw_reject_t why)
+gw_metrics_reject(gw_metrics_t *self, gw_reject_t why)
 {
     if (why < GW_REJ_COUNT)
-        atomic_fetch_add_explicit(&s_reject[why], 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&self->reject[why], 1, memory_order_relaxed);
 }
 
 void
-gw_metrics_published(int ev_type)
+gw_metrics_published(gw_metrics_t *self, int ev_type)
 {
     if (ev_type >= 1 && ev_type <= 5)
-        atomic_fetch_add_explicit(&s_published[ev_type], 1,
+        atomic_fetch_add_explicit(&self->published[ev_type], 1,
                                   memory_order_relaxed);
 }
 
 void
-gw_metrics_latency(gw_latency_t which, int64_t usec)
+gw_metrics_latency(gw_metrics_t *self, gw_latency_t which, int64_t usec)
 {
     if (which >= GW_LAT_COUNT)
         return;
     if (usec < 0)
         usec = 0;
-    s_hist_t *h = &s_hist[which];
+    s_hist_t *h = &self->hist[which];
     size_t i = 0;
     while (i < S_NBOUNDS && usec > s_bounds[i])
         i++;
@@ -104,30 +129,24 @@ gw_metrics_latency(gw_latency_t which, int64_t usec)
 }
 
 void
-gw_metrics_sse_clients(int delta)
+gw_metrics_change(gw_metrics_t *self, uint64_t gap)
 {
-    atomic_fetch_add_explicit(&s_sse, delta, memory_order_relaxed);
-}
-
-void
-gw_metrics_change(uint64_t gap)
-{
-    atomic_fetch_add_explicit(&s_changes, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&self->changes, 1, memory_order_relaxed);
     if (gap)
-        atomic_fetch_add_explicit(&s_gaps, gap, memory_order_relaxed);
+        atomic_fetch_add_explicit(&self->gaps, gap, memory_order_relaxed);
 }
 
 uint64_t
-gw_metrics_requests(gw_route_t route, unsigned status)
+gw_metrics_requests(gw_metrics_t *self, gw_route_t route, unsigned status)
 {
-    return atomic_load_explicit(&s_requests[route][s_code_slot(status)],
+    return atomic_load_explicit(&self->requests[route][s_code_slot(status)],
                                 memory_order_relaxed);
 }
 
 uint64_t
-gw_metrics_rejects(gw_reject_t why)
+gw_metrics_rejects(gw_metrics_t *self, gw_reject_t why)
 {
-    return atomic_load_explicit(&s_reject[why], memory_order_relaxed);
+    return atomic_load_explicit(&self->reject[why], memory_order_relaxed);
 }
 
 //  A growing text buffer; on allocation failure it stops growing and the
@@ -177,7 +196,8 @@ s_get(atomic_uint_fast64_t *a)
 }
 
 char *
-gw_metrics_render(size_t *len)
+gw_metrics_render(gw_metrics_t *self, int sse_clients, int connections,
+                  size_t *len)
 {
     s_text_t t = {malloc(8192), 0, 8192, 0};
     if (!t.buf)
@@ -187,7 +207,7 @@ gw_metrics_render(size_t *len)
               "and status.\n# TYPE presence_gateway_requests_total counter\n");
     for (int r = 0; r < GW_ROUTE_COUNT; r++)
         for (size_t c = 0; c <= S_NCODES; c++) {
-            uint64_t v = s_get(&s_requests[r][c]);
+            uint64_t v = s_get(&self->requests[r][c]);
             if (v == 0)
                 continue;
             if (c < S_NCODES)
@@ -205,7 +225,7 @@ gw_metrics_render(size_t *len)
               "reason.\n# TYPE presence_gateway_rejections_total counter\n");
     for (int i = 0; i < GW_REJ_COUNT; i++)
         s_add(&t, "presence_gateway_rejections_total{reason=\"%s\"} %llu\n",
-              s_rejects[i], (unsigned long long)s_get(&s_reject[i]));
+              s_rejects[i], (unsigned long long)s_get(&self->reject[i]));
     s_add(&t, "# HELP presence_gateway_events_published_total Events "
               "published to the broker by type.\n"
               "# TYPE presence_gateway_events_published_total counter\n");
@@ -214,14 +234,14 @@ gw_metrics_render(size_t *len)
               "presence_gateway_events_published_total{type=\"%s\"} "
               "%llu\n",
               pres_ev_type_name((pres_ev_type_t)i),
-              (unsigned long long)s_get(&s_published[i]));
+              (unsigned long long)s_get(&self->published[i]));
     s_add(&t, "# HELP presence_gateway_latency_seconds Bus publish, broker "
               "query and login round-trip latency.\n"
               "# TYPE presence_gateway_latency_seconds histogram\n");
     for (int h = 0; h < GW_LAT_COUNT; h++) {
         uint64_t cum = 0;
         for (size_t b = 0; b <= S_NBOUNDS; b++) {
-            cum += s_get(&s_hist[h].bucket[b]);
+            cum += s_get(&self->hist[h].bucket[b]);
             if (b < S_NBOUNDS)
                 s_add(&t,
                       "presence_gateway_latency_seconds_bucket{op=\"%s\","
@@ -235,26 +255,31 @@ gw_metrics_render(size_t *len)
                       s_latencies[h], (unsigned long long)cum);
         }
         s_add(&t, "presence_gateway_latency_seconds_sum{op=\"%s\"} %.6f\n",
-              s_latencies[h], (double)s_get(&s_hist[h].sum_us) / 1e6);
+              s_latencies[h], (double)s_get(&self->hist[h].sum_us) / 1e6);
         s_add(&t, "presence_gateway_latency_seconds_count{op=\"%s\"} %llu\n",
-              s_latencies[h], (unsigned long long)s_get(&s_hist[h].count));
+              s_latencies[h], (unsigned long long)s_get(&self->hist[h].count));
     }
     s_add(&t,
           "# HELP presence_gateway_sse_clients Open /v1/events streams.\n"
           "# TYPE presence_gateway_sse_clients gauge\n"
           "presence_gateway_sse_clients %d\n",
-          atomic_load_explicit(&s_sse, memory_order_relaxed));
+          sse_clients);
+    s_add(&t,
+          "# HELP presence_gateway_connections Open HTTP connections.\n"
+          "# TYPE presence_gateway_connections gauge\n"
+          "presence_gateway_connections %d\n",
+          connections);
     s_add(&t,
           "# HELP presence_gateway_changes_total Changes received from "
           "the broker.\n# TYPE presence_gateway_changes_total counter\n"
           "presence_gateway_changes_total %llu\n",
-          (unsigned long long)s_get(&s_changes));
+          (unsigned long long)s_get(&self->changes));
     s_add(&t,
           "# HELP presence_gateway_change_gaps_total Changes missed "
           "(seq gaps) on the changes stream.\n"
           "# TYPE presence_gateway_change_gaps_total counter\n"
           "presence_gateway_change_gaps_total %llu\n",
-          (unsigned long long)s_get(&s_gaps));
+          (unsigned long long)s_get(&self->gaps));
     if (t.failed) {
         free(t.buf);
         return NULL;

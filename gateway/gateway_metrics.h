@@ -1,6 +1,6 @@
-/*  gateway_metrics: the gateway's counters and latency histograms, shared
-    by every worker thread (relaxed atomics, no locks), and their rendering
-    as Prometheus text for GET /metrics. */
+/*  gateway_metrics: the gateway's counters and latency histograms, one
+    object per gateway shared by every thread (relaxed atomics, no locks),
+    and their rendering as Prometheus text for GET /metrics. */
 #ifndef GATEWAY_METRICS_H_INCLUDED
 #define GATEWAY_METRICS_H_INCLUDED
 
@@ -43,6 +43,9 @@ typedef enum {
     GW_REJ_BUS_BUSY,        //  publisher EAGAIN
     GW_REJ_BROKER_TIMEOUT,  //  query or login wait timed out
     GW_REJ_SSE_FULL,
+    GW_REJ_RATE_LIMITED_ADDR,  //  per-address bucket empty (no valid token)
+    GW_REJ_CONN_PER_ADDR,      //  connection refused: address at its cap
+    GW_REJ_HEADER_TIMEOUT,     //  request not received within the timeout
     GW_REJ_COUNT
 } gw_reject_t;
 
@@ -53,27 +56,34 @@ typedef enum {
     GW_LAT_COUNT
 } gw_latency_t;
 
+typedef struct gw_metrics gw_metrics_t;
+
 const char *gw_route_name(gw_route_t r);
 
-//  Count one request with its final status code.
-void gw_metrics_request(gw_route_t route, unsigned status);
+//  All counters at zero. NULL on allocation failure (logged).
+gw_metrics_t *gw_metrics_new(void);
+void gw_metrics_destroy(gw_metrics_t **self_p);
+
+//  Count one request with its final status code. Any thread.
+void gw_metrics_request(gw_metrics_t *self, gw_route_t route, unsigned status);
 //  Count one refusal.
-void gw_metrics_reject(gw_reject_t why);
+void gw_metrics_reject(gw_metrics_t *self, gw_reject_t why);
 //  Count one event published (pres_ev_type_t value 1..5).
-void gw_metrics_published(int ev_type);
+void gw_metrics_published(gw_metrics_t *self, int ev_type);
 //  Record one latency sample, in microseconds.
-void gw_metrics_latency(gw_latency_t which, int64_t usec);
-//  SSE client gauge.
-void gw_metrics_sse_clients(int delta);
+void gw_metrics_latency(gw_metrics_t *self, gw_latency_t which, int64_t usec);
 //  Changes seen on the bus, and gaps in their seq.
-void gw_metrics_change(uint64_t gap);
+void gw_metrics_change(gw_metrics_t *self, uint64_t gap);
 
 //  Current count of requests of a route with a status (tests).
-uint64_t gw_metrics_requests(gw_route_t route, unsigned status);
-uint64_t gw_metrics_rejects(gw_reject_t why);
+uint64_t gw_metrics_requests(gw_metrics_t *self, gw_route_t route,
+                             unsigned status);
+uint64_t gw_metrics_rejects(gw_metrics_t *self, gw_reject_t why);
 
-//  Render everything as Prometheus text exposition format 0.0.4. Returns
-//  a heap string the caller frees (*len its length), or NULL.
-char *gw_metrics_render(size_t *len);
+//  Render everything, with the gauges given (open event streams, open
+//  connections), as Prometheus text exposition format 0.0.4. Returns a
+//  heap string the caller frees (*len its length), or NULL.
+char *gw_metrics_render(gw_metrics_t *self, int sse_clients, int connections,
+                        size_t *len);
 
 #endif

@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gateway_metrics.h"
 #include "pres_log.h"
 
 typedef struct {
@@ -234,7 +233,6 @@ s_free(void *cls)
         c->next_client->prev = c->prev;
     self->nclients--;
     pthread_mutex_unlock(&self->lock);
-    gw_metrics_sse_clients(-1);
     free(c->backlog);
     free(c);
 }
@@ -329,7 +327,6 @@ s_open(gw_sse_t *self, struct MHD_Connection *conn, bool resume, uint64_t want,
     self->clients = c;
     self->nclients++;
     pthread_mutex_unlock(&self->lock);
-    gw_metrics_sse_clients(1);
     MHD_add_response_header(resp, "Content-Type", "text/event-stream");
     MHD_add_response_header(resp, "Cache-Control", "no-cache");
     MHD_add_response_header(resp, "X-Accel-Buffering", "no");

@@ -4,7 +4,7 @@
 #include <malloc.h>
 #include <stdlib.h>
 
-#include "gateway_http.h"
+#include "gateway.h"
 #include "pres_config.h"
 #include "pres_log.h"
 

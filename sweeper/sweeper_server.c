@@ -57,15 +57,8 @@ sweeper_server_new(const pres_config_t *cfg)
         return NULL;
     }
     self->cfg = *cfg;
-    char host[64] = "host", src[PRES_ID_MAX + 1];
-    if (gethostname(host, sizeof(host)) != 0)
-        snprintf(host, sizeof(host), "host");
-    host[sizeof(host) - 1] = '\0';
-    //  Keep the src a valid id whatever the host name holds.
-    for (char *c = host; *c; c++)
-        if (!pres_id_valid(c, 1))
-            *c = '_';
-    snprintf(src, sizeof(src), "sweeper-%.40s-%ld", host, (long)getpid());
+    char src[PRES_ID_MAX + 1];
+    pres_src_id(src, sizeof(src), "sweeper", -1);
     //  Subscribe first (Clone): changes queue while the snapshot is built.
     self->sub = pres_bus_sub_changes(&self->cfg, "");
     self->qc = pres_qclient_new(&self->cfg);

@@ -8,10 +8,16 @@ if(TARGET gateway_core)
   pres_test(NAME unit.gateway_core LABEL unit TIMEOUT 60
     SOURCES ${CMAKE_SOURCE_DIR}/tests/unit/test_gateway_core.c
     LIBS gateway_core)
+  pres_test(NAME unit.gateway_limit LABEL unit TIMEOUT 60
+    SOURCES ${CMAKE_SOURCE_DIR}/tests/unit/test_gateway_limit.c
+    LIBS gateway_core)
   if(TARGET itutil)
     pres_test(NAME it.gateway_api LABEL it TIMEOUT 120
       SOURCES ${CMAKE_SOURCE_DIR}/tests/it/gateway_api.c
       LIBS itutil pres_jwt PkgConfig::CURL PkgConfig::CRYPTO)
+    pres_test(NAME it.gateway_limits LABEL it TIMEOUT 180
+      SOURCES ${CMAKE_SOURCE_DIR}/tests/it/gateway_limits.c
+      LIBS itutil pres_jwt PkgConfig::CURL)
     pres_test(NAME it.gateway_changelog LABEL it TIMEOUT 120
       SOURCES ${CMAKE_SOURCE_DIR}/tests/it/gateway_changelog.c
       LIBS itutil pres_jwt PkgConfig::CURL)

@@ -148,22 +148,6 @@ s_expect_error(const s_resp_t *r, int status)
     CHECK(s_header_has(r, "Content-Type: application/json"));
 }
 
-static int
-s_free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    CHECK(fd >= 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    CHECK(bind(fd, (struct sockaddr *)&a, sizeof a) == 0);
-    socklen_t len = sizeof a;
-    CHECK(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 static bool
 s_wait_health(int port, long want, int timeout_ms)
 {
@@ -175,19 +159,6 @@ s_wait_health(int port, long want, int timeout_ms)
         usleep(50 * 1000);
     }
     return false;
-}
-
-static void
-s_gateway_start(it_proc_t *p, int port, const char *const *extra)
-{
-    char listen[64];
-    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
-    it_env_set(&s_env, "http_listen", listen);
-    CHECK(it_spawn(&s_env, "presence-gateway", NULL, extra, p) == 0);
-    if (!s_wait_health(port, 200, 5000)) {
-        it_proc_dump_log(p);
-        CHECK(!"gateway did not become healthy");
-    }
 }
 
 static char *
@@ -488,8 +459,8 @@ main(void)
 
     CHECK(it_broker_start(&s_env, NULL, &s_broker) == 0);
     CHECK(it_spawn(&s_env, "presence-sweeper", NULL, NULL, &s_sweeper) == 0);
-    s_port = s_free_port();
-    s_gateway_start(&s_gateway, s_port, NULL);
+    s_port = it_free_port();
+    CHECK(it_gateway_start(&s_env, s_port, NULL, &s_gateway) == 0);
 
     //  The secret the gateway created (0600) mints our tokens.
     char path[512];
@@ -705,7 +676,7 @@ main(void)
 
     //  The revocation survives a gateway restart.
     CHECK_EQ(it_proc_stop(&s_gateway, 5000), 0);
-    s_gateway_start(&s_gateway, s_port, NULL);
+    CHECK(it_gateway_start(&s_env, s_port, NULL, &s_gateway) == 0);
     r = s_http(s_port, "POST", "/v1/heartbeat", alice,
                "{\"session\":\"phone-1\"}", NULL);
     s_expect_error(r, 401);
@@ -716,10 +687,10 @@ main(void)
     EXPECT_STATUS(r, 200);
 
     //  429: a second gateway with a tiny per-IP budget.
-    s_port2 = s_free_port();
+    s_port2 = it_free_port();
     const char *rl_env[] = {"PRESENCE_RATE_LIMIT=1", "PRESENCE_RATE_BURST=3",
                             NULL};
-    s_gateway_start(&s_gateway2, s_port2, rl_env);
+    CHECK(it_gateway_start(&s_env, s_port2, rl_env, &s_gateway2) == 0);
     int limited = 0;
     for (int i = 0; i < 10; i++) {
         r = s_http(s_port2, "GET", "/v1/users/bob", bob, NULL, NULL);

@@ -4,14 +4,17 @@
 #define _XOPEN_SOURCE 700  //  nftw
 #include "itutil.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -406,6 +409,72 @@ it_proc_log_has(const it_proc_t *p, const char *needle)
         found = strstr(line, needle) != NULL;
     fclose(f);
     return found;
+}
+
+int
+it_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    int port = -1;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    else
+        fprintf(stderr, "itutil: no free port: %s\n", strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+//  The status of GET /healthz on 127.0.0.1:port, or -1.
+static int
+s_health(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    static const char req[] = "GET /healthz HTTP/1.0\r\n\r\n";
+    char buf[64] = "";
+    int status = -1;
+    struct timeval tv = {1, 0};
+    if (fd >= 0 &&
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0 &&
+        connect(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        write(fd, req, sizeof req - 1) == (ssize_t)(sizeof req - 1) &&
+        read(fd, buf, sizeof buf - 1) > 0)
+        sscanf(buf, "HTTP/%*s %d", &status);
+    if (fd >= 0)
+        close(fd);
+    return status;
+}
+
+int
+it_gateway_start(it_env_t *env, int port, const char *const *extra_env,
+                 it_proc_t *p)
+{
+    char listen[64];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+    it_env_set(env, "http_listen", listen);
+    if (it_spawn(env, "presence-gateway", NULL, extra_env, p) != 0)
+        return -1;
+    int64_t until = pres_mono_ms() + 5000;
+    while (s_health(port) != 200) {
+        if (pres_mono_ms() > until || !it_proc_alive(p)) {
+            fprintf(stderr, "itutil: gateway did not become healthy\n");
+            it_proc_dump_log(p);
+            return -1;
+        }
+        usleep(50 * 1000);
+    }
+    return 0;
 }
 
 bool

@@ -93,6 +93,16 @@ void it_proc_dump_log(const it_proc_t *p);
 //  True if the child's log contains needle.
 bool it_proc_log_has(const it_proc_t *p, const char *needle);
 
+//  A TCP port on 127.0.0.1 that was free a moment ago (for a daemon to
+//  listen on), or -1 (printed).
+int it_free_port(void);
+
+//  Spawn presence-gateway listening on 127.0.0.1:port (extra_env as in
+//  it_spawn) and wait (5 s) until GET /healthz answers 200. Dumps its log
+//  and returns -1 if it does not.
+int it_gateway_start(it_env_t *env, int port, const char *const *extra_env,
+                     it_proc_t *p);
+
 //  Wait up to timeout_ms until path exists. true if it does.
 bool it_wait_file(const char *path, int timeout_ms);
 

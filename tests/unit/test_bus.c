@@ -178,9 +178,26 @@ s_test_query_client(void)
     pres_qclient_destroy(&qc);
 }
 
+//  Publisher ids: role, host, pid and index, always a valid id.
+static void
+s_test_src_id(void)
+{
+    char src[PRES_ID_MAX + 1], want[32];
+    pres_src_id(src, sizeof src, "sweeper", -1);
+    CHECK(pres_id_valid(src, strlen(src)));
+    CHECK(strncmp(src, "sweeper-", 8) == 0);
+    snprintf(want, sizeof want, "-%ld", (long)getpid());
+    CHECK(strcmp(src + strlen(src) - strlen(want), want) == 0);
+    pres_src_id(src, sizeof src, "gateway", 3);
+    CHECK(pres_id_valid(src, strlen(src)));
+    snprintf(want, sizeof want, "-%ld-3", (long)getpid());
+    CHECK(strcmp(src + strlen(src) - strlen(want), want) == 0);
+}
+
 int
 main(void)
 {
+    s_test_src_id();
     char dir[] = "/tmp/pres_bus_XXXXXX";
     CHECK(mkdtemp(dir));
     pres_config_defaults(&s_cfg);
