@@ -6,7 +6,7 @@ target_include_directories(itutil PUBLIC ${CMAKE_SOURCE_DIR}/tests/it
   ${CMAKE_SOURCE_DIR}/tests)
 target_link_libraries(itutil PUBLIC pres_common)
 
-foreach(t live store bounds)
+foreach(t live store bounds log)
   pres_test(NAME unit.broker_${t} LABEL unit TIMEOUT 60
     SOURCES ${CMAKE_SOURCE_DIR}/tests/unit/test_broker_${t}.c
     LIBS broker_core)
