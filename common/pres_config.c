@@ -56,6 +56,8 @@ static const s_key_t s_keys[] = {
     STR(jwt_secret_file, "", NULL),
     STR(jwt_public_key_file, "", NULL),
     INT(jwt_leeway, "30", 0, 3600),
+    STR(jwt_issuer, "", NULL),
+    STR(jwt_audience, "", NULL),
     INT(heartbeat, "30", 1, 86400),
     DBL(timeout, "120", 0.1, 604800),
     STR(unknown_users, "allow", "|allow|deny|"),

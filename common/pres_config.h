@@ -23,6 +23,8 @@ typedef struct pres_config {
     char jwt_secret_file[PRES_PATH_MAX];       //  HS256 key
     char jwt_public_key_file[PRES_PATH_MAX];   //  RS256/ES256 PEM; "" = none
     int jwt_leeway;                            //  seconds on exp/nbf
+    char jwt_issuer[PRES_PATH_MAX];            //  required iss; "" = any
+    char jwt_audience[PRES_PATH_MAX];          //  required aud; "" = any
     int heartbeat;                             //  seconds, told to clients
     double timeout;                            //  seconds without heartbeat
     char unknown_users[8];                     //  "allow" or "deny"

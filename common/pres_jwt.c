@@ -19,13 +19,16 @@
 #include "pres_log.h"
 
 #define S_FILE_MAX 65536  //  cap on a key file read, bytes
+#define S_SIG_MAX  1024   //  longest signature (RSA 8192), bytes
 
 struct pres_jwt {
-    jwt_alg_t alg;       //  the only algorithm accepted
-    char alg_name[8];    //  its JOSE name
-    unsigned char *key;  //  HS secret or PEM public key
-    size_t key_len;      //  > 0 always
-    int leeway;          //  seconds on exp/nbf
+    jwt_alg_t alg;                          //  the only algorithm accepted
+    char alg_name[8];                       //  its JOSE name
+    unsigned char *key;                     //  HS secret or PEM public key
+    size_t key_len;                         //  > 0 always
+    int leeway;                             //  seconds on exp/nbf
+    char issuer[PRES_JWT_CLAIM_MAX + 1];    //  required iss; "" = unchecked
+    char audience[PRES_JWT_CLAIM_MAX + 1];  //  required aud; "" = unchecked
 };
 
 //  Fill buf with random bytes: getrandom(), else /dev/urandom. 0 or -1.
@@ -302,6 +305,9 @@ pres_jwt_new(const pres_config_t *cfg, bool create_secret)
         pres_jwt_new_key(cfg->jwt_alg, key, key_len, cfg->jwt_leeway);
     memset(key, 0, key_len);
     free(key);
+    if (self &&
+        pres_jwt_set_iss_aud(self, cfg->jwt_issuer, cfg->jwt_audience) != 0)
+        pres_jwt_destroy(&self);
     return self;
 }
 
@@ -315,6 +321,37 @@ pres_jwt_destroy(pres_jwt_t **self_p)
     free(self->key);
     free(self);
     *self_p = NULL;
+}
+
+//  A configured iss or aud: printable ASCII without quotes or
+//  backslashes, so it can be compared and minted without escaping.
+static bool
+s_claim_text_ok(const char *v)
+{
+    if (strlen(v) > PRES_JWT_CLAIM_MAX)
+        return false;
+    for (const char *p = v; *p; p++)
+        if (*p < 0x20 || *p > 0x7e || *p == '"' || *p == '\\')
+            return false;
+    return true;
+}
+
+int
+pres_jwt_set_iss_aud(pres_jwt_t *self, const char *issuer, const char *audience)
+{
+    if (!issuer)
+        issuer = "";
+    if (!audience)
+        audience = "";
+    if (!s_claim_text_ok(issuer) || !s_claim_text_ok(audience)) {
+        pres_log_error("jwt_issuer/jwt_audience: at most %d printable "
+                       "characters, no quotes or backslashes",
+                       PRES_JWT_CLAIM_MAX);
+        return -1;
+    }
+    snprintf(self->issuer, sizeof self->issuer, "%s", issuer);
+    snprintf(self->audience, sizeof self->audience, "%s", audience);
+    return 0;
 }
 
 const char *
@@ -353,7 +390,9 @@ pres_jwt_mint(const pres_jwt_t *self, const char *user, bool admin,
         jwt_add_grant_int(jwt, "iat", (long)now_s) != 0 ||
         jwt_add_grant_int(jwt, "exp", (long)(now_s + ttl_s)) != 0 ||
         jwt_add_grant(jwt, "jti", jti) != 0 ||
-        (admin && jwt_add_grant(jwt, "role", "admin") != 0)) {
+        (admin && jwt_add_grant(jwt, "role", "admin") != 0) ||
+        (self->issuer[0] && jwt_add_grant(jwt, "iss", self->issuer) != 0) ||
+        (self->audience[0] && jwt_add_grant(jwt, "aud", self->audience) != 0)) {
         pres_log_error("jwt_add_grant() failed");
         goto done;
     }
@@ -369,13 +408,15 @@ done:
     return token;
 }
 
-//  base64url (no padding; padding tolerated at the end) into out (cap
-//  bytes). Returns the decoded length or -1.
+//  Strict base64url (RFC 7515 section 2: no padding, no other
+//  characters) into out (cap bytes). The unused low bits of the last
+//  character must be zero, so every byte string has exactly one spelling:
+//  libjwt 1.10.2 ignores those bits, and a second spelling of a valid
+//  signature would otherwise be a second token. Returns the decoded
+//  length, -1 (bad character or length) or -2 (unused bits set).
 static int
 s_b64url_decode(const char *in, size_t len, unsigned char *out, size_t cap)
 {
-    while (len > 0 && in[len - 1] == '=')
-        len--;
     if (len % 4 == 1)
         return -1;
     uint32_t acc = 0;
@@ -405,23 +446,31 @@ s_b64url_decode(const char *in, size_t len, unsigned char *out, size_t cap)
             out[n++] = (unsigned char)(acc >> bits);
         }
     }
+    //  2 or 4 bits left over (len % 4 == 3 or 2): they must be zero.
+    if (bits > 0 && (acc & ((1u << bits) - 1)) != 0)
+        return -2;
     return (int)n;
 }
 
-//  Parse one base64url JSON object part, rejecting duplicate keys.
+//  Parse one base64url JSON object part, rejecting duplicate keys. NULL
+//  with *why set ("noncanonical" or "malformed").
 static json_t *
-s_part_json(const char *part, size_t len)
+s_part_json(const char *part, size_t len, const char **why)
 {
     unsigned char buf[PRES_JWT_TOKEN_MAX];
     int n = s_b64url_decode(part, len, buf, sizeof buf);
-    if (n <= 0)
+    if (n <= 0) {
+        *why = n == -2 ? "noncanonical" : "malformed";
         return NULL;
+    }
     json_t *obj =
         json_loadb((const char *)buf, (size_t)n, JSON_REJECT_DUPLICATES, NULL);
     if (obj && !json_is_object(obj)) {
         json_decref(obj);
-        return NULL;
+        obj = NULL;
     }
+    if (!obj)
+        *why = "malformed";
     return obj;
 }
 
@@ -436,6 +485,36 @@ s_int_claim(json_t *claims, const char *name, int64_t *v)
         return -1;
     *v = (int64_t)json_integer_value(j);
     return 1;
+}
+
+//  True if j is a JSON string equal to want (no embedded NUL).
+static bool
+s_str_equals(json_t *j, const char *want)
+{
+    return json_is_string(j) && json_string_length(j) == strlen(want) &&
+           memcmp(json_string_value(j), want, strlen(want)) == 0;
+}
+
+//  RFC 7519 section 4.1.3: aud is one string or an array of strings; it
+//  matches when it is, or holds, want. An array of other types is refused
+//  whole (bounded: the token is at most PRES_JWT_TOKEN_MAX bytes).
+static bool
+s_aud_matches(json_t *aud, const char *want)
+{
+    if (json_is_string(aud))
+        return s_str_equals(aud, want);
+    if (!json_is_array(aud))
+        return false;
+    bool found = false;
+    size_t i;
+    json_t *v;
+    json_array_foreach(aud, i, v)
+    {
+        if (!json_is_string(v))
+            return false;
+        found = found || s_str_equals(v, want);
+    }
+    return found;
 }
 
 static int
@@ -482,6 +561,16 @@ s_claims_check(const pres_jwt_t *self, json_t *claims, int64_t now_s,
         *why = "bad_claim";
         return -1;
     }
+    if (self->issuer[0] &&
+        !s_str_equals(json_object_get(claims, "iss"), self->issuer)) {
+        *why = "bad_iss";
+        return -1;
+    }
+    if (self->audience[0] &&
+        !s_aud_matches(json_object_get(claims, "aud"), self->audience)) {
+        *why = "bad_aud";
+        return -1;
+    }
     memset(out, 0, sizeof *out);
     snprintf(out->sub, sizeof out->sub, "%s", json_string_value(sub));
     out->admin = role && strcmp(json_string_value(role), "admin") == 0;
@@ -489,6 +578,23 @@ s_claims_check(const pres_jwt_t *self, json_t *claims, int64_t now_s,
     out->nbf = nbf;
     out->iat = iat;
     return 0;
+}
+
+//  (r, s) and (r, n - s) are both valid ECDSA signatures of one message.
+//  Only the low-S one (s <= n/2) is accepted, so a signature cannot be
+//  re-spelled. ES256 (RFC 7518 section 3.4): 64 bytes, r then s, each
+//  32 bytes big-endian (the caller refuses other lengths).
+static bool
+s_es256_high_s(const unsigned char *sig, size_t len)
+{
+    //  floor(n / 2) for the P-256 group order n.
+    static const unsigned char half_n[32] = {
+        0x7f, 0xff, 0xff, 0xff, 0x80, 0x00, 0x00, 0x00, 0x7f, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xde, 0x73, 0x7d, 0x56, 0xd3, 0x8b,
+        0xcf, 0x42, 0x79, 0xdc, 0xe5, 0x61, 0x7e, 0x31, 0x92, 0xa8};
+    if (len != 64)
+        return false;
+    return memcmp(sig + 32, half_n, sizeof half_n) > 0;
 }
 
 static bool
@@ -526,8 +632,17 @@ pres_jwt_verify(const pres_jwt_t *self, const char *token, size_t len,
     if (ndots != 2 || dot[0] == 0 || dot[1] == dot[0] + 1 || dot[1] == len - 1)
         return -1;
 
+    //  The signature: canonical base64url, and for ES256 low-S (below).
+    unsigned char sig[S_SIG_MAX];
+    int sig_len =
+        s_b64url_decode(token + dot[1] + 1, len - dot[1] - 1, sig, sizeof sig);
+    if (sig_len <= 0) {
+        *why = sig_len == -2 ? "noncanonical" : "malformed";
+        return -1;
+    }
+
     //  Our own header check first, so libjwt never picks the algorithm.
-    json_t *head = s_part_json(token, dot[0]);
+    json_t *head = s_part_json(token, dot[0], why);
     if (!head)
         return -1;
     json_t *alg = json_object_get(head, "alg");
@@ -549,10 +664,20 @@ pres_jwt_verify(const pres_jwt_t *self, const char *token, size_t len,
     json_decref(head);
     if (bad)
         return -1;
+    //  ES256 signatures are r || s, 32 bytes each (RFC 7518 section 3.4):
+    //  no other form (DER, leading zeros) is a second spelling of one.
+    if (self->alg == JWT_ALG_ES256 && sig_len != 64) {
+        *why = "bad_signature";
+        return -1;
+    }
+    if (self->alg == JWT_ALG_ES256 && s_es256_high_s(sig, (size_t)sig_len)) {
+        *why = "high_s";
+        return -1;
+    }
 
     //  The payload must be a JSON object (without duplicate keys) before
     //  the signature is worth checking; its claims are read only after.
-    json_t *body = s_part_json(token + dot[0] + 1, dot[1] - dot[0] - 1);
+    json_t *body = s_part_json(token + dot[0] + 1, dot[1] - dot[0] - 1, why);
     if (!body)
         return -1;
     char buf[PRES_JWT_TOKEN_MAX + 1];

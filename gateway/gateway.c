@@ -101,7 +101,10 @@ gateway_new(const pres_config_t *cfg)
     env->statics = gw_static_new();
     env->auth = gw_auth_new(cfg);
     env->accounts = gw_accounts_new();
-    env->sse = gw_sse_new(cfg->sse_max_clients, cfg->sse_keepalive);
+    env->sse = env->auth && env->accounts
+                   ? gw_sse_new(cfg->sse_max_clients, cfg->sse_keepalive,
+                                cfg->jwt_leeway, env->auth, env->accounts)
+                   : NULL;
     env->limit = s_limit_new(cfg);
     env->conns = gw_conns_new((int64_t)cfg->http_header_timeout * 1000,
                               (int64_t)cfg->http_idle_timeout * 1000);

@@ -307,8 +307,12 @@ gw_api_logout(gw_req_t *req, struct MHD_Connection *conn)
     memcpy(ev.user, req->claims.sub, sizeof ev.user);
     if (s_publish(req, &ev) != 0)
         return gw_req_error(req, conn, 503, "bus unavailable");
-    //  The token is dead from now on, here and after a restart.
-    gw_auth_revoke(req->gw->auth, req->token, req->token_len, req->claims.exp);
+    //  The token is dead from now on, here and after a restart; 204 only
+    //  once that is on disk (a retry after 503 publishes the logout again,
+    //  which changes nothing, and revokes).
+    if (gw_auth_revoke(req->gw->auth, req->token, req->token_len,
+                       req->claims.exp) != 0)
+        return gw_req_error(req, conn, 503, "revocation not durable");
     return gw_req_no_content(req, conn);
 }
 
@@ -640,6 +644,8 @@ gw_api_events(gw_req_t *req, struct MHD_Connection *conn)
         last = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND,
                                            "last_event_id");
     unsigned status = 0;
+    gw_token_id_t token;
+    gw_auth_token_id(req->token, req->token_len, &token);
     struct MHD_Response *resp = NULL;
     //  Older than the ring: replay from the broker's change log first.
     uint64_t first = 0;
@@ -652,10 +658,11 @@ gw_api_events(gw_req_t *req, struct MHD_Connection *conn)
         char *backlog = s_sse_backlog(req, (uint64_t)id, first, &len, &next);
         if (backlog)
             resp = gw_sse_open_backlog(req->gw->sse, conn, backlog, len, next,
-                                       &status);
+                                       &req->claims, &token, &status);
     }
     if (!resp && status == 0)
-        resp = gw_sse_open(req->gw->sse, conn, last, &status);
+        resp = gw_sse_open(req->gw->sse, conn, last, &req->claims, &token,
+                           &status);
     if (!resp) {
         if (status == 400)
             return s_bad_request(req, conn,

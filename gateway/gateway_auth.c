@@ -1,7 +1,9 @@
 /*  gateway_auth: bearer parsing, a per-thread verified-token cache, and a
-    revocation set (128-bit SHA-256 prefix of the token -> exp) persisted
-    as an append-only file of "<hex id> <exp>" lines, compacted when most
-    of its lines have expired. */
+    revocation set (128-bit SHA-256 prefix of what the signature covers,
+    header.payload -> exp) persisted as an append-only, fdatasync'd file
+    of "s <hex id> <exp>" lines, compacted when most of its lines have
+    expired. Lines without the "s " mark are whole-token ids written by
+    older gateways; they are honoured until they expire. */
 #include "gateway_auth.h"
 
 #include <errno.h>
@@ -13,16 +15,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "pres_log.h"
 
-#define S_ID_BYTES    16     //  revocation id: SHA-256 prefix
-#define S_CACHE_SLOTS 32768  //  verified tokens per thread (~4 MiB)
+#define S_ID_BYTES    GW_TOKEN_ID_BYTES  //  ids: SHA-256 prefixes
+#define S_SIGNED_MARK "s "               //  file lines keyed on the signed part
+#define S_CACHE_SLOTS 32768              //  verified tokens per thread (4 MiB)
 
 typedef struct {
     unsigned char id[S_ID_BYTES];  //  all zero = empty
     int64_t exp;                   //  seconds; entry dies after exp+leeway
+    bool legacy;  //  id of the whole token (files before signed-content ids)
 } s_revoked_t;
 
 struct gw_auth {
@@ -33,15 +38,20 @@ struct gw_auth {
     pthread_rwlock_t lock;          //  guards the set below
     s_revoked_t *set;               //  open addressing
     size_t cap, size;               //  power of two; live entries
+    size_t legacy;                  //  live entries with legacy ids
     size_t file_lines;              //  lines in the file
     atomic_size_t count;            //  == size, read without the lock
+    gw_auth_revoke_fn *on_revoke;   //  hook, set before threads start
+    void *on_revoke_arg;
 };
 
-//  A verified token, keyed by the same SHA-256 prefix as revocations: a
-//  crafted token cannot collide with a cached one (FNV could), and the
-//  hash is computed once per request for both look-ups.
+//  A verified token. Keyed by the SHA-256 prefix of the exact bytes that
+//  were verified (a hit means these bytes passed pres_jwt_verify), and
+//  holding the id its revocation is keyed on (what the signature covers),
+//  so every spelling of one signed token meets the same revocation.
 typedef struct {
-    unsigned char id[S_ID_BYTES];  //  all zero = empty
+    unsigned char key[S_ID_BYTES];  //  whole token; all zero = empty
+    gw_token_id_t id;               //  header.payload
     pres_jwt_claims_t claims;
 } s_cached_t;
 
@@ -50,14 +60,25 @@ struct gw_auth_cache {
 };
 
 static void
-s_token_id(const char *token, size_t len, unsigned char *id)
+s_hash_id(const char *data, size_t len, unsigned char *id)
 {
     unsigned char md[SHA256_DIGEST_LENGTH];
-    SHA256((const unsigned char *)token, len, md);
+    SHA256((const unsigned char *)data, len, md);
     memcpy(id, md, S_ID_BYTES);
     //  All-zero marks an empty slot; a real id is never all zero in
     //  practice, but make it impossible.
     id[0] |= 1;
+}
+
+void
+gw_auth_token_id(const char *token, size_t len, gw_token_id_t *id)
+{
+    //  header.payload: everything before the last dot. A token without a
+    //  dot never verifies; hash it whole.
+    size_t signed_len = len;
+    while (signed_len > 0 && token[signed_len - 1] != '.')
+        signed_len--;
+    s_hash_id(token, signed_len > 0 ? signed_len - 1 : len, id->b);
 }
 
 static size_t
@@ -83,9 +104,24 @@ s_find(const s_revoked_t *set, size_t cap, const unsigned char *id)
     return i;
 }
 
-//  Insert (caller holds the write lock). 0 or -1.
+//  True if an entry revoked until exp is dead at now_s. Written so that
+//  no exp (up to INT64_MAX) overflows: leeway and now_s are small.
+static bool
+s_dead(const gw_auth_t *self, int64_t exp, int64_t now_s)
+{
+    return exp < now_s - self->leeway;
+}
+
+static void
+s_count(gw_auth_t *self)
+{
+    atomic_store(&self->count, self->size);
+}
+
+//  Insert (caller holds the write lock). 1 if new, 0 if it was there
+//  (exp raised if later), -1 out of memory.
 static int
-s_insert(gw_auth_t *self, const unsigned char *id, int64_t exp)
+s_insert(gw_auth_t *self, const unsigned char *id, int64_t exp, bool legacy)
 {
     if ((self->size + 1) * 2 > self->cap) {
         size_t cap = self->cap * 2;
@@ -100,35 +136,44 @@ s_insert(gw_auth_t *self, const unsigned char *id, int64_t exp)
         self->cap = cap;
     }
     size_t i = s_find(self->set, self->cap, id);
+    int added = 0;
     if (s_empty(&self->set[i])) {
         memcpy(self->set[i].id, id, S_ID_BYTES);
+        self->set[i].exp = exp;
+        self->set[i].legacy = legacy;
         self->size++;
+        self->legacy += legacy;
+        added = 1;
     }
     if (exp > self->set[i].exp)
         self->set[i].exp = exp;
-    atomic_store(&self->count, self->size);
-    return 0;
+    s_count(self);
+    return added;
 }
 
-//  Rebuild the set without entries dead at now_s (write lock held).
+//  Rebuild the set without the entries dead at now_s (when expire), and
+//  without the entry `drop` (NULL: none) (write lock held).
 static void
-s_purge(gw_auth_t *self, int64_t now_s)
+s_purge(gw_auth_t *self, bool expire, int64_t now_s, const unsigned char *drop)
 {
     s_revoked_t *set = calloc(self->cap, sizeof *set);
     if (!set)
         return;
-    size_t size = 0;
+    size_t size = 0, legacy = 0;
     for (size_t i = 0; i < self->cap; i++) {
         s_revoked_t *e = &self->set[i];
-        if (s_empty(e) || e->exp + self->leeway < now_s)
+        if (s_empty(e) || (expire && s_dead(self, e->exp, now_s)) ||
+            (drop && memcmp(e->id, drop, S_ID_BYTES) == 0))
             continue;
         set[s_find(set, self->cap, e->id)] = *e;
         size++;
+        legacy += e->legacy;
     }
     free(self->set);
     self->set = set;
     self->size = size;
-    atomic_store(&self->count, size);
+    self->legacy = legacy;
+    s_count(self);
 }
 
 static void
@@ -178,7 +223,8 @@ s_rewrite(gw_auth_t *self)
             continue;
         char hex[2 * S_ID_BYTES + 1];
         s_hex(self->set[i].id, S_ID_BYTES, hex);
-        fprintf(f, "%s %lld\n", hex, (long long)self->set[i].exp);
+        fprintf(f, "%s%s %lld\n", self->set[i].legacy ? "" : S_SIGNED_MARK, hex,
+                (long long)self->set[i].exp);
         lines++;
     }
     if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
@@ -213,26 +259,39 @@ s_load(gw_auth_t *self, int64_t now_s)
         pres_log_error("fopen(%s) failed: %s", self->path, strerror(errno));
         return -1;
     }
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        pres_log_error("%s: not a regular file", self->path);
+        fclose(f);
+        return -1;
+    }
     char line[128];
     size_t lines = 0, bad = 0;
+    size_t mark = strlen(S_SIGNED_MARK);
     while (fgets(line, sizeof line, f)) {
         lines++;
+        //  "s <hex> <exp>": id of the signed part; "<hex> <exp>": id of
+        //  the whole token, as written before signed-content ids.
+        bool legacy = strncmp(line, S_SIGNED_MARK, mark) != 0;
+        const char *p = legacy ? line : line + mark;
         unsigned char id[S_ID_BYTES];
         char *end = NULL;
-        if (strlen(line) < 2 * S_ID_BYTES + 2 || line[2 * S_ID_BYTES] != ' ' ||
-            s_unhex(line, id, S_ID_BYTES) != 0) {
+        if (strlen(p) < 2 * S_ID_BYTES + 2 || p[2 * S_ID_BYTES] != ' ' ||
+            s_unhex(p, id, S_ID_BYTES) != 0) {
             bad++;
             continue;
         }
-        long long exp = strtoll(line + 2 * S_ID_BYTES + 1, &end, 10);
-        if (!end || (*end != '\n' && *end != '\0')) {
+        errno = 0;
+        long long exp = strtoll(p + 2 * S_ID_BYTES + 1, &end, 10);
+        if (errno || !end || end == p + 2 * S_ID_BYTES + 1 ||
+            (*end != '\n' && *end != '\0')) {
             bad++;
             continue;
         }
-        if (exp + self->leeway < now_s)
+        if (s_dead(self, exp, now_s))
             continue;
         id[0] |= 1;
-        if (s_insert(self, id, exp) != 0) {
+        if (s_insert(self, id, exp, legacy) < 0) {
             fclose(f);
             return -1;
         }
@@ -328,16 +387,25 @@ gw_auth_jwt(const gw_auth_t *self)
     return self->jwt;
 }
 
+//  Read lock taken here. id: signed-content id; key: whole-token id, used
+//  only while legacy entries live.
 static bool
-s_is_revoked_id(gw_auth_t *self, const unsigned char *id)
+s_is_revoked(gw_auth_t *self, const unsigned char *id, const unsigned char *key)
 {
     if (atomic_load_explicit(&self->count, memory_order_acquire) == 0)
         return false;
     pthread_rwlock_rdlock(&self->lock);
-    size_t i = s_find(self->set, self->cap, id);
-    bool hit = !s_empty(&self->set[i]);
+    bool hit = !s_empty(&self->set[s_find(self->set, self->cap, id)]);
+    if (!hit && key && self->legacy > 0)
+        hit = !s_empty(&self->set[s_find(self->set, self->cap, key)]);
     pthread_rwlock_unlock(&self->lock);
     return hit;
+}
+
+bool
+gw_auth_is_revoked_id(gw_auth_t *self, const gw_token_id_t *id)
+{
+    return s_is_revoked(self, id->b, NULL);
 }
 
 bool
@@ -345,31 +413,76 @@ gw_auth_is_revoked(gw_auth_t *self, const char *token, size_t len)
 {
     if (atomic_load_explicit(&self->count, memory_order_acquire) == 0)
         return false;
-    unsigned char id[S_ID_BYTES];
-    s_token_id(token, len, id);
-    return s_is_revoked_id(self, id);
+    gw_token_id_t id;
+    unsigned char key[S_ID_BYTES];
+    gw_auth_token_id(token, len, &id);
+    s_hash_id(token, len, key);
+    return s_is_revoked(self, id.b, key);
+}
+
+void
+gw_auth_on_revoke(gw_auth_t *self, gw_auth_revoke_fn *fn, void *arg)
+{
+    self->on_revoke = fn;
+    self->on_revoke_arg = arg;
+}
+
+//  Append line and make it durable (write lock held). On any failure the
+//  file is cut back to where it was, so a torn line never precedes the
+//  next one. 0 or -1 (logged).
+static int
+s_append(gw_auth_t *self, const char *line, size_t n)
+{
+    if (self->fd < 0) {
+        pres_log_error("%s is not open (an earlier rewrite failed)",
+                       self->path);
+        return -1;
+    }
+    off_t at = lseek(self->fd, 0, SEEK_END);
+    ssize_t w = at < 0 ? -1 : write(self->fd, line, n);
+    const char *call = at < 0 ? "lseek" : "write";
+    if (w == (ssize_t)n) {
+        if (fdatasync(self->fd) == 0)
+            return 0;
+        call = "fdatasync";
+    } else if (w >= 0)
+        errno = ENOSPC;  //  short write: the disk (or quota) is full
+    pres_log_error("%s(%s) failed: %s", call, self->path, strerror(errno));
+    if (at >= 0 && ftruncate(self->fd, at) != 0)
+        pres_log_error("ftruncate(%s) failed: %s", self->path, strerror(errno));
+    return -1;
 }
 
 int
 gw_auth_revoke(gw_auth_t *self, const char *token, size_t len, int64_t exp)
 {
-    unsigned char id[S_ID_BYTES];
-    s_token_id(token, len, id);
-    char line[2 * S_ID_BYTES + 32];
-    s_hex(id, S_ID_BYTES, line);
-    size_t n = 2 * S_ID_BYTES;
-    n += (size_t)snprintf(line + n, sizeof line - n, " %lld\n", (long long)exp);
+    gw_token_id_t id;
+    gw_auth_token_id(token, len, &id);
+    char line[2 * S_ID_BYTES + 40];
+    int n = snprintf(line, sizeof line, "%s", S_SIGNED_MARK);
+    s_hex(id.b, S_ID_BYTES, line + n);
+    n += 2 * S_ID_BYTES;
+    n += snprintf(line + n, sizeof line - (size_t)n, " %lld\n", (long long)exp);
     pthread_rwlock_wrlock(&self->lock);
-    int rc = s_insert(self, id, exp);
-    if (rc != 0)
+    int added = s_insert(self, id.b, exp, false);
+    int rc = 0;
+    if (added < 0) {
         pres_log_error("gw_auth_revoke: out of memory");
-    else if (self->fd < 0 || write(self->fd, line, n) != (ssize_t)n ||
-             fdatasync(self->fd) != 0) {
-        pres_log_error("write(%s) failed: %s", self->path, strerror(errno));
+        rc = -1;
+    } else if (s_append(self, line, (size_t)n) != 0) {
+        //  Not durable: undo, so the answer (503) matches the state and a
+        //  retry can still authenticate. A revocation that was already
+        //  durable stays.
+        if (added)
+            s_purge(self, false, 0, id.b);
         rc = -1;
     } else
         self->file_lines++;
     pthread_rwlock_unlock(&self->lock);
+    //  Outside the lock: the hook may take its own locks, which readers
+    //  hold while asking gw_auth_is_revoked_id.
+    if (rc == 0 && self->on_revoke)
+        self->on_revoke(self->on_revoke_arg, &id);
     return rc;
 }
 
@@ -377,7 +490,7 @@ void
 gw_auth_maintain(gw_auth_t *self, int64_t now_s)
 {
     pthread_rwlock_wrlock(&self->lock);
-    s_purge(self, now_s);
+    s_purge(self, true, now_s, NULL);
     if (self->file_lines > 2 * self->size + 1024)
         s_rewrite(self);
     pthread_rwlock_unlock(&self->lock);
@@ -416,21 +529,23 @@ gw_auth_check(gw_auth_t *self, gw_auth_cache_t *cache, const char *header,
     *token = tok;
     *token_len = len;
 
-    unsigned char id[S_ID_BYTES];
-    s_token_id(tok, len, id);
+    unsigned char key[S_ID_BYTES];
+    s_hash_id(tok, len, key);
+    gw_token_id_t id;
     s_cached_t *slot = NULL;
     if (cache) {
         uint64_t h;
-        memcpy(&h, id + 8, sizeof h);
+        memcpy(&h, key + 8, sizeof h);
         slot = &cache->slot[h % S_CACHE_SLOTS];
-        if (memcmp(slot->id, id, S_ID_BYTES) == 0) {
+        if (memcmp(slot->key, key, S_ID_BYTES) == 0) {
             if (slot->claims.exp <= now_s - self->leeway) {
-                memset(slot->id, 0, S_ID_BYTES);
+                memset(slot->key, 0, S_ID_BYTES);
                 *reject = GW_REJ_EXPIRED;
                 *why = "token expired";
                 return -1;
             }
             *claims = slot->claims;
+            id = slot->id;
             goto revocation;
         }
     }
@@ -441,12 +556,14 @@ gw_auth_check(gw_auth_t *self, gw_auth_cache_t *cache, const char *header,
         *why = reason;
         return -1;
     }
+    gw_auth_token_id(tok, len, &id);
     if (slot) {
-        memcpy(slot->id, id, S_ID_BYTES);
+        memcpy(slot->key, key, S_ID_BYTES);
+        slot->id = id;
         slot->claims = *claims;
     }
 revocation:
-    if (s_is_revoked_id(self, id)) {
+    if (s_is_revoked(self, id.b, key)) {
         *reject = GW_REJ_REVOKED;
         *why = "token revoked";
         return -1;

@@ -1,7 +1,10 @@
 /*  gateway_auth: who is calling. Parses `Authorization: Bearer`, verifies
     the JWT with pres_jwt behind a small per-thread cache of verified
     tokens, and keeps the revocation list (tokens logged out before they
-    expire), persisted in data_dir so it survives a restart. */
+    expire), persisted in data_dir so it survives a restart. Revocations
+    are keyed on what the signature covers (header.payload), which
+    pres_jwt_verify makes the one spelling of a token: no re-encoding of
+    a revoked token passes. */
 #ifndef GATEWAY_AUTH_H_INCLUDED
 #define GATEWAY_AUTH_H_INCLUDED
 
@@ -16,6 +19,17 @@
 #define GW_REVOKED_FILE "gateway.revoked"  //  in data_dir
 
 typedef struct gw_auth gw_auth_t;
+
+#define GW_TOKEN_ID_BYTES 16
+
+//  A token's revocation id: the first 16 bytes of SHA-256 over its signed
+//  part (header.payload), whatever the spelling of its signature.
+typedef struct {
+    unsigned char b[GW_TOKEN_ID_BYTES];
+} gw_token_id_t;
+
+//  Compute the revocation id of token (len bytes). Thread-safe.
+void gw_auth_token_id(const char *token, size_t len, gw_token_id_t *id);
 
 //  Load the JWT key (creating the HS256 secret if missing) and the
 //  revocation list (<data_dir>/gateway.revoked; expired entries are
@@ -40,13 +54,28 @@ int gw_auth_check(gw_auth_t *self, gw_auth_cache_t *cache, const char *header,
                   int64_t now_s, pres_jwt_claims_t *claims, const char **token,
                   size_t *token_len, gw_reject_t *reject, const char **why);
 
-//  Revoke a token until exp (seconds): recorded in memory and appended
-//  (fdatasync) to the file. 0, or -1 after logging (the file write
-//  failed; the token is still revoked in memory).
+//  Revoke a token until exp (seconds; any int64, INT64_MAX included):
+//  recorded in memory and appended to the file, then fdatasync'd. Returns
+//  0 once the revocation is durable, then calls the on_revoke hook. On -1
+//  (logged: the write or sync failed, e.g. disk full) the file is cut back
+//  to its old length and the revocation is undone in memory, unless it
+//  was already there, so the caller can answer 503 and a retry works.
+//  Thread-safe.
 int gw_auth_revoke(gw_auth_t *self, const char *token, size_t len, int64_t exp);
 
-//  True if the token is revoked.
+//  True if the token (any spelling) is revoked.
 bool gw_auth_is_revoked(gw_auth_t *self, const char *token, size_t len);
+
+//  True if the id is revoked. Thread-safe; takes a read lock.
+bool gw_auth_is_revoked_id(gw_auth_t *self, const gw_token_id_t *id);
+
+//  Called after each durable revocation, on the revoking thread, with no
+//  lock of gw_auth held (so the hook may call gw_auth_is_revoked_id).
+typedef void(gw_auth_revoke_fn)(void *arg, const gw_token_id_t *id);
+
+//  Install the one hook (NULL to remove). Not thread-safe: call before
+//  requests are served, and remove only after they stopped.
+void gw_auth_on_revoke(gw_auth_t *self, gw_auth_revoke_fn *fn, void *arg);
 
 //  Drop expired entries; rewrite the file when it holds many dead lines.
 //  Call now and then (the bus thread does, every few seconds).

@@ -1,6 +1,9 @@
 /*  gateway_sse: ring of formatted change events plus the client list,
     both under one mutex, so "nothing to send -> suspend" and "new event ->
-    resume the suspended" can never miss each other. */
+    resume the suspended" can never miss each other. Each client carries
+    the rights it was opened with (subject, token expiry, token id); the
+    reader checks them before it writes anything, and the tick, the
+    revocation hook and every push wake the clients that must end. */
 #include "gateway_sse.h"
 
 #include <errno.h>
@@ -12,6 +15,17 @@
 
 #include "pres_log.h"
 
+typedef enum {
+    S_LIVE = 0,
+    S_EXPIRED,   //  token exp + leeway passed
+    S_REVOKED,   //  the token was revoked (logout)
+    S_INACTIVE,  //  the subject's account is not active
+    S_SHUTDOWN,  //  the gateway stops
+} s_end_t;
+
+static const char *const s_end_names[] = {
+    "live", "token expired", "token revoked", "account inactive", "shutdown"};
+
 typedef struct {
     uint64_t seq;
     uint16_t len;
@@ -21,11 +35,15 @@ typedef struct {
 typedef struct s_client {
     gw_sse_t *sse;
     struct MHD_Connection *conn;
-    uint64_t next;          //  next seq to send; 0 = the first that comes
-    bool resync;            //  send a resync event first
-    bool suspended;         //  we called MHD_suspend_connection
-    bool keepalive_due;     //  write a comment at the next chance
-    int64_t last_write_ms;  //  monotonic
+    char sub[PRES_ID_MAX + 1];  //  the token's subject
+    int64_t until_ms;           //  wall clock: (exp + leeway) * 1000
+    gw_token_id_t token;        //  its revocation id
+    s_end_t end;                //  set once; the next read ends the stream
+    uint64_t next;              //  next seq to send; 0 = the first that comes
+    bool resync;                //  send a resync event first
+    bool suspended;             //  we called MHD_suspend_connection
+    bool keepalive_due;         //  write a comment at the next chance
+    int64_t last_write_ms;      //  monotonic
     char pend[GW_SSE_TEXT_MAX + 64];  //  text being written
     size_t pend_len, pend_off;
     char *backlog;  //  changes older than the ring (heap), sent first
@@ -41,11 +59,56 @@ struct gw_sse {
     s_client_t *clients;   //  doubly linked
     int nclients, max_clients;
     int keepalive_ms;
+    int leeway_s;             //  jwt_leeway
+    gw_auth_t *auth;          //  revocations (borrowed)
+    gw_accounts_t *accounts;  //  non-active subjects (borrowed)
     bool closing;
 };
 
+//  Why c's rights are gone at now_ms (wall clock), or S_LIVE. Takes the
+//  auth and accounts read locks, never the sse lock.
+static s_end_t
+s_rights(gw_sse_t *self, const s_client_t *c, int64_t now_ms)
+{
+    if (now_ms >= c->until_ms)
+        return S_EXPIRED;
+    if (gw_auth_is_revoked_id(self->auth, &c->token))
+        return S_REVOKED;
+    if (gw_accounts_get(self->accounts, c->sub) != PRES_ACC_ACTIVE)
+        return S_INACTIVE;
+    return S_LIVE;
+}
+
+//  Mark c ended (lock held) and wake it so its reader ends the stream.
+static void
+s_end(s_client_t *c, s_end_t why)
+{
+    if (c->end != S_LIVE)
+        return;
+    c->end = why;
+    if (why != S_SHUTDOWN)
+        pres_log_info("event stream of %s ends: %s", c->sub, s_end_names[why]);
+    if (c->suspended) {
+        c->suspended = false;
+        MHD_resume_connection(c->conn);
+    }
+}
+
+//  gw_auth hook: a token was revoked; end its streams now.
+static void
+s_on_revoke(void *arg, const gw_token_id_t *id)
+{
+    gw_sse_t *self = arg;
+    pthread_mutex_lock(&self->lock);
+    for (s_client_t *c = self->clients; c; c = c->next_client)
+        if (memcmp(&c->token, id, sizeof *id) == 0)
+            s_end(c, S_REVOKED);
+    pthread_mutex_unlock(&self->lock);
+}
+
 gw_sse_t *
-gw_sse_new(int max_clients, int keepalive_s)
+gw_sse_new(int max_clients, int keepalive_s, int leeway_s, gw_auth_t *auth,
+           gw_accounts_t *accounts)
 {
     gw_sse_t *self = calloc(1, sizeof *self);
     if (!self)
@@ -59,6 +122,10 @@ gw_sse_new(int max_clients, int keepalive_s)
     pthread_mutex_init(&self->lock, NULL);
     self->max_clients = max_clients;
     self->keepalive_ms = keepalive_s * 1000;
+    self->leeway_s = leeway_s;
+    self->auth = auth;
+    self->accounts = accounts;
+    gw_auth_on_revoke(auth, s_on_revoke, self);
     return self;
 }
 
@@ -69,6 +136,7 @@ gw_sse_destroy(gw_sse_t **self_p)
         return;
     gw_sse_t *self = *self_p;
     //  MHD has freed every response (and so every client) by now.
+    gw_auth_on_revoke(self->auth, NULL, NULL);
     pthread_mutex_destroy(&self->lock);
     free(self->ring);
     free(self);
@@ -179,8 +247,15 @@ s_reader(void *cls, uint64_t pos, char *buf, size_t max)
     (void)pos;
     s_client_t *c = cls;
     gw_sse_t *self = c->sse;
+    //  Rights first, outside the lock: nothing is written for a token
+    //  that expired or was revoked, or a subject no longer active.
+    s_end_t gone = s_rights(self, c, pres_now_ms());
     pthread_mutex_lock(&self->lock);
-    if (self->closing) {
+    if (self->closing)
+        s_end(c, S_SHUTDOWN);
+    if (gone != S_LIVE)
+        s_end(c, gone);
+    if (c->end != S_LIVE) {
         pthread_mutex_unlock(&self->lock);
         return MHD_CONTENT_READER_END_OF_STREAM;
     }
@@ -210,7 +285,8 @@ s_reader(void *cls, uint64_t pos, char *buf, size_t max)
         out += n;
     }
     if (out == 0) {
-        //  Nothing to send: park until gw_sse_push or gw_sse_tick.
+        //  Nothing to send: park until gw_sse_push, gw_sse_tick or the
+        //  revocation hook.
         c->suspended = true;
         MHD_suspend_connection(c->conn);
     } else
@@ -239,11 +315,14 @@ s_free(void *cls)
 
 static struct MHD_Response *s_open(gw_sse_t *self, struct MHD_Connection *conn,
                                    bool resume, uint64_t want, char *backlog,
-                                   size_t len, unsigned *status);
+                                   size_t len, const pres_jwt_claims_t *claims,
+                                   const gw_token_id_t *token,
+                                   unsigned *status);
 
 struct MHD_Response *
 gw_sse_open(gw_sse_t *self, struct MHD_Connection *conn,
-            const char *last_event_id, unsigned *status)
+            const char *last_event_id, const pres_jwt_claims_t *claims,
+            const gw_token_id_t *token, unsigned *status)
 {
     uint64_t want = 0;
     bool resume = last_event_id && *last_event_id;
@@ -257,14 +336,15 @@ gw_sse_open(gw_sse_t *self, struct MHD_Connection *conn,
         }
         want = (uint64_t)v + 1;
     }
-    return s_open(self, conn, resume, want, NULL, 0, status);
+    return s_open(self, conn, resume, want, NULL, 0, claims, token, status);
 }
 
 struct MHD_Response *
 gw_sse_open_backlog(gw_sse_t *self, struct MHD_Connection *conn, char *backlog,
-                    size_t len, uint64_t next, unsigned *status)
+                    size_t len, uint64_t next, const pres_jwt_claims_t *claims,
+                    const gw_token_id_t *token, unsigned *status)
 {
-    return s_open(self, conn, true, next, backlog, len, status);
+    return s_open(self, conn, true, next, backlog, len, claims, token, status);
 }
 
 bool
@@ -279,7 +359,8 @@ gw_sse_first(gw_sse_t *self, uint64_t *seq)
 
 static struct MHD_Response *
 s_open(gw_sse_t *self, struct MHD_Connection *conn, bool resume, uint64_t want,
-       char *backlog, size_t len, unsigned *status)
+       char *backlog, size_t len, const pres_jwt_claims_t *claims,
+       const gw_token_id_t *token, unsigned *status)
 {
     s_client_t *c = calloc(1, sizeof *c);
     if (!c) {
@@ -294,6 +375,13 @@ s_open(gw_sse_t *self, struct MHD_Connection *conn, bool resume, uint64_t want,
         free(backlog);
     c->sse = self;
     c->conn = conn;
+    snprintf(c->sub, sizeof c->sub, "%s", claims->sub);
+    c->token = *token;
+    //  (exp + leeway) * 1000, saturating: exp may be up to INT64_MAX.
+    int64_t end_s = claims->exp > INT64_MAX / 1000 - self->leeway_s
+                        ? INT64_MAX / 1000
+                        : claims->exp + self->leeway_s;
+    c->until_ms = end_s * 1000;
     c->last_write_ms = pres_mono_ms();
     //  The first bytes: the reconnect delay for EventSource clients.
     c->pend_len = (size_t)snprintf(c->pend, sizeof c->pend, "retry: 2000\n\n");
@@ -330,6 +418,8 @@ s_open(gw_sse_t *self, struct MHD_Connection *conn, bool resume, uint64_t want,
     MHD_add_response_header(resp, "Content-Type", "text/event-stream");
     MHD_add_response_header(resp, "Cache-Control", "no-cache");
     MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+    //  When the stream ends (rights gone), the connection goes too.
+    MHD_add_response_header(resp, "Connection", "close");
     *status = 200;
     return resp;
 }
@@ -337,8 +427,14 @@ s_open(gw_sse_t *self, struct MHD_Connection *conn, bool resume, uint64_t want,
 void
 gw_sse_tick(gw_sse_t *self, int64_t now_ms)
 {
+    int64_t wall_ms = pres_now_ms();
     pthread_mutex_lock(&self->lock);
     for (s_client_t *c = self->clients; c; c = c->next_client) {
+        s_end_t gone = s_rights(self, c, wall_ms);
+        if (gone != S_LIVE) {
+            s_end(c, gone);
+            continue;
+        }
         if (now_ms - c->last_write_ms < self->keepalive_ms)
             continue;
         c->keepalive_due = true;

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <jwt.h>
+#include <openssl/bn.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
@@ -96,6 +97,115 @@ s_expect(const pres_jwt_t *v, const char *tok, const char *want)
     if (strcmp(got, want) != 0)
         fprintf(stderr, "token %.200s: got %s, want %s\n", tok, got, want);
     CHECK_STR(got, want);
+}
+
+//  ------------------------------------------------------------------
+//  Re-spellings: the same signed bytes written another way.
+
+static int
+s_b64val(char c)
+{
+    static const char t[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const char *p = strchr(t, c);
+    return p && c ? (int)(p - t) : -1;
+}
+
+//  Copy tok into out with the lowest unused bit of part `which` (0 header,
+//  1 payload, 2 signature) set. False if that part has no unused bits.
+static bool
+s_respell(const char *tok, int which, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s", tok);
+    char *start = out;
+    for (int i = 0; i < which; i++)
+        start = strchr(start, '.') + 1;
+    char *end = strchr(start, '.');
+    size_t len = end ? (size_t)(end - start) : strlen(start);
+    if (len % 4 == 0)
+        return false;
+    int v = s_b64val(start[len - 1]);
+    CHECK(v >= 0);
+    CHECK((v & 1) == 0);  //  canonical: unused bits are zero
+    static const char t[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    start[len - 1] = t[v | 1];
+    return true;
+}
+
+//  Decode the signature part of tok into sig; returns its length.
+static size_t
+s_sig_decode(const char *tok, unsigned char *sig, size_t cap)
+{
+    const char *p = strrchr(tok, '.') + 1;
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t n = 0;
+    for (; *p; p++) {
+        acc = acc << 6 | (uint32_t)s_b64val(*p);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            CHECK(n < cap);
+            sig[n++] = (unsigned char)(acc >> bits);
+        }
+    }
+    return n;
+}
+
+//  The ES256 twin of tok: (r, n - s) in out. Returns true if tok's own
+//  signature was high-S (s > n/2).
+static bool
+s_es256_twin(const char *tok, char *out, size_t cap)
+{
+    unsigned char sig[64];
+    CHECK_EQ(s_sig_decode(tok, sig, sizeof sig), 64);
+    BIGNUM *n = NULL, *half = BN_new(), *sv = BN_bin2bn(sig + 32, 32, NULL);
+    CHECK(BN_hex2bn(&n, "FFFFFFFF00000000FFFFFFFFFFFFFFFF"
+                        "BCE6FAADA7179E84F3B9CAC2FC632551"));
+    CHECK(half && sv && BN_rshift1(half, n));
+    bool high = BN_cmp(sv, half) > 0;
+    CHECK(BN_sub(sv, n, sv));
+    CHECK(BN_bn2binpad(sv, sig + 32, 32) == 32);
+    BN_free(n);
+    BN_free(half);
+    BN_free(sv);
+    size_t head = (size_t)(strrchr(tok, '.') - tok) + 1;
+    CHECK(head + 90 < cap);
+    memcpy(out, tok, head);
+    s_b64url(sig, 64, out + head);
+    return high;
+}
+
+//  Every other spelling of a good token is refused; libjwt alone (checked
+//  when a public key is given) accepts the re-spelled signature.
+static void
+s_test_respellings(const pres_jwt_t *v, const char *tok, const char *key,
+                   size_t key_len)
+{
+    static char other[8192];
+    s_expect(v, tok, "ok");
+    int respelled = 0;
+    for (int which = 0; which < 3; which++) {
+        if (!s_respell(tok, which, other, sizeof other))
+            continue;
+        respelled++;
+        s_expect(v, other, "noncanonical");
+        if (which == 2 && key) {
+            //  The loose decoder in libjwt 1.10.2 takes it as is.
+            jwt_t *jwt = NULL;
+            CHECK_EQ(jwt_decode(&jwt, other, (const unsigned char *)key,
+                                (int)key_len),
+                     0);
+            jwt_free(jwt);
+        }
+    }
+    CHECK(respelled > 0);
+    //  Padding, anywhere.
+    snprintf(other, sizeof other, "%s=", tok);
+    s_expect(v, other, "malformed");
+    snprintf(other, sizeof other, "%s==", tok);
+    s_expect(v, other, "malformed");
 }
 
 static void
@@ -293,10 +403,16 @@ s_test_shapes(const pres_jwt_t *v)
     size_t n = strlen(tok);
     tok[n - 5] = tok[n - 5] == 'A' ? 'B' : 'A';
     s_expect(v, tok, "bad_signature");
-    //  Truncated signature.
+    //  Truncated signature: a wrong MAC, or unused bits set.
     snprintf(tok, sizeof tok, "%s", good);
     tok[n - 4] = '\0';
-    s_expect(v, tok, "bad_signature");
+    const char *got = s_verify(v, tok, NULL);
+    CHECK(strcmp(got, "bad_signature") == 0 ||
+          strcmp(got, "noncanonical") == 0);
+    //  Other spellings of the same bytes. (libjwt compares HS256 MACs as
+    //  base64 text, so only RS256/ES256 signatures are malleable there.)
+    s_test_respellings(v, good, NULL, 0);
+
     //  Tampered payload with the old signature.
     char other[256];
     snprintf(other, sizeof other,
@@ -374,9 +490,38 @@ s_test_asym(const char *alg, EVP_PKEY *pkey, const pres_jwt_t *hs)
     char *tok = jwt_encode_str(jwt);
     CHECK(tok);
     jwt_free(jwt);
+    static char twin[8192];
+    if (strcmp(alg, "ES256") == 0 && s_es256_twin(tok, twin, sizeof twin)) {
+        //  OpenSSL signs high-S half of the time: use the low-S twin.
+        snprintf(tok, strlen(tok) + 1, "%s", twin);
+        CHECK(!s_es256_twin(tok, twin, sizeof twin));
+    }
     pres_jwt_claims_t c;
     CHECK_STR(s_verify(v, tok, &c), "ok");
     CHECK_STR(c.sub, "carol");
+    s_test_respellings(v, tok, pub_pem, (size_t)pub_len);
+    if (strcmp(alg, "ES256") == 0) {
+        //  The high-S twin (r, n - s): libjwt accepts it, we do not.
+        CHECK(!s_es256_twin(tok, twin, sizeof twin));
+        jwt_t *dec = NULL;
+        CHECK_EQ(jwt_decode(&dec, twin, (unsigned char *)pub_pem, (int)pub_len),
+                 0);
+        jwt_free(dec);
+        s_expect(v, twin, "high_s");
+        //  And its re-spellings too.
+        static char twin2[8192];
+        CHECK(s_respell(twin, 2, twin2, sizeof twin2));
+        s_expect(v, twin2, "noncanonical");
+        //  A signature of another length (a zero byte in front of r, or
+        //  the DER form) is not ES256.
+        unsigned char sig[80];
+        CHECK_EQ(s_sig_decode(tok, sig + 1, sizeof sig - 1), 64);
+        sig[0] = 0;
+        size_t head = (size_t)(strrchr(tok, '.') - tok) + 1;
+        memcpy(twin2, tok, head);
+        s_b64url(sig, 65, twin2 + head);
+        s_expect(v, twin2, "bad_signature");
+    }
     //  The same token is refused by an HS256 verifier.
     s_expect(hs, tok, "bad_alg");
     //  Tampered: flip a signature character.
@@ -473,6 +618,71 @@ s_test_keys(void)
     rmdir(dir);
 }
 
+static void
+s_test_iss_aud(void)
+{
+    pres_jwt_t *v = pres_jwt_new_key("HS256", (const unsigned char *)s_secret,
+                                     strlen(s_secret), 30);
+    CHECK(v);
+    //  Unchecked by default: any iss/aud passes.
+    char pl[512];
+    long long exp = (long long)s_now + 60;
+    snprintf(pl, sizeof pl,
+             "{\"sub\":\"a\",\"exp\":%lld,\"iss\":\"x\",\"aud\":7}", exp);
+    s_expect(v, s_hs256(pl), "ok");
+    //  Bad values are refused and change nothing.
+    CHECK_EQ(pres_jwt_set_iss_aud(v, "a\"b", ""), -1);
+    CHECK_EQ(pres_jwt_set_iss_aud(v, "", "a\\b"), -1);
+    CHECK_EQ(pres_jwt_set_iss_aud(v, "tab\there", ""), -1);
+    s_expect(v, s_hs256(pl), "ok");
+    CHECK_EQ(pres_jwt_set_iss_aud(v, "https://id.example", "presence"), 0);
+    struct {
+        const char *claims;  //  after sub and exp
+        const char *want;
+    } cases[] = {
+        {"", "bad_iss"},
+        {",\"aud\":\"presence\"", "bad_iss"},
+        {",\"iss\":\"https://id.example/\",\"aud\":\"presence\"", "bad_iss"},
+        {",\"iss\":[\"https://id.example\"],\"aud\":\"presence\"", "bad_iss"},
+        {",\"iss\":\"https://id.example\"", "bad_aud"},
+        {",\"iss\":\"https://id.example\",\"aud\":\"presence\"", "ok"},
+        {",\"iss\":\"https://id.example\",\"aud\":[\"x\",\"presence\"]", "ok"},
+        {",\"iss\":\"https://id.example\",\"aud\":[\"presence\"]", "ok"},
+        {",\"iss\":\"https://id.example\",\"aud\":\"Presence\"", "bad_aud"},
+        {",\"iss\":\"https://id.example\",\"aud\":\"presence2\"", "bad_aud"},
+        {",\"iss\":\"https://id.example\",\"aud\":[\"x\",\"y\"]", "bad_aud"},
+        {",\"iss\":\"https://id.example\",\"aud\":[]", "bad_aud"},
+        {",\"iss\":\"https://id.example\",\"aud\":[1,\"presence\"]", "bad_aud"},
+        {",\"iss\":\"https://id.example\",\"aud\":null", "bad_aud"},
+        {",\"iss\":\"https://id.example\",\"aud\":{\"presence\":1}", "bad_aud"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(pl, sizeof pl, "{\"sub\":\"a\",\"exp\":%lld%s}", exp,
+                 cases[i].claims);
+        s_expect(v, s_hs256(pl), cases[i].want);
+    }
+    //  Minted tokens carry both.
+    char *tok = pres_jwt_mint(v, "minted", false, 60, s_now);
+    CHECK(tok);
+    s_expect(v, tok, "ok");
+    pres_jwt_t *plain = pres_jwt_new_key(
+        "HS256", (const unsigned char *)s_secret, strlen(s_secret), 30);
+    CHECK(plain);
+    s_expect(plain, tok, "ok");
+    char *plain_tok = pres_jwt_mint(plain, "minted", false, 60, s_now);
+    CHECK(plain_tok);
+    s_expect(v, plain_tok, "bad_iss");
+    CHECK_EQ(pres_jwt_set_iss_aud(plain, "", "presence"), 0);
+    s_expect(plain, tok, "ok");
+    free(plain_tok);
+    plain_tok = pres_jwt_mint(plain, "minted", false, 60, s_now);
+    s_expect(v, plain_tok, "bad_iss");
+    free(plain_tok);
+    free(tok);
+    pres_jwt_destroy(&plain);
+    pres_jwt_destroy(&v);
+}
+
 int
 main(void)
 {
@@ -496,6 +706,7 @@ main(void)
     EVP_PKEY_free(ec);
 
     s_test_keys();
+    s_test_iss_aud();
     pres_jwt_destroy(&v);
     printf("test_jwt: ok\n");
     return 0;
