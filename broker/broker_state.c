@@ -174,10 +174,10 @@ broker_state_new(const pres_config_t *cfg, broker_store_t *store)
     self->cfg = cfg;
     self->store = store;
     self->timeout_ms = (uint64_t)(cfg->timeout * 1000.0 + 0.5);
-    //  SPEC: after a crash last_seen is at most 5 s behind. The next flush
-    //  comes lastseen_flush_ms later (plus however late the loop is), so a
-    //  beat whose durable copy is younger than 5 s - 2 x lastseen_flush_ms
-    //  can wait for it; one flush period is kept as margin.
+    //  docs/protocol.md section 2: after a crash last_seen is at most 5 s
+    //  behind. The next flush comes lastseen_flush_ms later (plus however late
+    //  the loop is), so a beat whose durable copy is younger than 5 s - 2 x
+    //  lastseen_flush_ms can wait for it; one flush period is kept as margin.
     self->flush_slack_ms = 2 * cfg->lastseen_flush_ms < 5000
                                ? (uint64_t)(5000 - 2 * cfg->lastseen_flush_ms)
                                : 0;
@@ -895,7 +895,7 @@ broker_state_commit(broker_state_t *self)
     }
     if (need_write || self->ndead) {
         //  One txn for the whole batch, synced before anything about it is
-        //  published (SPEC: durable before published).
+        //  published (docs/protocol.md section 2: durable first).
         if (broker_store_write(self->store, true, s_fill_batch, self))
             return -1;
         broker_pubs_clean(self->pubs);
@@ -939,13 +939,12 @@ broker_state_commit(broker_state_t *self)
     return 0;
 }
 
-//  The lazy flush: only the session records whose last_hb moved (one put
-//  per beating session); user records are rewritten by durable batches
-//  and a live user's last_seen is rebuilt from its sessions at start.
-//  A session that beats many times a second is written at most every
-//  flush_slack_ms, not at every flush: the durable copy stays within the
-//  5 s SPEC allows until the next flush, and the write cost no longer
-//  grows with the beat rate.
+//  The lazy flush: only the session records whose last_hb moved (one put per
+//  beating session); user records are rewritten by durable batches and a live
+//  user's last_seen is rebuilt from its sessions at start. A session that beats
+//  many times a second is written at most every flush_slack_ms, not at every
+//  flush: the durable copy stays within the 5 s docs/protocol.md allows until
+//  the next flush, and the write cost no longer grows with the beat rate.
 static int
 s_fill_flush(broker_store_t *store, void *arg)
 {

@@ -1,5 +1,5 @@
-/*  pres_config: the one configuration every presence program reads.
-    A declarative key table (SPEC section 6 plus the operational keys
+/*  pres_config: the one configuration every presence program reads. A
+    declarative key table (docs/protocol.md section 6 plus the operational keys
     documented in docs/config.md): defaults, then `key = value` lines from a
     file, then PRESENCE_<KEY> environment variables, which win. */
 #ifndef PRES_CONFIG_H_INCLUDED
@@ -12,7 +12,7 @@
 #define PRES_ENDPOINT_MAX 300
 
 typedef struct pres_config {
-    //  SPEC section 6
+    //  docs/protocol.md section 6
     char data_dir[PRES_PATH_MAX];              //  LMDB env, generated secrets
     char run_dir[PRES_PATH_MAX];               //  ipc sockets, lock files
     char events_endpoint[PRES_ENDPOINT_MAX];   //  broker SUB (events in)

@@ -1,6 +1,6 @@
-/*  pres_jwt: bearer tokens for the presence HTTP API (SPEC section 3).
-    Loads (or creates) the HS256 secret, mints tokens for presencectl, and
-    verifies tokens with every libjwt 1.10.2 trap closed (TECH-FACTS
+/*  pres_jwt: bearer tokens for the presence HTTP API (docs/protocol.md section
+    3). Loads (or creates) the HS256 secret, mints tokens for presencectl, and
+    verifies tokens with every libjwt 1.10.2 trap closed (docs/libraries.md
     section 6): pinned algorithm, key_len > 0, exp required, nbf enforced,
     strict claim types, bounded size, one spelling per token (canonical
     base64url, low-S ECDSA), optional iss/aud. */

@@ -1,8 +1,8 @@
-/*  pres_mp: a strict, bounded msgpack reader and a fixed-buffer writer.
-    The reader never allocates and refuses any container whose count the
-    remaining bytes cannot back (TECH-FACTS section 5); the writer packs with
-    msgpack-c's packer into caller memory. See docs/design.md for why the
-    reader is hand-written. */
+/*  pres_mp: a strict, bounded msgpack reader and a fixed-buffer writer. The
+    reader never allocates and refuses any container whose count the remaining
+    bytes cannot back (docs/libraries.md section 5); the writer packs with
+    msgpack-c's packer into caller memory. See docs/design.md for why the reader
+    is hand-written. */
 #ifndef PRES_MP_H_INCLUDED
 #define PRES_MP_H_INCLUDED
 

@@ -1,4 +1,4 @@
-/*  pres_msg: strict codec for the bus messages of SPEC section 4.
+/*  pres_msg: strict codec for the bus messages of docs/protocol.md section 4.
     Every decoder reads one map of known keys into a field table, then
     checks the per-type required and allowed sets: exact types, no
     duplicate, unknown or missing keys, ids and texts validated. */

@@ -1,4 +1,4 @@
-/*  pres_msg: the bus messages of SPEC section 4, as defined in
+/*  pres_msg: the bus messages of docs/protocol.md section 4, as defined in
     schemas/presence.schema.json: events in, changes out, deadline notices
     and query requests. Decoding is strict (exact types, required fields,
     unknown keys and types refused, size capped); encoding writes the
@@ -63,7 +63,7 @@ int pres_account_parse(const char *s, size_t len, pres_account_t *a);
 const char *pres_reason_name(pres_reason_t r);
 int pres_reason_parse(const char *s, size_t len, pres_reason_t *r);
 
-//  1..PRES_ID_MAX bytes of [A-Za-z0-9._@:-] (SPEC section 2).
+//  1..PRES_ID_MAX bytes of [A-Za-z0-9._@:-] (docs/protocol.md section 2).
 bool pres_id_valid(const char *s, size_t len);
 
 //  An event (topic = type). Strings are copied and NUL-terminated.
@@ -95,10 +95,10 @@ int pres_event_decode(pres_event_t *ev, const char *topic, size_t topic_len,
 //  too small. The topic is pres_ev_type_name(ev->type).
 size_t pres_event_encode(const pres_event_t *ev, void *buf, size_t cap);
 
-//  A change published by the broker on topic "presence.<user>".
-//  `session` and `deadline` are extensions beyond SPEC section 4: the
-//  session this change is about ("" when it concerns all of them) and, when
-//  that session is live, its current deadline (ms); the sweeper needs both.
+//  A change published by the broker on topic "presence.<user>". `session` and
+//  `deadline` are extensions beyond docs/protocol.md section 4: the session
+//  this change is about ("" when it concerns all of them) and, when that
+//  session is live, its current deadline (ms); the sweeper needs both.
 typedef struct {
     uint64_t seq;  //  global, +1 per change
     char user[PRES_ID_MAX + 1];

@@ -1,5 +1,5 @@
-/*  ctl_args: the command line of presencectl (SPEC section 5): global
-    options, one command and its options, validated up front so that a
+/*  ctl_args: the command line of presencectl (docs/protocol.md section 5):
+    global options, one command and its options, validated up front so that a
     usage error never reaches the broker; plus the help texts. */
 #ifndef CTL_ARGS_H_INCLUDED
 #define CTL_ARGS_H_INCLUDED

@@ -1,5 +1,5 @@
-/*  presencectl: the command-line client of presence (SPEC section 5).
-    Thin main: parse the command line, load the config, run the command;
+/*  presencectl: the command-line client of presence (docs/protocol.md section
+    5). Thin main: parse the command line, load the config, run the command;
     parsing, commands, output and the watch loop live in ctl_*.c. */
 #include <czmq.h>
 #include <stdlib.h>

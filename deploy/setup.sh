@@ -7,20 +7,34 @@
 #   bash deploy/setup.sh test   install what is missing, build, run the whole
 #                               suite, then again built with ASan+UBSan, then
 #                               the fuzz targets (clang libFuzzer)
+#   bash deploy/setup.sh package  install what is missing, build Release in
+#                               build-release and make the .deb there
+#                               (docs/packaging.md)
 #
-# Needs root (or sudo) only to install Debian packages.
+# Needs root (or sudo) only to install Debian packages. `run` installs the
+# build dependencies and curl (the README's first steps use it), nothing
+# that only the tests need; `test` installs everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 mode=${1:-}
 jobs=$(nproc)
 
+# Build: compiler, cmake, pkg-config, the libraries' -dev packages, scdoc
+# for the man pages. Run: curl for the README's first steps.
 build_pkgs="build-essential cmake pkg-config libzmq3-dev libczmq-dev
   libmsgpack-dev liblmdb-dev libjwt-dev libjansson-dev libmicrohttpd-dev
-  libssl-dev"
+  libssl-dev libsodium-dev scdoc"
+run_pkgs="curl"
+# Tests only: libcurl (it.gateway_api), clang + libFuzzer runtime, chromium
+# (node and npm below) for the browser tests, wrk, nginx and redis for the
+# benchmark smoke runs, systemd-analyze and strace for the unit checks,
+# clang-format.
 test_pkgs="curl libcurl4-openssl-dev lmdb-utils python3 clang
   libclang-rt-14-dev chromium wrk nginx-light redis-server
-  redis-tools procps clang-format"
+  redis-tools procps clang-format systemd strace"
+# Packaging: cpack's DEB generator runs file and dpkg-shlibdeps.
+package_pkgs="file dpkg-dev"
 
 install() {
   local missing=()
@@ -47,7 +61,7 @@ build() {  # build DIR [cmake args...]
 case "$mode" in
 run)
   # shellcheck disable=SC2086
-  install $build_pkgs
+  install $build_pkgs $run_pkgs
   build build
   exec bash deploy/run-local.sh build
   ;;
@@ -74,8 +88,16 @@ test)
   cmake --build build-fuzz -j "$jobs" --target fuzz_all
   (cd build-fuzz && ctest --output-on-failure -L fuzz-run)
   ;;
+package)
+  # shellcheck disable=SC2086
+  install $build_pkgs $package_pkgs
+  cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_INSTALL_PREFIX=/usr
+  cmake --build build-release -j "$jobs"
+  (cd build-release && cpack -G DEB)
+  ;;
 *)
-  sed -n '2,12p' "$0"
+  sed -n '2,16p' "$0"
   exit 2
   ;;
 esac

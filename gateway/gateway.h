@@ -1,7 +1,7 @@
-/*  gateway: the presence gateway object (SPEC section 3). It owns the
-    services (token checks, account cache, event streams, bus thread,
-    metrics, limits), the worker pool and the HTTP daemon, and wires them
-    together; docs/gateway.md maps the files. */
+/*  gateway: the presence gateway object (docs/protocol.md section 3). It
+    owns the services (token checks, account cache, event streams, bus
+    thread, metrics, limits), the worker pool and the HTTP daemon, and
+    wires them together; docs/gateway.md maps the files. */
 #ifndef GATEWAY_H_INCLUDED
 #define GATEWAY_H_INCLUDED
 

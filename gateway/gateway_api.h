@@ -1,7 +1,7 @@
-/*  gateway_api: the /v1 handlers of SPEC section 3, in the shape of
-    gateway_routes' table. Called on the final handler call (the body is
-    complete), with the caller authenticated (req->claims) and, for admin
-    routes, checked to be an admin. Each handler queues exactly one
+/*  gateway_api: the /v1 handlers of docs/protocol.md section 3, in the
+    shape of gateway_routes' table. Called on the final handler call (the
+    body is complete), with the caller authenticated (req->claims) and, for
+    admin routes, checked to be an admin. Each handler queues exactly one
     response. */
 #ifndef GATEWAY_API_H_INCLUDED
 #define GATEWAY_API_H_INCLUDED

@@ -1,7 +1,7 @@
 /*  gateway_http: MHD callbacks and the reaper. The request body is
     collected on the intermediate handler calls and the answer is queued
-    on the final one, never on the first (TECH-FACTS section 7: an early
-    response turns keep-alive off), except for a declared Content-Length
+    on the final one, never on the first (docs/libraries.md section 7: an
+    early response turns keep-alive off), except for a declared Content-Length
     over the cap, which is refused at once and closes the connection on
     purpose. A connection to be closed by policy gets shutdown(2): MHD
     then reads EOF and closes it in its own thread. */

@@ -5,7 +5,8 @@
     errors, shared 204s, each with the CORS headers the request earned.
     gw_env_t is all a handler may use of the gateway. A request is served
     by one thread at a time; replies are queued on the final handler call
-    (TECH-FACTS section 7), except the 413 for a declared oversize body. */
+    (docs/libraries.md section 7), except the 413 for a declared oversize
+    body. */
 #ifndef GATEWAY_REQ_H_INCLUDED
 #define GATEWAY_REQ_H_INCLUDED
 
@@ -24,7 +25,7 @@
 #include "pres_config.h"
 #include "pres_jwt.h"
 
-#define GW_BODY_MAX 4096  //  request body cap, bytes (SPEC section 3)
+#define GW_BODY_MAX 4096  //  request body cap, bytes (protocol.md 3)
 #define GW_BULK_BODY_MAX                                                       \
     (80 * 1024)  //  POST /v1/users/batch: 1,000 ids of 64 bytes fit
 #define GW_UPLOAD_ABORT (64 * 1024)  //  chunked bodies beyond this: drop

@@ -1,5 +1,6 @@
-/*  presence-gateway: the HTTP API of the presence service (SPEC section
-    3). Thin main: config, logging, the gateway object, wait, teardown. */
+/*  presence-gateway: the HTTP API of the presence service (docs/protocol.md
+    section 3). Thin main: config, logging, the gateway object, wait, teardown.
+    */
 #include <czmq.h>
 #include <malloc.h>
 #include <stdlib.h>

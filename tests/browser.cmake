@@ -5,6 +5,15 @@
 #                           dir (skipped, exit 77, if they are not built)
 #   browser.dashboard_mock  the page against tests/browser/mock-gateway.mjs
 
+#   Defined only when chromium, node and npm are installed.
+find_program(PRES_CHROMIUM NAMES chromium chromium-browser)
+find_program(PRES_NODE node)
+find_program(PRES_NPM npm)
+if(NOT PRES_CHROMIUM OR NOT PRES_NODE OR NOT PRES_NPM)
+  list(APPEND PRES_SKIPPED "browser.* (chromium, nodejs, npm)")
+  return()
+endif()
+
 add_test(NAME browser.dashboard
          COMMAND bash ${CMAKE_SOURCE_DIR}/tests/browser/run.sh ${CMAKE_BINARY_DIR})
 set_tests_properties(browser.dashboard PROPERTIES

@@ -9,7 +9,7 @@ if(TARGET sweeper_core)
 endif()
 
 # Integration: real broker + sweeper in a temp dir, timeout 2 s. Timed
-# against SPEC deadlines (1 s), so they do not run beside each other.
+# against the contract\'s deadlines (docs/protocol.md section 2) (1 s), so they do not run beside each other.
 if(TARGET itutil AND TARGET presence-sweeper)
   foreach(t expiry restart many fake_broker)
     pres_test(NAME it.sweeper_${t} LABEL it TIMEOUT 60

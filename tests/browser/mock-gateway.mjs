@@ -1,4 +1,4 @@
-// Mock of presence-gateway's HTTP API (SPEC section 3) with an in-memory store
+// Mock of presence-gateway's HTTP API (docs/protocol.md section 3) with an in-memory store
 // and Server-Sent Events, so the dashboard can be developed and tested without
 // the C daemons. Not a reference implementation: only what the page needs.
 //

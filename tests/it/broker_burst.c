@@ -1,7 +1,7 @@
 /*  it.broker_burst: no silent loss on the bus. 1,000,000 heartbeats from
     one publisher at full speed are either applied completely (pres_pub_t:
     XPUB + NODROP, applied == N, lost 0) or, from a plain PUB at the
-    default HWM of 1000 (which drops: TECH-FACTS section 1), counted
+    default HWM of 1000 (which drops: docs/libraries.md section 1), counted
     exactly (applied + lost == N in stats). */
 #include <unistd.h>
 

@@ -1,7 +1,7 @@
-/*  it.broker_group_commit: the LMDB trap (TECH-FACTS 4: one synced commit
-    per event is ~4k/s here). A burst of logins, each a durable change, must
-    be committed in groups: at least 5 events per write transaction and per
-    fsync, and every one applied and online. */
+/*  it.broker_group_commit: the LMDB trap (docs/libraries.md section 4: one
+    synced commit per event is ~4k/s here). A burst of logins, each a durable
+    change, must be committed in groups: at least 5 events per write transaction
+    and per fsync, and every one applied and online. */
 #include "itutil.h"
 #include "testutil.h"
 

@@ -1,4 +1,4 @@
-/*  it.broker_lastseen: SPEC section 2's bound on the lazily durable
+/*  it.broker_lastseen: docs/protocol.md section 2's bound on the lazily durable
     last_seen. A session beats every 50 ms for 7 s (heartbeats that change
     nothing, written only by the coalescing flush); the broker is killed
     with SIGKILL; after the restart last_seen is at most 5 s behind the last

@@ -96,9 +96,9 @@ main(void)
         CHECK_STR(after.state, before[i].state);
         CHECK_EQ(after.sessions, before[i].sessions);
         CHECK_STR(after.account, before[i].account);
-        //  u1's last event was a heartbeat that changed nothing: SPEC lets
-        //  its last_seen lag by up to 5 s after a crash (never ahead). The
-        //  others ended with durable changes: exact.
+        //  u1's last event was a heartbeat that changed nothing:
+        //  docs/protocol.md lets its last_seen lag by up to 5 s after a crash
+        //  (never ahead). The others ended with durable changes: exact.
         if (i == 0) {
             CHECK(after.last_seen <= before[i].last_seen);
             CHECK(before[i].last_seen - after.last_seen <= 5000);

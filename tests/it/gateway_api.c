@@ -1,11 +1,10 @@
-/*  it.gateway_api: every row of SPEC section 3 through real HTTP (libcurl)
-    against presence-broker + presence-sweeper + presence-gateway started
-    in a temp dir: login, heartbeat (and reconnect), logout (revokes, also
-    after a gateway restart), user lookup, admin listing with paging,
-    stats, account status (403 at once), SSE (change, Last-Event-ID
-    resume, resync, dead clients freed), healthz, metrics, CORS,
-    keep-alive, each error status, each JWT case, and 503 when the broker
-    is down. */
+/*  it.gateway_api: every row of docs/protocol.md section 3 through real HTTP
+    (libcurl) against presence-broker + presence-sweeper + presence-gateway
+    started in a temp dir: login, heartbeat (and reconnect), logout (revokes,
+    also after a gateway restart), user lookup, admin listing with paging,
+    stats, account status (403 at once), SSE (change, Last-Event-ID resume,
+    resync, dead clients freed), healthz, metrics, CORS, keep-alive, each error
+    status, each JWT case, and 503 when the broker is down. */
 #define _GNU_SOURCE  //  strcasestr
 #include <arpa/inet.h>
 #include <curl/curl.h>

@@ -33,7 +33,7 @@ s_test_publisher(void)
     strcpy(ev.user, "alice");
     strcpy(ev.session, "s1");
 
-    //  No broker: never "succeeds" into the void (TECH-FACTS 1).
+    //  No broker: never "succeeds" into the void (docs/libraries.md section 1).
     CHECK(!pres_pub_ready(pub));
     int64_t t0 = pres_mono_ms();
     CHECK_EQ(pres_pub_send(pub, &ev, 200), -1);

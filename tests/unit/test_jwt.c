@@ -1,5 +1,5 @@
-/*  test_jwt: pres_jwt against every bypass of TECH-FACTS section 6 and the
-    malformed tokens we could think of. Each bad token must be refused with
+/*  test_jwt: pres_jwt against every bypass of docs/libraries.md section 6 and
+    the malformed tokens we could think of. Each bad token must be refused with
     the expected reason; good tokens must pass with the right claims. */
 #include "pres_jwt.h"
 

@@ -1,4 +1,4 @@
-/*  test_mp: the bounded msgpack reader (TECH-FACTS section 5 traps), the
+/*  test_mp: the bounded msgpack reader (docs/libraries.md section 5 traps), the
     fixed-buffer writer and the JSON conversion. */
 #include "pres_mp.h"
 #include "testutil.h"
