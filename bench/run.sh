@@ -1,6 +1,6 @@
 #!/bin/bash
 # bench/run.sh: the presence benchmarks, one command each (see README.md).
-#   bench/run.sh [--quick] http|bus|fanout|expiry|scale|changelog|many|all
+#   bench/run.sh [--quick] http|bus|fanout|expiry|scale|ha|changelog|many|all
 # Each starts what it needs on loopback / ipc in a temp dir, stops exactly
 # what it started, and prints every figure next to a reference measured in
 # the same run, with the ratio. --quick is the tiny bench-smoke setup: it
@@ -263,6 +263,82 @@ bench_fanout() {
 }
 
 # ---------------------------------------------------------------------------
+# ha: the cost of sync replication (leader + standby through etcd) on bus
+# ingest and change fan-out, against one broker in the same run; then the
+# fail-over time after kill -9 of the leader (docs/ha.md).
+# (direct: a broker's own query endpoint, not the leader found in etcd)
+ha_stats() { env -u PRESENCE_ETCD_ENDPOINTS "$BUILD_DIR/presencectl" --json stats 2>/dev/null; }
+
+bench_ha() {
+    need etcd:etcd-server
+    need_build presence-broker presencectl
+    users=$(q 1000 ${BENCH_USERS:-10000})
+    events=$(q 50000 ${BENCH_EVENTS:-1000000})
+    log "== ha: one broker vs leader + standby (replication=${BENCH_REPLICATION:-sync})"
+    # Reference: one broker, no etcd.
+    env_for "$TMP_DIR/ha-single"
+    start_broker single
+    load_run single-warm -u "$users" -n "$users" >/dev/null
+    one=$(load_run single -u "$users" -n "$events")
+    orate=$(kv applied_rate "$one")
+    o10=$(fanout_at 10 "$orate"); o50=$(fanout_at 50 "$orate")
+    stop_pid "$BROKER_PID"
+
+    # etcd, one member, free ports.
+    ecli=$(free_port); epeer=$(free_port)
+    start etcd etcd --data-dir "$TMP_DIR/etcd" \
+        --listen-client-urls "http://127.0.0.1:$ecli" --advertise-client-urls "http://127.0.0.1:$ecli" \
+        --listen-peer-urls "http://127.0.0.1:$epeer" --initial-advertise-peer-urls "http://127.0.0.1:$epeer" \
+        --initial-cluster "default=http://127.0.0.1:$epeer"
+    wait_port "$ecli" || die "etcd did not start"
+    export PRESENCE_ETCD_ENDPOINTS="http://127.0.0.1:$ecli" PRESENCE_ETCD_PREFIX=/bench
+    export PRESENCE_REPLICATION=${BENCH_REPLICATION:-sync}
+    env_for "$TMP_DIR/ha-b"; mkdir -p "$TMP_DIR/ha-b/data" "$TMP_DIR/ha-b/run"
+    env_for "$TMP_DIR/ha-a"
+    PRESENCE_NODE_NAME=a start leader "$BUILD_DIR/presence-broker"; APID=$LAST_PID
+    i=0; until ha_stats | grep -q '"role":"leader"'; do
+        i=$((i + 1)); [ $i -gt 200 ] && die "no leader"; sleep 0.05; done
+    PRESENCE_NODE_NAME=b PRESENCE_DATA_DIR="$TMP_DIR/ha-b/data" PRESENCE_RUN_DIR="$TMP_DIR/ha-b/run" \
+        start standby "$BUILD_DIR/presence-broker"; BPID=$LAST_PID
+    i=0; until PRESENCE_RUN_DIR="$TMP_DIR/ha-b/run" ha_stats | grep -q '"role":"standby"'; do
+        i=$((i + 1)); [ $i -gt 200 ] && die "no standby"; sleep 0.05; done
+    sleep 0.5
+    # The drivers talk to the leader's own endpoints (no etcd lookup).
+    ( unset PRESENCE_ETCD_ENDPOINTS
+      load_run ha-warm -u "$users" -n "$users" >/dev/null
+      rep=$(load_run ha -u "$users" -n "$events")
+      rrate=$(kv applied_rate "$rep")
+      r10=$(fanout_at 10 "$rrate"); r50=$(fanout_at 50 "$rrate")
+      printf 'rep="%s" r10="%s" r50="%s"\n' "$rep" "$r10" "$r50" >"$TMP_DIR/ha-results"
+    )
+    . "$TMP_DIR/ha-results"
+    lag=$(ha_stats | sed -n 's/.*"lag":\([0-9]*\).*/\1/p')
+    # Fail-over: kill -9 the leader; time until the standby says leader.
+    t0=$(date +%s%N)
+    kill -9 "$APID"; wait "$APID" 2>/dev/null; forget "$APID"
+    until PRESENCE_RUN_DIR="$TMP_DIR/ha-b/run" ha_stats | grep -q '"role":"leader"'; do
+        [ $(( ($(date +%s%N) - t0) / 1000000 )) -gt 20000 ] && { check 1 "no fail-over in 20 s"; break; }
+        sleep 0.02
+    done
+    fo_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+    stop_pid "$BPID"
+    unset PRESENCE_ETCD_ENDPOINTS PRESENCE_ETCD_PREFIX PRESENCE_REPLICATION
+
+    section "fail-over (leader + standby, replication=${BENCH_REPLICATION:-sync}, failover_ttl 3; ref = one broker, same run):"
+    row "ingest applied events/s" "$(kv applied_rate "$rep")" "$orate"
+    for pct in 10 50; do
+        eval "hr=\$r$pct ho=\$o$pct"  # (row() uses r)
+        row "fan-out p50 us at $pct% load" "$(kv fanout_p50_us "$hr")" "$(kv fanout_p50_us "$ho")"
+        row "fan-out p99 us at $pct% load" "$(kv fanout_p99_us "$hr")" "$(kv fanout_p99_us "$ho")"
+        check "$(kv missing "$hr")" "changes missing at $pct% (ha)"
+    done
+    row "events lost" "$(kv lost "$rep")" "$(kv lost "$one")" "-" "goal 0"
+    row "standby lag after the run (changes)" "$lag" "0" "-"
+    row "fail-over ms (kill -9 -> standby leads)" "$fo_ms" "3000" "" "ref = failover_ttl"
+    check "$(kv lost "$rep")" "events lost with a standby"
+}
+
+# ---------------------------------------------------------------------------
 bench_expiry() {
     need_build presence-broker presence-sweeper
     n=$(q 2000 ${BENCH_SESSIONS:-100000})
@@ -342,13 +418,13 @@ bench_scale() {
 
 # ---------------------------------------------------------------------------
 usage() {
-    echo "usage: bench/run.sh [--quick] http|bus|fanout|expiry|scale|changelog|many|all" >&2
+    echo "usage: bench/run.sh [--quick] http|bus|fanout|expiry|scale|ha|changelog|many|all" >&2
     exit 2
 }
 
 [ -x "$PB" ] || { log "bench: SKIP: $PB not built (build the tree first)"; exit $SKIP_RC; }
 case "$WHAT" in
-    http|bus|fanout|expiry|scale|changelog|many|all) ;;
+    http|bus|fanout|expiry|scale|ha|changelog|many|all) ;;
     *) usage ;;
 esac
 bench_init

@@ -492,10 +492,19 @@ s_stats(broker_state_t *state, msgpack_sbuffer *out)
     broker_pubs_t *pubs = broker_state_pubs(state);
     msgpack_packer pk;
     msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 11);
+    const broker_ha_stats_t *ha = broker_state_ha(state);
+    msgpack_pack_map(&pk, 11 + (ha != NULL));
     s_kv_ok(&pk);
     s_kv_uint(&pk, "seq", m->seq);
     s_pack_quality(&pk, broker_state_quality(state));
+    if (ha) {
+        s_str(&pk, "ha");
+        msgpack_pack_map(&pk, 4);
+        s_kv_str(&pk, "role", ha->leader ? "leader" : "standby");
+        s_kv_uint(&pk, "term", ha->term);
+        s_kv_str(&pk, "leader", ha->leader_name);
+        s_kv_uint(&pk, "lag", ha->lag);
+    }
     s_str(&pk, "users");
     msgpack_pack_map(&pk, 3);
     s_kv_uint(&pk, "online", m->online);

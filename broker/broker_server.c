@@ -7,13 +7,16 @@
 #include <czmq.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
 #include <unistd.h>
 
 #include "broker_auth.h"
+#include "broker_ha.h"
 #include "broker_query.h"
+#include "broker_repl.h"
 #include "broker_state.h"
 #include "broker_store.h"
 #include "pres_bus.h"
@@ -38,6 +41,12 @@ struct broker_server {
     pres_ratelimit_t rl;    //  malformed-frame log limit
     msgpack_sbuffer reply;  //  reused reply buffer
     int64_t next_flush;     //  monotonic ms of the next last_seen flush
+    //  Fail-over (broker_ha, broker_repl; NULL/false without etcd)
+    broker_ha_t *ha;      //  election thread
+    broker_repl_t *repl;  //  leader: to the standby; standby: from leader
+    bool leading;         //  events/changes/admin bound, publishing
+    int64_t term;         //  term we lead, or the leader we follow
+    char following[PRES_ENDPOINT_MAX];  //  repl endpoint we follow
 };
 
 static int
@@ -136,12 +145,23 @@ broker_server_new(const pres_config_t *cfg)
     self->auth = broker_auth_new(cfg);
     if (!self->auth)
         goto fail;
-    self->events = s_bind(self, ZMQ_SUB, cfg->events_endpoint, false);
-    self->changes = s_bind(self, ZMQ_PUB, cfg->changes_endpoint, false);
     self->queries = s_bind(self, ZMQ_ROUTER, cfg->query_endpoint, false);
-    self->admin = s_bind(self, ZMQ_ROUTER, cfg->admin_endpoint, true);
-    if (!self->events || !self->changes || !self->queries || !self->admin)
+    if (!self->queries)
         goto fail;
+    if (*cfg->etcd_endpoints) {
+        //  Fail-over: events, changes and admin are bound only while
+        //  leading (docs/ha.md).
+        self->ha = broker_ha_new(cfg);
+        if (!self->ha)
+            goto fail;
+    } else {
+        self->events = s_bind(self, ZMQ_SUB, cfg->events_endpoint, false);
+        self->changes = s_bind(self, ZMQ_PUB, cfg->changes_endpoint, false);
+        self->admin = s_bind(self, ZMQ_ROUTER, cfg->admin_endpoint, true);
+        if (!self->events || !self->changes || !self->admin)
+            goto fail;
+        self->leading = true;
+    }
     self->next_flush = pres_mono_ms() + cfg->lastseen_flush_ms;
     pres_log_info("listening: events %s, changes %s, queries %s, admin %s",
                   cfg->events_endpoint, cfg->changes_endpoint,
@@ -161,6 +181,8 @@ broker_server_destroy(broker_server_t **self_p)
         return;
     if (self->state && broker_state_flush(self->state))
         pres_log_error("final flush failed: last_seen may lag");
+    broker_ha_destroy(&self->ha);  //  a leader resigns: the standby leads
+    broker_repl_destroy(&self->repl);
     zsock_destroy(&self->events);
     zsock_destroy(&self->changes);
     zsock_destroy(&self->queries);
@@ -178,25 +200,74 @@ broker_server_destroy(broker_server_t **self_p)
     *self_p = NULL;
 }
 
+static void s_publish_one(const void *topic, size_t tlen, const void *body,
+                          size_t blen, void *arg);
+
 //  Publish the committed batch's changes and notices, then forget them.
+//  Under fail-over only while the lease is certainly ours: a deposed
+//  leader publishes nothing (the batch is on its disk only; it resyncs
+//  from the new leader when it rejoins as a standby).
 static void
 s_publish(broker_server_t *self)
 {
-    void *pub = zsock_resolve(self->changes);
+    if (self->ha && (!self->leading || !broker_ha_leading(self->ha))) {
+        broker_state_outbox_clear(self->state);
+        return;
+    }
     size_t n = broker_state_outbox_count(self->state);
     for (size_t i = 0; i < n; i++) {
         const char *topic;
         const void *body;
         size_t tlen, blen;
         broker_state_outbox_get(self->state, i, &topic, &tlen, &body, &blen);
-        //  PUB never blocks; a subscriber past its HWM loses messages and
-        //  sees the seq gap (Clone: it resyncs from a snapshot).
-        if (zmq_send(pub, topic, tlen, ZMQ_SNDMORE) < 0 ||
-            zmq_send(pub, body, blen, 0) < 0)
-            pres_log_limited(&self->rl, 1000, "zmq_send(change) failed: %s",
-                             zmq_strerror(zmq_errno()));
+        s_publish_one(topic, tlen, body, blen, self);
     }
     broker_state_outbox_clear(self->state);
+}
+
+static void
+s_publish_one(const void *topic, size_t tlen, const void *body, size_t blen,
+              void *arg)
+{
+    broker_server_t *self = arg;
+    //  PUB never blocks; a subscriber past its HWM loses messages and sees
+    //  the seq gap (Clone: it resyncs from a snapshot).
+    void *pub = zsock_resolve(self->changes);
+    if (zmq_send(pub, topic, tlen, ZMQ_SNDMORE) < 0 ||
+        zmq_send(pub, body, blen, 0) < 0)
+        pres_log_limited(&self->rl, 1000, "zmq_send(change) failed: %s",
+                         zmq_strerror(zmq_errno()));
+}
+
+//  Publish what the standby has acknowledged (sync replication).
+static void
+s_release(broker_server_t *self)
+{
+    if (!self->repl || !self->leading)
+        return;
+    if (self->ha && !broker_ha_leading(self->ha))
+        return;  //  deposed: nothing more goes out
+    broker_repl_release(self->repl, s_publish_one, self);
+}
+
+//  Ship the committed batch to the standby. With replication = sync its
+//  changes are held until the standby acknowledges the batch (the loop
+//  goes on with the next batches meanwhile; changes still go out in
+//  order); with async they are published at once.
+static int
+s_replicate(broker_server_t *self)
+{
+    if (!self->repl)
+        return 0;
+    if (broker_repl_leader_commit(self->repl, self->state,
+                                  broker_state_now(self->state), false))
+        return -1;
+    if (strcmp(self->cfg->replication, "sync") != 0 ||
+        !broker_repl_attached(self->repl)) {
+        s_release(self);  //  what was held before goes first
+        return 0;
+    }
+    return broker_repl_hold(self->repl, self->state);
 }
 
 static void
@@ -238,6 +309,12 @@ s_events(broker_server_t *self)
             s_refuse(self, "frame count");
             continue;
         }
+        if (self->repl &&
+            broker_repl_add_event(self->repl, zmq_msg_data(&self->topic),
+                                  zmq_msg_size(&self->topic),
+                                  zmq_msg_data(&self->body),
+                                  zmq_msg_size(&self->body)))
+            return -1;
         const char *why = "malformed";
         if (pres_event_decode(
                 &ev, zmq_msg_data(&self->topic), zmq_msg_size(&self->topic),
@@ -251,7 +328,7 @@ s_events(broker_server_t *self)
             broker_state_outbox_count(self->state) > 0)
             limit = n + 1 + S_AFTER_CHANGE;
     }
-    if (broker_state_commit(self->state))
+    if (broker_state_commit(self->state) || s_replicate(self))
         return -1;
     s_publish(self);
     return 0;
@@ -262,15 +339,31 @@ s_events(broker_server_t *self)
 static int
 s_account(broker_server_t *self, const pres_query_t *q, const char *by)
 {
+    if (self->ha && !broker_ha_leading(self->ha)) {
+        broker_query_error(&self->reply, "not the leader");
+        return 0;
+    }
     uint64_t seq = 0;
     int rc = 0;
     broker_state_begin(self->state, (uint64_t)pres_now_ms());
-    int arc = broker_state_account(self->state, q->user, q->status,
-                                   q->reason[0] ? q->reason : NULL, by, &seq);
+    const char *reason = q->reason[0] ? q->reason : NULL;
+    int arc =
+        broker_state_account(self->state, q->user, q->status, reason, by, &seq);
+    if (self->repl && broker_repl_add_account(self->repl, q->user,
+                                              (int)q->status, reason, by))
+        arc = -1;
     if (broker_state_commit(self->state))
         rc = -1;
-    else
+    else {
+        //  With sync replication the reply waits for the standby too.
+        if (self->repl) {
+            rc = broker_repl_leader_commit(
+                self->repl, self->state, broker_state_now(self->state),
+                strcmp(self->cfg->replication, "sync") == 0);
+            s_release(self);  //  held batches before this one
+        }
         s_publish(self);
+    }
     broker_query_account_reply(q, arc || rc, seq, &self->reply);
     return rc;
 }
@@ -343,34 +436,183 @@ s_serve_some(broker_server_t *self, zsock_t *sock, bool admin)
     return 0;
 }
 
+//  ---- fail-over: the role follows the election (broker_ha)
+
+//  Stop leading: unbind events and changes so publishers and subscribers
+//  move on, drop the standby link. The next turn follows the new leader.
+static void
+s_demote(broker_server_t *self)
+{
+    pres_log_warn("no longer leader (term %" PRId64 "): stopped publishing; "
+                  "rejoining as a standby",
+                  self->term);
+    self->leading = false;
+    zsock_destroy(&self->events);
+    zsock_destroy(&self->changes);
+    zsock_destroy(&self->admin);
+    broker_repl_destroy(&self->repl);
+    self->following[0] = 0;
+    broker_state_set_term(self->state, 0);
+}
+
+static int
+s_promote(broker_server_t *self, int64_t term)
+{
+    broker_repl_destroy(&self->repl);
+    self->following[0] = 0;
+    self->events = s_bind(self, ZMQ_SUB, self->cfg->events_endpoint, false);
+    self->changes = s_bind(self, ZMQ_PUB, self->cfg->changes_endpoint, false);
+    self->admin = s_bind(self, ZMQ_ROUTER, self->cfg->admin_endpoint, true);
+    self->repl = broker_repl_leader_new(self->cfg, term);
+    if (!self->events || !self->changes || !self->admin || !self->repl) {
+        pres_log_error("cannot take the leader's sockets; resigning");
+        zsock_destroy(&self->events);
+        zsock_destroy(&self->changes);
+        zsock_destroy(&self->admin);
+        broker_repl_destroy(&self->repl);
+        broker_ha_resign(self->ha);
+        return 0;
+    }
+    self->term = term;
+    self->leading = true;
+    broker_state_set_term(self->state, (uint64_t)term);
+    pres_log_info("leading term %" PRId64 " at seq %" PRIu64, term,
+                  broker_state_meta(self->state)->seq);
+    return 0;
+}
+
+//  Replace the store with the snapshot the leader sent and reload.
+static int
+s_install_snapshot(broker_server_t *self)
+{
+    char path[PRES_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/data.mdb", self->cfg->data_dir);
+    broker_state_destroy(&self->state);
+    broker_store_destroy(&self->store);
+    if (rename(broker_repl_snapshot_path(self->repl), path)) {
+        pres_log_error("rename(snapshot, %s) failed: %s", path,
+                       strerror(errno));
+        return -1;
+    }
+    self->store = broker_store_new(self->cfg->data_dir,
+                                   (size_t)self->cfg->lmdb_map_mib << 20);
+    if (!self->store)
+        return -1;
+    self->state = broker_state_new(self->cfg, self->store);
+    if (!self->state)
+        return -1;
+    broker_repl_standby_loaded(self->repl, self->state);
+    return 0;
+}
+
+//  One look at the election: promote, demote, or (re)attach to the
+//  leader as its standby; then refresh stats.ha.
+static int
+s_ha_turn(broker_server_t *self)
+{
+    broker_ha_view_t view;
+    broker_ha_view(self->ha, &view);
+    if (self->leading && !broker_ha_leading(self->ha))
+        s_demote(self);
+    if (!self->leading && view.role == BROKER_HA_LEADER &&
+        broker_ha_leading(self->ha) && s_promote(self, view.term))
+        return -1;
+    if (!self->leading && view.role == BROKER_HA_FOLLOWER && view.term &&
+        *view.leader_repl && strcmp(view.leader, self->cfg->node_name) &&
+        (view.term != self->term ||
+         strcmp(view.leader_repl, self->following))) {
+        broker_repl_destroy(&self->repl);
+        self->repl = broker_repl_standby_new(self->cfg, view.leader_repl);
+        self->term = view.term;
+        snprintf(self->following, sizeof self->following, "%s",
+                 view.leader_repl);
+        if (self->repl)
+            pres_log_info("following leader %s (term %" PRId64 ") at %s",
+                          view.leader, view.term, view.leader_repl);
+    }
+    if (!self->leading)
+        broker_ha_set_ready(
+            self->ha, self->repl && broker_repl_standby_synced(self->repl));
+    broker_ha_stats_t st = {
+        .on = true,
+        .leader = self->leading,
+        .term = (uint64_t)view.term,
+        .lag = self->repl ? broker_repl_lag(self->repl, self->state) : 0};
+    snprintf(st.leader_name, sizeof st.leader_name, "%s", view.leader);
+    broker_state_set_ha(self->state, &st);
+    return 0;
+}
+
+//  The replication socket is readable (or a turn passed).
+static int
+s_repl_turn(broker_server_t *self)
+{
+    if (!self->repl)
+        return 0;
+    if (self->leading)
+        return broker_repl_leader_serve(self->repl, self->state);
+    for (int i = 0; i < 256; i++) {
+        int rc = broker_repl_standby_step(self->repl, self->state);
+        if (rc == BROKER_REPL_IDLE)
+            break;
+        if (rc < 0 || (rc == BROKER_REPL_SNAPSHOT && s_install_snapshot(self)))
+            return -1;
+    }
+    return 0;
+}
+
 int
 broker_server_run(broker_server_t *self)
 {
-    zmq_pollitem_t items[3] = {
-        {zsock_resolve(self->events), 0, ZMQ_POLLIN, 0},
-        {zsock_resolve(self->queries), 0, ZMQ_POLLIN, 0},
-        {zsock_resolve(self->admin), 0, ZMQ_POLLIN, 0},
-    };
     while (!zsys_interrupted) {
+        if (self->ha && s_ha_turn(self))
+            return -1;
+        //  Sockets come and go with the role: rebuild the poll set.
+        zmq_pollitem_t items[4];
+        zsock_t *socks[4] = {self->queries, self->events, self->admin, NULL};
+        int n = 0;
+        for (int i = 0; i < 3; i++)
+            if (socks[i])
+                items[n++] =
+                    (zmq_pollitem_t){zsock_resolve(socks[i]), 0, ZMQ_POLLIN, 0};
+        if (self->repl)
+            items[n++] = (zmq_pollitem_t){broker_repl_socket(self->repl), 0,
+                                          ZMQ_POLLIN, 0};
         int64_t now = pres_mono_ms();
-        long wait = 1000;
-        if (broker_state_dirty(self->state))
-            wait = self->next_flush > now ? (long)(self->next_flush - now) : 0;
-        int rc = zmq_poll(items, 3, wait);
+        long wait = self->ha ? 100 : 1000;  //  HA: notice role changes
+        int64_t held = self->repl && self->leading
+                           ? broker_repl_hold_deadline(self->repl)
+                           : 0;
+        if (held && held - now < wait)
+            wait = held > now ? (long)(held - now) : 0;
+        if (broker_state_dirty(self->state)) {
+            long to_flush =
+                self->next_flush > now ? (long)(self->next_flush - now) : 0;
+            if (to_flush < wait)
+                wait = to_flush;
+        }
+        int rc = zmq_poll(items, n, wait);
         if (rc < 0) {
             if (zmq_errno() == EINTR)
                 continue;
             pres_log_error("zmq_poll() failed: %s", zmq_strerror(zmq_errno()));
             return -1;
         }
-        if ((items[0].revents & ZMQ_POLLIN) && s_events(self))
+        //  A leader whose lease is in doubt handles nothing more.
+        bool lead = self->leading && (!self->ha || broker_ha_leading(self->ha));
+        int at = 0;
+        bool queries = items[at++].revents & ZMQ_POLLIN;
+        bool events = self->events && (items[at++].revents & ZMQ_POLLIN);
+        bool admin = self->admin && (items[at++].revents & ZMQ_POLLIN);
+        if (lead && events && s_events(self))
             return -1;
-        if ((items[1].revents & ZMQ_POLLIN) &&
-            s_serve_some(self, self->queries, false))
+        if (queries && s_serve_some(self, self->queries, false))
             return -1;
-        if ((items[2].revents & ZMQ_POLLIN) &&
-            s_serve_some(self, self->admin, true))
+        if (lead && admin && s_serve_some(self, self->admin, true))
             return -1;
+        if (s_repl_turn(self))
+            return -1;
+        s_release(self);
         if (broker_state_point(self->state, (uint64_t)pres_now_ms()))
             return -1;
         now = pres_mono_ms();

@@ -81,6 +81,8 @@ struct broker_state {
     broker_quality_t quality;  //  presence-quality counters since start
     const char *refuse_why;    //  why the last apply returned 1
     uint64_t point_minute;     //  minute of the last series point written
+    uint64_t term;             //  leader term stamped on changes (0 = none)
+    broker_ha_stats_t ha;      //  `stats.ha`, set by the server
 };
 
 const uint64_t broker_late_bounds[BROKER_LATE_BUCKETS - 1] = {
@@ -326,6 +328,7 @@ s_change(broker_state_t *self, uint32_t u, pres_state_t prev,
         .sessions = user->nsessions,
         .account = user->account,
         .deadline = deadline,
+        .term = self->term,
     };
     memcpy(ch.user, user->id, (size_t)user->len + 1);
     snprintf(ch.session, sizeof(ch.session), "%s", session ? session : "");
@@ -1018,6 +1021,40 @@ broker_state_flush(broker_state_t *self)
     }
     broker_pubs_clean(self->pubs);
     return 0;
+}
+
+int
+broker_state_flush_all(broker_state_t *self)
+{
+    uint64_t slack = self->flush_slack_ms;
+    self->flush_slack_ms = 0;
+    int rc = broker_state_flush(self);
+    self->flush_slack_ms = slack;
+    return rc;
+}
+
+void
+broker_state_set_term(broker_state_t *self, uint64_t term)
+{
+    self->term = term;
+}
+
+uint64_t
+broker_state_now(const broker_state_t *self)
+{
+    return self->now;
+}
+
+void
+broker_state_set_ha(broker_state_t *self, const broker_ha_stats_t *ha)
+{
+    self->ha = *ha;
+}
+
+const broker_ha_stats_t *
+broker_state_ha(const broker_state_t *self)
+{
+    return self->ha.on ? &self->ha : NULL;
 }
 
 //  ---- outbox and accessors

@@ -36,6 +36,15 @@ typedef struct {
     uint64_t refused[BROKER_REFUSE_COUNT];        //  refused events by why
 } broker_quality_t;
 
+//  What `stats` reports under `ha` when fail-over is on (docs/ha.md).
+typedef struct {
+    bool on;               //  etcd_endpoints set: report `ha`
+    bool leader;           //  role: leader (true) or standby
+    uint64_t term;         //  the current leader's term (0 = none known)
+    char leader_name[64];  //  its node_name, "" when none is known
+    uint64_t lag;          //  changes the standby does not have yet
+} broker_ha_stats_t;
+
 //  Refused attempts to change an account outside the admin endpoint, since
 //  the broker started (memory only; `stats.forbidden`).
 typedef struct {
@@ -86,6 +95,20 @@ int broker_state_commit(broker_state_t *self);
 //  Write the last_seen of users whose heartbeats changed nothing, and the
 //  publisher table, in one synced txn (the lazy-durability timer). 0 or -1.
 int broker_state_flush(broker_state_t *self);
+
+//  Flush every lazily kept last_seen now, ignoring the coalescing slack,
+//  so LMDB equals memory (before a replication snapshot). 0 or -1.
+int broker_state_flush_all(broker_state_t *self);
+
+//  The leader term stamped on every change from now on (0 = none).
+void broker_state_set_term(broker_state_t *self, uint64_t term);
+
+//  The clock of the current (or last) batch, ms since the epoch.
+uint64_t broker_state_now(const broker_state_t *self);
+
+//  Set / read what `stats` reports under `ha` (NULL when off).
+void broker_state_set_ha(broker_state_t *self, const broker_ha_stats_t *ha);
+const broker_ha_stats_t *broker_state_ha(const broker_state_t *self);
 
 //  True if a flush would write anything.
 bool broker_state_dirty(const broker_state_t *self);

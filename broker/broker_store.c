@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include "pres_log.h"
 
@@ -184,6 +186,26 @@ uint64_t
 broker_store_syncs(const broker_store_t *self)
 {
     return self->syncs;
+}
+
+int
+broker_store_copy(broker_store_t *self, const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (fd < 0) {
+        pres_log_error("open(%s) failed: %s", path, strerror(errno));
+        return -1;
+    }
+    int rc = mdb_env_copyfd2(self->env, fd, MDB_CP_COMPACT);
+    if (rc)
+        pres_log_error("mdb_env_copyfd2(%s) failed: %s", path,
+                       mdb_strerror(rc));
+    else if (fsync(fd)) {
+        pres_log_error("fsync(%s) failed: %s", path, strerror(errno));
+        rc = -1;
+    }
+    close(fd);
+    return rc ? -1 : 0;
 }
 
 uint64_t

@@ -78,6 +78,11 @@ typedef struct broker_store broker_store_t;
 broker_store_t *broker_store_new(const char *dir, size_t map_bytes);
 void broker_store_destroy(broker_store_t **self_p);
 
+//  Write a compacted copy of the environment (a consistent committed
+//  state) to the file path, fsynced. 0 or -1 (logged). The copy can be
+//  installed as <data_dir>/data.mdb while no store is open there.
+int broker_store_copy(broker_store_t *self, const char *path);
+
 //  Current map size in bytes (grows on MDB_MAP_FULL).
 size_t broker_store_map_size(const broker_store_t *self);
 

@@ -1,6 +1,7 @@
 /*  pres_bus: socket setup shared by every program: CURVE on tcp://, the
     lossless event publisher, the change subscriber and the query client. */
 #include "pres_bus.h"
+#include "pres_leader.h"
 #include "pres_log.h"
 #include "pres_mp.h"
 
@@ -55,19 +56,47 @@ pres_bus_secure(zsock_t *sock, const pres_config_t *cfg, const char *endpoint,
     return rc;
 }
 
+//  Connect sock to every endpoint of a comma list (under fail-over the
+//  list names every broker; only the leader binds). No ZMQ_IMMEDIATE: an
+//  XPUB sends only to pipes whose broker subscribed, and with it libzmq
+//  4.3.4 failed to attach a SUB or an XPUB to a broker bound later. 0 or -1.
+static int
+s_connect_list(zsock_t *sock, const pres_config_t *cfg, const char *list)
+{
+    char ep[PRES_ENDPOINT_MAX];
+    for (const char *p = list; *p;) {
+        size_t n = strcspn(p, ",");
+        if (n > 0 && n < sizeof ep) {
+            memcpy(ep, p, n);
+            ep[n] = 0;
+            if (pres_bus_secure(sock, cfg, ep, false) != 0 ||
+                zsock_connect(sock, "%s", ep) != 0) {
+                pres_log_error("zsock_connect(%s) failed", ep);
+                return -1;
+            }
+        }
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    return 0;
+}
+
 //  ---------------------------------------------------------------------
 //  Publisher
 
 struct pres_pub {
-    zsock_t *sock;              //  XPUB, connected to the broker's SUB
-    void *handle;               //  raw libzmq socket of sock
-    zsock_t *monitor;           //  PAIR: connect/disconnect events of sock
-    bool connected;             //  the monitor's last word
-    char src[PRES_ID_MAX + 1];  //  our publisher id
-    uint64_t seq;               //  last seq sent successfully
-    int subscribers;            //  subscriptions minus unsubscriptions
-    int64_t next_poll_ms;       //  when to look for (un)subscriptions
-    char buf[PRES_MSG_MAX];     //  encode buffer
+    zsock_t *sock;                  //  XPUB, connected to the broker's SUB
+    void *handle;                   //  raw libzmq socket of sock
+    zsock_t *monitor;               //  PAIR: connect/disconnect events of sock
+    bool connected;                 //  some broker connection is up
+    char up[4][PRES_ENDPOINT_MAX];  //  endpoints whose connection is up
+                                    //  (several under fail-over)
+    char src[PRES_ID_MAX + 1];      //  our publisher id
+    uint64_t seq;                   //  last seq sent successfully
+    int subscribers;                //  subscriptions minus unsubscriptions
+    int64_t next_poll_ms;           //  when to look for (un)subscriptions
+    char buf[PRES_MSG_MAX];         //  encode buffer
 };
 
 void
@@ -121,9 +150,7 @@ pres_pub_new(const pres_config_t *cfg, const char *src)
         pres_pub_destroy(&self);
         return NULL;
     }
-    if (pres_bus_secure(self->sock, cfg, cfg->events_endpoint, false) != 0 ||
-        zsock_connect(self->sock, "%s", cfg->events_endpoint) != 0) {
-        pres_log_error("zsock_connect(%s) failed", cfg->events_endpoint);
+    if (s_connect_list(self->sock, cfg, cfg->events_endpoint) != 0) {
         pres_pub_destroy(&self);
         return NULL;
     }
@@ -158,11 +185,29 @@ s_pub_drain(pres_pub_t *self)
         uint16_t event = 0;
         if (n >= 2)
             memcpy(&event, frame, sizeof event);
-        //  Second frame: the endpoint; not needed.
-        zmq_recv(mon, frame, sizeof frame, ZMQ_DONTWAIT);
+        //  Second frame: the endpoint. Under fail-over the socket connects
+        //  to every broker; a late disconnect of the old leader must not
+        //  forget the new leader's subscription.
+        char ep[PRES_ENDPOINT_MAX];
+        int len = zmq_recv(mon, ep, sizeof ep - 1, ZMQ_DONTWAIT);
+        ep[len > 0 && len < (int)sizeof ep ? len : 0] = 0;
+        int slot = -1, free_slot = -1;
+        for (int i = 0; i < 4; i++) {
+            if (self->up[i][0] && strcmp(self->up[i], ep) == 0)
+                slot = i;
+            else if (!self->up[i][0] && free_slot < 0)
+                free_slot = i;
+        }
+        if (event == ZMQ_EVENT_CONNECTED && slot < 0 && free_slot >= 0)
+            snprintf(self->up[free_slot], sizeof self->up[0], "%s", ep);
+        else if (event == ZMQ_EVENT_DISCONNECTED && slot >= 0)
+            self->up[slot][0] = 0;
+        bool any = false;
+        for (int i = 0; i < 4; i++)
+            any = any || self->up[i][0];
         if (event == ZMQ_EVENT_CONNECTED)
             self->connected = true;
-        else if (event == ZMQ_EVENT_DISCONNECTED) {
+        else if (event == ZMQ_EVENT_DISCONNECTED && !any) {
             self->connected = false;
             self->subscribers = 0;
         }
@@ -283,9 +328,7 @@ pres_bus_sub_changes(const pres_config_t *cfg, const char *prefix)
     }
     zsock_set_rcvhwm(sock, cfg->bus_hwm);
     zsock_set_maxmsgsize(sock, PRES_BUS_MAXMSG);
-    if (pres_bus_secure(sock, cfg, cfg->changes_endpoint, false) != 0 ||
-        zsock_connect(sock, "%s", cfg->changes_endpoint) != 0) {
-        pres_log_error("zsock_connect(%s) failed", cfg->changes_endpoint);
+    if (s_connect_list(sock, cfg, cfg->changes_endpoint) != 0) {
         zsock_destroy(&sock);
         return NULL;
     }
@@ -297,14 +340,22 @@ pres_bus_sub_changes(const pres_config_t *cfg, const char *prefix)
 //  Query client
 
 struct pres_qclient {
-    const pres_config_t *cfg;  //  borrowed; outlives the client
-    const char *endpoint;      //  query_endpoint or admin_endpoint (in cfg)
-    zsock_t *sock;             //  REQ, recreated after a timeout
+    const pres_config_t *cfg;          //  borrowed; outlives the client
+    bool admin;                        //  admin endpoint, else queries
+    zsock_t *sock;                     //  REQ, recreated after a timeout
+    char endpoint[PRES_ENDPOINT_MAX];  //  where sock is connected
 };
 
 static int
 s_qclient_open(pres_qclient_t *self)
 {
+    //  Under fail-over the leader's endpoint, else the configured one.
+    if (!*self->cfg->etcd_endpoints ||
+        !pres_leader_endpoint(self->admin, self->endpoint,
+                              sizeof self->endpoint, NULL))
+        snprintf(self->endpoint, sizeof self->endpoint, "%s",
+                 self->admin ? self->cfg->admin_endpoint
+                             : self->cfg->query_endpoint);
     self->sock = zsock_new(ZMQ_REQ);
     if (!self->sock) {
         pres_log_error("zsock_new(REQ) failed");
@@ -321,13 +372,13 @@ s_qclient_open(pres_qclient_t *self)
 }
 
 static pres_qclient_t *
-s_qclient_new(const pres_config_t *cfg, const char *endpoint)
+s_qclient_new(const pres_config_t *cfg, bool admin)
 {
     pres_qclient_t *self = calloc(1, sizeof *self);
     if (!self)
         return NULL;
     self->cfg = cfg;
-    self->endpoint = endpoint;
+    self->admin = admin;
     if (s_qclient_open(self) != 0)
         pres_qclient_destroy(&self);
     return self;
@@ -336,13 +387,13 @@ s_qclient_new(const pres_config_t *cfg, const char *endpoint)
 pres_qclient_t *
 pres_qclient_new(const pres_config_t *cfg)
 {
-    return s_qclient_new(cfg, cfg->query_endpoint);
+    return s_qclient_new(cfg, false);
 }
 
 pres_qclient_t *
 pres_qclient_new_admin(const pres_config_t *cfg)
 {
-    return s_qclient_new(cfg, cfg->admin_endpoint);
+    return s_qclient_new(cfg, true);
 }
 
 void
@@ -360,6 +411,11 @@ zframe_t *
 pres_qclient_call(pres_qclient_t *self, const void *req, size_t len,
                   int timeout_ms)
 {
+    char leader[PRES_ENDPOINT_MAX];
+    if (self->sock && *self->cfg->etcd_endpoints &&
+        pres_leader_endpoint(self->admin, leader, sizeof leader, NULL) &&
+        strcmp(leader, self->endpoint) != 0)
+        zsock_destroy(&self->sock);  //  a new leader: follow it
     if (!self->sock && s_qclient_open(self) != 0) {
         errno = ECONNREFUSED;
         return NULL;

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <arpa/inet.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 typedef enum { S_STR, S_INT, S_DOUBLE, S_BOOL } s_type_t;
 
@@ -90,6 +91,13 @@ static const s_key_t s_keys[] = {
     STR(cors_origins, "", NULL),
     INT(sse_keepalive, "15", 1, 3600),
     INT(sse_max_clients, "256", 1, 100000),
+    //  Fail-over (docs/ha.md)
+    STR(etcd_endpoints, "", NULL),
+    STR(etcd_prefix, "/presence", NULL),
+    STR(node_name, "", NULL),
+    INT(failover_ttl, "3", 2, 60),
+    STR(replication, "sync", "|sync|async|"),
+    STR(repl_endpoint, "", NULL),
     INT(changelog_keep, "1000000", 0, 1000000000),
     DBL(grace, "0", 0, 86400),
 };
@@ -356,8 +364,18 @@ pres_config_finish(pres_config_t *cfg)
         s_derive(cfg->admin_endpoint, sizeof cfg->admin_endpoint, "ipc://",
                  cfg->run_dir, "admin", "admin_endpoint") ||
         s_derive(cfg->jwt_secret_file, sizeof cfg->jwt_secret_file, "",
-                 cfg->data_dir, "jwt.secret", "jwt_secret_file"))
+                 cfg->data_dir, "jwt.secret", "jwt_secret_file") ||
+        s_derive(cfg->repl_endpoint, sizeof cfg->repl_endpoint, "ipc://",
+                 cfg->run_dir, "repl", "repl_endpoint"))
         return -1;
+    if (!*cfg->node_name &&
+        gethostname(cfg->node_name, sizeof cfg->node_name - 1) != 0)
+        snprintf(cfg->node_name, sizeof cfg->node_name, "broker");
+    if (cfg->etcd_prefix[0] != '/' || strlen(cfg->etcd_prefix) < 2) {
+        pres_log_error("config: etcd_prefix must start with / (e.g. "
+                       "/presence)");
+        return -1;
+    }
     const char *keys[] = {"events_endpoint", "changes_endpoint",
                           "query_endpoint", "admin_endpoint"};
     const char *eps[] = {cfg->events_endpoint, cfg->changes_endpoint,

@@ -61,6 +61,13 @@ typedef struct pres_config {
     char cors_origins[PRES_PATH_MAX];  //  comma list, "*" or "" (none)
     int sse_keepalive;                 //  seconds between SSE comment lines
     int sse_max_clients;               //  concurrent /v1/events streams
+    //  Fail-over (docs/ha.md)
+    char etcd_endpoints[PRES_PATH_MAX];     //  comma list of http://host:port
+    char etcd_prefix[128];                  //  keys under it; default /presence
+    char node_name[64];                     //  this broker; default host name
+    int failover_ttl;                       //  leader lease, seconds
+    char replication[8];                    //  "sync" or "async"
+    char repl_endpoint[PRES_ENDPOINT_MAX];  //  leader ROUTER for standbys
     //  Change log, grace, history (broker)
     int changelog_keep;  //  changes kept for changes_since (0 = no log)
     double grace;        //  seconds a timed-out session keeps its state

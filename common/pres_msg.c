@@ -137,13 +137,15 @@ typedef enum {
     F_USERS,
     F_MINUTES,
     F_BY,
+    F_TERM,
     F_COUNT
 } s_field_t;
 
 static const char *const s_keys[F_COUNT] = {
-    "v",       "type",  "user",     "at",     "src",    "seq",     "session",
-    "device",  "state", "deadline", "status", "reason", "prev",    "sessions",
-    "account", "op",    "cursor",   "limit",  "users",  "minutes", "by"};
+    "v",       "type",     "user",    "at",       "src",    "seq",
+    "session", "device",   "state",   "deadline", "status", "reason",
+    "prev",    "sessions", "account", "op",       "cursor", "limit",
+    "users",   "minutes",  "by",      "term"};
 
 //  Which fields are strings (the rest are unsigned integers).
 #define S_STR_FIELDS                                                           \
@@ -476,7 +478,7 @@ pres_change_topic(const char *user, char *topic)
 #define S_CH_REQ                                                               \
     (B(F_V) | B(F_SEQ) | B(F_USER) | B(F_STATE) | B(F_PREV) | B(F_AT) |        \
      B(F_REASON) | B(F_SESSIONS) | B(F_ACCOUNT))
-#define S_CH_ALL (S_CH_REQ | B(F_SESSION) | B(F_DEADLINE))
+#define S_CH_ALL (S_CH_REQ | B(F_SESSION) | B(F_DEADLINE) | B(F_TERM))
 
 size_t
 pres_change_encode(const pres_change_t *ch, void *buf, size_t cap)
@@ -485,9 +487,10 @@ pres_change_encode(const pres_change_t *ch, void *buf, size_t cap)
         return 0;
     bool has_session = ch->session[0] != '\0';
     bool has_deadline = ch->deadline != 0;
+    bool has_term = ch->term != 0;
     pres_mp_writer_t w;
     pres_mp_writer_init(&w, buf, cap);
-    msgpack_pack_map(&w.pk, 9 + has_session + has_deadline);
+    msgpack_pack_map(&w.pk, 9 + has_session + has_deadline + has_term);
     pres_mp_pack_kv_uint(&w, "v", PRES_MSG_VERSION);
     pres_mp_pack_kv_uint(&w, "seq", ch->seq);
     pres_mp_pack_kv_str(&w, "user", ch->user);
@@ -501,6 +504,8 @@ pres_change_encode(const pres_change_t *ch, void *buf, size_t cap)
         pres_mp_pack_kv_str(&w, "session", ch->session);
     if (has_deadline)
         pres_mp_pack_kv_uint(&w, "deadline", ch->deadline);
+    if (has_term)
+        pres_mp_pack_kv_uint(&w, "term", ch->term);
     return w.overflow ? 0 : w.len;
 }
 
@@ -528,6 +533,7 @@ pres_change_decode(pres_change_t *ch, const void *buf, size_t len,
     ch->at = f.num[F_AT];
     ch->sessions = (uint32_t)f.num[F_SESSIONS];
     ch->deadline = (f.present & B(F_DEADLINE)) ? f.num[F_DEADLINE] : 0;
+    ch->term = (f.present & B(F_TERM)) ? f.num[F_TERM] : 0;
     return 0;
 }
 

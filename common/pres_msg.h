@@ -110,6 +110,7 @@ typedef struct {
     pres_account_t account;
     char session[PRES_ID_MAX + 1];  //  "" when absent
     uint64_t deadline;              //  0 when absent
+    uint64_t term;  //  leader term under fail-over (docs/ha.md); 0 = absent
 } pres_change_t;
 
 #define PRES_CHANGE_PREFIX "presence."

@@ -191,6 +191,7 @@ ctl_watch_run(const ctl_args_t *a, const pres_config_t *cfg, FILE *out,
     ctl_watch_seq_t st = {0};
     bool synced = false, first = true;
     bool replayed = false;  //  a gap can be filled from the log
+    uint64_t term = 0;      //  leader term of the last change (fail-over)
     long printed = 0;
     int rc = CTL_EXIT_OK;
     //  Gap detection only sees a loss when a later change arrives. When the
@@ -289,22 +290,32 @@ ctl_watch_run(const ctl_args_t *a, const pres_config_t *cfg, FILE *out,
             pres_change_decode(&ch, zframe_data(body), zframe_size(body),
                                &why) == 0) {
             uint64_t expected = st.last + 1;
-            switch (ctl_watch_seq_check(&st, ch.seq)) {
-            case CTL_WATCH_PRINT:
-                s_print_change(a, zframe_data(body), zframe_size(body), out);
-                fflush(out);
-                printed++;
-                break;
-            case CTL_WATCH_DROP:
-                break;
-            case CTL_WATCH_GAP:
-                s_say_resync(
-                    a, ch.seq < expected ? "seq went backwards" : "seq gap",
-                    expected, ch.seq, out, err);
+            bool new_term = ch.term && term && ch.term != term;
+            if (ch.term)
+                term = ch.term;
+            if (new_term) {
+                //  A new leader (docs/ha.md): resync from its snapshot.
+                s_say_resync(a, "new leader term", expected, ch.seq, out, err);
                 synced = false;
-                replayed = ch.seq > expected;  //  backwards: a new broker
-                break;
-            }
+                replayed = false;
+            } else
+                switch (ctl_watch_seq_check(&st, ch.seq)) {
+                case CTL_WATCH_PRINT:
+                    s_print_change(a, zframe_data(body), zframe_size(body),
+                                   out);
+                    fflush(out);
+                    printed++;
+                    break;
+                case CTL_WATCH_DROP:
+                    break;
+                case CTL_WATCH_GAP:
+                    s_say_resync(
+                        a, ch.seq < expected ? "seq went backwards" : "seq gap",
+                        expected, ch.seq, out, err);
+                    synced = false;
+                    replayed = ch.seq > expected;  //  backwards: a new broker
+                    break;
+                }
         } else
             fprintf(err, "presencectl: skipped a malformed change (%s)\n", why);
         zframe_destroy(&topic);

@@ -8,6 +8,7 @@
 #include "ctl_cmd.h"
 #include "ctl_watch.h"
 #include "pres_config.h"
+#include "pres_leader.h"
 #include "pres_log.h"
 
 int
@@ -22,6 +23,10 @@ main(int argc, char **argv)
     pres_config_defaults(&cfg);
     if (pres_config_load(&cfg, args.config) != 0)
         return CTL_EXIT_USAGE;
+    //  Under fail-over the broker's endpoints come from etcd.
+    if (args.cmd != CTL_CMD_TOKEN && args.cmd != CTL_CMD_KEYGEN &&
+        pres_leader_resolve(&cfg, 2 * cfg.failover_ttl * 1000) != 0)
+        return CTL_EXIT_UNREACHABLE;
     if (args.cmd == CTL_CMD_WATCH)
         rc = ctl_watch_run(&args, &cfg, stdout, stderr);
     else

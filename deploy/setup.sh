@@ -24,15 +24,16 @@ jobs=$(nproc)
 # for the man pages. Run: curl for the README's first steps.
 build_pkgs="build-essential cmake pkg-config libzmq3-dev libczmq-dev
   libmsgpack-dev liblmdb-dev libjwt-dev libjansson-dev libmicrohttpd-dev
-  libssl-dev libsodium-dev scdoc"
+  libssl-dev libsodium-dev scdoc libcurl4-openssl-dev"
 run_pkgs="curl"
-# Tests only: libcurl (it.gateway_api), clang + libFuzzer runtime, chromium
+# Tests only: etcd (the ha tests), clang + libFuzzer runtime, chromium
 # (node and npm below) for the browser tests, wrk, nginx and redis for the
 # benchmark smoke runs, systemd-analyze and strace for the unit checks,
 # clang-format.
-test_pkgs="curl libcurl4-openssl-dev lmdb-utils python3 clang
+test_pkgs="curl lmdb-utils python3 clang
   libclang-rt-14-dev chromium wrk nginx-light redis-server
-  redis-tools procps clang-format systemd strace"
+  redis-tools procps clang-format systemd strace
+  etcd-server etcd-client"
 # Packaging: cpack's DEB generator runs file and dpkg-shlibdeps.
 package_pkgs="file dpkg-dev"
 

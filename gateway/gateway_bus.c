@@ -38,6 +38,7 @@ struct gw_bus {
     bool seeded;                //  account cache seeded since last gap
     bool have_seq;              //  last_seq is meaningful
     uint64_t last_seq;          //  last change seen
+    uint64_t term;              //  leader term of the last change
     pthread_mutex_t wait_lock;  //  guards waiters
     gw_waiter_t *waiters;
     atomic_int nwaiters;
@@ -158,6 +159,13 @@ s_poll_stats(gw_bus_t *self)
     uint64_t seq = 0;
     bool ok = reply && pres_mp_find_uint(zframe_data(reply), zframe_size(reply),
                                          "seq", &seq) == 0;
+    uint64_t term = 0, lag = 0;
+    if (ok &&
+        pres_mp_find_uint(zframe_data(reply), zframe_size(reply), "ha.term",
+                          &term) == 0 &&
+        pres_mp_find_uint(zframe_data(reply), zframe_size(reply), "ha.lag",
+                          &lag) == 0)
+        gw_metrics_ha(self->metrics, term, lag);
     zframe_destroy(&reply);
     if (ok)
         gw_metrics_latency(self->metrics, GW_LAT_QUERY,
@@ -204,6 +212,8 @@ gw_bus_change_json(const pres_change_t *ch, char *buf, size_t cap)
     if (ch->deadline && (size_t)n < cap)
         n += snprintf(buf + n, cap - (size_t)n, ",\"deadline\":%" PRIu64,
                       ch->deadline);
+    if (ch->term && (size_t)n < cap)  //  fail-over: the leader's term
+        n += snprintf(buf + n, cap - (size_t)n, ",\"term\":%" PRIu64, ch->term);
     if ((size_t)n + 2 > cap)
         return -1;
     buf[n++] = '}';
@@ -274,6 +284,13 @@ s_apply(gw_bus_t *self, const pres_change_t *ch)
         pres_log_warn("changes: seq gap %" PRIu64 " -> %" PRIu64,
                       self->last_seq, ch->seq);
     }
+    if (ch->term && self->term && ch->term != self->term) {
+        //  A new leader (docs/ha.md): reseed the account cache from it.
+        self->seeded = false;
+        pres_log_info("changes: new broker leader, term %" PRIu64, ch->term);
+    }
+    if (ch->term)
+        self->term = ch->term;
     gw_metrics_change(self->metrics, gap);
     self->have_seq = true;
     self->last_seq = ch->seq;

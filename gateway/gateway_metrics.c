@@ -53,6 +53,8 @@ struct gw_metrics {
     s_hist_t hist[GW_LAT_COUNT];
     atomic_uint_fast64_t changes;  //  seen on the changes stream
     atomic_uint_fast64_t gaps;     //  missed (seq gaps)
+    atomic_uint_fast64_t ha_term;  //  broker leader term (0 = no fail-over)
+    atomic_uint_fast64_t ha_lag;   //  its standby's lag, changes
 };
 
 gw_metrics_t *
@@ -126,6 +128,13 @@ gw_metrics_latency(gw_metrics_t *self, gw_latency_t which, int64_t usec)
     atomic_fetch_add_explicit(&h->bucket[i], 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&h->count, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&h->sum_us, (uint64_t)usec, memory_order_relaxed);
+}
+
+void
+gw_metrics_ha(gw_metrics_t *self, uint64_t term, uint64_t lag)
+{
+    atomic_store_explicit(&self->ha_term, term, memory_order_relaxed);
+    atomic_store_explicit(&self->ha_lag, lag, memory_order_relaxed);
 }
 
 void
@@ -280,6 +289,16 @@ gw_metrics_render(gw_metrics_t *self, int sse_clients, int connections,
           "# TYPE presence_gateway_change_gaps_total counter\n"
           "presence_gateway_change_gaps_total %llu\n",
           (unsigned long long)s_get(&self->gaps));
+    if (s_get(&self->ha_term))
+        s_add(&t,
+              "# HELP presence_broker_ha_term Term of the broker leader "
+              "(fail-over).\n# TYPE presence_broker_ha_term gauge\n"
+              "presence_broker_ha_term %llu\n"
+              "# HELP presence_broker_ha_lag Changes the standby broker "
+              "does not have yet.\n# TYPE presence_broker_ha_lag gauge\n"
+              "presence_broker_ha_lag %llu\n",
+              (unsigned long long)s_get(&self->ha_term),
+              (unsigned long long)s_get(&self->ha_lag));
     if (t.failed) {
         free(t.buf);
         return NULL;

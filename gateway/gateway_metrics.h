@@ -86,4 +86,8 @@ uint64_t gw_metrics_rejects(gw_metrics_t *self, gw_reject_t why);
 char *gw_metrics_render(gw_metrics_t *self, int sse_clients, int connections,
                         size_t *len);
 
+//  The broker's fail-over state from its stats (docs/ha.md): leader term
+//  and standby lag in changes. Rendered only once a term is known.
+void gw_metrics_ha(gw_metrics_t *self, uint64_t term, uint64_t lag);
+
 #endif

@@ -7,6 +7,7 @@
 
 #include "gateway.h"
 #include "pres_config.h"
+#include "pres_leader.h"
 #include "pres_log.h"
 
 int
@@ -22,7 +23,8 @@ main(int argc, char **argv)
     //  request path (docs/profiles/gateway-heartbeat.md, ~4 %).
     mallopt(M_TOP_PAD, 16 << 20);
     mallopt(M_TRIM_THRESHOLD, 64 << 20);
-    if (pres_config_make_dirs(&cfg) != 0)
+    if (pres_config_make_dirs(&cfg) != 0 ||
+        pres_leader_resolve(&cfg, 3 * cfg.failover_ttl * 1000) != 0)
         return EXIT_FAILURE;
     //  czmq installs the SIGINT/SIGTERM handler that sets zsys_interrupted.
     zsys_init();

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "pres_config.h"
+#include "pres_leader.h"
 #include "pres_log.h"
 #include "sweeper_server.h"
 
@@ -15,6 +16,8 @@ main(int argc, char **argv)
                               "Expire presence sessions at their deadline.");
     if (rc != 0)
         return rc > 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    if (pres_leader_resolve(&cfg, 3 * cfg.failover_ttl * 1000) != 0)
+        return EXIT_FAILURE;
     sweeper_server_t *server = sweeper_server_new(&cfg);
     if (!server)
         return EXIT_FAILURE;

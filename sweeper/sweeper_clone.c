@@ -16,6 +16,7 @@ struct sweeper_clone {
     bool synced;               //  a snapshot is loaded and no gap since
     bool fresh;                //  no change applied since the snapshot
     uint64_t seq;              //  last change held
+    uint64_t term;             //  leader term of the last change (fail-over)
     uint64_t pending_head;     //  broker head we have yet to reach (0: none)
     const char *why;           //  reason of the last desync
     sweeper_clone_stats_t st;  //  counters
@@ -192,6 +193,14 @@ s_resync(sweeper_clone_t *self, const char *why)
 static sweeper_clone_result_t
 s_change(sweeper_clone_t *self, const pres_change_t *ch)
 {
+    //  A new leader (docs/ha.md): with async replication its history may
+    //  lack the old leader's last changes, so start over from a snapshot.
+    if (ch->term && ch->term != self->term) {
+        bool known = self->term != 0;
+        self->term = ch->term;
+        if (known && self->synced)
+            return s_resync(self, "new leader term");
+    }
     if (!self->synced)
         return SWEEPER_CLONE_IGNORED;
     if (ch->seq <= self->seq) {

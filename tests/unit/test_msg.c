@@ -154,6 +154,27 @@ s_test_round_trips(void)
     const char get_by[] = "\x83\xa2op\xa3get\xa4user\xa1u\xa2"
                           "by\xa1x";
     CHECK_EQ(pres_query_decode(&qout, get_by, sizeof get_by - 1, &why), -1);
+
+    //  Changes carry an optional `term` (fail-over); absent when 0.
+    pres_change_t ch = {.seq = 7,
+                        .state = PRES_ONLINE,
+                        .prev = PRES_OFFLINE,
+                        .at = 1000,
+                        .reason = PRES_RSN_LOGIN,
+                        .sessions = 1,
+                        .account = PRES_ACC_ACTIVE,
+                        .term = 42};
+    strcpy(ch.user, "carol");
+    len = pres_change_encode(&ch, buf, sizeof buf);
+    CHECK(len > 0);
+    pres_change_t chout;
+    CHECK_EQ(pres_change_decode(&chout, buf, len, &why), 0);
+    CHECK_EQ(chout.term, 42);
+    ch.term = 0;
+    size_t short_len = pres_change_encode(&ch, buf, sizeof buf);
+    CHECK_EQ(short_len, len - 6);  //  "term" key (5) + fixint (1)
+    CHECK_EQ(pres_change_decode(&chout, buf, short_len, &why), 0);
+    CHECK_EQ(chout.term, 0);
 }
 
 int
