@@ -1,6 +1,6 @@
 #!/bin/bash
 # bench/run.sh: the presence benchmarks, one command each (see README.md).
-#   bench/run.sh [--quick] http|bus|fanout|expiry|scale|memory|ha|all
+#   bench/run.sh [--quick] http|bus|fanout|expiry|scale|memory|ha|changelog|many|all
 # Each starts what it needs on loopback / ipc in a temp dir, stops exactly
 # what it started, and prints every figure next to a reference measured in
 # the same run, with the ratio. --quick is the tiny bench-smoke setup: it
@@ -218,6 +218,68 @@ bench_bus() {
     check "$(kv lost "$ceil")" "null broker lost events"
     check "$(kv failed "$full")" "publishers failed"
     BUS_RATE=$rate
+}
+
+# ---------------------------------------------------------------------------
+# The change log's cost on ingest: login + logout of every user (each
+# event is a change, so each is also a log entry and a history entry),
+# with changelog_keep = 0 (no log; history still written) and with the
+# default log, in the same run on fresh databases.
+bench_changelog() {
+    need_build presence-broker
+    users=$(q 2000 ${BENCH_USERS:-100000})
+    log "== changelog: login + logout of $users users, log off vs on"
+    for keep in 0 1000000; do
+        env_for "$TMP_DIR/log$keep"
+        export PRESENCE_CHANGELOG_KEEP=$keep
+        start_broker "broker-log$keep"
+        out=$(load_run "log$keep" -t fill -x c -u "$users")
+        eval "rate_$keep=$(kv applied_rate "$out")"
+        check "$(kv lost "$out")" "events lost (changelog_keep=$keep)"
+        stop_pid "$BROKER_PID"
+        sync
+        eval "db_$keep=$(du -sk "$TMP_DIR/log$keep/data" | cut -f1)"
+    done
+    unset PRESENCE_CHANGELOG_KEEP
+    section "change log cost (login+logout of $users users via the bus; ref = changelog_keep=0):"
+    row "changes/s with the log vs without" "$rate_1000000" "$rate_0" "" "same driver, fresh DB each"
+    row "DB KiB with the log vs without" "$db_1000000" "$db_0"
+}
+
+# ---------------------------------------------------------------------------
+# get_many of 1,000 ids vs 1,000 gets (same REQ client, same ids) vs
+# redis MGET of 1,000 keys (redis-benchmark -c 1), in the same run.
+bench_many() {
+    need redis-server:redis-server redis-benchmark:redis-tools
+    need_build presence-broker
+    users=$(q 2000 ${BENCH_USERS:-100000})
+    rounds=$(q 5 ${BENCH_QUERIES:-50})
+    log "== many: $users users (half live), $rounds rounds of 1,000 ids"
+    env_for "$TMP_DIR/many"
+    start_broker broker
+    load_run fill -t fill -x m -u "$users" >/dev/null
+    load_run live -t login -x m -u $((users / 2)) -n $((users / 2)) >/dev/null
+    out=$("$PB" query many -x m -u "$users" -n "$rounds") || check 1 "query many failed"
+    log "many: $out"
+    stop_pid "$BROKER_PID"
+
+    rdir="$TMP_DIR/redis"; mkdir -p "$rdir"
+    rport=$(free_port)
+    sed -e "s|@DIR@|$rdir|g" -e "s|@PORT@|$rport|g" "$BENCH_DIR/conf/redis.conf.in" >"$rdir/redis.conf"
+    start redis "$(command -v redis-server)" "$rdir/redis.conf"
+    REDIS_PID=$LAST_PID
+    wait_port "$rport" || die "redis did not start"
+    awk -v n="$users" 'BEGIN { for (i = 0; i < n; i++) printf "SET presence:m%d online\n", i }' |
+        redis-cli -h 127.0.0.1 -p "$rport" --pipe >/dev/null
+    keys=$(awk -v n="$users" 'BEGIN { srand(); for (i = 0; i < 1000; i++) printf "presence:m%d ", int(rand() * n) }')
+    # shellcheck disable=SC2086
+    mget=$(redis-benchmark -h 127.0.0.1 -p "$rport" -c 1 -n $((rounds * 20)) --csv MGET $keys 2>/dev/null |
+        awk -F'"' 'NR > 1 && $4 != "" { print $4; exit }')
+    stop_pid "$REDIS_PID"
+    mget_us=$(awk -v r="$mget" 'BEGIN { if (r + 0 == 0) print "-"; else printf "%.1f", 1e6 / r }')
+    section "bulk lookup of 1,000 ids ($users users; p50 of $rounds rounds, one client):"
+    row "get_many(1000) us vs 1000 x get" "$(kv many_p50_us "$out")" "$(kv gets_p50_us "$out")" "" "same ids, same REQ"
+    row "get_many(1000) us vs redis MGET(1000)" "$(kv many_p50_us "$out")" "$mget_us" "" "redis-benchmark -c 1"
 }
 
 bench_rss() { sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/$1/status" 2>/dev/null; }
@@ -478,13 +540,13 @@ bench_scale() {
 
 # ---------------------------------------------------------------------------
 usage() {
-    echo "usage: bench/run.sh [--quick] http|bus|fanout|expiry|scale|memory|ha|all" >&2
+    echo "usage: bench/run.sh [--quick] http|bus|fanout|expiry|scale|memory|ha|changelog|many|all" >&2
     exit 2
 }
 
 [ -x "$PB" ] || { log "bench: SKIP: $PB not built (build the tree first)"; exit $SKIP_RC; }
 case "$WHAT" in
-    http|bus|fanout|expiry|scale|memory|ha|all) ;;
+    http|bus|fanout|expiry|scale|memory|ha|changelog|many|all) ;;
     *) usage ;;
 esac
 bench_init
@@ -501,7 +563,7 @@ run_one() {
 }
 if [ "$WHAT" = all ]; then
     skipped=0
-    for b in bus fanout expiry scale http; do
+    for b in bus fanout expiry scale http changelog many; do
         run_one "$b"; rc=$?
         if [ $rc = $SKIP_RC ]; then log "bench: $b skipped"; skipped=1
         elif [ $rc != 0 ]; then BENCH_FAILED=1; fi

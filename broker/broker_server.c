@@ -185,8 +185,9 @@ s_bind(broker_server_t *self, int type, const char *endpoint, bool admin)
         zsock_set_linger(sock, 1000);
     } else {
         zsock_set_rcvtimeo(sock, 0);
-        zsock_set_maxmsgsize(sock,
-                             admin ? PRES_BUS_EVENT_MAXMSG : PRES_BUS_MAXMSG);
+        //  Queries: a get_many of 1,000 ids needs up to PRES_QUERY_FRAME_MAX.
+        zsock_set_maxmsgsize(sock, admin ? PRES_BUS_EVENT_MAXMSG
+                                         : PRES_QUERY_FRAME_MAX);
         zsock_set_sndhwm(sock, self->cfg->bus_hwm);
         zsock_set_rcvhwm(sock, admin ? 1000 : self->cfg->bus_hwm);
     }
@@ -815,6 +816,10 @@ broker_server_run(broker_server_t *self)
         s_release_acked(self);
         if (broker_durable_ready(self->durable) && s_release(self))
             return -1;
+        uint64_t commits0 = broker_store_commits(self->store);
+        if (broker_state_point(self->state, (uint64_t)pres_now_ms()))
+            return -1;
+        s_committed(self, commits0);  //  the series point, once a minute
         now = pres_mono_ms();
         if (now >= self->next_flush) {
             if (s_flush(self))

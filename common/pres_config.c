@@ -99,6 +99,8 @@ static const s_key_t s_keys[] = {
     INT(failover_ttl, "3", 2, 60),
     STR(replication, "sync", "|sync|async|"),
     STR(repl_endpoint, "", NULL),
+    INT(changelog_keep, "1000000", 0, 1000000000),
+    DBL(grace, "0", 0, 86400),
 };
 
 #define S_NKEYS (sizeof s_keys / sizeof s_keys[0])

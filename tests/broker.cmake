@@ -6,12 +6,13 @@ target_include_directories(itutil PUBLIC ${CMAKE_SOURCE_DIR}/tests/it
   ${CMAKE_SOURCE_DIR}/tests)
 target_link_libraries(itutil PUBLIC pres_common)
 
-foreach(t live store bounds durable)
+foreach(t live store bounds durable log)
   pres_test(NAME unit.broker_${t} LABEL unit TIMEOUT 60
     SOURCES ${CMAKE_SOURCE_DIR}/tests/unit/test_broker_${t}.c
     LIBS broker_core)
 endforeach()
-foreach(t rules restart malformed authority bounds)
+foreach(t rules restart malformed authority bounds changelog get_many grace
+          audit)
   pres_test(NAME it.broker_${t} LABEL it TIMEOUT 60
     SOURCES ${CMAKE_SOURCE_DIR}/tests/it/broker_${t}.c LIBS itutil)
   set_tests_properties(it.broker_${t} PROPERTIES RESOURCE_LOCK broker_bus)

@@ -20,5 +20,8 @@ if(TARGET gateway_core)
     pres_test(NAME it.gateway_limits LABEL it TIMEOUT 180
       SOURCES ${CMAKE_SOURCE_DIR}/tests/it/gateway_limits.c
       LIBS itutil pres_jwt PkgConfig::CURL)
+    pres_test(NAME it.gateway_changelog LABEL it TIMEOUT 120
+      SOURCES ${CMAKE_SOURCE_DIR}/tests/it/gateway_changelog.c
+      LIBS itutil pres_jwt PkgConfig::CURL)
   endif()
 endif()

@@ -16,24 +16,44 @@ static it_env_t env;
 static pres_config_t cfg;
 static zsock_t *router, *pub;
 
-//  Wait for a request of kind op and answer {ok, seq, users: []}.
+//  Wait for a request of kind op and answer {ok, seq, users: []}. This
+//  scripted broker keeps no change log: a changes_since on the way (watch
+//  tries the log first after a gap) is answered `resync`.
 static void
 s_serve(pres_query_op_t op, uint64_t seq)
 {
     zsock_set_rcvtimeo(router, 5000);
-    zmsg_t *m = zmsg_recv(router);
-    CHECK(m);
-    CHECK_EQ(zmsg_size(m), 3);
-    zframe_t *id = zmsg_pop(m);
-    zframe_t *empty = zmsg_pop(m);
-    zframe_t *req = zmsg_pop(m);
+    zmsg_t *m;
+    zframe_t *id, *empty, *req;
     pres_query_t q;
     const char *why;
-    CHECK_EQ(pres_query_decode(&q, zframe_data(req), zframe_size(req), &why),
-             0);
-    CHECK_EQ(q.op, op);
     char buf[64];
     pres_mp_writer_t w;
+    while (true) {
+        m = zmsg_recv(router);
+        CHECK(m);
+        CHECK_EQ(zmsg_size(m), 3);
+        id = zmsg_pop(m);
+        empty = zmsg_pop(m);
+        req = zmsg_pop(m);
+        CHECK_EQ(
+            pres_query_decode(&q, zframe_data(req), zframe_size(req), &why), 0);
+        if (q.op != PRES_Q_CHANGES_SINCE || op == PRES_Q_CHANGES_SINCE)
+            break;
+        pres_mp_writer_init(&w, buf, sizeof(buf));
+        msgpack_pack_map(&w.pk, 2);
+        pres_mp_pack_cstr(&w, "ok");
+        msgpack_pack_false(&w.pk);
+        pres_mp_pack_kv_str(&w, "error", "resync");
+        zmsg_t *r = zmsg_new();
+        zmsg_append(r, &id);
+        zmsg_append(r, &empty);
+        zmsg_addmem(r, buf, w.len);
+        CHECK_EQ(zmsg_send(&r, router), 0);
+        zframe_destroy(&req);
+        zmsg_destroy(&m);
+    }
+    CHECK_EQ(q.op, op);
     pres_mp_writer_init(&w, buf, sizeof(buf));
     msgpack_pack_map(&w.pk, 3);
     pres_mp_pack_cstr(&w, "ok");
