@@ -126,6 +126,8 @@ bench_stats(pres_qclient_t *qc, bench_stats_t *st, int timeout_ms)
     pres_mp_find_uint(b, n, "users.away", &st->away);
     pres_mp_find_uint(b, n, "users.offline", &st->offline);
     pres_mp_find_uint(b, n, "sessions", &st->sessions);
+    pres_mp_find_uint(b, n, "storage.commits", &st->commits);
+    pres_mp_find_uint(b, n, "storage.syncs", &st->syncs);
     zframe_destroy(&rep);
     if (rc) {
         fprintf(stderr, "bench: stats reply lacks seq/events.*\n");

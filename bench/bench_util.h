@@ -50,6 +50,8 @@ typedef struct {
     uint64_t away;
     uint64_t offline;
     uint64_t sessions;
+    uint64_t commits;  //  storage.commits (0 from a null broker)
+    uint64_t syncs;    //  storage.syncs
 } bench_stats_t;
 
 //  Ask the broker for `stats` (timeout_ms). 0 or -1 (printed).

@@ -13,6 +13,65 @@
 #include "pres_jwt.h"
 #include "pres_log.h"
 
+#define S_MANY 1000  //  ids per round of `many`
+
+//  `many`: per round, 1,000 random ids asked once as one get_many and once
+//  as 1,000 sequential gets on the same REQ client. Prints the latency of
+//  a round both ways (many_* and gets_*).
+static int
+s_many(pres_qclient_t *qc, uint64_t users, const char *prefix, int rounds)
+{
+    static char ids[S_MANY][PRES_ID_MAX + 1];
+    static const char *ptrs[S_MANY];
+    static uint8_t req[PRES_QUERY_FRAME_MAX];
+    bench_lat_t many, gets;
+    bench_lat_init(&many, (size_t)rounds);
+    bench_lat_init(&gets, (size_t)rounds);
+    unsigned seed = (unsigned)time(NULL);
+    int rc = 0;
+    for (int r = 0; r < rounds && rc == 0; r++) {
+        for (int i = 0; i < S_MANY; i++) {
+            uint64_t u =
+                ((uint64_t)rand_r(&seed) * 65536u + (uint64_t)rand_r(&seed)) %
+                users;
+            bench_user_id(ids[i], prefix, u);
+            ptrs[i] = ids[i];
+        }
+        pres_query_t q = {
+            .op = PRES_Q_GET_MANY, .nusers = S_MANY, .users = ptrs};
+        int64_t t = bench_now_ns();
+        size_t len = pres_query_encode(&q, req, sizeof(req));
+        zframe_t *rep = len ? pres_qclient_call(qc, req, len, 5000) : NULL;
+        if (!rep) {
+            fprintf(stderr, "get_many failed\n");
+            rc = 1;
+            break;
+        }
+        zframe_destroy(&rep);
+        bench_lat_add(&many, bench_now_ns() - t);
+        t = bench_now_ns();
+        for (int i = 0; i < S_MANY && rc == 0; i++) {
+            pres_query_t g = {.op = PRES_Q_GET};
+            memcpy(g.user, ids[i], sizeof(g.user));
+            len = pres_query_encode(&g, req, sizeof(req));
+            rep = pres_qclient_call(qc, req, len, 5000);
+            if (!rep) {
+                fprintf(stderr, "get failed\n");
+                rc = 1;
+            }
+            zframe_destroy(&rep);
+        }
+        bench_lat_add(&gets, bench_now_ns() - t);
+    }
+    bench_lat_sort(&many);
+    bench_lat_sort(&gets);
+    bench_lat_print(&many, "many");
+    bench_lat_print(&gets, "gets");
+    bench_lat_free(&many);
+    bench_lat_free(&gets);
+    return rc;
+}
+
 //  presence-bench query wait [-t ms] | lat [-u users] [-x prefix] [-n n]
 int
 bench_query_main(int argc, char **argv)
@@ -21,7 +80,9 @@ bench_query_main(int argc, char **argv)
         fprintf(stderr, "usage: presence-bench query wait [-t ms]\n"
                         "       presence-bench query stats\n"
                         "       presence-bench query lat [-u users] "
-                        "[-x prefix] [-n queries]\n");
+                        "[-x prefix] [-n queries]\n"
+                        "       presence-bench query many [-u users] "
+                        "[-x prefix] [-n rounds]\n");
         return 2;
     }
     const char *what = argv[1];
@@ -79,13 +140,15 @@ bench_query_main(int argc, char **argv)
     } else if (!strcmp(what, "stats")) {
         bench_stats_t st;
         if (bench_stats(qc, &st, 5000) == 0)
-            printf("seq=%llu applied=%llu refused=%llu lost=%llu online=%llu "
-                   "away=%llu offline=%llu sessions=%llu\n",
-                   (unsigned long long)st.seq, (unsigned long long)st.applied,
-                   (unsigned long long)st.refused, (unsigned long long)st.lost,
-                   (unsigned long long)st.online, (unsigned long long)st.away,
-                   (unsigned long long)st.offline,
-                   (unsigned long long)st.sessions);
+            printf(
+                "seq=%llu applied=%llu refused=%llu lost=%llu online=%llu "
+                "away=%llu offline=%llu sessions=%llu commits=%llu "
+                "syncs=%llu\n",
+                (unsigned long long)st.seq, (unsigned long long)st.applied,
+                (unsigned long long)st.refused, (unsigned long long)st.lost,
+                (unsigned long long)st.online, (unsigned long long)st.away,
+                (unsigned long long)st.offline, (unsigned long long)st.sessions,
+                (unsigned long long)st.commits, (unsigned long long)st.syncs);
         else
             rc = 1;
     } else if (!strcmp(what, "lat")) {
@@ -129,7 +192,9 @@ bench_query_main(int argc, char **argv)
             bench_lat_print(&lat[k], names[k]);
             bench_lat_free(&lat[k]);
         }
-    } else {
+    } else if (!strcmp(what, "many"))
+        rc = s_many(qc, users, prefix, count);
+    else {
         fprintf(stderr, "query: unknown '%s'\n", what);
         rc = 2;
     }

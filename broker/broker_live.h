@@ -25,8 +25,9 @@
 #define BROKER_S_DIRTY    2  //  last_hb newer than in LMDB (lazy flush)
 #define BROKER_S_FLUSHING 4  //  written by the flush txn being committed
 #define BROKER_S_WRITE                                                         \
-    8  //  durable change (state, beat of a change):
-       //  written by the batch's txn
+    8                      //  durable change (state, beat of a change):
+                           //  written by the batch's txn
+#define BROKER_S_GRACE 16  //  timed out, kept for `grace` (memory only)
 
 typedef struct {
     char id[PRES_ID_MAX + 1];  //  user id, NUL-terminated
@@ -55,6 +56,7 @@ typedef struct {
     uint64_t last_hb;          //  ms of the last login/heartbeat
     uint64_t durable_hb;       //  last_hb known to be in LMDB (a lower
                                //  bound: 0 when unknown)
+    uint64_t since;            //  ms of the login that started it
     char *device;              //  device label (heap) or NULL
 } broker_session_t;
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "pres_log.h"
+#include "pres_mp.h"
 
 //  A user as every reply shows it.
 typedef struct {
@@ -95,6 +96,31 @@ s_pack_user(msgpack_packer *pk, const s_user_view_t *v, int extra)
     s_kv_str(pk, "account", pres_account_name(v->account));
 }
 
+//  `devices`: the live sessions of a resident user (none otherwise).
+static void
+s_pack_devices(msgpack_packer *pk, broker_state_t *state,
+               const s_user_view_t *v)
+{
+    broker_live_t *live = broker_state_live(state);
+    s_str(pk, "devices");
+    if (v->u == BROKER_LIVE_NONE) {
+        msgpack_pack_array(pk, 0);
+        return;
+    }
+    broker_user_t *user = broker_live_user(live, v->u);
+    msgpack_pack_array(pk, user->nsessions);
+    for (uint32_t s = user->first; s != BROKER_LIVE_NONE;) {
+        broker_session_t *session = broker_live_session(live, s);
+        msgpack_pack_map(pk, 5);
+        s_kv_str(pk, "session", session->id);
+        s_kv_str(pk, "device", session->device ? session->device : "");
+        s_kv_uint(pk, "since", session->since);
+        s_kv_uint(pk, "last_seen", session->last_hb);
+        s_kv_str(pk, "state", pres_state_name(session->state));
+        s = session->next;
+    }
+}
+
 static int
 s_get(broker_state_t *state, const pres_query_t *q, msgpack_sbuffer *out)
 {
@@ -106,13 +132,249 @@ s_get(broker_state_t *state, const pres_query_t *q, msgpack_sbuffer *out)
     }
     msgpack_packer pk;
     msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 6);
+    msgpack_pack_map(&pk, 7);
     s_kv_ok(&pk);
     s_kv_str(&pk, "user", v.id);
     s_kv_str(&pk, "state", pres_state_name(v.state));
     s_kv_uint(&pk, "last_seen", v.last_seen);
     s_kv_uint(&pk, "sessions", v.sessions);
     s_kv_str(&pk, "account", pres_account_name(v.account));
+    s_pack_devices(&pk, state, &v);
+    return 0;
+}
+
+//  get_many: every id in the order asked, unknown ones flagged; one read
+//  txn (the caller's) for the whole request.
+static int
+s_get_many(broker_state_t *state, const pres_query_t *q, msgpack_sbuffer *out)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 2);
+    s_kv_ok(&pk);
+    s_str(&pk, "users");
+    msgpack_pack_array(&pk, q->nusers);
+    pres_mp_reader_t r;
+    pres_mp_reader_init(&r, q->users_mp, q->users_mp_len);
+    for (uint32_t i = 0; i < q->nusers; i++) {
+        const char *id;
+        uint32_t len;
+        if (pres_mp_read_str(&r, &id, &len) != 0) {  //  decoded before
+            msgpack_sbuffer_clear(out);
+            broker_query_error(out, "malformed");
+            return 0;
+        }
+        s_user_view_t v;
+        int rc = s_view(state, id, len, &v);
+        if (rc < 0) {
+            msgpack_sbuffer_clear(out);
+            broker_query_error(out, "store error");
+            return -1;
+        }
+        if (rc > 0) {
+            msgpack_pack_map(&pk, 3);
+            s_kv_str(&pk, "user", v.id);
+            s_kv_str(&pk, "state", "offline");
+            s_str(&pk, "unknown");
+            msgpack_pack_true(&pk);
+            continue;
+        }
+        s_pack_user(&pk, &v, 1);
+        s_pack_devices(&pk, state, &v);
+    }
+    return 0;
+}
+
+//  ---- change log
+
+typedef struct {
+    msgpack_sbuffer *body;  //  the changes, packed back to back
+    uint32_t count;
+    uint32_t limit;
+    uint64_t last;  //  seq of the last change taken
+    uint64_t want;  //  next seq expected (the log has no holes)
+    bool hole;
+} s_replay_t;
+
+static int
+s_replay_one(uint64_t seq, const void *body, size_t len, void *arg)
+{
+    s_replay_t *rp = arg;
+    if (seq != rp->want) {
+        rp->hole = true;
+        return 1;
+    }
+    msgpack_sbuffer_write(rp->body, body, len);
+    rp->last = seq;
+    rp->want = seq + 1;
+    return ++rp->count >= rp->limit ? 1 : 0;
+}
+
+static int
+s_changes_since(broker_state_t *state, const pres_query_t *q,
+                msgpack_sbuffer *out)
+{
+    uint64_t head = broker_state_meta(state)->seq;
+    broker_store_t *store = broker_state_store(state);
+    if (q->seq > head) {  //  ahead of this broker: its view is not ours
+        broker_query_error(out, "resync");
+        return 0;
+    }
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init(&body);
+    s_replay_t rp = {.body = &body, .limit = q->limit, .want = q->seq + 1};
+    if (q->seq < head) {
+        uint64_t first = 0;
+        int rc = broker_store_first_change(store, &first);
+        if (rc < 0 || (rc == 0 && broker_store_each_change(
+                                      store, q->seq + 1, s_replay_one, &rp))) {
+            msgpack_sbuffer_destroy(&body);
+            broker_query_error(out, "store error");
+            return -1;
+        }
+        //  The log must hold seq + 1 (and what follows, without holes).
+        if (rc > 0 || first > q->seq + 1 || rp.hole || rp.count == 0) {
+            msgpack_sbuffer_destroy(&body);
+            broker_query_error(out, "resync");
+            return 0;
+        }
+    }
+    bool more = rp.count > 0 && rp.last < head;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, more ? 3 : 2);
+    s_kv_ok(&pk);
+    s_str(&pk, "changes");
+    msgpack_pack_array(&pk, rp.count);
+    msgpack_sbuffer_write(out, body.data, body.size);
+    if (more)
+        s_kv_uint(&pk, "next", rp.last);
+    msgpack_sbuffer_destroy(&body);
+    return 0;
+}
+
+//  ---- audit, history, series
+
+typedef struct {
+    msgpack_packer *pk;
+    uint32_t count;
+    uint32_t limit;
+} s_entries_t;
+
+static int
+s_audit_one(const broker_audit_rec_t *rec, void *arg)
+{
+    s_entries_t *e = arg;
+    msgpack_pack_map(e->pk, 5);
+    s_kv_uint(e->pk, "at", rec->at);
+    s_kv_str(e->pk, "by", rec->by);
+    s_kv_str(e->pk, "old", pres_account_name(rec->old));
+    s_kv_str(e->pk, "new", pres_account_name(rec->status));
+    s_kv_str(e->pk, "reason", rec->reason);
+    return ++e->count >= e->limit ? 1 : 0;
+}
+
+static int
+s_hist_one(const broker_hist_rec_t *rec, void *arg)
+{
+    s_entries_t *e = arg;
+    msgpack_pack_map(e->pk, 5);
+    s_kv_uint(e->pk, "seq", rec->seq);
+    s_kv_uint(e->pk, "at", rec->at);
+    s_kv_str(e->pk, "state", pres_state_name(rec->state));
+    s_kv_str(e->pk, "prev", pres_state_name(rec->prev));
+    s_kv_str(e->pk, "reason", pres_reason_name(rec->reason));
+    return ++e->count >= e->limit ? 1 : 0;
+}
+
+//  audit or history of q->user: {ok, entries: [...]}, newest first. The
+//  entries are packed into a side buffer first (their count is known only
+//  at the end).
+static int
+s_entries(broker_state_t *state, const pres_query_t *q, msgpack_sbuffer *out)
+{
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init(&body);
+    msgpack_packer bpk;
+    msgpack_packer_init(&bpk, &body, msgpack_sbuffer_write);
+    s_entries_t e = {.pk = &bpk, .limit = q->limit};
+    broker_store_t *store = broker_state_store(state);
+    int rc = q->op == PRES_Q_AUDIT
+                 ? broker_store_each_audit(store, q->user, s_audit_one, &e)
+                 : broker_store_each_history(store, q->user, s_hist_one, &e);
+    if (rc) {
+        msgpack_sbuffer_destroy(&body);
+        broker_query_error(out, "store error");
+        return -1;
+    }
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 2);
+    s_kv_ok(&pk);
+    s_str(&pk, "entries");
+    msgpack_pack_array(&pk, e.count);
+    msgpack_sbuffer_write(out, body.data, body.size);
+    msgpack_sbuffer_destroy(&body);
+    return 0;
+}
+
+typedef struct {
+    msgpack_packer *pk;
+    uint32_t count;
+    uint64_t now_minute;  //  the live point replaces a stored one
+} s_points_t;
+
+static void
+s_point(msgpack_packer *pk, uint64_t at, uint64_t online, uint64_t away)
+{
+    msgpack_pack_map(pk, 3);
+    s_kv_uint(pk, "at", at);
+    s_kv_uint(pk, "online", online);
+    s_kv_uint(pk, "away", away);
+}
+
+static int
+s_point_one(uint64_t minute, uint64_t online, uint64_t away, void *arg)
+{
+    s_points_t *p = arg;
+    if (minute >= p->now_minute)
+        return 1;
+    s_point(p->pk, minute, online, away);
+    p->count++;
+    return 0;
+}
+
+//  series: the stored points of the last q->minutes minutes, oldest
+//  first, the current minute from memory (now) as the last point.
+static int
+s_series(broker_state_t *state, const pres_query_t *q, msgpack_sbuffer *out)
+{
+    uint64_t now = (uint64_t)pres_now_ms();
+    uint64_t minute = now - now % 60000;
+    uint64_t span = (uint64_t)(q->minutes - 1) * 60000;
+    uint64_t from = minute > span ? minute - span : 0;
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init(&body);
+    msgpack_packer bpk;
+    msgpack_packer_init(&bpk, &body, msgpack_sbuffer_write);
+    s_points_t p = {.pk = &bpk, .now_minute = minute};
+    if (broker_store_each_point(broker_state_store(state), from, s_point_one,
+                                &p)) {
+        msgpack_sbuffer_destroy(&body);
+        broker_query_error(out, "store error");
+        return -1;
+    }
+    const broker_meta_t *m = broker_state_meta(state);
+    s_point(&bpk, minute, m->online, m->away);
+    p.count++;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 2);
+    s_kv_ok(&pk);
+    s_str(&pk, "points");
+    msgpack_pack_array(&pk, p.count);
+    msgpack_sbuffer_write(out, body.data, body.size);
+    msgpack_sbuffer_destroy(&body);
     return 0;
 }
 
@@ -180,6 +442,39 @@ s_list(broker_state_t *state, const pres_query_t *q, msgpack_sbuffer *out)
 
 //  ---- stats and snapshot
 
+//  stats.quality: presence-quality counters since the broker started.
+static void
+s_pack_quality(msgpack_packer *pk, const broker_quality_t *qy)
+{
+    s_str(pk, "quality");
+    msgpack_pack_map(pk, 5);
+    s_str(pk, "transitions");
+    msgpack_pack_map(pk, PRES_REASON_COUNT);
+    for (int r = 0; r < PRES_REASON_COUNT; r++)
+        s_kv_uint(pk, pres_reason_name((pres_reason_t)r), qy->transitions[r]);
+    s_kv_uint(pk, "flaps_suppressed", qy->flaps_suppressed);
+    s_str(pk, "timeout_lateness_ms");
+    msgpack_pack_map(pk, 3);
+    s_str(pk, "le");  //  bucket upper bounds; the last bucket is +Inf
+    msgpack_pack_array(pk, BROKER_LATE_BUCKETS - 1);
+    for (int b = 0; b < BROKER_LATE_BUCKETS - 1; b++)
+        msgpack_pack_uint64(pk, broker_late_bounds[b]);
+    s_str(pk, "counts");
+    msgpack_pack_array(pk, BROKER_LATE_BUCKETS);
+    for (int b = 0; b < BROKER_LATE_BUCKETS; b++)
+        msgpack_pack_uint64(pk, qy->late[b]);
+    s_kv_uint(pk, "sum", qy->late_sum_ms);
+    s_str(pk, "forced_offline");
+    msgpack_pack_map(pk, PRES_ACCOUNT_COUNT - 1);
+    for (int a = 1; a < PRES_ACCOUNT_COUNT; a++)
+        s_kv_uint(pk, pres_account_name((pres_account_t)a),
+                  qy->forced_offline[a]);
+    s_str(pk, "refused");
+    msgpack_pack_map(pk, BROKER_REFUSE_COUNT);
+    for (int i = 0; i < BROKER_REFUSE_COUNT; i++)
+        s_kv_uint(pk, broker_refuse_names[i], qy->refused[i]);
+}
+
 #define S_PUBS_LISTED 100  //  publishers listed by `stats`
 
 static int
@@ -198,9 +493,10 @@ s_stats(broker_state_t *state, msgpack_sbuffer *out)
     msgpack_packer pk;
     msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
     const broker_ha_stats_t *ha = broker_state_ha(state);
-    msgpack_pack_map(&pk, 10 + (ha != NULL));
+    msgpack_pack_map(&pk, 11 + (ha != NULL));
     s_kv_ok(&pk);
     s_kv_uint(&pk, "seq", m->seq);
+    s_pack_quality(&pk, broker_state_quality(state));
     if (ha) {
         s_str(&pk, "ha");
         msgpack_pack_map(&pk, 4);
@@ -305,6 +601,25 @@ s_snapshot(broker_state_t *state, msgpack_sbuffer *out)
     }
 }
 
+static int
+s_read_op(broker_state_t *state, const pres_query_t *q, msgpack_sbuffer *out)
+{
+    switch (q->op) {
+    case PRES_Q_GET:
+        return s_get(state, q, out);
+    case PRES_Q_LIST:
+        return s_list(state, q, out);
+    case PRES_Q_GET_MANY:
+        return s_get_many(state, q, out);
+    case PRES_Q_CHANGES_SINCE:
+        return s_changes_since(state, q, out);
+    case PRES_Q_SERIES:
+        return s_series(state, q, out);
+    default:
+        return s_entries(state, q, out);
+    }
+}
+
 int
 broker_query_answer(broker_state_t *state, const void *req, size_t len,
                     pres_query_t *q, msgpack_sbuffer *out)
@@ -330,11 +645,17 @@ broker_query_answer(broker_state_t *state, const void *req, size_t len,
         break;
     case PRES_Q_GET:
     case PRES_Q_LIST:
+    case PRES_Q_GET_MANY:
+    case PRES_Q_CHANGES_SINCE:
+    case PRES_Q_AUDIT:
+    case PRES_Q_HISTORY:
+    case PRES_Q_SERIES:
+        //  One read txn per request.
         if (broker_store_read_begin(store)) {
             broker_query_error(out, "store error");
             return -1;
         }
-        rc = q->op == PRES_Q_GET ? s_get(state, q, out) : s_list(state, q, out);
+        rc = s_read_op(state, q, out);
         broker_store_read_end(store);
         break;
     default:

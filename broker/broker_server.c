@@ -8,12 +8,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
 #include <unistd.h>
 
 #include "broker_auth.h"
+#include "broker_durable.h"
 #include "broker_ha.h"
 #include "broker_query.h"
 #include "broker_repl.h"
@@ -22,8 +24,19 @@
 #include "pres_bus.h"
 #include "pres_log.h"
 
-#define S_QUERIES_PER_TURN 64   //  queries served between two batches
-#define S_AFTER_CHANGE     128  //  events still drained once a change waits
+#define S_QUERIES_PER_TURN 64    //  queries served between two batches
+#define S_AFTER_CHANGE     128   //  events still drained once a change waits
+#define S_HIST             20    //  log2 buckets of the batch figures
+#define S_TRIM_IDLE_MS     2000  //  quiet time before the heap is trimmed
+
+//  Batch figures logged at stop (bench/run.sh fanout reads them): events
+//  per batch and microseconds per commit (txn write, no fsync: the fsync
+//  times come from broker_durable).
+typedef struct {
+    uint64_t batches, events, commits, commit_us;
+    uint64_t batch_hist[S_HIST];   //  [i]: batches of < 2^i events
+    uint64_t commit_hist[S_HIST];  //  [i]: commits of < 2^i us
+} s_figures_t;
 
 struct broker_server {
     const pres_config_t *cfg;
@@ -47,6 +60,11 @@ struct broker_server {
     bool leading;         //  events/changes/admin bound, publishing
     int64_t term;         //  term we lead, or the leader we follow
     char following[PRES_ENDPOINT_MAX];  //  repl endpoint we follow
+    int64_t busy_at;                    //  monotonic ms of the last event batch
+    bool trimmed;                       //  heap trimmed since busy_at
+    //  Commits are fsynced on its thread; changes and replies wait in it.
+    broker_durable_t *durable;
+    s_figures_t fig;
 };
 
 static int
@@ -76,6 +94,75 @@ s_lock(broker_server_t *self)
     return 0;
 }
 
+static int s_flush(broker_server_t *self);
+static void s_pub(const void *topic, size_t tlen, const void *body, size_t blen,
+                  void *arg);
+static void s_reply(void *sock, void *msg, void *arg);
+
+static int
+s_sync(void *arg)
+{
+    return broker_store_sync(arg);
+}
+
+static void
+s_free_reply(void *msg)
+{
+    zmsg_t *m = msg;
+    zmsg_destroy(&m);
+}
+
+static int
+s_bucket(uint64_t v)
+{
+    int b = 0;
+    while (b < S_HIST - 1 && v >= ((uint64_t)1 << b))
+        b++;
+    return b;
+}
+
+//  The smallest power of two at or above the q-quantile of hist.
+static uint64_t
+s_quantile(const uint64_t *hist, int n, double q)
+{
+    uint64_t total = 0, seen = 0;
+    for (int i = 0; i < n; i++)
+        total += hist[i];
+    for (int i = 0; i < n; i++) {
+        seen += hist[i];
+        if (total && (double)seen >= q * (double)total)
+            return (uint64_t)1 << i;
+    }
+    return 0;
+}
+
+static void
+s_log_figures(broker_server_t *self)
+{
+    const s_figures_t *f = &self->fig;
+    broker_durable_stats_t d;
+    broker_durable_stats(self->durable, &d);
+    pres_log_info(
+        "figures: batches %llu, events/batch mean %.1f p50<=%llu "
+        "p99<=%llu; commits %llu, commit us mean %.0f p50<=%llu p99<=%llu; "
+        "fsyncs %llu (%.2f commits each), fsync us mean %.0f p50<=%llu "
+        "p99<=%llu max %llu; held items max %llu",
+        (unsigned long long)f->batches,
+        f->batches ? (double)f->events / (double)f->batches : 0.0,
+        (unsigned long long)s_quantile(f->batch_hist, S_HIST, 0.5),
+        (unsigned long long)s_quantile(f->batch_hist, S_HIST, 0.99),
+        (unsigned long long)f->commits,
+        f->commits ? (double)f->commit_us / (double)f->commits : 0.0,
+        (unsigned long long)s_quantile(f->commit_hist, S_HIST, 0.5),
+        (unsigned long long)s_quantile(f->commit_hist, S_HIST, 0.99),
+        (unsigned long long)d.syncs,
+        d.syncs ? (double)d.commits / (double)d.syncs : 0.0,
+        d.syncs ? (double)d.sync_us / (double)d.syncs : 0.0,
+        (unsigned long long)(64 * s_quantile(d.hist, 16, 0.5)),
+        (unsigned long long)(64 * s_quantile(d.hist, 16, 0.99)),
+        (unsigned long long)d.sync_us_max, (unsigned long long)d.held_max);
+}
+
 //  Bind one socket. admin: the admin ROUTER (small frames, its own ZAP
 //  domain so that only admin peers get in, on ipc:// as well).
 static zsock_t *
@@ -98,8 +185,9 @@ s_bind(broker_server_t *self, int type, const char *endpoint, bool admin)
         zsock_set_linger(sock, 1000);
     } else {
         zsock_set_rcvtimeo(sock, 0);
-        zsock_set_maxmsgsize(sock,
-                             admin ? PRES_BUS_EVENT_MAXMSG : PRES_BUS_MAXMSG);
+        //  Queries: a get_many of 1,000 ids needs up to PRES_QUERY_FRAME_MAX.
+        zsock_set_maxmsgsize(sock, admin ? PRES_BUS_EVENT_MAXMSG
+                                         : PRES_QUERY_FRAME_MAX);
         zsock_set_sndhwm(sock, self->cfg->bus_hwm);
         zsock_set_rcvhwm(sock, admin ? 1000 : self->cfg->bus_hwm);
     }
@@ -140,6 +228,11 @@ broker_server_new(const pres_config_t *cfg)
     self->state = broker_state_new(cfg, self->store);
     if (!self->state)
         goto fail;
+    //  Batches commit without fsync while leading; the sync thread makes
+    //  them durable while the loop applies the next one (docs/broker.md).
+    self->durable = broker_durable_new(s_sync, self->store, s_free_reply);
+    if (!self->durable)
+        goto fail;
     //  The ZAP handler must be up before a socket with a domain binds.
     self->auth = broker_auth_new(cfg);
     if (!self->auth)
@@ -160,6 +253,7 @@ broker_server_new(const pres_config_t *cfg)
         if (!self->events || !self->changes || !self->admin)
             goto fail;
         self->leading = true;
+        broker_state_defer_sync(self->state, cfg->fsync_thread != 0);
     }
     self->next_flush = pres_mono_ms() + cfg->lastseen_flush_ms;
     pres_log_info("listening: events %s, changes %s, queries %s, admin %s",
@@ -178,8 +272,16 @@ broker_server_destroy(broker_server_t **self_p)
     broker_server_t *self = *self_p;
     if (!self)
         return;
-    if (self->state && broker_state_flush(self->state))
+    if (self->state && s_flush(self))
         pres_log_error("final flush failed: last_seen may lag");
+    if (self->durable) {
+        //  What was committed goes out once on disk (sockets still open).
+        if (broker_durable_drain(self->durable, s_pub, s_reply, self) < 0)
+            pres_log_error("held changes dropped: their commit is not "
+                           "known durable");
+        s_log_figures(self);
+    }
+    broker_durable_destroy(&self->durable);  //  joins the sync thread
     broker_ha_destroy(&self->ha);  //  a leader resigns: the standby leads
     broker_repl_destroy(&self->repl);
     zsock_destroy(&self->events);
@@ -199,36 +301,17 @@ broker_server_destroy(broker_server_t **self_p)
     *self_p = NULL;
 }
 
-static void s_publish_one(const void *topic, size_t tlen, const void *body,
-                          size_t blen, void *arg);
-
-//  Publish the committed batch's changes and notices, then forget them.
+//  Released by broker_durable: one change or notice, its commit on disk.
 //  Under fail-over only while the lease is certainly ours: a deposed
 //  leader publishes nothing (the batch is on its disk only; it resyncs
 //  from the new leader when it rejoins as a standby).
 static void
-s_publish(broker_server_t *self)
-{
-    if (self->ha && (!self->leading || !broker_ha_leading(self->ha))) {
-        broker_state_outbox_clear(self->state);
-        return;
-    }
-    size_t n = broker_state_outbox_count(self->state);
-    for (size_t i = 0; i < n; i++) {
-        const char *topic;
-        const void *body;
-        size_t tlen, blen;
-        broker_state_outbox_get(self->state, i, &topic, &tlen, &body, &blen);
-        s_publish_one(topic, tlen, body, blen, self);
-    }
-    broker_state_outbox_clear(self->state);
-}
-
-static void
-s_publish_one(const void *topic, size_t tlen, const void *body, size_t blen,
-              void *arg)
+s_pub(const void *topic, size_t tlen, const void *body, size_t blen, void *arg)
 {
     broker_server_t *self = arg;
+    if (!self->changes || !self->leading ||
+        (self->ha && !broker_ha_leading(self->ha)))
+        return;
     //  PUB never blocks; a subscriber past its HWM loses messages and sees
     //  the seq gap (Clone: it resyncs from a snapshot).
     void *pub = zsock_resolve(self->changes);
@@ -238,35 +321,138 @@ s_publish_one(const void *topic, size_t tlen, const void *body, size_t blen,
                          zmq_strerror(zmq_errno()));
 }
 
-//  Publish what the standby has acknowledged (sync replication).
+//  Released by broker_durable: a reply (envelope + body) to a query or
+//  admin request answered after a commit, now on disk. The sockets it
+//  names outlive what is held (the stage is drained before they go).
 static void
+s_reply(void *sock, void *msg, void *arg)
+{
+    broker_server_t *self = arg;
+    zmsg_t *m = msg;
+    if (zmsg_send(&m, sock))
+        pres_log_limited(&self->rl, 1000, "zmsg_send(reply) failed");
+    zmsg_destroy(&m);
+}
+
+//  Release what is durable now. 0, or -1 if a sync failed.
+static int
 s_release(broker_server_t *self)
+{
+    return broker_durable_release(self->durable, s_pub, s_reply, self) < 0 ? -1
+                                                                           : 0;
+}
+
+//  A message the standby acknowledged (sync replication): on to the
+//  durable stage (held there until its commit is on disk, if it is not
+//  yet).
+static void
+s_acked(const void *topic, size_t tlen, const void *body, size_t blen,
+        void *arg)
+{
+    broker_server_t *self = arg;
+    if (broker_durable_hold_msg(self->durable, topic, tlen, body, blen))
+        pres_log_limited(&self->rl, 1000, "a change could not be held: lost");
+}
+
+//  Move what the standby has acknowledged into the durable stage.
+static void
+s_release_acked(broker_server_t *self)
 {
     if (!self->repl || !self->leading)
         return;
     if (self->ha && !broker_ha_leading(self->ha))
         return;  //  deposed: nothing more goes out
-    broker_repl_release(self->repl, s_publish_one, self);
+    broker_repl_release(self->repl, s_acked, self);
 }
 
-//  Ship the committed batch to the standby. With replication = sync its
-//  changes are held until the standby acknowledges the batch (the loop
-//  goes on with the next batches meanwhile; changes still go out in
-//  order); with async they are published at once.
-static int
-s_replicate(broker_server_t *self)
+//  Note a commit made since commits0 (broker_store_commits) for the sync
+//  thread.
+static void
+s_committed(broker_server_t *self, uint64_t commits0)
 {
-    if (!self->repl)
-        return 0;
-    if (broker_repl_leader_commit(self->repl, self->state,
-                                  broker_state_now(self->state), false))
+    //  Leading with fsync_thread = 0, or a standby: the commit was synced.
+    if (!broker_state_deferring(self->state))
+        return;
+    if (broker_store_commits(self->store) != commits0)
+        broker_durable_committed(self->durable);
+}
+
+//  Commit the batch, then its changes and notices go through two stages,
+//  each a queue released in order: the standby's acknowledgement (sync
+//  replication, broker_repl; account changes wait for it here) and the
+//  fsync (broker_durable); the loop goes on meanwhile. 0, 1 when the
+//  batch could not be written (rolled back, nothing published), or -1.
+static int
+s_commit(broker_server_t *self, int events, bool account)
+{
+    uint64_t commits0 = broker_store_commits(self->store);
+    int64_t t0 = zclock_usecs();
+    int crc = broker_state_commit(self->state);
+    //  A batch that could not be written (crc 1) was rolled back. With a
+    //  standby attached the leader stops instead: the standby holds every
+    //  acknowledged batch, and a rolled-back one must not reach it.
+    if (crc < 0 || (crc > 0 && self->repl))
         return -1;
-    if (strcmp(self->cfg->replication, "sync") != 0 ||
-        !broker_repl_attached(self->repl)) {
-        s_release(self);  //  what was held before goes first
+    if (crc > 0) {  //  not durable: refused, nothing to publish; go on
+        pres_log_limited(&self->rl, 1000,
+                         "batch not durable (see the LMDB error): its events "
+                         "refused, state reloaded at seq %" PRIu64,
+                         broker_state_meta(self->state)->seq);
+        return 1;
+    }
+    s_figures_t *f = &self->fig;
+    f->batches++;
+    f->events += (uint64_t)events;
+    f->batch_hist[s_bucket((uint64_t)events)]++;
+    if (broker_store_commits(self->store) != commits0) {
+        uint64_t us = (uint64_t)(zclock_usecs() - t0);
+        f->commits++;
+        f->commit_us += us;
+        f->commit_hist[s_bucket(us)]++;
+    }
+    s_committed(self, commits0);
+    if (self->repl) {
+        bool sync = strcmp(self->cfg->replication, "sync") == 0;
+        if (broker_repl_leader_commit(self->repl, self->state,
+                                      broker_state_now(self->state),
+                                      account && sync))
+            return -1;
+        if (!account && sync && broker_repl_attached(self->repl)) {
+            if (broker_repl_hold(self->repl, self->state))
+                return -1;
+        } else
+            s_release_acked(self);  //  what was held before goes first
+    }
+    size_t n = broker_state_outbox_count(self->state);
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        const char *topic;
+        const void *body;
+        size_t tlen, blen;
+        broker_state_outbox_get(self->state, i, &topic, &tlen, &body, &blen);
+        rc = broker_durable_hold_msg(self->durable, topic, tlen, body, blen);
+    }
+    broker_state_outbox_clear(self->state);
+    if (rc)
+        return -1;
+    //  Out at once if no fsync is pending before them; else when the sync
+    //  thread signals.
+    return n > 0 ? s_release(self) : 0;
+}
+
+//  The lazy last_seen flush, fsynced by the sync thread like a batch.
+static int
+s_flush(broker_server_t *self)
+{
+    uint64_t commits0 = broker_store_commits(self->store);
+    if (broker_state_flush(self->state)) {
+        //  A failed flush (disk full) leaves the beats dirty: the next
+        //  period tries again.
+        pres_log_limited(&self->rl, 1000, "last_seen flush failed; retrying");
         return 0;
     }
-    return broker_repl_hold(self->repl, self->state);
+    s_committed(self, commits0);
+    return 0;
 }
 
 static void
@@ -288,7 +474,8 @@ s_events(broker_server_t *self)
     //  it holds a change, close it soon so the change is not held back
     //  behind thousands of heartbeats (fan-out latency).
     int limit = BROKER_BATCH_MAX;
-    for (int n = 0; n < limit; n++) {
+    int n = 0;
+    for (; n < limit; n++) {
         if (zmq_msg_recv(&self->topic, sub, ZMQ_DONTWAIT) < 0)
             break;  //  EAGAIN (drained) or EINTR (stopping)
         int frames = 1;
@@ -323,29 +510,22 @@ s_events(broker_server_t *self)
         }
         if (broker_state_apply(self->state, &ev) < 0)
             return -1;
+        //  An fsync that finished during a long batch: publish what it
+        //  made durable now rather than after the batch.
+        if ((n & 63) == 63 && broker_durable_ready(self->durable) &&
+            s_release(self))
+            return -1;
         if (limit == BROKER_BATCH_MAX &&
             broker_state_outbox_count(self->state) > 0)
             limit = n + 1 + S_AFTER_CHANGE;
     }
-    int rc = broker_state_commit(self->state);
-    //  A batch that could not be written (rc 1) was rolled back. With a
-    //  standby attached the leader stops instead: the standby holds every
-    //  acknowledged batch, and a rolled-back one must not reach it.
-    if (rc < 0 || (rc > 0 && self->repl))
-        return -1;
-    if (rc == 0 && s_replicate(self))
-        return -1;
-    if (rc > 0)  //  not durable: refused, nothing to publish; go on
-        pres_log_limited(&self->rl, 1000,
-                         "batch not durable (see the LMDB error): its events "
-                         "refused, state reloaded at seq %" PRIu64,
-                         broker_state_meta(self->state)->seq);
-    s_publish(self);
-    return 0;
+    return s_commit(self, n, false) < 0 ? -1 : 0;
 }
 
-//  Apply an account change in its own batch, durable before the reply is
-//  written to self->reply. by: who asked. 0 or -1 (store failure).
+//  Apply an account change in its own batch; the reply written to
+//  self->reply is held (by the caller) until the batch is durable, and
+//  with sync replication it is sent only once the standby has it. by: who
+//  asked. 0 or -1 (store failure).
 static int
 s_account(broker_server_t *self, const pres_query_t *q, const char *by)
 {
@@ -362,21 +542,11 @@ s_account(broker_server_t *self, const pres_query_t *q, const char *by)
     if (self->repl && broker_repl_add_account(self->repl, q->user,
                                               (int)q->status, reason, by))
         arc = -1;
-    int crc = broker_state_commit(self->state);
-    if (crc < 0 || (crc > 0 && self->repl))  //  as in s_events
+    int crc = s_commit(self, 0, true);
+    if (crc < 0)
         rc = -1;
-    else if (crc == 0) {
-        //  With sync replication the reply waits for the standby too.
-        if (self->repl) {
-            rc = broker_repl_leader_commit(
-                self->repl, self->state, broker_state_now(self->state),
-                strcmp(self->cfg->replication, "sync") == 0);
-            s_release(self);  //  held batches before this one
-        }
-        s_publish(self);
-    }
     //  crc 1: not durable, nothing published, the account unchanged.
-    broker_query_account_reply(q, arc || rc || crc, seq, &self->reply);
+    broker_query_account_reply(q, arc || crc, seq, &self->reply);
     return rc;
 }
 
@@ -430,9 +600,14 @@ s_serve(broker_server_t *self, zsock_t *sock, bool admin)
     }
     zmsg_destroy(&msg);
     zmsg_addmem(envelope, self->reply.data, self->reply.size);
-    if (zmsg_send(&envelope, sock))
-        pres_log_limited(&self->rl, 1000, "zmsg_send(reply) failed");
-    zmsg_destroy(&envelope);
+    //  An answer may show state or a seq from a batch whose fsync is still
+    //  running: it waits for that fsync like the batch's changes do.
+    if (broker_durable_hold_reply(self->durable, sock, envelope)) {
+        zmsg_destroy(&envelope);
+        return -1;
+    }
+    if (rc == 0 && s_release(self))
+        rc = -1;
     return rc;
 }
 
@@ -459,6 +634,11 @@ s_demote(broker_server_t *self)
                   "rejoining as a standby",
                   self->term);
     self->leading = false;
+    //  Replies already answered go out (their sockets are about to go);
+    //  held changes are dropped by s_pub, as a deposed leader's are.
+    if (broker_durable_drain(self->durable, s_pub, s_reply, self) < 0)
+        pres_log_error("held replies dropped: their commit is not durable");
+    broker_state_defer_sync(self->state, false);  //  a standby syncs inline
     zsock_destroy(&self->events);
     zsock_destroy(&self->changes);
     zsock_destroy(&self->admin);
@@ -487,6 +667,7 @@ s_promote(broker_server_t *self, int64_t term)
     }
     self->term = term;
     self->leading = true;
+    broker_state_defer_sync(self->state, self->cfg->fsync_thread != 0);
     broker_state_set_term(self->state, (uint64_t)term);
     pres_log_info("leading term %" PRId64 " at seq %" PRIu64, term,
                   broker_state_meta(self->state)->seq);
@@ -499,6 +680,10 @@ s_install_snapshot(broker_server_t *self)
 {
     char path[PRES_PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/data.mdb", self->cfg->data_dir);
+    //  The sync thread holds the store: stop it first.
+    if (broker_durable_drain(self->durable, s_pub, s_reply, self) < 0)
+        return -1;
+    broker_durable_destroy(&self->durable);
     broker_state_destroy(&self->state);
     broker_store_destroy(&self->store);
     if (rename(broker_repl_snapshot_path(self->repl), path)) {
@@ -512,6 +697,9 @@ s_install_snapshot(broker_server_t *self)
         return -1;
     self->state = broker_state_new(self->cfg, self->store);
     if (!self->state)
+        return -1;
+    self->durable = broker_durable_new(s_sync, self->store, s_free_reply);
+    if (!self->durable)
         return -1;
     broker_repl_standby_loaded(self->repl, self->state);
     return 0;
@@ -580,13 +768,17 @@ broker_server_run(broker_server_t *self)
         if (self->ha && s_ha_turn(self))
             return -1;
         //  Sockets come and go with the role: rebuild the poll set.
-        zmq_pollitem_t items[4];
+        zmq_pollitem_t items[5];
         zsock_t *socks[4] = {self->queries, self->events, self->admin, NULL};
         int n = 0;
         for (int i = 0; i < 3; i++)
             if (socks[i])
                 items[n++] =
                     (zmq_pollitem_t){zsock_resolve(socks[i]), 0, ZMQ_POLLIN, 0};
+        //  An fsync finished: what it made durable goes out.
+        int durable_at = n;
+        items[n++] = (zmq_pollitem_t){NULL, broker_durable_fd(self->durable),
+                                      ZMQ_POLLIN, 0};
         if (self->repl)
             items[n++] = (zmq_pollitem_t){broker_repl_socket(self->repl), 0,
                                           ZMQ_POLLIN, 0};
@@ -616,6 +808,22 @@ broker_server_run(broker_server_t *self)
         bool queries = items[at++].revents & ZMQ_POLLIN;
         bool events = self->events && (items[at++].revents & ZMQ_POLLIN);
         bool admin = self->admin && (items[at++].revents & ZMQ_POLLIN);
+        if (events) {
+            self->busy_at = pres_mono_ms();
+            self->trimmed = false;
+        } else if (!self->trimmed &&
+                   pres_mono_ms() - self->busy_at >= S_TRIM_IDLE_MS &&
+                   !broker_durable_busy(self->durable)) {
+            //  main.c keeps freed heap for the hot path (no trim per
+            //  batch); once the bus is quiet, give back what bursts and
+            //  table growth left behind (old arrays, the I/O thread's
+            //  receive buffers in its own arena, the durable queue).
+            broker_durable_shrink(self->durable);
+            malloc_trim(0);
+            self->trimmed = true;
+        }
+        if ((items[durable_at].revents & ZMQ_POLLIN) && s_release(self))
+            return -1;
         if (lead && events && s_events(self))
             return -1;
         if (queries && s_serve_some(self, self->queries, false))
@@ -624,14 +832,17 @@ broker_server_run(broker_server_t *self)
             return -1;
         if (s_repl_turn(self))
             return -1;
-        s_release(self);
+        s_release_acked(self);
+        if (broker_durable_ready(self->durable) && s_release(self))
+            return -1;
+        uint64_t commits0 = broker_store_commits(self->store);
+        if (broker_state_point(self->state, (uint64_t)pres_now_ms()))
+            return -1;
+        s_committed(self, commits0);  //  the series point, once a minute
         now = pres_mono_ms();
         if (now >= self->next_flush) {
-            //  A failed flush (disk full) leaves the beats dirty: the next
-            //  period tries again.
-            if (broker_state_flush(self->state))
-                pres_log_limited(&self->rl, 1000,
-                                 "last_seen flush failed; retrying");
+            if (s_flush(self))
+                return -1;
             self->next_flush = now + self->cfg->lastseen_flush_ms;
         }
     }

@@ -29,6 +29,20 @@ typedef struct {
     size_t body_len;
 } s_msg_t;
 
+//  A change of this batch for the log and the user's history.
+typedef struct {
+    size_t msg;  //  outbox message holding the encoded change
+    broker_hist_rec_t hist;
+    char user[PRES_ID_MAX + 1];
+} s_logged_t;
+
+//  An account change of this batch for the audit.
+typedef struct {
+    uint64_t n;  //  audit number (meta.audits after it)
+    char user[PRES_ID_MAX + 1];
+    broker_audit_rec_t rec;
+} s_audited_t;
+
 //  The batch's own user flag; its bit is reserved in broker_live.h so it
 //  cannot share one with another BROKER_U_* flag.
 #define S_U_WRITE BROKER_U_WRITE
@@ -47,6 +61,7 @@ struct broker_state {
     uint64_t now;                  //  batch clock, ms
     bool reading;                  //  store read txn open in this batch
     bool changed;                  //  batch holds a change (must be durable)
+    bool defer_sync;               //  commits not fsynced: the caller's job
     uint64_t batch_applied;        //  meta.applied when the batch began
     uint32_t *touched;             //  users on the batch list
     size_t ntouched, touched_cap;
@@ -60,9 +75,24 @@ struct broker_state {
     uint64_t flush_now;       //  wall ms of the flush being written
     uint64_t flush_slack_ms;  //  a beat may stay in memory while its
                               //  durable copy is younger than this
-    uint64_t term;            //  leader term stamped on changes (0 = none)
-    broker_ha_stats_t ha;     //  `stats.ha`, set by the server
+    uint64_t grace_ms;        //  a timed-out session keeps its state so long
+    uint64_t keep;            //  changelog_keep (0 = no log)
+    s_logged_t *logged;       //  changes of the batch
+    size_t nlogged, logged_cap;
+    s_audited_t *audited;  //  account changes of the batch
+    size_t naudited, audited_cap;
+    broker_quality_t quality;  //  presence-quality counters since start
+    const char *refuse_why;    //  why the last apply returned 1
+    uint64_t point_minute;     //  minute of the last series point written
+    uint64_t term;             //  leader term stamped on changes (0 = none)
+    broker_ha_stats_t ha;      //  `stats.ha`, set by the server
 };
+
+const uint64_t broker_late_bounds[BROKER_LATE_BUCKETS - 1] = {
+    5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000};
+const char *const broker_refuse_names[BROKER_REFUSE_COUNT] = {
+    "account_not_active", "unknown_user", "account_forbidden", "malformed",
+    "other"};
 
 static int
 s_grow(void **array, size_t *cap, size_t need, size_t size)
@@ -122,6 +152,7 @@ s_load_session(const char *user, size_t ulen, const char *session, size_t slen,
     entry->state = rec->state == PRES_AWAY ? PRES_AWAY : PRES_ONLINE;
     entry->last_hb = rec->last_hb;
     entry->durable_hb = rec->last_hb;
+    entry->since = rec->since ? rec->since : rec->last_hb;
     entry->flags = 0;
     //  The lazy flush writes only session records: a live user's last_seen
     //  is the latest of its record and its sessions' beats.
@@ -189,6 +220,8 @@ broker_state_new(const pres_config_t *cfg, broker_store_t *store)
                                ? (uint64_t)(5000 - 2 * cfg->lastseen_flush_ms)
                                : 0;
     self->deny_unknown = strcmp(cfg->unknown_users, "deny") == 0;
+    self->grace_ms = (uint64_t)(cfg->grace * 1000.0 + 0.5);
+    self->keep = (uint64_t)cfg->changelog_keep;
     self->max_sessions = (uint32_t)cfg->max_sessions_per_user;
     self->pubs = broker_pubs_new((size_t)cfg->publishers_max,
                                  (uint64_t)cfg->publishers_idle * 1000);
@@ -213,6 +246,8 @@ broker_state_destroy(broker_state_t **self_p)
     free(self->dead);
     free(self->outbox);
     free(self->msgs);
+    free(self->logged);
+    free(self->audited);
     free(self);
     *self_p = NULL;
 }
@@ -320,6 +355,18 @@ s_change(broker_state_t *self, uint32_t u, pres_state_t prev,
     }
     self->changed = true;
     s_touch(self, u, S_U_WRITE);
+    if (s_grow((void **)&self->logged, &self->logged_cap, self->nlogged + 1,
+               sizeof(s_logged_t)))
+        return -1;
+    s_logged_t *lg = &self->logged[self->nlogged++];
+    lg->msg = self->nmsgs;
+    lg->hist = (broker_hist_rec_t){.seq = ch.seq,
+                                   .at = ch.at,
+                                   .state = (uint8_t)ch.state,
+                                   .prev = (uint8_t)ch.prev,
+                                   .reason = (uint8_t)reason};
+    memcpy(lg->user, user->id, (size_t)user->len + 1);
+    self->quality.transitions[reason]++;
     return s_outbox_add(self, topic, tlen, body, blen);
 }
 
@@ -443,11 +490,15 @@ s_login(broker_state_t *self, const pres_event_t *ev, pres_state_t state)
 {
     bool err = false;
     uint32_t u = s_user(self, ev->user, !self->deny_unknown, &err);
-    if (u == BROKER_LIVE_NONE)
+    if (u == BROKER_LIVE_NONE) {
+        self->refuse_why = "unknown_user";
         return err ? -1 : 1;
+    }
     broker_user_t *user = broker_live_user(self->live, u);
-    if (user->account != PRES_ACC_ACTIVE)
+    if (user->account != PRES_ACC_ACTIVE) {
+        self->refuse_why = "account_not_active";
         return 1;
+    }
     pres_state_t prev = user->state;
     size_t slen = strlen(ev->session);
     uint32_t s = broker_live_session_find(self->live, u, ev->session, slen);
@@ -459,6 +510,7 @@ s_login(broker_state_t *self, const pres_event_t *ev, pres_state_t state)
         if (s == BROKER_LIVE_NONE)
             return -1;
         self->meta.sessions++;
+        broker_live_session(self->live, s)->since = self->now;
         if (broker_live_session_set_device(self->live, s, ev->device))
             return -1;
     }
@@ -498,6 +550,12 @@ s_heartbeat(broker_state_t *self, const pres_event_t *ev)
     //  The hot path: a live session beats.
     broker_user_t *user = broker_live_user(self->live, u);
     broker_session_t *session = broker_live_session(self->live, s);
+    if (self->grace_ms && ((session->flags & BROKER_S_GRACE) ||
+                           s_deadline(self, session) <= self->now)) {
+        //  Timed out but within grace: the session goes on, unpublished.
+        session->flags &= (uint8_t)~BROKER_S_GRACE;
+        self->quality.flaps_suppressed++;
+    }
     session->last_hb = self->now;
     session->flags |= BROKER_S_DIRTY;
     user->last_seen = self->now;
@@ -548,6 +606,17 @@ s_logout(broker_state_t *self, const pres_event_t *ev)
     return s_change(self, u, prev, PRES_RSN_LOGOUT, ev->session, 0);
 }
 
+//  Count one timeout ended late_ms after its deadline (plus grace).
+static void
+s_late(broker_state_t *self, uint64_t late_ms)
+{
+    int b = 0;
+    while (b < BROKER_LATE_BUCKETS - 1 && late_ms > broker_late_bounds[b])
+        b++;
+    self->quality.late[b]++;
+    self->quality.late_sum_ms += late_ms;
+}
+
 static int
 s_expire(broker_state_t *self, const pres_event_t *ev)
 {
@@ -562,6 +631,14 @@ s_expire(broker_state_t *self, const pres_event_t *ev)
     uint64_t deadline = s_deadline(self, session);
     if (deadline > self->now)  //  a heartbeat in time always wins
         return s_deadline_notice(self, ev->user, ev->session, deadline);
+    if (deadline + self->grace_ms > self->now) {
+        //  Grace: keep the user's state; the sweeper asks again at the end
+        //  of it (its next deadline), a heartbeat before then continues.
+        session->flags |= BROKER_S_GRACE;
+        return s_deadline_notice(self, ev->user, ev->session,
+                                 deadline + self->grace_ms);
+    }
+    s_late(self, self->now - (deadline + self->grace_ms));
     broker_user_t *user = broker_live_user(self->live, u);
     pres_state_t prev = user->state;
     if (s_end_session(self, s))
@@ -587,6 +664,27 @@ s_account_reason(pres_account_t status)
     }
 }
 
+//  Record an account change of user for the audit (written with the
+//  batch).
+static int
+s_audit(broker_state_t *self, const broker_user_t *user, pres_account_t status,
+        const char *reason, const char *by)
+{
+    if (s_grow((void **)&self->audited, &self->audited_cap, self->naudited + 1,
+               sizeof(s_audited_t)))
+        return -1;
+    s_audited_t *a = &self->audited[self->naudited++];
+    a->n = ++self->meta.audits;
+    memcpy(a->user, user->id, (size_t)user->len + 1);
+    a->rec.at = self->now;
+    a->rec.old = user->account;
+    a->rec.status = (uint8_t)status;
+    snprintf(a->rec.by, sizeof(a->rec.by), "%s", by && *by ? by : "unknown");
+    snprintf(a->rec.reason, sizeof(a->rec.reason), "%s", reason ? reason : "");
+    self->changed = true;  //  the audit is durable with the change
+    return 0;
+}
+
 int
 broker_state_account(broker_state_t *self, const char *id,
                      pres_account_t status, const char *reason, const char *by,
@@ -601,6 +699,9 @@ broker_state_account(broker_state_t *self, const char *id,
                   pres_account_name(user->account), pres_account_name(status),
                   by ? by : "?");
     const char *old = user->reason ? user->reason : "";
+    if ((user->account != status || strcmp(old, reason ? reason : "") != 0) &&
+        s_audit(self, user, status, reason, by))
+        return -1;
     if (strcmp(old, reason ? reason : "") != 0) {
         if (broker_live_user_set_reason(self->live, u, reason))
             return -1;
@@ -620,11 +721,24 @@ broker_state_account(broker_state_t *self, const char *id,
         if (s_end_session(self, user->first))
             return -1;
     user->state = (uint8_t)broker_live_user_state(self->live, u);
+    if (prev != PRES_OFFLINE && user->state == PRES_OFFLINE)
+        self->quality.forced_offline[status]++;
     if (s_change(self, u, prev, s_account_reason(status), "", 0))
         return -1;
     if (seq)
         *seq = self->meta.seq;
     return 0;
+}
+
+static void
+s_refused(broker_state_t *self, const char *why)
+{
+    for (int i = 0; i < BROKER_REFUSE_COUNT; i++)
+        if (strcmp(broker_refuse_names[i], why) == 0) {
+            self->quality.refused[i]++;
+            return;
+        }
+    self->quality.refused[BROKER_REFUSE_COUNT - 1]++;
 }
 
 int
@@ -633,6 +747,7 @@ broker_state_apply(broker_state_t *self, const pres_event_t *ev)
     uint64_t lost = broker_pubs_arrive(self->pubs, ev->src, ev->seq, self->now);
     if (lost != UINT64_MAX)
         self->meta.lost += lost;
+    self->refuse_why = "other";
     int rc;
     switch (ev->type) {
     case PRES_EV_HEARTBEAT:
@@ -650,6 +765,7 @@ broker_state_apply(broker_state_t *self, const pres_event_t *ev)
     case PRES_EV_ACCOUNT:
         //  Whatever src it names: a bus publisher is not an authority.
         self->forbidden.events++;
+        self->refuse_why = "account_forbidden";
         rc = 1;
         break;
     default:
@@ -657,8 +773,10 @@ broker_state_apply(broker_state_t *self, const pres_event_t *ev)
     }
     if (rc == 0)
         self->meta.applied++;
-    else if (rc == 1)
+    else if (rc == 1) {
         self->meta.refused++;
+        s_refused(self, self->refuse_why);
+    }
     return rc;
 }
 
@@ -667,6 +785,7 @@ broker_state_malformed(broker_state_t *self)
 {
     self->meta.refused++;
     self->meta.malformed++;
+    s_refused(self, "malformed");
 }
 
 //  ---- writing
@@ -701,6 +820,7 @@ s_write_user(broker_state_t *self, broker_store_t *store, uint32_t u)
         if (!(session->flags & (BROKER_S_NEW | BROKER_S_WRITE)))
             continue;
         broker_session_rec_t srec = {.last_hb = session->last_hb,
+                                     .since = session->since,
                                      .state = session->state};
         snprintf(srec.device, sizeof(srec.device), "%s",
                  session->device ? session->device : "");
@@ -726,6 +846,33 @@ s_write_pubs(broker_state_t *self, broker_store_t *store)
     return 0;
 }
 
+//  The batch's changes into the change log (trimmed to changelog_keep, a
+//  bounded number of deletions per batch so a lowered keep catches up
+//  gradually) and into each user's history; its account changes into the
+//  audit.
+static int
+s_write_log(broker_state_t *self, broker_store_t *store)
+{
+    for (size_t i = 0; i < self->nlogged; i++) {
+        const s_logged_t *lg = &self->logged[i];
+        const s_msg_t *m = &self->msgs[lg->msg];
+        if ((self->keep &&
+             broker_store_put_change(store, lg->hist.seq,
+                                     self->outbox + m->body, m->body_len)) ||
+            broker_store_put_history(store, lg->user, &lg->hist))
+            return -1;
+    }
+    if (self->keep && self->nlogged && self->meta.seq > self->keep &&
+        broker_store_trim_changes(store, self->meta.seq - self->keep + 1,
+                                  2 * self->nlogged + 64))
+        return -1;
+    for (size_t i = 0; i < self->naudited; i++)
+        if (broker_store_put_audit(store, self->audited[i].user,
+                                   self->audited[i].n, &self->audited[i].rec))
+            return -1;
+    return 0;
+}
+
 static int
 s_fill_batch(broker_store_t *store, void *arg)
 {
@@ -743,6 +890,8 @@ s_fill_batch(broker_store_t *store, void *arg)
             s_write_user(self, store, u))
             return -1;
     }
+    if (s_write_log(self, store))
+        return -1;
     return s_write_pubs(self, store) ||
                    broker_store_put_meta(store, &self->meta)
                ? -1
@@ -766,6 +915,8 @@ s_rollback(broker_state_t *self)
     self->ntouched = 0;
     self->ndead = 0;
     self->ndirty = 0;
+    self->nlogged = 0;
+    self->naudited = 0;
     broker_state_outbox_clear(self);
     if (s_load(self, false))
         return -1;
@@ -789,8 +940,10 @@ broker_state_commit(broker_state_t *self)
     }
     if (need_write || self->ndead) {
         //  One txn for the whole batch, synced before anything about it is
-        //  published (docs/protocol.md section 2: durable first).
-        if (broker_store_write(self->store, true, s_fill_batch, self))
+        //  published (docs/protocol.md section 2: durable first): here,
+        //  or by the caller's sync thread when defer_sync is set.
+        if (broker_store_write(self->store, !self->defer_sync, s_fill_batch,
+                               self))
             return s_rollback(self);
         broker_pubs_clean(self->pubs);
     }
@@ -828,6 +981,8 @@ broker_state_commit(broker_state_t *self)
     }
     self->ntouched = 0;
     self->ndead = 0;
+    self->nlogged = 0;
+    self->naudited = 0;
     return 0;
 }
 
@@ -853,6 +1008,7 @@ s_fill_flush(broker_store_t *store, void *arg)
                 self->flush_now - session->durable_hb >= self->flush_slack_ms) {
                 session->flags |= BROKER_S_FLUSHING;
                 broker_session_rec_t srec = {.last_hb = session->last_hb,
+                                             .since = session->since,
                                              .state = session->state};
                 snprintf(srec.device, sizeof(srec.device), "%s",
                          session->device ? session->device : "");
@@ -882,7 +1038,7 @@ broker_state_flush(broker_state_t *self)
     if (!broker_state_dirty(self))
         return 0;
     self->flush_now = (uint64_t)pres_now_ms();
-    if (broker_store_write(self->store, true, s_fill_flush, self))
+    if (broker_store_write(self->store, !self->defer_sync, s_fill_flush, self))
         return -1;
     //  Committed: what was written is durable; what waited stays dirty.
     self->ndirty = 0;
@@ -909,6 +1065,18 @@ broker_state_flush(broker_state_t *self)
     }
     broker_pubs_clean(self->pubs);
     return 0;
+}
+
+void
+broker_state_defer_sync(broker_state_t *self, bool defer)
+{
+    self->defer_sync = defer;
+}
+
+bool
+broker_state_deferring(const broker_state_t *self)
+{
+    return self->defer_sync;
 }
 
 int
@@ -1007,4 +1175,37 @@ uint64_t
 broker_state_timeout_ms(const broker_state_t *self)
 {
     return self->timeout_ms;
+}
+
+uint64_t
+broker_state_grace_ms(const broker_state_t *self)
+{
+    return self->grace_ms;
+}
+
+const broker_quality_t *
+broker_state_quality(const broker_state_t *self)
+{
+    return &self->quality;
+}
+
+static int
+s_fill_point(broker_store_t *store, void *arg)
+{
+    broker_state_t *self = arg;
+    return broker_store_put_point(store, self->point_minute, self->meta.online,
+                                  self->meta.away);
+}
+
+int
+broker_state_point(broker_state_t *self, uint64_t now_ms)
+{
+    assert(self->ntouched == 0);
+    uint64_t minute = now_ms - now_ms % 60000;
+    if (minute == self->point_minute)
+        return 0;
+    self->point_minute = minute;
+    //  Synced here, or by the caller's sync thread (defer_sync).
+    return broker_store_write(self->store, !self->defer_sync, s_fill_point,
+                              self);
 }

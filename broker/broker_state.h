@@ -19,6 +19,23 @@
 
 typedef struct broker_state broker_state_t;
 
+//  Presence-quality counters since the broker started (stats.quality).
+#define BROKER_LATE_BUCKETS 11  //  timeout lateness histogram buckets
+#define BROKER_REFUSE_COUNT 5   //  refusal reasons, "other" last
+extern const char *const broker_refuse_names[BROKER_REFUSE_COUNT];
+//  Upper bounds of the lateness buckets in ms (the last bucket is +Inf).
+extern const uint64_t broker_late_bounds[BROKER_LATE_BUCKETS - 1];
+
+typedef struct {
+    uint64_t transitions[PRES_REASON_COUNT];      //  changes by reason
+    uint64_t flaps_suppressed;                    //  heartbeats saved by grace
+    uint64_t late[BROKER_LATE_BUCKETS];           //  timeout end - deadline
+    uint64_t late_sum_ms;                         //  sum of those, ms
+    uint64_t forced_offline[PRES_ACCOUNT_COUNT];  //  users sent offline
+                                                  //  by account status
+    uint64_t refused[BROKER_REFUSE_COUNT];        //  refused events by why
+} broker_quality_t;
+
 //  What `stats` reports under `ha` when fail-over is on (docs/ha.md).
 typedef struct {
     bool on;               //  etcd_endpoints set: report `ha`
@@ -63,7 +80,9 @@ void broker_state_malformed(broker_state_t *self);
 //  endpoint) within the batch, creating the user if unknown. reason may be
 //  NULL. by names who asked (the admin token's sub forwarded by the
 //  gateway, or the admin peer's identity); borrowed. *seq gets the seq of
-//  the change, or the current seq when nothing changed. 0 or -1.
+//  the change, or the current seq when nothing changed. The audit gets an
+//  entry when the status or the reason changes (NULL or "" by records
+//  "unknown"). 0 or -1.
 int broker_state_account(broker_state_t *self, const char *user,
                          pres_account_t status, const char *reason,
                          const char *by, uint64_t *seq);
@@ -76,6 +95,13 @@ int broker_state_account(broker_state_t *self, const char *user,
 //  so the caller carries on and publishes nothing; -1 when even that
 //  reload failed (stop).
 int broker_state_commit(broker_state_t *self);
+
+//  With defer true, commit and flush write without fsync: the caller must
+//  make every commit durable (broker_store_sync, e.g. on broker_durable's
+//  thread; see broker_store_commits) before it publishes the outbox or
+//  answers anything. Default false (each commit is synced).
+void broker_state_defer_sync(broker_state_t *self, bool defer);
+bool broker_state_deferring(const broker_state_t *self);
 
 //  Write the last_seen of users whose heartbeats changed nothing, and the
 //  publisher table, in one synced txn (the lazy-durability timer). 0 or -1
@@ -99,6 +125,12 @@ const broker_ha_stats_t *broker_state_ha(const broker_state_t *self);
 //  True if a flush would write anything.
 bool broker_state_dirty(const broker_state_t *self);
 
+//  Write the series point (online, away) of the minute holding now_ms
+//  when it is not written yet: its own txn (synced, or by the caller
+//  with defer_sync), at most once a minute.
+//  Call between batches. 0 or -1.
+int broker_state_point(broker_state_t *self, uint64_t now_ms);
+
 //  The outbox of the last committed batch: count, and message i as topic +
 //  msgpack body (borrowed, valid until the next begin). Clear after
 //  publishing.
@@ -115,5 +147,7 @@ broker_store_t *broker_state_store(broker_state_t *self);
 const broker_meta_t *broker_state_meta(const broker_state_t *self);
 broker_forbidden_t *broker_state_forbidden(broker_state_t *self);
 uint64_t broker_state_timeout_ms(const broker_state_t *self);
+uint64_t broker_state_grace_ms(const broker_state_t *self);
+const broker_quality_t *broker_state_quality(const broker_state_t *self);
 
 #endif

@@ -27,13 +27,17 @@ struct broker_store {
     MDB_dbi bystate;      //  [state] user -> "" (online and away users)
     MDB_dbi pubs;         //  src -> last seq, lost
     MDB_dbi meta;         //  "meta" -> broker_meta_t record
+    MDB_dbi changes;      //  be64 seq -> change (msgpack, as published)
+    MDB_dbi history;      //  user \0 be64 ~seq -> transition
+    MDB_dbi audit;        //  user \0 be64 ~n -> account change
+    MDB_dbi series;       //  be64 minute ms -> online, away
     MDB_txn *rtxn;        //  read txn (reset between uses) or NULL
     bool rtxn_live;       //  rtxn is renewed and usable
     MDB_txn *wtxn;        //  write txn inside broker_store_write
     bool full;            //  a put hit MDB_MAP_FULL in this write
     size_t map_size;      //  current map size
     uint64_t commits;     //  write txns committed since _new
-    uint64_t syncs;       //  mdb_env_sync calls since _new
+    uint64_t syncs;       //  mdb_env_sync calls since _new (atomic: any thread)
     uint64_t puts;        //  records written (mdb_put) since _new
     pres_ratelimit_t rl;  //  write failures (a full disk repeats them)
 };
@@ -59,6 +63,22 @@ s_put32(uint8_t *p, uint32_t v)
 {
     for (int i = 0; i < 4; i++)
         p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void
+s_put_be64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+static uint64_t
+s_get_be64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
 }
 
 static uint32_t
@@ -99,7 +119,7 @@ broker_store_new(const char *dir, size_t map_bytes)
     //  crash); NOTLS so the read txn does not bind a thread slot.
     unsigned flags = MDB_NOSYNC | MDB_NOMETASYNC | MDB_NOTLS;
     if ((rc = mdb_env_set_mapsize(self->env, map_bytes)) ||
-        (rc = mdb_env_set_maxdbs(self->env, 8)) ||
+        (rc = mdb_env_set_maxdbs(self->env, 16)) ||
         (rc = mdb_env_open(self->env, dir, flags, 0640))) {
         pres_log_error("mdb_env_open(%s) failed: %s", dir, mdb_strerror(rc));
         goto fail;
@@ -117,7 +137,11 @@ broker_store_new(const char *dir, size_t map_bytes)
         (rc = mdb_dbi_open(txn, "sessions", MDB_CREATE, &self->sessions)) ||
         (rc = mdb_dbi_open(txn, "bystate", MDB_CREATE, &self->bystate)) ||
         (rc = mdb_dbi_open(txn, "pubs", MDB_CREATE, &self->pubs)) ||
-        (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &self->meta))) {
+        (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &self->meta)) ||
+        (rc = mdb_dbi_open(txn, "changes", MDB_CREATE, &self->changes)) ||
+        (rc = mdb_dbi_open(txn, "history", MDB_CREATE, &self->history)) ||
+        (rc = mdb_dbi_open(txn, "audit", MDB_CREATE, &self->audit)) ||
+        (rc = mdb_dbi_open(txn, "series", MDB_CREATE, &self->series))) {
         pres_log_error("mdb_dbi_open() failed: %s", mdb_strerror(rc));
         goto fail;
     }
@@ -166,7 +190,7 @@ broker_store_commits(const broker_store_t *self)
 uint64_t
 broker_store_syncs(const broker_store_t *self)
 {
-    return self->syncs;
+    return __atomic_load_n(&self->syncs, __ATOMIC_RELAXED);
 }
 
 int
@@ -273,21 +297,28 @@ s_session_pack(const broker_session_rec_t *rec, uint8_t *buf)
     s_put64(buf + 2, rec->last_hb);
     buf[10] = (uint8_t)dlen;
     memcpy(buf + S_SESSION_HDR, rec->device, dlen);
-    return S_SESSION_HDR + dlen;
+    s_put64(buf + S_SESSION_HDR + dlen, rec->since);
+    return S_SESSION_HDR + dlen + 8;
 }
 
 static int
 s_session_unpack(const MDB_val *val, broker_session_rec_t *rec)
 {
     const uint8_t *p = val->mv_data;
+    //  The login time (8 bytes after the device) came later: records
+    //  without it read as since = 0.
     if (val->mv_size < S_SESSION_HDR || p[0] != S_REC_VERSION ||
         p[10] > PRES_DEVICE_MAX ||
-        val->mv_size != (size_t)S_SESSION_HDR + p[10])
+        (val->mv_size != (size_t)S_SESSION_HDR + p[10] &&
+         val->mv_size != (size_t)S_SESSION_HDR + p[10] + 8))
         return -1;
     rec->state = p[1];
     rec->last_hb = s_get64(p + 2);
     memcpy(rec->device, p + S_SESSION_HDR, p[10]);
     rec->device[p[10]] = 0;
+    rec->since = val->mv_size == (size_t)S_SESSION_HDR + p[10] + 8
+                     ? s_get64(p + S_SESSION_HDR + p[10])
+                     : 0;
     return 0;
 }
 
@@ -363,11 +394,15 @@ broker_store_get_meta(broker_store_t *self, broker_meta_t *meta)
     if (rc)
         return -1;
     const uint8_t *p = val.mv_data;
+    //  Fields were appended over time (audits): a shorter record leaves
+    //  the newer counters at 0.
     size_t n = sizeof(*meta) / 8;
-    if (val.mv_size != 1 + n * 8 || p[0] != S_REC_VERSION) {
+    if (val.mv_size < 1 + 8 || val.mv_size > 1 + n * 8 ||
+        (val.mv_size - 1) % 8 || p[0] != S_REC_VERSION) {
         pres_log_error("corrupt meta record (%zu bytes)", val.mv_size);
         return -1;
     }
+    n = (val.mv_size - 1) / 8;
     uint64_t *fields = (uint64_t *)meta;
     for (size_t i = 0; i < n; i++)
         fields[i] = s_get64(p + 1 + i * 8);
@@ -561,7 +596,7 @@ int
 broker_store_put_session(broker_store_t *self, const char *user,
                          const char *session, const broker_session_rec_t *rec)
 {
-    uint8_t key[S_KEY_MAX], buf[S_SESSION_HDR + PRES_DEVICE_MAX];
+    uint8_t key[S_KEY_MAX], buf[S_SESSION_HDR + PRES_DEVICE_MAX + 8];
     size_t klen = s_session_key(user, session, key);
     size_t vlen = s_session_pack(rec, buf);
     return s_put(self, self->sessions, key, klen, buf, vlen, "sessions");
@@ -687,11 +722,368 @@ broker_store_write(broker_store_t *self, bool sync, broker_store_fill_fn *fill,
                              mdb_strerror(rc));
             return -1;
         }
-        self->syncs += sync;
+        if (sync)
+            __atomic_fetch_add(&self->syncs, 1, __ATOMIC_RELAXED);
         if (had_read)
             return broker_store_read_begin(self);
         return 0;
     }
     pres_log_error("LMDB map still full after %d doublings", S_GROW_MAX);
     return -1;
+}
+
+int
+broker_store_sync(broker_store_t *self)
+{
+    //  fdatasync of the data file: LMDB takes no lock for it, and the env
+    //  stays open while the broker runs (the owner joins this thread
+    //  before broker_store_destroy).
+    int rc = mdb_env_sync(self->env, 1);
+    if (rc) {
+        pres_log_error("mdb_env_sync() failed: %s", mdb_strerror(rc));
+        return -1;
+    }
+    __atomic_fetch_add(&self->syncs, 1, __ATOMIC_RELAXED);
+    return 0;
+}
+
+//  ---- change log, history, audit, series
+
+int
+broker_store_first_change(broker_store_t *self, uint64_t *seq)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(s_txn(self), self->changes, &cur);
+    if (rc) {
+        pres_log_error("mdb_cursor_open(changes) failed: %s", mdb_strerror(rc));
+        return -1;
+    }
+    MDB_val k, v;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    mdb_cursor_close(cur);
+    if (rc == MDB_NOTFOUND)
+        return BROKER_STORE_NOTFOUND;
+    if (rc || k.mv_size != 8) {
+        pres_log_error("mdb_cursor_get(changes) failed: %s",
+                       rc ? mdb_strerror(rc) : "bad key");
+        return -1;
+    }
+    *seq = s_get_be64(k.mv_data);
+    return 0;
+}
+
+typedef struct {
+    broker_store_change_fn *fn;
+    void *arg;
+} s_change_walk_t;
+
+static int
+s_visit_change(const MDB_val *k, const MDB_val *v, void *ctx)
+{
+    s_change_walk_t *walk = ctx;
+    if (k->mv_size != 8)
+        return 0;
+    return walk->fn(s_get_be64(k->mv_data), v->mv_data, v->mv_size, walk->arg);
+}
+
+int
+broker_store_each_change(broker_store_t *self, uint64_t from,
+                         broker_store_change_fn *fn, void *arg)
+{
+    uint8_t key[8];
+    s_put_be64(key, from);
+    MDB_val start = {8, key};
+    s_change_walk_t walk = {fn, arg};
+    return s_walk(self, self->changes, "changes", &start, s_visit_change,
+                  &walk);
+}
+
+//  user \0 be64(n): per-user keys, ascending n; callers pass ~seq or ~n so
+//  the newest sorts first.
+static size_t
+s_user_key(const char *user, uint64_t n, uint8_t *key)
+{
+    size_t ulen = strlen(user);
+    assert(ulen <= PRES_ID_MAX);
+    memcpy(key, user, ulen);
+    key[ulen] = 0;
+    s_put_be64(key + ulen + 1, n);
+    return ulen + 9;
+}
+
+//  True if key k belongs to the user whose prefix (user \0) is pre[0..plen).
+static bool
+s_same_user(const MDB_val *k, const uint8_t *pre, size_t plen)
+{
+    return k->mv_size == plen + 8 && memcmp(k->mv_data, pre, plen) == 0;
+}
+
+typedef struct {
+    const uint8_t *pre;  //  user \0
+    size_t plen;
+    broker_store_hist_fn *hist;
+    broker_store_audit_fn *audit;
+    void *arg;
+} s_peruser_walk_t;
+
+#define S_HIST_LEN 12  //  ver state prev reason at(8)
+
+static int
+s_visit_hist(const MDB_val *k, const MDB_val *v, void *ctx)
+{
+    s_peruser_walk_t *walk = ctx;
+    if (!s_same_user(k, walk->pre, walk->plen))
+        return 1;
+    const uint8_t *p = v->mv_data;
+    if (v->mv_size != S_HIST_LEN || p[0] != S_REC_VERSION)
+        return 0;
+    broker_hist_rec_t rec = {
+        .seq = ~s_get_be64((const uint8_t *)k->mv_data + walk->plen),
+        .state = p[1],
+        .prev = p[2],
+        .reason = p[3],
+        .at = s_get64(p + 4),
+    };
+    return walk->hist(&rec, walk->arg);
+}
+
+int
+broker_store_each_history(broker_store_t *self, const char *user,
+                          broker_store_hist_fn *fn, void *arg)
+{
+    uint8_t key[S_KEY_MAX];
+    size_t klen = s_user_key(user, 0, key);
+    MDB_val start = {klen, key};
+    s_peruser_walk_t walk = {key, klen - 8, fn, NULL, arg};
+    return s_walk(self, self->history, "history", &start, s_visit_hist, &walk);
+}
+
+#define S_AUDIT_HDR 12  //  ver old new by_len at(8)
+
+static int
+s_visit_audit(const MDB_val *k, const MDB_val *v, void *ctx)
+{
+    s_peruser_walk_t *walk = ctx;
+    if (!s_same_user(k, walk->pre, walk->plen))
+        return 1;
+    const uint8_t *p = v->mv_data;
+    if (v->mv_size < S_AUDIT_HDR || p[0] != S_REC_VERSION ||
+        p[3] > PRES_ID_MAX || v->mv_size - S_AUDIT_HDR < p[3] ||
+        v->mv_size - S_AUDIT_HDR - p[3] > PRES_REASON_MAX)
+        return 0;
+    broker_audit_rec_t rec = {
+        .old = p[1], .status = p[2], .at = s_get64(p + 4)};
+    memcpy(rec.by, p + S_AUDIT_HDR, p[3]);
+    rec.by[p[3]] = 0;
+    size_t rlen = v->mv_size - S_AUDIT_HDR - p[3];
+    memcpy(rec.reason, p + S_AUDIT_HDR + p[3], rlen);
+    rec.reason[rlen] = 0;
+    return walk->audit(&rec, walk->arg);
+}
+
+int
+broker_store_each_audit(broker_store_t *self, const char *user,
+                        broker_store_audit_fn *fn, void *arg)
+{
+    uint8_t key[S_KEY_MAX];
+    size_t klen = s_user_key(user, 0, key);
+    MDB_val start = {klen, key};
+    s_peruser_walk_t walk = {key, klen - 8, NULL, fn, arg};
+    return s_walk(self, self->audit, "audit", &start, s_visit_audit, &walk);
+}
+
+typedef struct {
+    broker_store_point_fn *fn;
+    void *arg;
+} s_point_walk_t;
+
+static int
+s_visit_point(const MDB_val *k, const MDB_val *v, void *ctx)
+{
+    s_point_walk_t *walk = ctx;
+    const uint8_t *p = v->mv_data;
+    if (k->mv_size != 8 || v->mv_size != 17 || p[0] != S_REC_VERSION)
+        return 0;
+    return walk->fn(s_get_be64(k->mv_data), s_get64(p + 1), s_get64(p + 9),
+                    walk->arg);
+}
+
+int
+broker_store_each_point(broker_store_t *self, uint64_t from,
+                        broker_store_point_fn *fn, void *arg)
+{
+    uint8_t key[8];
+    s_put_be64(key, from);
+    MDB_val start = {8, key};
+    s_point_walk_t walk = {fn, arg};
+    return s_walk(self, self->series, "series", &start, s_visit_point, &walk);
+}
+
+int
+broker_store_put_change(broker_store_t *self, uint64_t seq, const void *body,
+                        size_t len)
+{
+    assert(self->wtxn);
+    uint8_t key[8];
+    s_put_be64(key, seq);
+    MDB_val k = {8, key}, v = {len, (void *)(uintptr_t)body};
+    //  Seqs only grow: MDB_APPEND fills pages sequentially (no search, no
+    //  split in the middle of the tree).
+    int rc = mdb_put(self->wtxn, self->changes, &k, &v, MDB_APPEND);
+    if (rc == MDB_KEYEXIST)  //  not above the last key (cannot happen)
+        rc = mdb_put(self->wtxn, self->changes, &k, &v, 0);
+    if (rc == MDB_MAP_FULL) {
+        self->full = true;
+        return -1;
+    }
+    if (rc) {
+        pres_log_error("mdb_put(changes) failed: %s", mdb_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+//  Delete, from the cursor's current record on, records while more(k)
+//  says so, at most max of them. Each key is copied, deleted with mdb_del
+//  and the cursor placed again on the next key (no reliance on cursor
+//  state after a delete). 0 or -1.
+static int
+s_cursor_trim(broker_store_t *self, MDB_dbi dbi, MDB_cursor *cur, MDB_val *k,
+              MDB_val *v, int rc,
+              bool (*more)(const MDB_val *k, const void *ctx), const void *ctx,
+              size_t max, const char *what)
+{
+    uint8_t key[S_KEY_MAX];
+    for (size_t n = 0; rc == 0 && n < max && more(k, ctx); n++) {
+        if (k->mv_size > sizeof(key)) {
+            rc = EINVAL;
+            break;
+        }
+        memcpy(key, k->mv_data, k->mv_size);
+        MDB_val del = {k->mv_size, key};
+        if ((rc = mdb_del(self->wtxn, dbi, &del, NULL)))
+            break;
+        *k = del;
+        rc = mdb_cursor_get(cur, k, v, MDB_SET_RANGE);
+    }
+    if (rc == MDB_NOTFOUND)
+        rc = 0;
+    if (rc == MDB_MAP_FULL)
+        self->full = true;
+    else if (rc)
+        pres_log_error("trimming %s failed: %s", what, mdb_strerror(rc));
+    return rc ? -1 : 0;
+}
+
+static bool
+s_below(const MDB_val *k, const void *ctx)
+{
+    return k->mv_size == 8 && s_get_be64(k->mv_data) < *(const uint64_t *)ctx;
+}
+
+static int
+s_trim_front(broker_store_t *self, MDB_dbi dbi, uint64_t below, size_t max,
+             const char *what)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(self->wtxn, dbi, &cur);
+    if (rc) {
+        pres_log_error("mdb_cursor_open(%s) failed: %s", what,
+                       mdb_strerror(rc));
+        return -1;
+    }
+    MDB_val k, v;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    rc = s_cursor_trim(self, dbi, cur, &k, &v, rc, s_below, &below, max, what);
+    mdb_cursor_close(cur);
+    return rc;
+}
+
+int
+broker_store_trim_changes(broker_store_t *self, uint64_t below, size_t max)
+{
+    assert(self->wtxn);
+    return s_trim_front(self, self->changes, below, max, "changes");
+}
+
+typedef struct {
+    const uint8_t *pre;
+    size_t plen;
+} s_prefix_t;
+
+static bool
+s_in_prefix(const MDB_val *k, const void *ctx)
+{
+    const s_prefix_t *p = ctx;
+    return s_same_user(k, p->pre, p->plen);
+}
+
+int
+broker_store_put_history(broker_store_t *self, const char *user,
+                         const broker_hist_rec_t *rec)
+{
+    uint8_t key[S_KEY_MAX], val[S_HIST_LEN];
+    size_t klen = s_user_key(user, ~rec->seq, key);
+    val[0] = S_REC_VERSION;
+    val[1] = rec->state;
+    val[2] = rec->prev;
+    val[3] = rec->reason;
+    s_put64(val + 4, rec->at);
+    if (s_put(self, self->history, key, klen, val, S_HIST_LEN, "history"))
+        return -1;
+    //  The new entry sorts first among the user's; step over the ones to
+    //  keep and delete the rest (normally one).
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(self->wtxn, self->history, &cur);
+    if (rc) {
+        pres_log_error("mdb_cursor_open(history) failed: %s", mdb_strerror(rc));
+        return -1;
+    }
+    s_prefix_t pre = {key, klen - 8};
+    MDB_val k = {klen, key}, v;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    for (int n = 0; rc == 0 && n < BROKER_HISTORY_KEEP && s_in_prefix(&k, &pre);
+         n++)
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    rc = s_cursor_trim(self, self->history, cur, &k, &v, rc, s_in_prefix, &pre,
+                       16, "history");
+    mdb_cursor_close(cur);
+    return rc;
+}
+
+int
+broker_store_put_audit(broker_store_t *self, const char *user, uint64_t n,
+                       const broker_audit_rec_t *rec)
+{
+    uint8_t key[S_KEY_MAX], val[S_AUDIT_HDR + PRES_ID_MAX + PRES_REASON_MAX];
+    size_t klen = s_user_key(user, ~n, key);
+    size_t blen = strlen(rec->by), rlen = strlen(rec->reason);
+    assert(blen <= PRES_ID_MAX && rlen <= PRES_REASON_MAX);
+    val[0] = S_REC_VERSION;
+    val[1] = rec->old;
+    val[2] = rec->status;
+    val[3] = (uint8_t)blen;
+    s_put64(val + 4, rec->at);
+    memcpy(val + S_AUDIT_HDR, rec->by, blen);
+    memcpy(val + S_AUDIT_HDR + blen, rec->reason, rlen);
+    return s_put(self, self->audit, key, klen, val, S_AUDIT_HDR + blen + rlen,
+                 "audit");
+}
+
+int
+broker_store_put_point(broker_store_t *self, uint64_t minute, uint64_t online,
+                       uint64_t away)
+{
+    uint8_t key[8], val[17];
+    s_put_be64(key, minute);
+    val[0] = S_REC_VERSION;
+    s_put64(val + 1, online);
+    s_put64(val + 9, away);
+    if (s_put(self, self->series, key, 8, val, 17, "series"))
+        return -1;
+    uint64_t span = (uint64_t)BROKER_SERIES_KEEP * 60000;
+    if (minute < span)
+        return 0;
+    return s_trim_front(self, self->series, minute - span + 60000, 16,
+                        "series");
 }

@@ -1,9 +1,12 @@
 /*  broker_store: the broker's LMDB environment (the only state on disk).
     DBIs: users, sessions, bystate (live index), pubs (publisher seq
-    table), meta (global seq and counters). One writer (the broker thread);
+    table), meta (global seq and counters), changes (the change log),
+    history (transitions per user), audit (account changes per user),
+    series (online/away per minute). One writer (the broker thread);
     writes are grouped by the caller into one transaction per batch, with
     MDB_MAP_FULL handled by growing the map and replaying the batch. See
-    docs/broker.md for the record formats. Not thread-safe. */
+    docs/broker.md for the record formats. Not thread-safe, except
+    broker_store_sync and broker_store_syncs. */
 #ifndef BROKER_STORE_H_INCLUDED
 #define BROKER_STORE_H_INCLUDED
 
@@ -26,9 +29,28 @@ typedef struct {
 
 typedef struct {
     uint64_t last_hb;                  //  ms of the last login/heartbeat
+    uint64_t since;                    //  ms of the login (0: unknown)
     uint8_t state;                     //  PRES_ONLINE or PRES_AWAY
     char device[PRES_DEVICE_MAX + 1];  //  "" if none
 } broker_session_rec_t;
+
+//  One transition of a user (history), newest first per user.
+typedef struct {
+    uint64_t seq;    //  change seq
+    uint64_t at;     //  ms
+    uint8_t state;   //  pres_state_t
+    uint8_t prev;    //  pres_state_t
+    uint8_t reason;  //  pres_reason_t
+} broker_hist_rec_t;
+
+//  One account-status change (audit), newest first per user.
+typedef struct {
+    uint64_t at;                       //  ms
+    uint8_t old;                       //  pres_account_t
+    uint8_t status;                    //  pres_account_t (new)
+    char by[PRES_ID_MAX + 1];          //  who made it
+    char reason[PRES_REASON_MAX + 1];  //  "" if none
+} broker_audit_rec_t;
 
 //  The global seq and the O(1) counters of `stats`, one record.
 typedef struct {
@@ -42,7 +64,13 @@ typedef struct {
     uint64_t refused;                       //  events refused (all kinds)
     uint64_t lost;                          //  events missing from seqs
     uint64_t malformed;                     //  frames that did not decode
+    uint64_t audits;                        //  audit entries ever written
 } broker_meta_t;
+
+//  History entries kept per user (older ones are trimmed as new come).
+#define BROKER_HISTORY_KEEP 128
+//  Series points kept (one per minute: 30 days).
+#define BROKER_SERIES_KEEP 43200
 
 typedef struct broker_store broker_store_t;
 
@@ -103,6 +131,33 @@ int broker_store_each_user(broker_store_t *self, bool by_state,
                            pres_state_t state, const char *cursor,
                            broker_store_user_fn *fn, void *arg);
 
+//  Change log: the first (oldest) seq kept, or BROKER_STORE_NOTFOUND when
+//  the log is empty. 0, NOTFOUND or -1.
+int broker_store_first_change(broker_store_t *self, uint64_t *seq);
+
+//  Change log: each change with seq >= from, in order (body = the change
+//  as published, msgpack, borrowed from the txn). The callback returns 0
+//  to go on, 1 to stop, -1 to fail. 0 or -1.
+typedef int(broker_store_change_fn)(uint64_t seq, const void *body, size_t len,
+                                    void *arg);
+int broker_store_each_change(broker_store_t *self, uint64_t from,
+                             broker_store_change_fn *fn, void *arg);
+
+//  A user's history / audit entries, newest first. Callbacks as above.
+typedef int(broker_store_hist_fn)(const broker_hist_rec_t *rec, void *arg);
+int broker_store_each_history(broker_store_t *self, const char *user,
+                              broker_store_hist_fn *fn, void *arg);
+typedef int(broker_store_audit_fn)(const broker_audit_rec_t *rec, void *arg);
+int broker_store_each_audit(broker_store_t *self, const char *user,
+                            broker_store_audit_fn *fn, void *arg);
+
+//  Series points (minute start in ms, online, away) with minute >= from,
+//  oldest first.
+typedef int(broker_store_point_fn)(uint64_t minute, uint64_t online,
+                                   uint64_t away, void *arg);
+int broker_store_each_point(broker_store_t *self, uint64_t from,
+                            broker_store_point_fn *fn, void *arg);
+
 //  ---- writes (only inside the fill callback of broker_store_write).
 int broker_store_put_user(broker_store_t *self, const char *user, size_t len,
                           const broker_user_rec_t *rec);
@@ -119,6 +174,22 @@ int broker_store_put_pub(broker_store_t *self, const char *src,
                          uint64_t last_seq, uint64_t lost);
 int broker_store_del_pub(broker_store_t *self, const char *src);
 int broker_store_put_meta(broker_store_t *self, const broker_meta_t *meta);
+//  Append a change to the log (seq above every seq in it).
+int broker_store_put_change(broker_store_t *self, uint64_t seq,
+                            const void *body, size_t len);
+//  Delete log entries with seq < below, oldest first, at most max of them.
+int broker_store_trim_changes(broker_store_t *self, uint64_t below, size_t max);
+//  Add a history entry and drop the user's entries beyond
+//  BROKER_HISTORY_KEEP.
+int broker_store_put_history(broker_store_t *self, const char *user,
+                             const broker_hist_rec_t *rec);
+//  Add audit entry number n (meta.audits) of user.
+int broker_store_put_audit(broker_store_t *self, const char *user, uint64_t n,
+                           const broker_audit_rec_t *rec);
+//  Write the point of one minute (ms of its start) and drop points older
+//  than BROKER_SERIES_KEEP minutes before it.
+int broker_store_put_point(broker_store_t *self, uint64_t minute,
+                           uint64_t online, uint64_t away);
 
 //  Run one write txn: begin, fill(self, arg), commit, and if sync, flush
 //  to disk (mdb_env_sync) before returning. On MDB_MAP_FULL (from a put
@@ -128,5 +199,12 @@ int broker_store_put_meta(broker_store_t *self, const broker_meta_t *meta);
 typedef int(broker_store_fill_fn)(broker_store_t *self, void *arg);
 int broker_store_write(broker_store_t *self, bool sync,
                        broker_store_fill_fn *fill, void *arg);
+
+//  Flush every committed txn to disk (mdb_env_sync, force). Safe from
+//  another thread while the owner writes (the broker's sync thread,
+//  broker_durable), as long as the store outlives the call. The env is
+//  opened MDB_NOSYNC without WRITEMAP: a commit not yet synced may be
+//  lost in a crash, never corrupts. 0 or -1 (logged).
+int broker_store_sync(broker_store_t *self);
 
 #endif

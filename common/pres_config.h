@@ -46,6 +46,7 @@ typedef struct pres_config {
     //  Broker storage
     int lmdb_map_mib;       //  LMDB map size in MiB
     int lastseen_flush_ms;  //  max lag of a lazily durable last_seen (<=5000)
+    int fsync_thread;       //  1: fsync off the loop (broker_durable); 0 inline
     //  Gateway
     int http_threads;             //  worker threads
     int http_max_connections;     //  total connection limit
@@ -68,6 +69,9 @@ typedef struct pres_config {
     int failover_ttl;                       //  leader lease, seconds
     char replication[8];                    //  "sync" or "async"
     char repl_endpoint[PRES_ENDPOINT_MAX];  //  leader ROUTER for standbys
+    //  Change log, grace, history (broker)
+    int changelog_keep;  //  changes kept for changes_since (0 = no log)
+    double grace;        //  seconds a timed-out session keeps its state
 } pres_config_t;
 
 //  Fill cfg with the embedded defaults. Derived defaults (endpoints under

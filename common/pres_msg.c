@@ -16,8 +16,10 @@ static const char *const s_account_names[] = {"active", "pending", "inactive",
 static const char *const s_reason_names[] = {"login",    "heartbeat", "logout",
                                              "timeout",  "account",   "pending",
                                              "inactive", "suspended", "banned"};
-static const char *const s_op_names[] = {NULL,    "get",      "list",
-                                         "stats", "snapshot", "account"};
+static const char *const s_op_names[] = {
+    NULL,       "get",     "list",          "stats",
+    "snapshot", "account", "changes_since", "get_many",
+    "audit",    "history", "series"};
 
 #define S_COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -132,15 +134,18 @@ typedef enum {
     F_OP,
     F_CURSOR,
     F_LIMIT,
+    F_USERS,
+    F_MINUTES,
     F_BY,
     F_TERM,
     F_COUNT
 } s_field_t;
 
 static const char *const s_keys[F_COUNT] = {
-    "v",       "type",  "user",     "at",     "src",    "seq",  "session",
-    "device",  "state", "deadline", "status", "reason", "prev", "sessions",
-    "account", "op",    "cursor",   "limit",  "by",     "term"};
+    "v",       "type",     "user",    "at",       "src",    "seq",
+    "session", "device",   "state",   "deadline", "status", "reason",
+    "prev",    "sessions", "account", "op",       "cursor", "limit",
+    "users",   "minutes",  "by",      "term"};
 
 //  Which fields are strings (the rest are unsigned integers).
 #define S_STR_FIELDS                                                           \
@@ -156,14 +161,46 @@ typedef struct {
     uint64_t num[F_COUNT];     //  integer fields
     const char *str[F_COUNT];  //  string fields, into the frame
     uint32_t len[F_COUNT];
+    uint32_t nusers;       //  F_USERS: element count
+    const uint8_t *users;  //  F_USERS: first element, into the frame
+    size_t users_len;      //  F_USERS: bytes of the elements
 } s_fields_t;
 
-//  Read the top-level map into f, allowing only keys in `allowed`.
+//  F_USERS: an array of 1..PRES_MANY_MAX valid ids.
 static int
-s_read_fields(s_fields_t *f, const void *buf, size_t len, uint32_t allowed,
-              const char **why)
+s_read_users(s_fields_t *f, pres_mp_reader_t *r, const char **why)
 {
-    if (len > PRES_MSG_MAX) {
+    uint32_t n;
+    if (pres_mp_read_array(r, &n) != 0) {
+        *why = "bad_type";
+        return -1;
+    }
+    if (n < 1 || n > PRES_MANY_MAX) {
+        *why = "users: 1 to 1000 ids";
+        return -1;
+    }
+    f->nusers = n;
+    f->users = r->p;
+    for (uint32_t i = 0; i < n; i++) {
+        const char *id;
+        uint32_t idlen;
+        if (pres_mp_read_str(r, &id, &idlen) != 0 ||
+            !pres_id_valid(id, idlen)) {
+            *why = "bad user";
+            return -1;
+        }
+    }
+    f->users_len = (size_t)(r->p - f->users);
+    return 0;
+}
+
+//  Read the top-level map (at most max bytes) into f, allowing only keys
+//  in `allowed`.
+static int
+s_read_fields(s_fields_t *f, const void *buf, size_t len, size_t max,
+              uint32_t allowed, const char **why)
+{
+    if (len > max) {
         *why = "too_big";
         return -1;
     }
@@ -175,6 +212,9 @@ s_read_fields(s_fields_t *f, const void *buf, size_t len, uint32_t allowed,
         return -1;
     }
     f->present = 0;
+    f->nusers = 0;
+    f->users = NULL;
+    f->users_len = 0;
     for (uint32_t i = 0; i < n; i++) {
         const char *key;
         uint32_t klen;
@@ -192,6 +232,11 @@ s_read_fields(s_fields_t *f, const void *buf, size_t len, uint32_t allowed,
             return -1;
         }
         f->present |= B(k);
+        if (k == F_USERS) {
+            if (s_read_users(f, &r, why) != 0)
+                return -1;
+            continue;
+        }
         int rc = (S_STR_FIELDS & B(k))
                      ? pres_mp_read_str(&r, &f->str[k], &f->len[k])
                      : pres_mp_read_uint(&r, &f->num[k]);
@@ -288,7 +333,7 @@ pres_event_decode(pres_event_t *ev, const char *topic, size_t topic_len,
                   const void *buf, size_t len, const char **why)
 {
     s_fields_t f;
-    if (s_read_fields(&f, buf, len, S_EV_ALL, why) != 0)
+    if (s_read_fields(&f, buf, len, PRES_MSG_MAX, S_EV_ALL, why) != 0)
         return -1;
     if (!(f.present & B(F_TYPE)) ||
         pres_ev_type_parse(f.str[F_TYPE], f.len[F_TYPE], &ev->type) != 0) {
@@ -469,7 +514,7 @@ pres_change_decode(pres_change_t *ch, const void *buf, size_t len,
                    const char **why)
 {
     s_fields_t f;
-    if (s_read_fields(&f, buf, len, S_CH_ALL, why) != 0 ||
+    if (s_read_fields(&f, buf, len, PRES_MSG_MAX, S_CH_ALL, why) != 0 ||
         s_check(&f, S_CH_REQ, S_CH_ALL, why) != 0 ||
         s_check_version(&f, why) != 0)
         return -1;
@@ -525,7 +570,7 @@ pres_deadline_decode(pres_deadline_t *dl, const void *buf, size_t len,
                      const char **why)
 {
     s_fields_t f;
-    if (s_read_fields(&f, buf, len, S_DL_ALL, why) != 0 ||
+    if (s_read_fields(&f, buf, len, PRES_MSG_MAX, S_DL_ALL, why) != 0 ||
         s_check(&f, S_DL_ALL, S_DL_ALL, why) != 0 ||
         s_check_version(&f, why) != 0)
         return -1;
@@ -556,11 +601,18 @@ static const struct {
     [PRES_Q_ACCOUNT] = {B(F_OP) | B(F_USER) | B(F_STATUS),
                         B(F_OP) | B(F_USER) | B(F_STATUS) | B(F_REASON) |
                             B(F_BY)},
+    [PRES_Q_CHANGES_SINCE] = {B(F_OP) | B(F_SEQ),
+                              B(F_OP) | B(F_SEQ) | B(F_LIMIT)},
+    [PRES_Q_GET_MANY] = {B(F_OP) | B(F_USERS), B(F_OP) | B(F_USERS)},
+    [PRES_Q_AUDIT] = {B(F_OP) | B(F_USER), B(F_OP) | B(F_USER) | B(F_LIMIT)},
+    [PRES_Q_HISTORY] = {B(F_OP) | B(F_USER), B(F_OP) | B(F_USER) | B(F_LIMIT)},
+    [PRES_Q_SERIES] = {B(F_OP) | B(F_MINUTES), B(F_OP) | B(F_MINUTES)},
 };
 
 #define S_Q_ALL                                                                \
     (B(F_OP) | B(F_USER) | B(F_STATE) | B(F_ACCOUNT) | B(F_CURSOR) |           \
-     B(F_LIMIT) | B(F_STATUS) | B(F_REASON) | B(F_BY))
+     B(F_LIMIT) | B(F_STATUS) | B(F_REASON) | B(F_SEQ) | B(F_USERS) |          \
+     B(F_MINUTES) | B(F_BY))
 
 int
 pres_query_decode(pres_query_t *q, const void *buf, size_t len,
@@ -568,7 +620,7 @@ pres_query_decode(pres_query_t *q, const void *buf, size_t len,
 {
     s_fields_t f;
     memset(q, 0, sizeof *q);
-    if (s_read_fields(&f, buf, len, S_Q_ALL, why) != 0)
+    if (s_read_fields(&f, buf, len, PRES_QUERY_FRAME_MAX, S_Q_ALL, why) != 0)
         return -1;
     int op = (f.present & B(F_OP)) ? s_lookup(s_op_names, S_COUNT(s_op_names),
                                               f.str[F_OP], f.len[F_OP])
@@ -614,7 +666,19 @@ pres_query_decode(pres_query_t *q, const void *buf, size_t len,
         *why = "bad status";
         return -1;
     }
-    q->limit = PRES_LIST_DEFAULT;
+    q->limit =
+        q->op == PRES_Q_CHANGES_SINCE ? PRES_LIST_MAX : PRES_LIST_DEFAULT;
+    q->seq = (f.present & B(F_SEQ)) ? f.num[F_SEQ] : 0;
+    if (f.present & B(F_MINUTES)) {
+        if (f.num[F_MINUTES] < 1 || f.num[F_MINUTES] > PRES_SERIES_MAX) {
+            *why = "bad minutes";
+            return -1;
+        }
+        q->minutes = (uint32_t)f.num[F_MINUTES];
+    }
+    q->nusers = f.nusers;
+    q->users_mp = f.users;
+    q->users_mp_len = f.users_len;
     if (f.present & B(F_LIMIT)) {
         if (f.num[F_LIMIT] < 1 || f.num[F_LIMIT] > PRES_LIST_MAX) {
             *why = "bad limit";
@@ -628,21 +692,38 @@ pres_query_decode(pres_query_t *q, const void *buf, size_t len,
 size_t
 pres_query_encode(const pres_query_t *q, void *buf, size_t cap)
 {
-    if (q->op < PRES_Q_GET || q->op > PRES_Q_ACCOUNT)
+    if (q->op < PRES_Q_GET || q->op > PRES_Q_SERIES)
         return 0;
-    bool need_user = q->op == PRES_Q_GET || q->op == PRES_Q_ACCOUNT;
+    bool need_user = q->op == PRES_Q_GET || q->op == PRES_Q_ACCOUNT ||
+                     q->op == PRES_Q_AUDIT || q->op == PRES_Q_HISTORY;
     if (need_user && !pres_id_valid(q->user, strlen(q->user)))
         return 0;
     bool list = q->op == PRES_Q_LIST;
+    bool paged = q->op == PRES_Q_CHANGES_SINCE || q->op == PRES_Q_AUDIT ||
+                 q->op == PRES_Q_HISTORY;
+    bool many = q->op == PRES_Q_GET_MANY;
+    if (many && (q->nusers < 1 || q->nusers > PRES_MANY_MAX ||
+                 (!q->users && !q->users_mp)))
+        return 0;
+    if (q->op == PRES_Q_SERIES &&
+        (q->minutes < 1 || q->minutes > PRES_SERIES_MAX))
+        return 0;
+    if (q->limit > PRES_LIST_MAX)
+        return 0;
     bool has_cursor = list && q->cursor[0];
-    bool has_limit = list && q->limit && q->limit != PRES_LIST_DEFAULT;
+    //  limit is left out when it is the op's default (canonical bytes).
+    uint32_t def_limit =
+        q->op == PRES_Q_CHANGES_SINCE ? PRES_LIST_MAX : PRES_LIST_DEFAULT;
+    bool has_limit = (list || paged) && q->limit && q->limit != def_limit;
     bool has_reason = q->op == PRES_Q_ACCOUNT && q->reason[0];
     bool has_by = q->op == PRES_Q_ACCOUNT && q->by[0];
     if (has_by && !pres_id_valid(q->by, strlen(q->by)))
         return 0;
-    size_t n = 1 + need_user + (list && q->has_state) +
+    size_t n = has_by + 1 + need_user + (list && q->has_state) +
                (list && q->has_account) + has_cursor + has_limit +
-               (q->op == PRES_Q_ACCOUNT) + has_reason + has_by;
+               (q->op == PRES_Q_ACCOUNT) + has_reason +
+               (q->op == PRES_Q_CHANGES_SINCE) + many +
+               (q->op == PRES_Q_SERIES);
     pres_mp_writer_t w;
     pres_mp_writer_init(&w, buf, cap);
     msgpack_pack_map(&w.pk, n);
@@ -653,6 +734,21 @@ pres_query_encode(const pres_query_t *q, void *buf, size_t cap)
         pres_mp_pack_kv_str(&w, "state", pres_state_name(q->state));
     if (list && q->has_account)
         pres_mp_pack_kv_str(&w, "account", pres_account_name(q->account));
+    if (q->op == PRES_Q_CHANGES_SINCE)
+        pres_mp_pack_kv_uint(&w, "seq", q->seq);
+    if (q->op == PRES_Q_SERIES)
+        pres_mp_pack_kv_uint(&w, "minutes", q->minutes);
+    if (many) {
+        pres_mp_pack_cstr(&w, "users");
+        msgpack_pack_array(&w.pk, q->nusers);
+        if (!q->users)  //  a decoded request: its checked elements as is
+            w.pk.callback(w.pk.data, q->users_mp, q->users_mp_len);
+        for (uint32_t i = 0; q->users && i < q->nusers; i++) {
+            if (!pres_id_valid(q->users[i], strlen(q->users[i])))
+                return 0;
+            pres_mp_pack_cstr(&w, q->users[i]);
+        }
+    }
     if (has_cursor)
         pres_mp_pack_kv_str(&w, "cursor", q->cursor);
     if (has_limit)

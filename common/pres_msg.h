@@ -50,6 +50,7 @@ typedef enum {
     PRES_RSN_SUSPENDED,
     PRES_RSN_BANNED
 } pres_reason_t;
+#define PRES_REASON_COUNT 9
 
 //  Names <-> enums. Names are the exact wire strings. The _parse functions
 //  take a length (wire strings are not NUL-terminated) and return 0 or -1.
@@ -142,11 +143,19 @@ typedef enum {
     PRES_Q_LIST,
     PRES_Q_STATS,
     PRES_Q_SNAPSHOT,
-    PRES_Q_ACCOUNT
+    PRES_Q_ACCOUNT,
+    PRES_Q_CHANGES_SINCE,  //  {seq, limit?}: replay from the change log
+    PRES_Q_GET_MANY,       //  {users: [...]}: 1..PRES_MANY_MAX users in order
+    PRES_Q_AUDIT,          //  {user, limit?}: account changes, newest first
+    PRES_Q_HISTORY,        //  {user, limit?}: transitions, newest first
+    PRES_Q_SERIES          //  {minutes}: online/away per minute
 } pres_query_op_t;
 
-#define PRES_LIST_DEFAULT 100
-#define PRES_LIST_MAX     1000
+#define PRES_LIST_DEFAULT    100
+#define PRES_LIST_MAX        1000
+#define PRES_MANY_MAX        1000   //  get_many ids per request
+#define PRES_SERIES_MAX      43200  //  series minutes (30 days)
+#define PRES_QUERY_FRAME_MAX 98304  //  cap on one query frame (get_many)
 
 typedef struct {
     pres_query_op_t op;
@@ -156,16 +165,29 @@ typedef struct {
     bool has_account;                  //  list
     pres_account_t account;            //  list filter on account status
     char cursor[PRES_ID_MAX + 1];      //  list: last user of the previous page
-    uint32_t limit;                    //  list: 1..PRES_LIST_MAX; decode sets
-                                       //  PRES_LIST_DEFAULT when absent, encode
-                                       //  omits it when 0 or the default
+    uint32_t limit;                    //  list, changes_since, audit, history:
+                                       //  1..PRES_LIST_MAX; decode sets the
+                                       //  op's default when absent (list,
+                                       //  audit, history PRES_LIST_DEFAULT;
+                                       //  changes_since PRES_LIST_MAX); encode
+                                       //  omits it when 0 or that default
     pres_account_t status;             //  account
     char reason[PRES_REASON_MAX + 1];  //  account, optional
-    char by[PRES_ID_MAX + 1];          //  account, optional: who asks (the
-                                       //  gateway forwards the admin
-                                       //  token's sub; admin endpoint only)
+    char by[PRES_ID_MAX + 1];  //  account, optional: who asks (the gateway
+                               //  forwards the admin token's sub; admin
+                               //  endpoint only), kept in the audit
+    uint64_t seq;              //  changes_since: after this seq
+    uint32_t minutes;          //  series: 1..PRES_SERIES_MAX
+    uint32_t nusers;           //  get_many: ids in users / users_mp
+    const char *const *users;  //  get_many, encode: the ids (caller)
+    const void *users_mp;  //  get_many, decode: the array's elements, msgpack
+                           //  strings already validated, into the frame
+    size_t users_mp_len;   //  bytes of users_mp
 } pres_query_t;
 
+//  Queries are decoded up to PRES_QUERY_FRAME_MAX bytes (a get_many of
+//  1,000 ids of 64 bytes does not fit PRES_MSG_MAX); encode needs a buffer
+//  that large for such a get_many.
 const char *pres_query_op_name(pres_query_op_t op);
 int pres_query_decode(pres_query_t *q, const void *buf, size_t len,
                       const char **why);

@@ -70,22 +70,28 @@ static const struct {
      "  presencectl stats\n"
      "  presencectl --json stats\n"},
     {"watch", CTL_CMD_WATCH,
-     "usage: presencectl watch [--count N]\n"
+     "usage: presencectl watch [--since SEQ] [--count N]\n"
      "\n"
      "Print every change live, one per line, until Ctrl-C: seq, user,\n"
      "previous and new state, reason, live sessions, account status.\n"
      "It subscribes first, then takes a snapshot, and skips what the\n"
-     "snapshot already holds; if a change number is missing (a gap), it\n"
-     "says so and takes a new snapshot (resync); when the stream is quiet\n"
+     "snapshot already holds. With --since SEQ it instead replays every\n"
+     "change after SEQ from the broker's change log, then goes on live\n"
+     "(nothing missed, nothing twice). If a change number is missing (a\n"
+     "gap), it says so and replays the missing ones from the log, or takes\n"
+     "a new snapshot when the log no longer reaches back (resync); when\n"
+     "the stream is quiet\n"
      "it checks the broker's latest seq every 2 s, so changes lost at the\n"
      "end of a burst are noticed too. With --json, each change\n"
      "is one JSON object per line, and a resync prints a line\n"
      "{\"resync\": true, \"reason\": ..., \"seq\": ...}.\n"
      "\n"
-     "  --count N   exit after N changes\n"
+     "  --since SEQ  replay the changes after SEQ first (0 = the whole log)\n"
+     "  --count N    exit after N changes\n"
      "\n"
      "examples:\n"
      "  presencectl watch\n"
+     "  presencectl watch --since 41872   # resume after change 41872\n"
      "  presencectl --json watch | jq .user\n"},
     {"account", CTL_CMD_ACCOUNT,
      "usage: presencectl account USER STATUS [--reason R]\n"
@@ -130,6 +136,29 @@ static const struct {
      "  presencectl publish login alice --session phone --device ios\n"
      "  presencectl publish heartbeat alice --session phone --state away\n"
      "  presencectl publish logout alice --session phone\n"},
+    {"audit", CTL_CMD_AUDIT,
+     "usage: presencectl audit USER [--limit N]\n"
+     "\n"
+     "The account-status changes of USER, newest first: when, by whom\n"
+     "(the admin's token subject or the bus identity), old and new status,\n"
+     "and the reason given. Kept durably by the broker.\n"
+     "\n"
+     "  --limit N   at most N entries (1..1000, default 100)\n"
+     "\n"
+     "examples:\n"
+     "  presencectl audit mallory\n"
+     "  presencectl --json audit mallory | jq .entries[0].by\n"},
+    {"history", CTL_CMD_HISTORY,
+     "usage: presencectl history USER [--limit N]\n"
+     "\n"
+     "The last state transitions of USER, newest first: change seq, when,\n"
+     "previous and new state, reason. The broker keeps at least the last\n"
+     "100 per user.\n"
+     "\n"
+     "  --limit N   at most N entries (1..1000, default 100)\n"
+     "\n"
+     "examples:\n"
+     "  presencectl history alice\n"},
     {"keygen", CTL_CMD_KEYGEN,
      "usage: presencectl keygen NAME DIR\n"
      "\n"
@@ -167,8 +196,11 @@ ctl_args_help(ctl_cmd_t cmd, FILE *out)
         "  get USER                      show one user\n"
         "  list [--state S] [--all]      list users, page by page\n"
         "  stats                         counts by state, account, events\n"
-        "  watch                         print changes live (Ctrl-C stops)\n"
+        "  watch [--since SEQ]           print changes live (Ctrl-C stops);\n"
+        "                                --since replays from the log first\n"
         "  account USER STATUS           suspend, ban, re-activate a user\n"
+        "  audit USER                    who changed USER's account, when\n"
+        "  history USER                  USER's last state transitions\n"
         "  publish TYPE USER [...]       send a login/heartbeat/... event\n"
         "  token USER [--admin]          mint a bearer token for the HTTP API\n"
         "  keygen NAME DIR               make a CURVE certificate "
@@ -251,7 +283,8 @@ static const s_opt_t s_opts[] = {
     {"--state", false, C(CTL_CMD_LIST) | C(CTL_CMD_PUBLISH)},
     {"--account", false, C(CTL_CMD_LIST)},
     {"--cursor", false, C(CTL_CMD_LIST)},
-    {"--limit", false, C(CTL_CMD_LIST)},
+    {"--limit", false, C(CTL_CMD_LIST) | C(CTL_CMD_AUDIT) | C(CTL_CMD_HISTORY)},
+    {"--since", false, C(CTL_CMD_WATCH)},
     {"--all", true, C(CTL_CMD_LIST)},
     {"--reason", false, C(CTL_CMD_ACCOUNT) | C(CTL_CMD_PUBLISH)},
     {"--session", false, C(CTL_CMD_PUBLISH)},
@@ -278,6 +311,12 @@ s_set_option(ctl_args_t *a, const char *name, const char *value, FILE *err)
     } else if (!strcmp(name, "--limit")) {
         if (s_number(value, 1, PRES_LIST_MAX, &a->limit) != 0)
             return s_usage(err, c, "--limit wants 1..1000, not '%s'", value);
+    } else if (!strcmp(name, "--since")) {
+        if (s_number(value, 0, __LONG_MAX__, &v) != 0)
+            return s_usage(err, c, "--since wants a change seq >= 0, not '%s'",
+                           value);
+        a->has_since = true;
+        a->since = (uint64_t)v;
     } else if (!strcmp(name, "--count")) {
         if (s_number(value, 1, 1000000000L, &a->count) != 0)
             return s_usage(err, c, "--count wants a number > 0, not '%s'",
@@ -477,6 +516,8 @@ ctl_args_parse(ctl_args_t *a, int argc, char **argv, FILE *out, FILE *err)
     switch (a->cmd) {
     case CTL_CMD_TOKEN:
     case CTL_CMD_GET:
+    case CTL_CMD_AUDIT:
+    case CTL_CMD_HISTORY:
         want = 1;
         a->user = npos > 0 ? pos[0] : NULL;
         break;

@@ -25,7 +25,9 @@ typedef enum {
     CTL_CMD_WATCH,
     CTL_CMD_ACCOUNT,
     CTL_CMD_PUBLISH,
-    CTL_CMD_KEYGEN
+    CTL_CMD_KEYGEN,
+    CTL_CMD_AUDIT,
+    CTL_CMD_HISTORY
 } ctl_cmd_t;
 
 //  The parsed command line. Strings point into argv.
@@ -41,7 +43,7 @@ typedef struct {
     const char *state;    //  list --state, publish --state
     const char *account;  //  list --account
     const char *cursor;   //  list --cursor
-    long limit;           //  list --limit (0 = broker default)
+    long limit;           //  list, audit, history --limit (0 = default)
     bool all;             //  list --all
     const char *status;   //  account STATUS, publish --status
     const char *reason;   //  account/publish --reason
@@ -50,6 +52,8 @@ typedef struct {
     const char *device;   //  publish --device
     uint64_t deadline;    //  publish --deadline (expire), 0 = now
     long count;           //  watch --count N (0 = until interrupted)
+    bool has_since;       //  watch --since given
+    uint64_t since;       //  watch --since SEQ: replay changes after SEQ
     const char *dir;      //  keygen DIR
 } ctl_args_t;
 

@@ -99,8 +99,8 @@ s_user_text(const void *buf, size_t len, FILE *out)
     return ctl_out_user(buf, len, pres_now_ms(), out);
 }
 
-//  get, stats, account: one query, one reply (account on the admin
-//  endpoint).
+//  get, stats, account, audit, history: one query, one reply (account on
+//  the admin endpoint).
 static int
 s_simple(const ctl_args_t *a, const pres_config_t *cfg, pres_query_t *q,
          FILE *out, FILE *err)
@@ -116,6 +116,10 @@ s_simple(const ctl_args_t *a, const pres_config_t *cfg, pres_query_t *q,
             rc = s_print(a, reply, out, err, s_user_text);
         else if (q->op == PRES_Q_STATS)
             rc = s_print(a, reply, out, err, ctl_out_stats);
+        else if (q->op == PRES_Q_AUDIT)
+            rc = s_print(a, reply, out, err, ctl_out_audit);
+        else if (q->op == PRES_Q_HISTORY)
+            rc = s_print(a, reply, out, err, ctl_out_history);
         else if (a->json)
             rc = ctl_out_json(zframe_data(reply), zframe_size(reply), out) == 0
                      ? CTL_EXIT_OK
@@ -408,6 +412,12 @@ ctl_cmd_run(const ctl_args_t *a, const pres_config_t *cfg, FILE *out, FILE *err)
         pres_account_parse(a->status, strlen(a->status), &q.status);
         if (a->reason)
             snprintf(q.reason, sizeof(q.reason), "%s", a->reason);
+        return s_simple(a, cfg, &q, out, err);
+    case CTL_CMD_AUDIT:
+    case CTL_CMD_HISTORY:
+        q.op = a->cmd == CTL_CMD_AUDIT ? PRES_Q_AUDIT : PRES_Q_HISTORY;
+        snprintf(q.user, sizeof(q.user), "%s", a->user);
+        q.limit = (uint32_t)a->limit;
         return s_simple(a, cfg, &q, out, err);
     case CTL_CMD_LIST:
         return s_list(a, cfg, out, err);

@@ -1,5 +1,6 @@
 /*  ctl_out: text and JSON output of presencectl (see ctl_out.h). */
 #include "ctl_out.h"
+#include "pres_msg.h"
 
 #include <assert.h>
 #include <inttypes.h>
@@ -233,5 +234,74 @@ ctl_out_change(const void *buf, size_t len, FILE *out)
             "sessions %" PRIu64 "  account %s%s%s\n",
             when, (unsigned)(at % 1000), seq, user, prev, state, reason,
             sessions, account, *session ? "  session " : "", session);
+    return 0;
+}
+
+//  The entry count of a reply's `entries`, or -1.
+static int
+s_entries(const void *buf, size_t len, uint32_t *n)
+{
+    pres_mp_reader_t r;
+    if (pres_mp_find(buf, len, "entries", &r) != 0 ||
+        pres_mp_read_array(&r, n) != 0)
+        return -1;
+    return 0;
+}
+
+int
+ctl_out_audit(const void *buf, size_t len, FILE *out)
+{
+    uint32_t n;
+    if (s_entries(buf, len, &n) != 0)
+        return -1;
+    if (n == 0)
+        fprintf(out, "no account changes\n");
+    for (uint32_t i = 0; i < n; i++) {
+        char path[48], by[80] = "?", old[16] = "?", new_[16] = "?",
+                       reason[PRES_REASON_MAX + 1] = "", when[32];
+        uint64_t at = 0;
+        snprintf(path, sizeof(path), "entries.%u.at", i);
+        pres_mp_find_uint(buf, len, path, &at);
+        snprintf(path, sizeof(path), "entries.%u.by", i);
+        ctl_mp_str(buf, len, path, by, sizeof(by));
+        snprintf(path, sizeof(path), "entries.%u.old", i);
+        ctl_mp_str(buf, len, path, old, sizeof(old));
+        snprintf(path, sizeof(path), "entries.%u.new", i);
+        ctl_mp_str(buf, len, path, new_, sizeof(new_));
+        snprintf(path, sizeof(path), "entries.%u.reason", i);
+        ctl_mp_str(buf, len, path, reason, sizeof(reason));
+        ctl_out_time(at, when, sizeof(when));
+        fprintf(out, "%s  by %-16s %-9s -> %-9s%s%s\n", when, by, old, new_,
+                *reason ? "  reason: " : "", reason);
+    }
+    return 0;
+}
+
+int
+ctl_out_history(const void *buf, size_t len, FILE *out)
+{
+    uint32_t n;
+    if (s_entries(buf, len, &n) != 0)
+        return -1;
+    if (n == 0)
+        fprintf(out, "no transitions\n");
+    for (uint32_t i = 0; i < n; i++) {
+        char path[48], state[16] = "?", prev[16] = "?", reason[16] = "?",
+                       when[32];
+        uint64_t at = 0, seq = 0;
+        snprintf(path, sizeof(path), "entries.%u.at", i);
+        pres_mp_find_uint(buf, len, path, &at);
+        snprintf(path, sizeof(path), "entries.%u.seq", i);
+        pres_mp_find_uint(buf, len, path, &seq);
+        snprintf(path, sizeof(path), "entries.%u.state", i);
+        ctl_mp_str(buf, len, path, state, sizeof(state));
+        snprintf(path, sizeof(path), "entries.%u.prev", i);
+        ctl_mp_str(buf, len, path, prev, sizeof(prev));
+        snprintf(path, sizeof(path), "entries.%u.reason", i);
+        ctl_mp_str(buf, len, path, reason, sizeof(reason));
+        ctl_out_time(at, when, sizeof(when));
+        fprintf(out, "%s.%03u  #%-8" PRIu64 " %-7s -> %-7s  %s\n", when,
+                (unsigned)(at % 1000), seq, prev, state, reason);
+    }
     return 0;
 }

@@ -40,6 +40,14 @@ int ctl_out_list(const void *buf, size_t len, int64_t now_ms, bool header,
 //  A `stats` reply.
 int ctl_out_stats(const void *buf, size_t len, FILE *out);
 
+//  An `audit` reply: one line per entry (time, by, old -> new, reason),
+//  or "no account changes".
+int ctl_out_audit(const void *buf, size_t len, FILE *out);
+
+//  A `history` reply: one line per entry (time, seq, prev -> state,
+//  reason), or "no transitions".
+int ctl_out_history(const void *buf, size_t len, FILE *out);
+
 //  One change as one line: time, seq, user, prev -> state, reason,
 //  sessions, account.
 int ctl_out_change(const void *buf, size_t len, FILE *out);

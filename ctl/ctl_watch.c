@@ -87,6 +87,79 @@ s_say_resync(const ctl_args_t *a, const char *why, uint64_t expected,
     }
 }
 
+//  Print one change (a msgpack map) as text or JSON.
+static void
+s_print_change(const ctl_args_t *a, const void *buf, size_t len, FILE *out)
+{
+    if (a->json)
+        ctl_out_json(buf, len, out);
+    else
+        ctl_out_change(buf, len, out);
+}
+
+//  Replay the changes after *last from the broker's change log, printing
+//  each, until caught up (or --count is reached). *last follows what was
+//  printed. CTL_EXIT_OK, CTL_EXIT_UNREACHABLE, or CTL_EXIT_FAIL with
+//  *resync set when the log does not reach back to *last.
+static int
+s_replay(pres_qclient_t *qc, const ctl_args_t *a, uint64_t *last, long *printed,
+         bool *resync, FILE *out, FILE *err)
+{
+    *resync = false;
+    while (a->count == 0 || *printed < a->count) {
+        pres_query_t q = {.op = PRES_Q_CHANGES_SINCE, .seq = *last};
+        char *error = NULL;
+        zframe_t *reply = pres_qclient_query(qc, &q, a->timeout_ms, &error);
+        if (!reply) {
+            if (errno == ETIMEDOUT)
+                return CTL_EXIT_UNREACHABLE;
+            *resync = error && strcmp(error, "resync") == 0;
+            if (!*resync)
+                fprintf(err, "presencectl: changes_since refused: %s\n",
+                        error ? error : "?");
+            free(error);
+            return CTL_EXIT_FAIL;
+        }
+        const void *buf = zframe_data(reply);
+        size_t len = zframe_size(reply);
+        pres_mp_reader_t r;
+        uint32_t n = 0;
+        int rc = CTL_EXIT_OK;
+        if (pres_mp_find(buf, len, "changes", &r) != 0 ||
+            pres_mp_read_array(&r, &n) != 0)
+            rc = CTL_EXIT_FAIL;
+        for (uint32_t i = 0; i < n && rc == CTL_EXIT_OK; i++) {
+            const uint8_t *start = r.p;
+            pres_change_t ch;
+            const char *why = "malformed";
+            if (pres_mp_skip(&r) != 0 ||
+                pres_change_decode(&ch, start, (size_t)(r.p - start), &why) !=
+                    0 ||
+                ch.seq != *last + 1) {
+                rc = CTL_EXIT_FAIL;
+                break;
+            }
+            if (a->count == 0 || *printed < a->count) {
+                s_print_change(a, start, (size_t)(r.p - start), out);
+                (*printed)++;
+            }
+            *last = ch.seq;
+        }
+        fflush(out);
+        uint64_t next = 0;
+        bool more = rc == CTL_EXIT_OK &&
+                    pres_mp_find_uint(buf, len, "next", &next) == 0 && n > 0;
+        zframe_destroy(&reply);
+        if (rc != CTL_EXIT_OK) {
+            fprintf(err, "presencectl: malformed changes_since reply\n");
+            return rc;
+        }
+        if (!more)
+            return CTL_EXIT_OK;
+    }
+    return CTL_EXIT_OK;
+}
+
 //  The broker's latest change seq, from `stats`. 0 or -1 (no answer).
 static int
 s_head(pres_qclient_t *qc, uint64_t *seq)
@@ -115,9 +188,10 @@ ctl_watch_run(const ctl_args_t *a, const pres_config_t *cfg, FILE *out,
         return CTL_EXIT_FAIL;
     }
     void *handle = zsock_resolve(sub);
-    ctl_watch_seq_t st;
+    ctl_watch_seq_t st = {0};
     bool synced = false, first = true;
-    uint64_t term = 0;  //  leader term of the last change (fail-over)
+    bool replayed = false;  //  a gap can be filled from the log
+    uint64_t term = 0;      //  leader term of the last change (fail-over)
     long printed = 0;
     int rc = CTL_EXIT_OK;
     //  Gap detection only sees a loss when a later change arrives. When the
@@ -126,6 +200,37 @@ ctl_watch_run(const ctl_args_t *a, const pres_config_t *cfg, FILE *out,
     int64_t next_check = pres_mono_ms() + 2000;
     uint64_t owed = 0;  //  head seen at the last check, if ahead of us
     while (!zsys_interrupted && (a->count == 0 || printed < a->count)) {
+        //  Replay from the change log: at the start with --since, and after
+        //  a gap once something was printed or replayed (only what is
+        //  missing is fetched). A snapshot only when the log cannot.
+        if (!synced && ((first && a->has_since) || (!first && replayed))) {
+            uint64_t last = first ? a->since : st.last;
+            bool resync = false;
+            rc = s_replay(qc, a, &last, &printed, &resync, out, err);
+            if (rc == CTL_EXIT_OK) {
+                ctl_watch_seq_reset(&st, last);
+                synced = true;
+                owed = 0;
+                if (first)
+                    fprintf(err,
+                            "presencectl: replayed the log; watching "
+                            "changes after seq %" PRIu64 "; Ctrl-C stops\n",
+                            last);
+                first = false;
+                continue;
+            }
+            if (rc == CTL_EXIT_UNREACHABLE && first) {
+                ctl_cmd_unreachable(cfg, cfg->query_endpoint, a->timeout_ms,
+                                    err);
+                break;
+            }
+            if (rc == CTL_EXIT_FAIL && !resync)
+                break;
+            if (resync && first)  //  after a gap the resync was said
+                s_say_resync(a, "the change log does not reach back", last + 1,
+                             last + 1, out, err);
+            replayed = false;  //  take a snapshot below
+        }
         if (!synced) {
             uint64_t seq = 0;
             uint32_t users = 0;
@@ -144,6 +249,7 @@ ctl_watch_run(const ctl_args_t *a, const pres_config_t *cfg, FILE *out,
             }
             ctl_watch_seq_reset(&st, seq);
             synced = true;
+            replayed = true;
             owed = 0;
             if (!a->json || first)
                 fprintf(err,
@@ -170,6 +276,7 @@ ctl_watch_run(const ctl_args_t *a, const pres_config_t *cfg, FILE *out,
                 s_say_resync(a, "changes missing at the stream's end",
                              st.last + 1, owed, out, err);
                 synced = false;
+                replayed = true;
                 owed = 0;
             } else if (s_head(qc, &head) == 0)
                 owed = head > st.last ? head : 0;
@@ -190,14 +297,12 @@ ctl_watch_run(const ctl_args_t *a, const pres_config_t *cfg, FILE *out,
                 //  A new leader (docs/ha.md): resync from its snapshot.
                 s_say_resync(a, "new leader term", expected, ch.seq, out, err);
                 synced = false;
+                replayed = false;
             } else
                 switch (ctl_watch_seq_check(&st, ch.seq)) {
                 case CTL_WATCH_PRINT:
-                    if (a->json)
-                        ctl_out_json(zframe_data(body), zframe_size(body), out);
-                    else
-                        ctl_out_change(zframe_data(body), zframe_size(body),
-                                       out);
+                    s_print_change(a, zframe_data(body), zframe_size(body),
+                                   out);
                     fflush(out);
                     printed++;
                     break;
@@ -208,6 +313,7 @@ ctl_watch_run(const ctl_args_t *a, const pres_config_t *cfg, FILE *out,
                         a, ch.seq < expected ? "seq went backwards" : "seq gap",
                         expected, ch.seq, out, err);
                     synced = false;
+                    replayed = ch.seq > expected;  //  backwards: a new broker
                     break;
                 }
         } else

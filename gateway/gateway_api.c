@@ -22,8 +22,8 @@ s_body(gw_req_t *req, bool optional)
 {
     if (req->body_len == 0)
         return optional ? json_object() : NULL;
-    json_t *j =
-        json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, NULL);
+    json_t *j = json_loadb(gw_req_body(req), req->body_len,
+                           JSON_REJECT_DUPLICATES, NULL);
     if (j && !json_is_object(j)) {
         json_decref(j);
         return NULL;
@@ -441,6 +441,200 @@ gw_api_account(gw_req_t *req, struct MHD_Connection *conn)
     return s_reply_json(req, conn, &reply);
 }
 
+//  Optional ?limit= (1..1000) into *limit. 0 ok, -1 bad.
+static int
+s_limit_arg(struct MHD_Connection *conn, uint32_t *limit)
+{
+    const char *v =
+        MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit");
+    if (!v || !*v)
+        return 0;
+    char *end = NULL;
+    long n = strtol(v, &end, 10);
+    if (!end || *end || n < 1 || n > PRES_LIST_MAX)
+        return -1;
+    *limit = (uint32_t)n;
+    return 0;
+}
+
+enum MHD_Result
+gw_api_batch(gw_req_t *req, struct MHD_Connection *conn)
+{
+    json_t *body = s_body(req, false);
+    json_t *users = body ? json_object_get(body, "users") : NULL;
+    size_t n = json_is_array(users) ? json_array_size(users) : 0;
+    if (!users || !json_is_array(users) || n < 1 || n > PRES_MANY_MAX ||
+        json_object_size(body) != 1) {
+        json_decref(body);
+        return s_bad_request(req, conn,
+                             "body must be {\"users\": [...]} with 1 to "
+                             "1000 user ids");
+    }
+    static _Thread_local const char *ids[PRES_MANY_MAX];
+    for (size_t i = 0; i < n; i++) {
+        json_t *v = json_array_get(users, i);
+        const char *id = json_is_string(v) ? json_string_value(v) : NULL;
+        if (!id || strlen(id) != json_string_length(v) ||
+            !pres_id_valid(id, strlen(id))) {
+            json_decref(body);
+            return s_bad_request(req, conn, "invalid user id in users");
+        }
+        ids[i] = id;
+    }
+    pres_query_t q;
+    memset(&q, 0, sizeof q);
+    q.op = PRES_Q_GET_MANY;
+    q.nusers = (uint32_t)n;
+    q.users = ids;
+    //  A get_many of 1,000 long ids does not fit the usual request buffer.
+    static _Thread_local uint8_t frame[PRES_QUERY_FRAME_MAX];
+    size_t len = pres_query_encode(&q, frame, sizeof frame);
+    json_decref(body);
+    if (len == 0)
+        return s_bad_request(req, conn, "cannot encode the request");
+    int64_t t0 = pres_mono_ms();
+    zframe_t *reply =
+        pres_qclient_call(req->worker->query, frame, len, s_bus_timeout(req));
+    if (!reply)
+        return gw_req_refuse(req, conn, GW_REJ_BROKER_TIMEOUT, 503,
+                             "broker unavailable");
+    gw_metrics_latency(req->gw->metrics, GW_LAT_QUERY,
+                       (pres_mono_ms() - t0) * 1000);
+    bool ok = false;
+    pres_mp_reader_t r;
+    if (pres_mp_find(zframe_data(reply), zframe_size(reply), "ok", &r) != 0 ||
+        pres_mp_read_bool(&r, &ok) != 0 || !ok) {
+        zframe_destroy(&reply);
+        return gw_req_error(req, conn, 400, "broker refused the request");
+    }
+    return s_reply_json(req, conn, &reply);
+}
+
+//  audit or history of the route's {user}.
+static enum MHD_Result
+s_user_log(gw_req_t *req, struct MHD_Connection *conn, pres_query_op_t op)
+{
+    const char *user = req->param;
+    if (!pres_id_valid(user, strlen(user)))
+        return s_bad_request(req, conn, "invalid user id");
+    pres_query_t q;
+    memset(&q, 0, sizeof q);
+    q.op = op;
+    snprintf(q.user, sizeof q.user, "%s", user);
+    if (s_limit_arg(conn, &q.limit) != 0)
+        return s_bad_request(req, conn, "limit must be 1 to 1000");
+    return s_query_reply(req, conn, &q);
+}
+
+enum MHD_Result
+gw_api_audit(gw_req_t *req, struct MHD_Connection *conn)
+{
+    return s_user_log(req, conn, PRES_Q_AUDIT);
+}
+
+enum MHD_Result
+gw_api_history(gw_req_t *req, struct MHD_Connection *conn)
+{
+    return s_user_log(req, conn, PRES_Q_HISTORY);
+}
+
+enum MHD_Result
+gw_api_series(gw_req_t *req, struct MHD_Connection *conn)
+{
+    pres_query_t q;
+    memset(&q, 0, sizeof q);
+    q.op = PRES_Q_SERIES;
+    q.minutes = 60;
+    const char *v =
+        MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "minutes");
+    if (v && *v) {
+        char *end = NULL;
+        long n = strtol(v, &end, 10);
+        if (!end || *end || n < 1 || n > PRES_SERIES_MAX)
+            return s_bad_request(req, conn, "minutes must be 1 to 43200");
+        q.minutes = (uint32_t)n;
+    }
+    return s_query_reply(req, conn, &q);
+}
+
+#define S_SSE_BACKLOG_MAX                                                      \
+    20000  //  changes replayed per SSE client from the log
+
+//  Append to out the changes after *seq up to (not including) until, read
+//  from the broker's change log; *seq follows. 0, or -1 (the log does not
+//  reach back, the broker does not answer, a reply is malformed).
+static int
+s_sse_replay(gw_req_t *req, FILE *out, uint64_t *seq, uint64_t until)
+{
+    pres_query_t q;
+    memset(&q, 0, sizeof q);
+    q.op = PRES_Q_CHANGES_SINCE;
+    while (*seq + 1 < until) {
+        q.seq = *seq;
+        zframe_t *reply = pres_qclient_query(req->worker->query, &q,
+                                             s_bus_timeout(req), NULL);
+        if (!reply)
+            return -1;
+        pres_mp_reader_t r;
+        uint32_t n = 0;
+        bool ok = pres_mp_find(zframe_data(reply), zframe_size(reply),
+                               "changes", &r) == 0 &&
+                  pres_mp_read_array(&r, &n) == 0 && n > 0;
+        for (uint32_t i = 0; ok && i < n && *seq + 1 < until; i++) {
+            const uint8_t *start = r.p;
+            pres_change_t ch;
+            const char *why;
+            char json[GW_SSE_TEXT_MAX];
+            ok = pres_mp_skip(&r) == 0 &&
+                 pres_change_decode(&ch, start, (size_t)(r.p - start), &why) ==
+                     0 &&
+                 ch.seq == *seq + 1;
+            int len = ok ? gw_bus_change_json(&ch, json, sizeof json) : -1;
+            if (len > 0)
+                fprintf(out, "id: %" PRIu64 "\ndata: %s\n\n", ch.seq, json);
+            if (ok)
+                *seq = ch.seq;
+        }
+        zframe_destroy(&reply);
+        if (!ok)
+            return -1;
+    }
+    return 0;
+}
+
+//  A client resuming from `last`, older than the SSE ring (which starts at
+//  `first`): its missing changes from the broker's change log, as SSE text
+//  (heap; *len), up to where the ring takes over (*next). NULL when that
+//  cannot be done (more than S_SSE_BACKLOG_MAX, log too short): the
+//  client then gets a resync, as before.
+static char *
+s_sse_backlog(gw_req_t *req, uint64_t last, uint64_t first, size_t *len,
+              uint64_t *next)
+{
+    char *text = NULL;
+    FILE *out = open_memstream(&text, len);
+    if (!out)
+        return NULL;
+    uint64_t seq = last;
+    int rc = 0;
+    //  The ring moves on while we read: go again until we meet it.
+    for (int round = 0; rc == 0 && seq + 1 < first && round < 8; round++) {
+        if (first - seq - 1 > S_SSE_BACKLOG_MAX - (seq - last))
+            rc = -1;
+        else
+            rc = s_sse_replay(req, out, &seq, first);
+        uint64_t now_first;
+        if (rc == 0 && gw_sse_first(req->gw->sse, &now_first))
+            first = now_first;
+    }
+    if (fclose(out) != 0 || rc != 0 || seq + 1 < first) {
+        free(text);
+        return NULL;
+    }
+    *next = seq + 1;
+    return text;
+}
+
 enum MHD_Result
 gw_api_events(gw_req_t *req, struct MHD_Connection *conn)
 {
@@ -452,8 +646,23 @@ gw_api_events(gw_req_t *req, struct MHD_Connection *conn)
     unsigned status = 0;
     gw_token_id_t token;
     gw_auth_token_id(req->token, req->token_len, &token);
-    struct MHD_Response *resp =
-        gw_sse_open(req->gw->sse, conn, last, &req->claims, &token, &status);
+    struct MHD_Response *resp = NULL;
+    //  Older than the ring: replay from the broker's change log first.
+    uint64_t first = 0;
+    char *end = NULL;
+    unsigned long long id =
+        last && *last && *last != '-' ? strtoull(last, &end, 10) : 0;
+    if (end && !*end && gw_sse_first(req->gw->sse, &first) && id + 1 < first) {
+        size_t len = 0;
+        uint64_t next = 0;
+        char *backlog = s_sse_backlog(req, (uint64_t)id, first, &len, &next);
+        if (backlog)
+            resp = gw_sse_open_backlog(req->gw->sse, conn, backlog, len, next,
+                                       &req->claims, &token, &status);
+    }
+    if (!resp && status == 0)
+        resp = gw_sse_open(req->gw->sse, conn, last, &req->claims, &token,
+                           &status);
     if (!resp) {
         if (status == 400)
             return s_bad_request(req, conn,

@@ -21,6 +21,14 @@ enum MHD_Result gw_api_users(gw_req_t *req, struct MHD_Connection *conn);
 enum MHD_Result gw_api_stats(gw_req_t *req, struct MHD_Connection *conn);
 //  PUT /v1/users/{user}/account (admin; req->param)
 enum MHD_Result gw_api_account(gw_req_t *req, struct MHD_Connection *conn);
+//  POST /v1/users/batch {"users": [...]} (any user): get_many
+enum MHD_Result gw_api_batch(gw_req_t *req, struct MHD_Connection *conn);
+//  GET /v1/users/{user}/audit (admin; req->param)
+enum MHD_Result gw_api_audit(gw_req_t *req, struct MHD_Connection *conn);
+//  GET /v1/users/{user}/history (any user; req->param)
+enum MHD_Result gw_api_history(gw_req_t *req, struct MHD_Connection *conn);
+//  GET /v1/stats/series?minutes=N (admin)
+enum MHD_Result gw_api_series(gw_req_t *req, struct MHD_Connection *conn);
 //  GET /v1/events (admin)
 enum MHD_Result gw_api_events(gw_req_t *req, struct MHD_Connection *conn);
 

@@ -1,7 +1,11 @@
 /*  gateway_bus: a pthread around a SUB socket on the changes stream and a
     query client of its own. Clone-style: subscribe first, then learn the
-    head seq from `stats`; a gap in seq triggers a reseed of the account
-    cache and an SSE ring reset. */
+    head seq from `stats`. The SSE ring is filled from the broker's change
+    log (changes_since): at start with the changes just before the head
+    (so a client resuming across a gateway restart is replayed, not told
+    to resync), and whenever a gap shows in the stream or at its quiet
+    end. Only what the log cannot give is a real gap: it triggers a reseed
+    of the account cache and an SSE ring reset. */
 #include "gateway_bus.h"
 
 #include <czmq.h>
@@ -40,6 +44,8 @@ struct gw_bus {
     gw_waiter_t *waiters;
     atomic_int nwaiters;
 };
+
+static void s_fill(gw_bus_t *self, uint64_t from, uint64_t to);
 
 //  Apply one `list` page: every user's account into the cache; the next
 //  cursor into next ("" on the last page). 0 or -1.
@@ -174,6 +180,14 @@ s_poll_stats(gw_bus_t *self)
     }
     if (!ok)
         return;
+    uint64_t known;
+    if (!gw_sse_head(self->sse, &known)) {
+        //  First contact: the ring gets the changes just before the head.
+        uint64_t from = seq > GW_SSE_RING ? seq - GW_SSE_RING : 0;
+        self->have_seq = false;
+        s_fill(self, from, seq);
+    } else if (self->have_seq && seq > self->last_seq)
+        s_fill(self, self->last_seq, seq);  //  owed at the quiet end
     gw_sse_set_head(self->sse, seq);
     //  A lost tail shows no gap until a later change comes: changes the
     //  broker had published at one poll must have arrived by the next.
@@ -192,8 +206,8 @@ s_poll_stats(gw_bus_t *self)
 }
 
 //  The change as JSON (ids are [A-Za-z0-9._@:-]: nothing to escape).
-static int
-s_change_json(const pres_change_t *ch, char *buf, size_t cap)
+int
+gw_bus_change_json(const pres_change_t *ch, char *buf, size_t cap)
 {
     int n = snprintf(buf, cap,
                      "{\"v\":1,\"seq\":%" PRIu64 ",\"user\":\"%s\","
@@ -220,8 +234,60 @@ s_change_json(const pres_change_t *ch, char *buf, size_t cap)
     return n;
 }
 
+static void s_apply(gw_bus_t *self, const pres_change_t *ch);
+
+//  Fetch the changes after `from` up to `to` from the broker's change log
+//  and apply them in order. Stops early (leaving a gap) when the log does
+//  not reach back, the broker does not answer or a reply is malformed.
+static void
+s_fill(gw_bus_t *self, uint64_t from, uint64_t to)
+{
+    pres_query_t q;
+    memset(&q, 0, sizeof q);
+    q.op = PRES_Q_CHANGES_SINCE;
+    q.seq = from;
+    while (q.seq < to) {
+        zframe_t *reply = pres_qclient_query(self->query, &q,
+                                             self->cfg->bus_timeout_ms, NULL);
+        if (!reply)
+            return;  //  resync, timeout: the gap stays
+        pres_mp_reader_t r;
+        uint32_t n = 0;
+        bool ok = pres_mp_find(zframe_data(reply), zframe_size(reply),
+                               "changes", &r) == 0 &&
+                  pres_mp_read_array(&r, &n) == 0;
+        for (uint32_t i = 0; ok && i < n; i++) {
+            const uint8_t *start = r.p;
+            pres_change_t ch;
+            const char *why;
+            ok = pres_mp_skip(&r) == 0 &&
+                 pres_change_decode(&ch, start, (size_t)(r.p - start), &why) ==
+                     0 &&
+                 ch.seq == q.seq + 1;
+            if (ok && ch.seq <= to)
+                s_apply(self, &ch);
+            if (ok)
+                q.seq = ch.seq;
+        }
+        zframe_destroy(&reply);
+        if (!ok || n == 0)
+            return;
+    }
+}
+
 static void
 s_on_change(gw_bus_t *self, const pres_change_t *ch)
+{
+    if (self->have_seq && ch->seq <= self->last_seq)
+        return;  //  already replayed from the log
+    if (self->have_seq && ch->seq > self->last_seq + 1)
+        s_fill(self, self->last_seq, ch->seq - 1);
+    s_apply(self, ch);
+}
+
+//  Take one change in order (from the stream or the log).
+static void
+s_apply(gw_bus_t *self, const pres_change_t *ch)
 {
     uint64_t gap = 0;
     if (self->have_seq && ch->seq != self->last_seq + 1) {
@@ -247,7 +313,7 @@ s_on_change(gw_bus_t *self, const pres_change_t *ch)
         gw_accounts_set(self->accounts, ch->user, ch->account);
 
     char json[GW_SSE_TEXT_MAX];
-    int len = s_change_json(ch, json, sizeof json);
+    int len = gw_bus_change_json(ch, json, sizeof json);
     if (len > 0)
         gw_sse_push(self->sse, ch->seq, json, (size_t)len);
 

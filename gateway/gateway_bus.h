@@ -46,4 +46,8 @@ int gw_bus_wait_end(gw_bus_t *self, gw_waiter_t *w, int timeout_ms);
 //  Broker health as of the last `stats` poll (at most ~1 s old).
 bool gw_bus_broker_ok(gw_bus_t *self);
 
+//  A change as the JSON of SSE `data:` (NUL-terminated in buf). Returns its
+//  length, or -1 if it does not fit cap. Any thread.
+int gw_bus_change_json(const pres_change_t *ch, char *buf, size_t cap);
+
 #endif

@@ -129,6 +129,7 @@ s_handler(void *cls, struct MHD_Connection *conn, const char *url,
         *con_cls = req;
         gw_conn_t *c = s_conn(conn);
         gw_req_start(req, conn, c ? gw_conn_peer(c) : NULL);
+        gw_req_allow_bulk(req, url, method);
         if (gw_req_declares_too_big(req, conn)) {
             //  Refuse before reading the body; MHD closes the
             //  connection after this early answer, as it should.

@@ -17,8 +17,9 @@ static const unsigned s_codes[] = {200, 204, 304, 400, 401, 403,
 #define S_NCODES (sizeof s_codes / sizeof s_codes[0])
 
 static const char *const s_routes[GW_ROUTE_COUNT] = {
-    "login",  "heartbeat", "logout",  "user",    "users",   "stats", "account",
-    "events", "static",    "healthz", "metrics", "options", "other"};
+    "login",   "heartbeat", "logout",  "user",    "users",   "stats",
+    "account", "events",    "static",  "healthz", "metrics", "options",
+    "batch",   "audit",     "history", "series",  "other"};
 
 static const char *const s_rejects[GW_REJ_COUNT] = {
     "rate_limited",      "too_big",

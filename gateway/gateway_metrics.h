@@ -21,6 +21,10 @@ typedef enum {
     GW_ROUTE_HEALTHZ,
     GW_ROUTE_METRICS,
     GW_ROUTE_OPTIONS,  //  CORS preflight
+    GW_ROUTE_BATCH,    //  POST /v1/users/batch
+    GW_ROUTE_AUDIT,    //  GET /v1/users/{user}/audit
+    GW_ROUTE_HISTORY,  //  GET /v1/users/{user}/history
+    GW_ROUTE_SERIES,   //  GET /v1/stats/series
     GW_ROUTE_OTHER,    //  404s and early refusals
     GW_ROUTE_COUNT
 } gw_route_t;

@@ -1,9 +1,14 @@
-/*  gateway_ops: health, metrics and CORS preflight answers. */
+/*  gateway_ops: health, metrics (the gateway's, then the broker's
+    presence-quality metrics) and CORS preflight answers. */
 #include "gateway_ops.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "gateway_quality.h"
+#include "gateway_workers.h"
 
 enum MHD_Result
 gw_ops_healthz(gw_req_t *req, struct MHD_Connection *conn)
@@ -14,6 +19,37 @@ gw_ops_healthz(gw_req_t *req, struct MHD_Connection *conn)
     return gw_req_json(req, conn, ok ? 200 : 503, json, strlen(json));
 }
 
+//  Append the broker's presence-quality metrics (a `stats` query, short
+//  timeout; left out when the broker does not answer) to text. Returns
+//  the new text (text is consumed), or NULL when out of memory.
+static char *
+s_broker_metrics(gw_req_t *req, char *text, size_t *len)
+{
+    pres_query_t q;
+    memset(&q, 0, sizeof q);
+    q.op = PRES_Q_STATS;
+    int timeout =
+        req->gw->cfg->bus_timeout_ms < 500 ? req->gw->cfg->bus_timeout_ms : 500;
+    zframe_t *reply = pres_qclient_query(req->worker->query, &q, timeout, NULL);
+    if (!reply)
+        return text;
+    char *all = NULL;
+    size_t all_len = 0;
+    FILE *out = open_memstream(&all, &all_len);
+    if (out) {
+        fwrite(text, 1, *len, out);
+        gw_quality_render(zframe_data(reply), zframe_size(reply), out);
+        if (fclose(out) != 0) {
+            free(all);
+            all = NULL;
+        }
+    }
+    zframe_destroy(&reply);
+    free(text);
+    *len = all_len;
+    return all;
+}
+
 enum MHD_Result
 gw_ops_metrics(gw_req_t *req, struct MHD_Connection *conn)
 {
@@ -21,6 +57,9 @@ gw_ops_metrics(gw_req_t *req, struct MHD_Connection *conn)
     char *text =
         gw_metrics_render(req->gw->metrics, gw_sse_clients(req->gw->sse),
                           gw_conns_count(req->gw->conns), &len);
+    if (!text)
+        return gw_req_error(req, conn, 503, "out of memory");
+    text = s_broker_metrics(req, text, &len);
     if (!text)
         return gw_req_error(req, conn, 503, "out of memory");
     struct MHD_Response *resp =

@@ -68,6 +68,7 @@ gw_req_new(gw_req_cache_t *cache, const gw_env_t *env, gw_worker_t *worker)
     r->worker = worker;
     r->route = GW_ROUTE_OTHER;
     r->cors_index = -1;
+    r->body_max = GW_BODY_MAX;
     r->body[0] = '\0';
     return r;
 }
@@ -79,6 +80,8 @@ gw_req_recycle(gw_req_cache_t *cache, gw_req_t **req_p)
     if (!r)
         return;
     *req_p = NULL;
+    free(r->bulk);
+    r->bulk = NULL;
     if (cache && cache->count < S_FREE_REQS_MAX) {
         r->next_free = cache->head;
         cache->head = r;
@@ -194,9 +197,22 @@ gw_req_declares_too_big(gw_req_t *req, struct MHD_Connection *conn)
     char *end = NULL;
     errno = 0;
     unsigned long long v = strtoull(cl, &end, 10);
-    if (errno || !end || *end || v > GW_BODY_MAX)
+    if (errno || !end || *end || v > req->body_max)
         req->too_big = true;
     return req->too_big;
+}
+
+void
+gw_req_allow_bulk(gw_req_t *req, const char *url, const char *method)
+{
+    if (strcmp(url, "/v1/users/batch") == 0 && strcmp(method, "POST") == 0)
+        req->body_max = GW_BULK_BODY_MAX;
+}
+
+const char *
+gw_req_body(const gw_req_t *req)
+{
+    return req->bulk ? req->bulk : req->body;
 }
 
 enum MHD_Result
@@ -204,16 +220,21 @@ gw_req_upload(gw_req_t *req, const char *data, size_t *size)
 {
     size_t n = *size;
     req->upload_total += n;
-    if (req->body_len + n > GW_BODY_MAX)
+    if (req->body_len + n > req->body_max)
         req->too_big = true;
     else {
-        memcpy(req->body + req->body_len, data, n);
+        if (req->body_max > GW_BODY_MAX && !req->bulk &&
+            !(req->bulk = malloc(req->body_max + 1)))
+            return MHD_NO;
+        char *body = req->bulk ? req->bulk : req->body;
+        memcpy(body + req->body_len, data, n);
         req->body_len += n;
-        req->body[req->body_len] = '\0';
+        body[req->body_len] = '\0';
     }
     *size = 0;
     //  A chunked body far over the cap: stop reading, drop the link.
-    return req->upload_total > GW_UPLOAD_ABORT ? MHD_NO : MHD_YES;
+    return req->upload_total > GW_UPLOAD_ABORT + req->body_max ? MHD_NO
+                                                               : MHD_YES;
 }
 
 //  ---------------------------------------------------------------------
@@ -317,8 +338,9 @@ gw_req_method_not_allowed(gw_req_t *req, struct MHD_Connection *conn,
 enum MHD_Result
 gw_req_too_big(gw_req_t *req, struct MHD_Connection *conn)
 {
-    return gw_req_refuse(req, conn, GW_REJ_TOO_BIG, 413,
-                         "body larger than 4096 bytes");
+    char msg[64];
+    snprintf(msg, sizeof msg, "body larger than %zu bytes", req->body_max);
+    return gw_req_refuse(req, conn, GW_REJ_TOO_BIG, 413, msg);
 }
 
 //  ---------------------------------------------------------------------

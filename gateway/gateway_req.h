@@ -25,7 +25,9 @@
 #include "pres_config.h"
 #include "pres_jwt.h"
 
-#define GW_BODY_MAX     4096         //  request body cap, bytes (protocol.md 3)
+#define GW_BODY_MAX 4096  //  request body cap, bytes (protocol.md 3)
+#define GW_BULK_BODY_MAX                                                       \
+    (80 * 1024)  //  POST /v1/users/batch: 1,000 ids of 64 bytes fit
 #define GW_UPLOAD_ABORT (64 * 1024)  //  chunked bodies beyond this: drop
 
 typedef struct gw_cors gw_cors_t;      //  allowed origins, shared 204s
@@ -54,7 +56,9 @@ typedef struct gw_req {
     gw_worker_t *worker;       //  the serving thread's resources
     struct gw_req *next_free;  //  in a gw_req_cache_t
     gw_route_t route;          //  metrics label
-    bool too_big;              //  body over GW_BODY_MAX
+    bool too_big;              //  body over body_max
+    size_t body_max;           //  GW_BODY_MAX, or GW_BULK_BODY_MAX (batch)
+    char *bulk;                //  heap body when body_max > GW_BODY_MAX
     size_t upload_total;       //  bytes offered by MHD
     size_t body_len;
     const char *origin;        //  allowed CORS origin to echo, or NULL
@@ -84,8 +88,15 @@ void gw_req_recycle(gw_req_cache_t *cache, gw_req_t **req_p);
 void gw_req_start(gw_req_t *req, struct MHD_Connection *conn,
                   const gw_addr_t *peer);
 
+//  First handler call: the one route whose body may be larger
+//  (POST /v1/users/batch) raises req->body_max to GW_BULK_BODY_MAX.
+void gw_req_allow_bulk(gw_req_t *req, const char *url, const char *method);
+
+//  The body, NUL-terminated (req->body, or the heap one of a bulk body).
+const char *gw_req_body(const gw_req_t *req);
+
 //  First handler call: true when Content-Length declares more than
-//  GW_BODY_MAX (or is not a number); req->too_big is then set.
+//  req->body_max (or is not a number); req->too_big is then set.
 bool gw_req_declares_too_big(gw_req_t *req, struct MHD_Connection *conn);
 
 //  Intermediate calls: take *size bytes of body (setting *size to 0).

@@ -1,7 +1,7 @@
 /*  gateway_routes: the route table ({method, path pattern, role,
     handler}) and the one order every request is checked in:
       1. OPTIONS: the CORS preflight;
-      2. a body over 4096 bytes: 413;
+      2. a body over 4096 bytes (80 KiB for POST /v1/users/batch): 413;
       3. the route: 404 for no path, 405 (with Allow) for a wrong method,
          400 for a {user} longer than an id can be; no token needed;
       4. role `anyone`: the client address's rate limit (429), the handler;

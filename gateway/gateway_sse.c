@@ -46,6 +46,8 @@ typedef struct s_client {
     int64_t last_write_ms;      //  monotonic
     char pend[GW_SSE_TEXT_MAX + 64];  //  text being written
     size_t pend_len, pend_off;
+    char *backlog;  //  changes older than the ring (heap), sent first
+    size_t backlog_len, backlog_off;
     struct s_client *prev, *next_client;
 } s_client_t;
 
@@ -191,6 +193,11 @@ void
 gw_sse_push(gw_sse_t *self, uint64_t seq, const char *json, size_t len)
 {
     pthread_mutex_lock(&self->lock);
+    if (self->head_known && seq <= self->last && self->first <= self->last) {
+        //  Seqs are never reused: a change already held.
+        pthread_mutex_unlock(&self->lock);
+        return;
+    }
     if (!self->head_known || seq != self->last + 1) {
         //  A gap (or a first change): what is before it is unknown.
         self->head_known = true;
@@ -267,6 +274,20 @@ s_reader(void *cls, uint64_t pos, char *buf, size_t max)
     }
     size_t out = 0;
     while (out < max) {
+        if (c->pend_off >= c->pend_len && c->backlog) {
+            //  Replay from the change log before the ring.
+            size_t n = c->backlog_len - c->backlog_off;
+            if (n > max - out)
+                n = max - out;
+            memcpy(buf + out, c->backlog + c->backlog_off, n);
+            c->backlog_off += n;
+            out += n;
+            if (c->backlog_off == c->backlog_len) {
+                free(c->backlog);
+                c->backlog = NULL;
+            }
+            continue;
+        }
         if (c->pend_off >= c->pend_len && !s_next_text(self, c))
             break;
         size_t n = c->pend_len - c->pend_off;
@@ -301,8 +322,15 @@ s_free(void *cls)
         c->next_client->prev = c->prev;
     self->nclients--;
     pthread_mutex_unlock(&self->lock);
+    free(c->backlog);
     free(c);
 }
+
+static struct MHD_Response *s_open(gw_sse_t *self, struct MHD_Connection *conn,
+                                   bool resume, uint64_t want, char *backlog,
+                                   size_t len, const pres_jwt_claims_t *claims,
+                                   const gw_token_id_t *token,
+                                   unsigned *status);
 
 struct MHD_Response *
 gw_sse_open(gw_sse_t *self, struct MHD_Connection *conn,
@@ -321,11 +349,43 @@ gw_sse_open(gw_sse_t *self, struct MHD_Connection *conn,
         }
         want = (uint64_t)v + 1;
     }
+    return s_open(self, conn, resume, want, NULL, 0, claims, token, status);
+}
+
+struct MHD_Response *
+gw_sse_open_backlog(gw_sse_t *self, struct MHD_Connection *conn, char *backlog,
+                    size_t len, uint64_t next, const pres_jwt_claims_t *claims,
+                    const gw_token_id_t *token, unsigned *status)
+{
+    return s_open(self, conn, true, next, backlog, len, claims, token, status);
+}
+
+bool
+gw_sse_first(gw_sse_t *self, uint64_t *seq)
+{
+    pthread_mutex_lock(&self->lock);
+    bool any = self->head_known && self->first <= self->last;
+    *seq = self->first;
+    pthread_mutex_unlock(&self->lock);
+    return any;
+}
+
+static struct MHD_Response *
+s_open(gw_sse_t *self, struct MHD_Connection *conn, bool resume, uint64_t want,
+       char *backlog, size_t len, const pres_jwt_claims_t *claims,
+       const gw_token_id_t *token, unsigned *status)
+{
     s_client_t *c = calloc(1, sizeof *c);
     if (!c) {
+        free(backlog);
         *status = 503;
         return NULL;
     }
+    if (backlog && len) {
+        c->backlog = backlog;
+        c->backlog_len = len;
+    } else
+        free(backlog);
     c->sse = self;
     c->conn = conn;
     snprintf(c->sub, sizeof c->sub, "%s", claims->sub);
@@ -342,6 +402,7 @@ gw_sse_open(gw_sse_t *self, struct MHD_Connection *conn,
     if (self->nclients >= self->max_clients || !self->head_known ||
         self->closing) {
         pthread_mutex_unlock(&self->lock);
+        free(c->backlog);
         free(c);
         *status = 503;
         return NULL;
@@ -356,6 +417,7 @@ gw_sse_open(gw_sse_t *self, struct MHD_Connection *conn,
         MHD_SIZE_UNKNOWN, 1024, s_reader, c, s_free);
     if (!resp) {
         pthread_mutex_unlock(&self->lock);
+        free(c->backlog);
         free(c);
         *status = 503;
         return NULL;

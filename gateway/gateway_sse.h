@@ -64,6 +64,18 @@ struct MHD_Response *gw_sse_open(gw_sse_t *self, struct MHD_Connection *conn,
                                  const pres_jwt_claims_t *claims,
                                  const gw_token_id_t *token, unsigned *status);
 
+//  The oldest seq the ring holds; false when it holds none.
+bool gw_sse_first(gw_sse_t *self, uint64_t *seq);
+
+//  As gw_sse_open for a client whose Last-Event-ID is older than the ring:
+//  backlog (heap, SSE text of the changes after it up to next - 1, read
+//  from the broker's change log by the caller) is sent first, then the
+//  ring from next. Takes backlog (freed, also on failure).
+struct MHD_Response *
+gw_sse_open_backlog(gw_sse_t *self, struct MHD_Connection *conn, char *backlog,
+                    size_t len, uint64_t next, const pres_jwt_claims_t *claims,
+                    const gw_token_id_t *token, unsigned *status);
+
 //  Bus thread, every few hundred ms: end the streams whose rights are
 //  gone (expired tokens above all), mark clients due a keepalive comment,
 //  and wake them.

@@ -6,6 +6,7 @@
 #include <assert.h>
 #include <czmq.h>
 #include <errno.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -45,6 +46,8 @@ struct sweeper_server {
     bool holding;            //  due expires held: broker absent
     int64_t head_check_at;   //  mono ms of the next head check
     int64_t summary_at;      //  mono ms of the next summary line
+    int64_t drained_at;      //  mono ms of the last changes drained
+    bool trimmed;            //  heap trimmed since drained_at
 };
 
 sweeper_server_t *
@@ -330,9 +333,19 @@ sweeper_server_run(sweeper_server_t *self)
             pres_log_error("zmq_poll() failed: %s", zmq_strerror(errno));
             return -1;
         }
-        if (rc > 0 && sweeper_clone_synced(self->clone))
+        if (rc > 0 && sweeper_clone_synced(self->clone)) {
             s_drain(self);
+            self->drained_at = pres_mono_ms();
+            self->trimmed = false;
+        }
         mono = pres_mono_ms();
+        if (rc == 0 && !self->trimmed && mono - self->drained_at >= 2000) {
+            //  After a burst of changes (a snapshot, a login storm) glibc
+            //  keeps the freed buffers of the ZeroMQ I/O thread's arena
+            //  and of grown tables: give them back once quiet.
+            malloc_trim(0);
+            self->trimmed = true;
+        }
         if (mono >= self->head_check_at) {
             //  Only with the broker attached: the query blocks the loop.
             if (sweeper_clone_synced(self->clone) && pres_pub_ready(self->pub))

@@ -10,7 +10,7 @@ endif()
 
 # Integration: the presencectl binary against a real broker.
 if(TARGET itutil AND TARGET presencectl)
-  foreach(t commands watch_resync)
+  foreach(t commands watch_resync replay)
     pres_test(NAME it.ctl_${t} LABEL it TIMEOUT 60
       SOURCES ${CMAKE_SOURCE_DIR}/tests/it/ctl_${t}.c LIBS itutil)
   endforeach()

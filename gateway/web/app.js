@@ -1,11 +1,13 @@
 // presence admin dashboard: stats, a paged user table, live updates from
 // GET /v1/events (SSE read through fetch() so the Bearer token can be sent),
-// an online-users chart and account actions. No framework, no build step.
+// an online-users chart (the broker's per-minute series, the same for every
+// admin), per-user devices and audit, and account actions. No framework, no
+// build step.
 'use strict';
 
 (function () {
     const TOKEN_KEY = 'presence.adminToken';
-    const SAMPLES_KEY = 'presence.samples.v1';
+    const SERIES_EVERY_MS = 60000;      // re-read /v1/stats/series (one point a minute)
     const PAGE_SIZE = 50;
     const STATS_MIN_INTERVAL_MS = 1000; // re-fetch /v1/stats at most once a second after events
     const SAMPLE_EVERY_MS = 10000;      // chart sampling period
@@ -57,7 +59,7 @@
         reconnectTimer: null,
         authFailed: false,
         range: 'hour',
-        samples: loadSamples(),
+        samples: [],           // [t, online, away]: the series, then live stats samples
         pageLoad: 0,           // generation counter to drop stale page loads
         pageStale: false,      // the last page load failed
         everConnected: false,  // the event stream was up at least once
@@ -245,17 +247,28 @@
     }
 
     // ---- chart --------------------------------------------------------------
-    function loadSamples() {
+    // The broker keeps one point a minute for 30 days (GET /v1/stats/series),
+    // so every admin sees the same chart from the first visit. Between two
+    // reads, /v1/stats samples extend the line in memory.
+    async function fetchSeries() {
+        if (!S.token || S.authFailed) return;
         try {
-            const raw = JSON.parse(localStorage.getItem(SAMPLES_KEY) || '[]');
-            return Array.isArray(raw) ? raw.filter((s) => Array.isArray(s) && s.length >= 2) : [];
-        } catch {
-            return [];
+            const r = await api('GET', '/v1/stats/series?minutes=1440');
+            const pts = Array.isArray(r && r.points) ? r.points : [];
+            const series = pts
+                .filter((p) => p && typeof p.at === 'number')
+                .map((p) => [p.at, p.online | 0, p.away | 0]);
+            // Live samples newer than the last stored minute stay.
+            const lastAt = series.length ? series[series.length - 1][0] : 0;
+            S.samples = series.concat(S.samples.filter((s) => s[0] > lastAt + 60000));
+            renderChart();
+        } catch (e) {
+            handleApiError(e, 'Loading the chart failed');
         }
     }
 
-    // Samples are [t, online, away]. Keep every sample of the last hour and
-    // one a minute before that, up to a day, so localStorage stays small.
+    // Samples are [t, online, away]: the series (one a minute), then live
+    // samples from /v1/stats (every one of the last hour), a day at most.
     function addSample(st) {
         if (!st || !st.users) return;
         const now = Date.now();
@@ -275,11 +288,6 @@
             out.push(s);
         }
         S.samples = out;
-        try {
-            localStorage.setItem(SAMPLES_KEY, JSON.stringify(out));
-        } catch {
-            /* storage full or disabled: the chart still works for this tab */
-        }
         renderChart();
     }
 
@@ -332,7 +340,7 @@
             mk('text', { class: 'nodata', x: (L + W) / 2, y: H / 2, 'text-anchor': 'middle' }, 'Collecting samples…');
         } else {
             // Break the line where sampling stopped (tab closed, network down).
-            const gap = Math.max(S.range === 'day' ? 3 * 60000 : 45000, bucketMs * 2.5);
+            const gap = Math.max(S.range === 'day' ? 3 * 60000 : 150000, bucketMs * 2.5);
             const path = (idx) => {
                 let d = '';
                 let prev = null;
@@ -509,6 +517,14 @@
                 pend ? el('span', { class: 'pending', 'data-testid': 'pending', text: `${pend.status}…`, title: `Waiting for the ${pend.status} change to arrive` }) : null),
         );
         const td = el('td', { class: 'actions' });
+        td.append(el('button', {
+            type: 'button',
+            class: 'btn btn-row btn-ghost',
+            'data-testid': 'action-details',
+            'data-details': r.user,
+            'aria-label': `Devices and audit of ${r.user}`,
+            text: 'Details',
+        }));
         for (const [act, label] of actionsFor(r)) {
             td.append(el('button', {
                 type: 'button',
@@ -906,6 +922,56 @@
         }
     }
 
+    // ---- details: devices and audit of one user -------------------------------
+    let detailsOpener = null;
+
+    async function openDetails(user, opener) {
+        detailsOpener = opener;
+        $('details-title').textContent = user;
+        $('details-devices').replaceChildren(el('li', { class: 'muted', text: 'Loading…' }));
+        $('details-audit').replaceChildren();
+        $('details-dialog').showModal();
+        const enc = encodeURIComponent(user);
+        try {
+            const [u, a] = await Promise.all([
+                api('GET', `/v1/users/${enc}`),
+                api('GET', `/v1/users/${enc}/audit?limit=50`),
+            ]);
+            renderDevices(u);
+            renderAudit(a);
+        } catch (e) {
+            $('details-devices').replaceChildren(el('li', { class: 'muted', text: e && e.status === 404 ? 'Never seen.' : 'Could not load.' }));
+            if (!(e && e.status === 404)) handleApiError(e, `Loading ${user} failed`);
+        }
+    }
+
+    function renderDevices(u) {
+        const list = $('details-devices');
+        const devs = Array.isArray(u && u.devices) ? u.devices : [];
+        if (!devs.length) {
+            list.replaceChildren(el('li', { class: 'muted', 'data-testid': 'no-devices', text: 'No live session.' }));
+            return;
+        }
+        const now = Date.now();
+        list.replaceChildren(...devs.map((d) => el('li', { 'data-testid': 'device', 'data-session': d.session },
+            el('span', { class: `dot dot-${d.state}`, 'aria-hidden': 'true' }),
+            el('strong', { text: d.device || 'unnamed device' }),
+            ` ${d.state} · since ${exactTime(d.since)} · last seen ${relTime(d.last_seen, now)} · session ${d.session}`)));
+    }
+
+    function renderAudit(a) {
+        const list = $('details-audit');
+        const entries = Array.isArray(a && a.entries) ? a.entries : [];
+        if (!entries.length) {
+            list.replaceChildren(el('li', { class: 'muted', 'data-testid': 'no-audit', text: 'No account changes.' }));
+            return;
+        }
+        list.replaceChildren(...entries.map((e) => el('li', { 'data-testid': 'audit-entry' },
+            el('time', { datetime: new Date(e.at).toISOString(), text: exactTime(e.at) }),
+            ` ${e.old} → ${e.new} by `, el('strong', { text: e.by || '?' }),
+            e.reason ? `: ${e.reason}` : '')));
+    }
+
     function focusRow(user, action) {
         const q = `button[data-user="${CSS.escape(user)}"]`;
         const b = (action && $('users-body').querySelector(`${q}[data-action="${action}"]`)) || $('users-body').querySelector(q);
@@ -928,6 +994,7 @@
         (async () => {
             await fetchStats();
             if (S.authFailed) return;
+            fetchSeries();
             if (S.stats && typeof S.stats.seq === 'number') S.lastSeq = S.stats.seq;
             await loadPage();
             if (!S.authFailed) openStream();
@@ -962,7 +1029,18 @@
             if (t) window.setTimeout(() => focusRow(t.user, t.action), 0);
         });
 
+        $('details-close').addEventListener('click', () => $('details-dialog').close());
+        $('details-dialog').addEventListener('close', () => {
+            const o = detailsOpener;
+            detailsOpener = null;
+            if (o && o.isConnected) window.setTimeout(() => o.focus(), 0);
+        });
         $('users-body').addEventListener('click', (e) => {
+            const d = e.target.closest('button[data-details]');
+            if (d) {
+                openDetails(d.dataset.details, d);
+                return;
+            }
             const b = e.target.closest('button[data-action]');
             if (!b) return;
             if (b.getAttribute('aria-disabled') === 'true') {
@@ -1014,6 +1092,7 @@
         $('range-day').addEventListener('click', () => { S.range = 'day'; renderChart(); });
 
         window.setInterval(fetchStats, SAMPLE_EVERY_MS);
+        window.setInterval(fetchSeries, SERIES_EVERY_MS);
         window.setInterval(refreshRelativeTimes, 15000);
         window.setInterval(refreshPageQuietly, PAGE_REFRESH_MS);
         window.setInterval(renderChart, 60000);

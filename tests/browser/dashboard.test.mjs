@@ -296,6 +296,39 @@ async function main() {
             return `${dt} ms`;
         });
 
+        await check('details: the user\'s devices (GET /v1/users/{user})', async () => {
+            await row(user).locator('[data-testid="action-details"]').click();
+            await T('details-dialog').waitFor({ state: 'visible' });
+            const dev = T('details-devices').locator('[data-testid="device"]');
+            await dev.first().waitFor({ timeout: 3000 });
+            assert((await dev.count()) === 1, `${await dev.count()} devices shown`);
+            const txt = await dev.first().textContent();
+            assert(/browser-test/.test(txt) && /online/.test(txt) && txt.includes(session), `device line: ${txt}`);
+            await T('details-audit').locator('[data-testid="no-audit"]').waitFor({ timeout: 3000 });
+            await page.keyboard.press('Escape');
+            await T('details-dialog').waitFor({ state: 'hidden' });
+            const f = await page.evaluate(() => document.activeElement && document.activeElement.dataset.details);
+            assert(f === user, `focus did not return to the details button (on ${f})`);
+        });
+
+        await check('the chart reads the shared series (GET /v1/stats/series), not localStorage', async () => {
+            await page.waitForFunction(() => document.querySelector('[data-testid="chart"] path.line-online')?.getAttribute('d')?.length > 0, null, { timeout: 5000 });
+            const st = await page.evaluate(() => ({
+                keys: Object.keys(localStorage),
+                n: window.presenceDashboard.state.samples.length,
+            }));
+            assert(!st.keys.some((k) => /sample/.test(k)), `chart samples in localStorage: ${st.keys}`);
+            assert(st.n >= 1, 'no samples');
+            // A second tab (another admin) sees the same points at once.
+            const series = await page.evaluate(async () => {
+                const r = await fetch('/v1/stats/series?minutes=60', { headers: { Authorization: `Bearer ${sessionStorage.getItem('presence.adminToken')}` } });
+                return { status: r.status, body: await r.json() };
+            });
+            assert(series.status === 200 && Array.isArray(series.body.points) && series.body.points.length >= 1, `series: ${JSON.stringify(series)}`);
+            const p = series.body.points[series.body.points.length - 1];
+            assert(typeof p.at === 'number' && typeof p.online === 'number' && typeof p.away === 'number', `point: ${JSON.stringify(p)}`);
+        });
+
         await check('the page\'s SSE parser handles split chunks, CRLF, comments, multi-line data', async () => {
             const got = await page.evaluate(() => {
                 const evs = [];
@@ -382,6 +415,18 @@ async function main() {
             const f = await page.evaluate(() => document.activeElement && document.activeElement.dataset.user);
             assert(f === user, `focus did not return to the row (on ${f})`);
             return `${Date.now() - t0} ms after confirm`;
+        });
+
+        await check('details: the audit shows who suspended the user, from what, and why', async () => {
+            await row(user).locator('[data-testid="action-details"]').click();
+            await T('details-dialog').waitFor({ state: 'visible' });
+            const e = T('details-audit').locator('[data-testid="audit-entry"]');
+            await e.first().waitFor({ timeout: 3000 });
+            const txt = await e.first().textContent();
+            assert(/active → suspended/.test(txt) && /by admin/.test(txt), `audit line: ${txt}`);
+            await T('details-devices').locator('[data-testid="no-devices"]').waitFor({ timeout: 3000 });
+            await T('details-close').click();
+            await T('details-dialog').waitFor({ state: 'hidden' });
         });
 
         await check('the suspended user can no longer log in (403) and the stats count it', async () => {

@@ -75,11 +75,14 @@ export function startMockGateway(opts = {}) {
         return best;
     }
     const view = (u) => ({ user: u.user, state: stateOf(u), last_seen: u.last_seen, sessions: u.sessions.size, account: u.account });
+    const devices = (u) => [...u.sessions].map(([session, s]) => ({
+        session, device: s.device || '', since: s.since || u.last_seen, last_seen: s.last || u.last_seen, state: s.state,
+    }));
 
     function getUser(name, create) {
         let u = users.get(name);
         if (!u && create) {
-            u = { user: name, last_seen: 0, account: 'active', sessions: new Map() };
+            u = { user: name, last_seen: 0, account: 'active', sessions: new Map(), audit: [] };
             users.set(name, u);
         }
         return u;
@@ -199,7 +202,9 @@ export function startMockGateway(opts = {}) {
             }
             const session = crypto.randomUUID();
             mutate(u, 'login', () => {
-                u.sessions.set(session, { deadline: Date.now() + timeoutMs, state: 'online' });
+                const now = Date.now();
+                u.sessions.set(session, { deadline: now + timeoutMs, state: 'online', since: now, last: now,
+                    device: typeof r.body.device === 'string' ? r.body.device : '' });
                 u.last_seen = Date.now();
             });
             return send(res, 200, { user: u.user, session, heartbeat_s: heartbeatS, timeout_s: timeoutMs / 1000 });
@@ -216,7 +221,8 @@ export function startMockGateway(opts = {}) {
                 return fail(res, 403, `account ${u.account}`);
             }
             mutate(u, 'heartbeat', () => {
-                u.sessions.set(r.body.session, { deadline: Date.now() + timeoutMs, state: st });
+                const old = u.sessions.get(r.body.session) || { since: Date.now(), device: '' };
+                u.sessions.set(r.body.session, { ...old, deadline: Date.now() + timeoutMs, state: st, last: Date.now() });
                 u.last_seen = Date.now();
             });
             return send(res, 204);
@@ -302,6 +308,7 @@ export function startMockGateway(opts = {}) {
             if (r.bad || !ACCOUNTS.includes(r.body.status)) return fail(res, 400, 'status must be one of ' + ACCOUNTS.join(', '));
             const u = getUser(name, true);
             const apply = () => mutate(u, r.body.status === 'active' ? 'account' : r.body.status, () => {
+                u.audit.unshift({ at: Date.now(), by: auth.user, old: u.account, new: r.body.status, reason: r.body.reason || '' });
                 u.account = r.body.status;
                 if (u.account !== 'active') u.sessions.clear();
             }, true);
@@ -310,6 +317,28 @@ export function startMockGateway(opts = {}) {
             else setTimeout(apply, opts.accountDelayMs ?? 0);
             return send(res, 200, { user: name, account: r.body.status });
         }
+        m = /^\/v1\/users\/([^/]+)\/audit$/.exec(p);
+        if (m) {
+            if (req.method !== 'GET') return fail(res, 405, 'method not allowed');
+            if (!admin()) return;
+            const u = users.get(decodeURIComponent(m[1]));
+            return send(res, 200, { entries: u ? u.audit : [] });
+        }
+        if (p === '/v1/stats/series') {
+            if (req.method !== 'GET') return fail(res, 405, 'method not allowed');
+            if (!admin()) return;
+            const minutes = Number(url.searchParams.get('minutes') || 60);
+            if (!Number.isInteger(minutes) || minutes < 1 || minutes > 43200) return fail(res, 400, 'minutes must be 1 to 43200');
+            // Like the broker: one point a minute (here a made-up past of
+            // 90 minutes), the current minute from the live counters.
+            const now = Date.now();
+            const cur = now - (now % 60000);
+            const st = stats();
+            const points = [];
+            for (let i = Math.min(minutes, 90) - 1; i >= 1; i--) points.push({ at: cur - i * 60000, online: (i % 5) + 1, away: i % 2 });
+            points.push({ at: cur, online: st.users.online, away: st.users.away });
+            return send(res, 200, { points });
+        }
         m = /^\/v1\/users\/([^/]+)$/.exec(p);
         if (m) {
             if (req.method !== 'GET') return fail(res, 405, 'method not allowed');
@@ -317,7 +346,7 @@ export function startMockGateway(opts = {}) {
             if (!USER_RE.test(name)) return fail(res, 400, 'bad user');
             const u = users.get(name);
             if (!u) return fail(res, 404, 'no such user');
-            return send(res, 200, view(u));
+            return send(res, 200, { ...view(u), devices: devices(u) });
         }
         return fail(res, 404, 'not found');
     }

@@ -95,6 +95,24 @@ s_framing(const char *endpoint)
     zframe_destroy(&reply[0]);
 }
 
+//  Copy the file at from to to, mode 0755: the build tree may sit below a
+//  directory nobody cannot enter (/root in a fresh checkout).
+static void
+s_copy_exe(const char *from, const char *to)
+{
+    FILE *in = fopen(from, "rb");
+    FILE *out = fopen(to, "wb");
+    CHECK(in && out);
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+        CHECK(fwrite(buf, 1, n, out) == n);
+    CHECK(!ferror(in));
+    fclose(in);
+    CHECK(fclose(out) == 0);
+    CHECK(chmod(to, 0755) == 0);
+}
+
 //  As root: a child that setuid()s to nobody runs `presencectl account`
 //  against the admin endpoint; the broker (admin_peers = its own user,
 //  root) must refuse it. The socket and its directories are opened to
@@ -111,8 +129,10 @@ s_refuse_nobody(void)
     CHECK(chmod(env.dir, 0755) == 0);
     CHECK(chmod(env.run_dir, 0755) == 0);
     CHECK(chmod(sock, 0777) == 0);
-    char ctl[IT_PATH_MAX * 2];
-    CHECK(it_build_path("presencectl", ctl, sizeof(ctl)) == 0);
+    char built[IT_PATH_MAX * 2], ctl[IT_PATH_MAX * 2];
+    CHECK(it_build_path("presencectl", built, sizeof(built)) == 0);
+    snprintf(ctl, sizeof(ctl), "%s/presencectl", env.dir);
+    s_copy_exe(built, ctl);
     uint64_t peers = it_stat(&cfg, "forbidden.peers");
     pid_t pid = fork();
     CHECK(pid >= 0);

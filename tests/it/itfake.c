@@ -122,6 +122,24 @@ it_fake_reply(it_fake_t *self, zframe_t **id, uint64_t seq, const char *user,
 }
 
 void
+it_fake_error(it_fake_t *self, zframe_t **id, const char *error)
+{
+    char buf[256];
+    pres_mp_writer_t w;
+    pres_mp_writer_init(&w, buf, sizeof(buf));
+    msgpack_pack_map(&w.pk, 2);
+    pres_mp_pack_cstr(&w, "ok");
+    msgpack_pack_false(&w.pk);
+    pres_mp_pack_kv_str(&w, "error", error);
+    CHECK(!w.overflow);
+    zmsg_t *m = zmsg_new();
+    zmsg_append(m, id);
+    zmsg_addmem(m, "", 0);
+    zmsg_addmem(m, buf, w.len);
+    CHECK_EQ(zmsg_send(&m, self->router), 0);
+}
+
+void
 it_fake_change(it_fake_t *self, const pres_change_t *ch)
 {
     char buf[PRES_MSG_MAX], topic[PRES_TOPIC_MAX];

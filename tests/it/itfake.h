@@ -33,6 +33,9 @@ zframe_t *it_fake_request(it_fake_t *self, pres_query_t *q, int timeout_ms);
 void it_fake_reply(it_fake_t *self, zframe_t **id, uint64_t seq,
                    const char *user, const char *session, uint64_t deadline);
 
+//  Reply {ok: false, error} to *id (consumed).
+void it_fake_error(it_fake_t *self, zframe_t **id, const char *error);
+
 //  Publish a change or a deadline notice as the broker would.
 void it_fake_change(it_fake_t *self, const pres_change_t *ch);
 void it_fake_notice(it_fake_t *self, const char *user, const char *session,

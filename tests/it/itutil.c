@@ -872,7 +872,7 @@ it_query_raw(const pres_config_t *cfg, const void *buf, size_t len)
 zframe_t *
 it_query(const pres_config_t *cfg, const pres_query_t *q)
 {
-    uint8_t buf[PRES_MSG_MAX];
+    static uint8_t buf[PRES_QUERY_FRAME_MAX];  //  a get_many of 1,000 ids
     size_t len = pres_query_encode(q, buf, sizeof(buf));
     if (!len) {
         fprintf(stderr, "itutil: pres_query_encode failed\n");

@@ -1,0 +1,108 @@
+/*  broker_durable: the stage between a batch's commit and its publication.
+    The loop commits a batch without fsync (MDB_NOSYNC) and goes on with
+    the next one; a sync thread makes the commits durable (mdb_env_sync)
+    and the loop then releases, in order, what each batch held back: its
+    changes and deadline notices, and the query or admin replies answered
+    after it (so nobody sees a state or a seq that is not yet on disk).
+    The fsync of batch N thus overlaps the applying of batch N+1; several
+    commits that pile up during one fsync share the next one.
+
+    Ordering: an item is held with the ticket of the last commit made
+    before it (broker_durable_committed), and released once a sync that
+    started after that commit has finished, in the order held. An item
+    held with nothing pending is released at the next release call.
+
+    Threading: every function but the sync callback runs on the owner's
+    (the loop's) thread; the sync callback runs on the sync thread, one
+    call at a time (LMDB allows mdb_env_sync from any thread while the
+    owner writes; docs/broker.md). Hooks for a later stage (replication,
+    change log) take the released items through the release callbacks. */
+#ifndef BROKER_DURABLE_H_INCLUDED
+#define BROKER_DURABLE_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct broker_durable broker_durable_t;
+
+//  Make every commit done so far durable. Runs on the sync thread.
+//  0 or -1 (logged by the callee).
+typedef int(broker_durable_sync_fn)(void *arg);
+
+//  A held change or notice, released: topic + body, borrowed for the call.
+typedef void(broker_durable_pub_fn)(const void *topic, size_t tlen,
+                                    const void *body, size_t blen, void *arg);
+
+//  A held reply, released: the two pointers given to _hold_reply; the
+//  callee takes ownership of msg.
+typedef void(broker_durable_reply_fn)(void *sock, void *msg, void *arg);
+
+//  Counters since _new (read on the owner's thread).
+typedef struct {
+    uint64_t commits;      //  commits announced
+    uint64_t syncs;        //  fsyncs done
+    uint64_t sync_us;      //  total time inside the sync callback
+    uint64_t sync_us_max;  //  longest one
+    uint64_t held;         //  items held
+    uint64_t held_max;     //  most items waiting at once
+    uint64_t hist[16];     //  fsync times: hist[i] counts those < 2^i * 64 us
+} broker_durable_stats_t;
+
+//  Frees a held reply's msg that was never released (on destroy).
+typedef void(broker_durable_free_fn)(void *msg);
+
+//  Start the sync thread. sync/arg: how to make commits durable (the
+//  broker passes broker_store_sync); free_reply: see _hold_reply. NULL
+//  after logging.
+broker_durable_t *broker_durable_new(broker_durable_sync_fn *sync, void *arg,
+                                     broker_durable_free_fn *free_reply);
+
+//  Wait for the pending syncs, stop the thread, free what is still held
+//  (without releasing it: call _drain first to publish it).
+void broker_durable_destroy(broker_durable_t **self_p);
+
+//  A write txn was committed without fsync: ask the sync thread for one.
+void broker_durable_committed(broker_durable_t *self);
+
+//  Hold a message until every commit announced so far is durable (a copy
+//  is kept). 0 or -1 (out of memory, logged).
+int broker_durable_hold_msg(broker_durable_t *self, const void *topic,
+                            size_t tlen, const void *body, size_t blen);
+
+//  Hold a reply the same way; sock and msg are passed back on release
+//  (msg is owned by the stage until then; freed by reply_fn, or by
+//  free_reply on destroy). 0 or -1 (msg is then still the caller's).
+int broker_durable_hold_reply(broker_durable_t *self, void *sock, void *msg);
+
+//  True if something is held or a sync is pending.
+bool broker_durable_busy(const broker_durable_t *self);
+
+//  True if the oldest held item could be released now (no syscall, no
+//  lock: for polling between events of a long batch).
+bool broker_durable_ready(const broker_durable_t *self);
+
+//  File descriptor that becomes readable when a sync finished (poll it
+//  with the loop's sockets).
+int broker_durable_fd(const broker_durable_t *self);
+
+//  Release, in order, every item whose commits are durable. Returns the
+//  number released, or -1 if a sync failed (nothing after the failure is
+//  ever released: the broker must stop, its state is not known durable).
+int broker_durable_release(broker_durable_t *self, broker_durable_pub_fn *pub,
+                           broker_durable_reply_fn *reply, void *arg);
+
+//  Block until every commit announced so far is durable, then release
+//  everything (clean stop, account replies that must not wait for the
+//  loop). Same return as _release.
+int broker_durable_drain(broker_durable_t *self, broker_durable_pub_fn *pub,
+                         broker_durable_reply_fn *reply, void *arg);
+
+//  Free the queue's buffers if nothing is held (they grow to the largest
+//  backlog, e.g. a login storm during a slow fsync; call when idle).
+void broker_durable_shrink(broker_durable_t *self);
+
+//  Counters so far.
+void broker_durable_stats(broker_durable_t *self, broker_durable_stats_t *st);
+
+#endif

@@ -1,0 +1,134 @@
+/*  it.broker_grace: the real broker and sweeper with timeout = 1 s and
+    grace = 2 s. A session that stops beating keeps its user online
+    through the grace and then yields exactly one change, reason timeout,
+    at deadline + grace (within 1 s); a session that beats again within
+    the grace goes on with nothing published (counted as a suppressed
+    flap). A logout is never held by grace. */
+#include <unistd.h>
+
+#include "itutil.h"
+#include "testutil.h"
+
+static it_env_t env;
+static it_proc_t broker, sweeper;
+static pres_config_t cfg;
+
+static void
+s_sweeper_start(it_proc_t *p)
+{
+    static const char *const argv[] = {"-v", NULL};
+    CHECK(it_spawn(&env, "presence-sweeper", argv, NULL, p) == 0);
+    int64_t until = pres_mono_ms() + 5000;
+    while (!it_proc_log_has(p, "snapshot: seq")) {
+        if (pres_mono_ms() > until || !it_proc_alive(p)) {
+            it_proc_dump_log(p);
+            CHECK(!"sweeper did not load a snapshot within 5 s");
+        }
+        usleep(20 * 1000);
+    }
+}
+
+static void
+s_state(const char *user, const char *want)
+{
+    char st[16], acc[16];
+    uint64_t n, ls;
+    CHECK(it_get_user(&cfg, user, st, &n, &ls, acc) == 0);
+    CHECK_STR(st, want);
+}
+
+int
+main(void)
+{
+    CHECK(it_env_init(&env, "broker-grace") == 0);
+    it_env_set(&env, "timeout", "1");
+    it_env_set(&env, "grace", "2");
+    CHECK(it_env_config(&env, &cfg) == 0);
+    CHECK(it_broker_start(&env, NULL, &broker) == 0);
+    s_sweeper_start(&sweeper);
+    zsock_t *sub = pres_bus_sub_changes(&cfg, "");
+    CHECK(sub);
+    pres_pub_t *pub = it_pub_new(&cfg, "gateway-grace-1");
+    CHECK(pub);
+    usleep(200 * 1000);
+
+    //  1. No heartbeat: online through the grace, then one timeout.
+    pres_change_t ch;
+    CHECK(it_send_login(pub, "gina", "g1") == 0);
+    CHECK(it_wait_change(sub, "gina", &ch, 3000) == 0);
+    uint64_t deadline = ch.deadline;
+    CHECK(deadline >= ch.at + 1000);
+    //  The sweeper expires on time; the broker answers with the end of
+    //  the grace and keeps her state.
+    pres_deadline_t dl;
+    CHECK(it_wait_deadline(sub, "gina", &dl, 3000) == 0);
+    CHECK_EQ(dl.deadline, deadline + 2000);
+    CHECK((uint64_t)pres_now_ms() >= deadline);
+    s_state("gina", "online");
+    CHECK(it_wait_change(sub, "gina", &ch, 5000) == 0);
+    CHECK_STR(pres_reason_name(ch.reason), "timeout");
+    CHECK_STR(pres_state_name(ch.state), "offline");
+    CHECK(ch.at >= deadline + 2000);
+    CHECK(ch.at <= deadline + 2000 + 1000);
+    uint64_t gina_seq = ch.seq;
+    //  Exactly one: nothing more about gina.
+    CHECK(it_wait_change(sub, "gina", &ch, 1500) != 0);
+    s_state("gina", "offline");
+    uint32_t n = 0;
+    zframe_t *st = NULL;
+    {
+        pres_query_t q = {.op = PRES_Q_STATS};
+        st = it_query(&cfg, &q);
+        CHECK(st);
+        CHECK(it_mp_count(st, "quality.timeout_lateness_ms.counts", &n) == 0);
+        uint64_t total = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            char p[64];
+            snprintf(p, sizeof(p), "quality.timeout_lateness_ms.counts.%u", i);
+            total += it_uint(st, p);
+        }
+        CHECK_EQ(total, 1);
+        CHECK_EQ(it_uint(st, "quality.transitions.timeout"), 1);
+        CHECK_EQ(it_uint(st, "quality.flaps_suppressed"), 0);
+        zframe_destroy(&st);
+    }
+
+    //  2. A heartbeat within the grace: the session goes on, unpublished.
+    CHECK(it_send_login(pub, "hank", "h1") == 0);
+    CHECK(it_wait_change(sub, "hank", &ch, 3000) == 0);
+    deadline = ch.deadline;
+    uint64_t login_seq = ch.seq;
+    CHECK(it_wait_deadline(sub, "hank", &dl, 3000) == 0);
+    CHECK_EQ(dl.deadline, deadline + 2000);  //  in grace now
+    CHECK(it_send_heartbeat(pub, "hank", "h1", NULL) == 0);
+    //  Past the old end of the grace, and then some: still online, no
+    //  change about hank.
+    while ((uint64_t)pres_now_ms() < deadline + 2000 + 500)
+        CHECK(it_wait_change(sub, "hank", &ch, 100) != 0);
+    s_state("hank", "online");
+    CHECK_EQ(it_stat(&cfg, "quality.flaps_suppressed"), 1);
+    //  He beats on; then a logout is published at once.
+    CHECK(it_send_heartbeat(pub, "hank", "h1", NULL) == 0);
+    CHECK(it_send_logout(pub, "hank", "h1") == 0);
+    CHECK(it_wait_change(sub, "hank", &ch, 3000) == 0);
+    CHECK_STR(pres_reason_name(ch.reason), "logout");
+    CHECK(ch.seq > login_seq && ch.seq > gina_seq);
+    //  Nothing was published about hank between his login and logout.
+    pres_query_t h = {.op = PRES_Q_HISTORY};
+    strcpy(h.user, "hank");
+    zframe_t *r = it_query(&cfg, &h);
+    CHECK(r);
+    CHECK(it_mp_count(r, "entries", &n) == 0);
+    CHECK_EQ(n, 2);
+    CHECK_STR(it_str(r, "entries.0.reason"), "logout");
+    CHECK_EQ(it_uint(r, "entries.1.seq"), login_seq);
+    zframe_destroy(&r);
+
+    pres_pub_destroy(&pub);
+    zsock_destroy(&sub);
+    CHECK_EQ(it_proc_stop(&sweeper, 5000), 0);
+    CHECK_EQ(it_proc_stop(&broker, 5000), 0);
+    it_env_cleanup(&env);
+    printf("it.broker_grace: ok\n");
+    return 0;
+}
