@@ -161,7 +161,8 @@ s_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     gw_workers_release(self->workers, &req);
 }
 
-static void
+/* MHD hands its own printf-style format with the matching arguments. */
+__attribute__((format(printf, 2, 0))) static void
 s_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     gw_http_t *self = cls;
