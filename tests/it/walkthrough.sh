@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # it.walkthrough: the README's first steps, run as a newcomer would. Starts
-# deploy/run-local.sh on a temp data and run dir and a free loopback port,
-# runs the shell block under "## First steps" in README.md as it stands
-# (only the port is changed; build/ is a link to the build dir), checks
+# deploy/run-local.sh on a temp data and run dir and a loopback port the
+# gateway picks, runs the shell block under "## First steps" in README.md as
+# it stands (only the port is changed; build/ is a link to the build dir), checks
 # what it printed, then checks that watch sees a change and that the
 # dashboard and /metrics answer. Stops exactly what it started.
 #   walkthrough.sh BUILD_DIR SOURCE_DIR
@@ -50,28 +50,29 @@ export PRESENCE_DATA_DIR=$tmp/data PRESENCE_RUN_DIR=$tmp/run
 cd "$tmp" || exit 1
 ln -s "$build" build
 
-# A free port: nothing answers on it now; if the gateway still cannot bind
-# it (taken meanwhile), run-local.sh exits and we try another.
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# The gateway binds a port the kernel picks (http_listen port 0) and logs
+# it: no probed port another process could take before the bind (under
+# load the probe-then-bind race lost the port).
 healthy() {
     local h
     h=$(curl -s -m 2 "http://127.0.0.1:$port/healthz")
     [[ $h == *'"broker":"ok"'* ]]
 }
-for attempt in 1 2 3; do
-    port=$((20000 + (RANDOM * 7 + $$) % 40000))
-    port_free "$port" || continue
-    export PRESENCE_HTTP_LISTEN=127.0.0.1:$port
-    bash "$src/deploy/run-local.sh" build >"$tmp/run.log" 2>&1 &
-    runner=$!
-    poll_until 30 eval 'healthy || ! alive "$runner"'
-    daemons=$(sed -n 's/.*running (pids \([0-9 ]*\)).*/\1/p' "$tmp/run.log")
-    healthy && break
-    alive "$runner" && fail "gateway not healthy on port $port after 30 s"
-    wait "$runner"
-    runner=""
-done
-[ -n "$runner" ] || fail "run-local.sh did not start in 3 attempts"
+bound() {  # sets port from the gateway's "listening on ... (port N" line
+    port=$(sed -n 's/.*listening on 127\.0\.0\.1:0 (port \([0-9]*\).*/\1/p;T;q' \
+        "$tmp/run.log")
+    [ -n "$port" ] && [ "$port" != 0 ]
+}
+port=""
+export PRESENCE_HTTP_LISTEN=127.0.0.1:0
+bash "$src/deploy/run-local.sh" build >"$tmp/run.log" 2>&1 &
+runner=$!
+poll_until 30 eval '{ bound && healthy; } || ! alive "$runner"'
+daemons=$(sed -n 's/.*running (pids \([0-9 ]*\)).*/\1/p' "$tmp/run.log")
+alive "$runner" || fail "run-local.sh exited"
+bound || fail "the gateway logged no bound port after 30 s"
+healthy || fail "gateway not healthy on port $port after 30 s"
+export PRESENCE_HTTP_LISTEN=127.0.0.1:$port
 echo "walkthrough: running on port $port (pids $daemons)"
 
 # The README block, verbatim but for the port.
