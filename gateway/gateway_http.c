@@ -161,8 +161,10 @@ s_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     gw_workers_release(self->workers, &req);
 }
 
-/* MHD hands its own printf-style format with the matching arguments. */
-__attribute__((format(printf, 2, 0))) static void
+//  MHD hands its own printf-style format with the matching arguments.
+static void s_mhd_log(void *cls, const char *fmt, va_list ap) PRES_PRINTF(2, 0);
+
+static void
 s_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     gw_http_t *self = cls;
