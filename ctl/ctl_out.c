@@ -248,6 +248,26 @@ s_entries(const void *buf, size_t len, uint32_t *n)
     return 0;
 }
 
+//  Field `field` of entry i of a reply's `entries`; left as it is when
+//  absent.
+static void
+s_entry_uint(const void *buf, size_t len, uint32_t i, const char *field,
+             uint64_t *v)
+{
+    char path[48];
+    snprintf(path, sizeof(path), "entries.%u.%s", i, field);
+    pres_mp_find_uint(buf, len, path, v);
+}
+
+static void
+s_entry_str(const void *buf, size_t len, uint32_t i, const char *field,
+            char *out, size_t cap)
+{
+    char path[48];
+    snprintf(path, sizeof(path), "entries.%u.%s", i, field);
+    ctl_mp_str(buf, len, path, out, cap);
+}
+
 int
 ctl_out_audit(const void *buf, size_t len, FILE *out)
 {
@@ -257,19 +277,14 @@ ctl_out_audit(const void *buf, size_t len, FILE *out)
     if (n == 0)
         fprintf(out, "no account changes\n");
     for (uint32_t i = 0; i < n; i++) {
-        char path[48], by[80] = "?", old[16] = "?", new_[16] = "?",
-                       reason[PRES_REASON_MAX + 1] = "", when[32];
+        char by[80] = "?", old[16] = "?", new_[16] = "?",
+             reason[PRES_REASON_MAX + 1] = "", when[32];
         uint64_t at = 0;
-        snprintf(path, sizeof(path), "entries.%u.at", i);
-        pres_mp_find_uint(buf, len, path, &at);
-        snprintf(path, sizeof(path), "entries.%u.by", i);
-        ctl_mp_str(buf, len, path, by, sizeof(by));
-        snprintf(path, sizeof(path), "entries.%u.old", i);
-        ctl_mp_str(buf, len, path, old, sizeof(old));
-        snprintf(path, sizeof(path), "entries.%u.new", i);
-        ctl_mp_str(buf, len, path, new_, sizeof(new_));
-        snprintf(path, sizeof(path), "entries.%u.reason", i);
-        ctl_mp_str(buf, len, path, reason, sizeof(reason));
+        s_entry_uint(buf, len, i, "at", &at);
+        s_entry_str(buf, len, i, "by", by, sizeof(by));
+        s_entry_str(buf, len, i, "old", old, sizeof(old));
+        s_entry_str(buf, len, i, "new", new_, sizeof(new_));
+        s_entry_str(buf, len, i, "reason", reason, sizeof(reason));
         ctl_out_time(at, when, sizeof(when));
         fprintf(out, "%s  by %-16s %-9s -> %-9s%s%s\n", when, by, old, new_,
                 *reason ? "  reason: " : "", reason);
@@ -286,19 +301,13 @@ ctl_out_history(const void *buf, size_t len, FILE *out)
     if (n == 0)
         fprintf(out, "no transitions\n");
     for (uint32_t i = 0; i < n; i++) {
-        char path[48], state[16] = "?", prev[16] = "?", reason[16] = "?",
-                       when[32];
+        char state[16] = "?", prev[16] = "?", reason[16] = "?", when[32];
         uint64_t at = 0, seq = 0;
-        snprintf(path, sizeof(path), "entries.%u.at", i);
-        pres_mp_find_uint(buf, len, path, &at);
-        snprintf(path, sizeof(path), "entries.%u.seq", i);
-        pres_mp_find_uint(buf, len, path, &seq);
-        snprintf(path, sizeof(path), "entries.%u.state", i);
-        ctl_mp_str(buf, len, path, state, sizeof(state));
-        snprintf(path, sizeof(path), "entries.%u.prev", i);
-        ctl_mp_str(buf, len, path, prev, sizeof(prev));
-        snprintf(path, sizeof(path), "entries.%u.reason", i);
-        ctl_mp_str(buf, len, path, reason, sizeof(reason));
+        s_entry_uint(buf, len, i, "at", &at);
+        s_entry_uint(buf, len, i, "seq", &seq);
+        s_entry_str(buf, len, i, "state", state, sizeof(state));
+        s_entry_str(buf, len, i, "prev", prev, sizeof(prev));
+        s_entry_str(buf, len, i, "reason", reason, sizeof(reason));
         ctl_out_time(at, when, sizeof(when));
         fprintf(out, "%s.%03u  #%-8" PRIu64 " %-7s -> %-7s  %s\n", when,
                 (unsigned)(at % 1000), seq, prev, state, reason);
