@@ -328,16 +328,25 @@ s_query_reply(gw_req_t *req, struct MHD_Connection *conn, const pres_query_t *q)
     return s_reply_json(req, conn, &reply);
 }
 
-enum MHD_Result
-gw_api_user(gw_req_t *req, struct MHD_Connection *conn)
+//  A query `op` on the route's {user}: 0, or -1 if the id is invalid.
+static int
+s_user_query(const gw_req_t *req, pres_query_op_t op, pres_query_t *q)
 {
     const char *user = req->param;
     if (!pres_id_valid(user, strlen(user)))
-        return s_bad_request(req, conn, "invalid user id");
+        return -1;
+    memset(q, 0, sizeof *q);
+    q->op = op;
+    snprintf(q->user, sizeof q->user, "%s", user);
+    return 0;
+}
+
+enum MHD_Result
+gw_api_user(gw_req_t *req, struct MHD_Connection *conn)
+{
     pres_query_t q;
-    memset(&q, 0, sizeof q);
-    q.op = PRES_Q_GET;
-    snprintf(q.user, sizeof q.user, "%s", user);
+    if (s_user_query(req, PRES_Q_GET, &q) != 0)
+        return s_bad_request(req, conn, "invalid user id");
     return s_query_reply(req, conn, &q);
 }
 
@@ -514,13 +523,9 @@ gw_api_batch(gw_req_t *req, struct MHD_Connection *conn)
 static enum MHD_Result
 s_user_log(gw_req_t *req, struct MHD_Connection *conn, pres_query_op_t op)
 {
-    const char *user = req->param;
-    if (!pres_id_valid(user, strlen(user)))
-        return s_bad_request(req, conn, "invalid user id");
     pres_query_t q;
-    memset(&q, 0, sizeof q);
-    q.op = op;
-    snprintf(q.user, sizeof q.user, "%s", user);
+    if (s_user_query(req, op, &q) != 0)
+        return s_bad_request(req, conn, "invalid user id");
     if (s_limit_arg(conn, &q.limit) != 0)
         return s_bad_request(req, conn, "limit must be 1 to 1000");
     return s_query_reply(req, conn, &q);
