@@ -254,6 +254,18 @@ s_next_text(gw_sse_t *self, s_client_t *c)
     return false;
 }
 
+//  Copies what fits in room of src[*off, len) to dst; advances *off.
+static size_t
+s_copy(char *dst, size_t room, const char *src, size_t len, size_t *off)
+{
+    size_t n = len - *off;
+    if (n > room)
+        n = room;
+    memcpy(dst, src + *off, n);
+    *off += n;
+    return n;
+}
+
 static ssize_t
 s_reader(void *cls, uint64_t pos, char *buf, size_t max)
 {
@@ -276,12 +288,8 @@ s_reader(void *cls, uint64_t pos, char *buf, size_t max)
     while (out < max) {
         if (c->pend_off >= c->pend_len && c->backlog) {
             //  Replay from the change log before the ring.
-            size_t n = c->backlog_len - c->backlog_off;
-            if (n > max - out)
-                n = max - out;
-            memcpy(buf + out, c->backlog + c->backlog_off, n);
-            c->backlog_off += n;
-            out += n;
+            out += s_copy(buf + out, max - out, c->backlog, c->backlog_len,
+                          &c->backlog_off);
             if (c->backlog_off == c->backlog_len) {
                 free(c->backlog);
                 c->backlog = NULL;
@@ -290,12 +298,7 @@ s_reader(void *cls, uint64_t pos, char *buf, size_t max)
         }
         if (c->pend_off >= c->pend_len && !s_next_text(self, c))
             break;
-        size_t n = c->pend_len - c->pend_off;
-        if (n > max - out)
-            n = max - out;
-        memcpy(buf + out, c->pend + c->pend_off, n);
-        c->pend_off += n;
-        out += n;
+        out += s_copy(buf + out, max - out, c->pend, c->pend_len, &c->pend_off);
     }
     if (out == 0) {
         //  Nothing to send: park until gw_sse_push, gw_sse_tick or the
