@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "pres_bus.h"
+#include "pres_be64.h"
 #include "pres_log.h"
 
 #define S_HDR      32
@@ -55,22 +56,6 @@ struct broker_repl {
     uint64_t leader_seq;  //  seq after the last batch the leader sent
     char snap_path[PRES_PATH_MAX + 32];
 };
-
-static void
-s_be64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t)v;
-}
-
-static uint64_t
-s_rd64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
-}
 
 static size_t
 s_rd32(const uint8_t *p)
@@ -263,10 +248,10 @@ s_send(broker_repl_t *self, char kind, uint64_t batch, uint64_t now,
 {
     void *sock = zsock_resolve(self->sock);
     uint8_t hdr[S_HDR];
-    s_be64(hdr, (uint64_t)self->term);
-    s_be64(hdr + 8, batch);
-    s_be64(hdr + 16, now);
-    s_be64(hdr + 24, seq);
+    pres_be64_put(hdr, (uint64_t)self->term);
+    pres_be64_put(hdr + 8, batch);
+    pres_be64_put(hdr + 16, now);
+    pres_be64_put(hdr + 24, seq);
     zframe_t *id = zframe_dup(self->standby);
     if (zframe_send(&id, self->sock, ZFRAME_MORE) ||
         zmq_send(sock, &kind, 1, ZMQ_SNDMORE) < 0 ||
@@ -345,10 +330,10 @@ s_serve_one(broker_repl_t *self, broker_state_t *state)
             id = NULL;  //  taken (or dropped) by s_snapshot
         } else if (b[0] == S_ACK && zframe_size(body) == 17 && self->standby &&
                    zframe_eq(id, self->standby)) {
-            uint64_t batch = s_rd64(b + 1);
+            uint64_t batch = pres_be64_get(b + 1);
             if (batch > self->acked) {
                 self->acked = batch;
-                self->acked_seq = s_rd64(b + 9);
+                self->acked_seq = pres_be64_get(b + 9);
             }
         }
     }
@@ -436,8 +421,8 @@ broker_repl_hold(broker_repl_t *self, broker_state_t *state)
             self->held_cap = cap;
         }
         uint8_t *p = self->held + self->held_len;
-        s_be64(p, self->batch);
-        s_be64(p + 8, (uint64_t)now);
+        pres_be64_put(p, self->batch);
+        pres_be64_put(p + 8, (uint64_t)now);
         s_be32(p + 16, tlen);
         memcpy(p + 20, topic, tlen);
         s_be32(p + 20 + tlen, blen);
@@ -453,7 +438,7 @@ broker_repl_hold_deadline(const broker_repl_t *self)
 {
     if (self->held_off >= self->held_len)
         return 0;
-    return (int64_t)s_rd64(self->held + self->held_off + 8) +
+    return (int64_t)pres_be64_get(self->held + self->held_off + 8) +
            self->cfg->bus_timeout_ms;
 }
 
@@ -466,7 +451,7 @@ broker_repl_release(broker_repl_t *self, broker_repl_publish_fn *publish,
         s_detach(self, "no acknowledgement within bus_timeout_ms");
     while (self->held_off < self->held_len) {
         const uint8_t *p = self->held + self->held_off;
-        if (self->standby && s_rd64(p) > self->acked)
+        if (self->standby && pres_be64_get(p) > self->acked)
             break;
         size_t tlen = s_rd32(p + 16);
         size_t blen = s_rd32(p + 20 + tlen);
@@ -496,8 +481,8 @@ s_ack(broker_repl_t *self, uint64_t batch, uint64_t seq)
 {
     uint8_t ack[17];
     ack[0] = S_ACK;
-    s_be64(ack + 1, batch);
-    s_be64(ack + 9, seq);
+    pres_be64_put(ack + 1, batch);
+    pres_be64_put(ack + 9, seq);
     zmq_send(zsock_resolve(self->sock), ack, sizeof ack, ZMQ_DONTWAIT);
 }
 
@@ -616,8 +601,9 @@ broker_repl_standby_step(broker_repl_t *self, broker_state_t *state)
     }
     char kind = (char)zframe_data(kf)[0];
     const uint8_t *h = zframe_data(hf);
-    int64_t term = (int64_t)s_rd64(h);
-    uint64_t batch = s_rd64(h + 8), now = s_rd64(h + 16), seq = s_rd64(h + 24);
+    int64_t term = (int64_t)pres_be64_get(h);
+    uint64_t batch = pres_be64_get(h + 8), now = pres_be64_get(h + 16),
+             seq = pres_be64_get(h + 24);
     const uint8_t *payload = zframe_data(pf);
     size_t len = zframe_size(pf);
     switch (kind) {

@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "pres_be64.h"
 #include "pres_log.h"
 
 #define S_REC_VERSION 1
@@ -63,22 +64,6 @@ s_put32(uint8_t *p, uint32_t v)
 {
     for (int i = 0; i < 4; i++)
         p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void
-s_put_be64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (56 - 8 * i));
-}
-
-static uint64_t
-s_get_be64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
 }
 
 static uint32_t
@@ -768,7 +753,7 @@ broker_store_first_change(broker_store_t *self, uint64_t *seq)
                        rc ? mdb_strerror(rc) : "bad key");
         return -1;
     }
-    *seq = s_get_be64(k.mv_data);
+    *seq = pres_be64_get(k.mv_data);
     return 0;
 }
 
@@ -783,7 +768,8 @@ s_visit_change(const MDB_val *k, const MDB_val *v, void *ctx)
     s_change_walk_t *walk = ctx;
     if (k->mv_size != 8)
         return 0;
-    return walk->fn(s_get_be64(k->mv_data), v->mv_data, v->mv_size, walk->arg);
+    return walk->fn(pres_be64_get(k->mv_data), v->mv_data, v->mv_size,
+                    walk->arg);
 }
 
 int
@@ -791,7 +777,7 @@ broker_store_each_change(broker_store_t *self, uint64_t from,
                          broker_store_change_fn *fn, void *arg)
 {
     uint8_t key[8];
-    s_put_be64(key, from);
+    pres_be64_put(key, from);
     MDB_val start = {8, key};
     s_change_walk_t walk = {fn, arg};
     return s_walk(self, self->changes, "changes", &start, s_visit_change,
@@ -807,7 +793,7 @@ s_user_key(const char *user, uint64_t n, uint8_t *key)
     assert(ulen <= PRES_ID_MAX);
     memcpy(key, user, ulen);
     key[ulen] = 0;
-    s_put_be64(key + ulen + 1, n);
+    pres_be64_put(key + ulen + 1, n);
     return ulen + 9;
 }
 
@@ -838,7 +824,7 @@ s_visit_hist(const MDB_val *k, const MDB_val *v, void *ctx)
     if (v->mv_size != S_HIST_LEN || p[0] != S_REC_VERSION)
         return 0;
     broker_hist_rec_t rec = {
-        .seq = ~s_get_be64((const uint8_t *)k->mv_data + walk->plen),
+        .seq = ~pres_be64_get((const uint8_t *)k->mv_data + walk->plen),
         .state = p[1],
         .prev = p[2],
         .reason = p[3],
@@ -904,7 +890,7 @@ s_visit_point(const MDB_val *k, const MDB_val *v, void *ctx)
     const uint8_t *p = v->mv_data;
     if (k->mv_size != 8 || v->mv_size != 17 || p[0] != S_REC_VERSION)
         return 0;
-    return walk->fn(s_get_be64(k->mv_data), s_get64(p + 1), s_get64(p + 9),
+    return walk->fn(pres_be64_get(k->mv_data), s_get64(p + 1), s_get64(p + 9),
                     walk->arg);
 }
 
@@ -913,7 +899,7 @@ broker_store_each_point(broker_store_t *self, uint64_t from,
                         broker_store_point_fn *fn, void *arg)
 {
     uint8_t key[8];
-    s_put_be64(key, from);
+    pres_be64_put(key, from);
     MDB_val start = {8, key};
     s_point_walk_t walk = {fn, arg};
     return s_walk(self, self->series, "series", &start, s_visit_point, &walk);
@@ -925,7 +911,7 @@ broker_store_put_change(broker_store_t *self, uint64_t seq, const void *body,
 {
     assert(self->wtxn);
     uint8_t key[8];
-    s_put_be64(key, seq);
+    pres_be64_put(key, seq);
     MDB_val k = {8, key}, v = {len, (void *)(uintptr_t)body};
     //  Seqs only grow: MDB_APPEND fills pages sequentially (no search, no
     //  split in the middle of the tree).
@@ -978,7 +964,8 @@ s_cursor_trim(broker_store_t *self, MDB_dbi dbi, MDB_cursor *cur, MDB_val *k,
 static bool
 s_below(const MDB_val *k, const void *ctx)
 {
-    return k->mv_size == 8 && s_get_be64(k->mv_data) < *(const uint64_t *)ctx;
+    return k->mv_size == 8 &&
+           pres_be64_get(k->mv_data) < *(const uint64_t *)ctx;
 }
 
 static int
@@ -1075,7 +1062,7 @@ broker_store_put_point(broker_store_t *self, uint64_t minute, uint64_t online,
                        uint64_t away)
 {
     uint8_t key[8], val[17];
-    s_put_be64(key, minute);
+    pres_be64_put(key, minute);
     val[0] = S_REC_VERSION;
     s_put64(val + 1, online);
     s_put64(val + 9, away);
