@@ -5,7 +5,6 @@
     1 and 16 sessions: a figure, not an assertion); the publisher table
     stays within publishers_max and forgets idle entries, in LMDB too. */
 #define _XOPEN_SOURCE 700
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,16 +14,8 @@
 #include "broker_state.h"
 #include "broker_store.h"
 #include "pres_log.h"
+#include "storeutil.h"
 #include "testutil.h"
-
-static int
-s_rm(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 typedef struct {
     char dir[64];
@@ -38,24 +29,19 @@ typedef struct {
 static void
 s_open(s_env_t *e)
 {
-    e->store = broker_store_new(e->dir, 64 << 20);
-    CHECK(e->store);
-    e->state = broker_state_new(&e->cfg, e->store);
-    CHECK(e->state);
+    st_open(e->dir, 64 << 20, &e->cfg, &e->store, &e->state);
 }
 
 static void
 s_close(s_env_t *e)
 {
-    broker_state_destroy(&e->state);
-    broker_store_destroy(&e->store);
+    st_close(&e->store, &e->state);
 }
 
 static void
 s_init(s_env_t *e, const char *name)
 {
-    snprintf(e->dir, sizeof(e->dir), "/tmp/pres-unit-%s-XXXXXX", name);
-    CHECK(mkdtemp(e->dir));
+    st_tmpdir(e->dir, sizeof(e->dir), name);
     pres_config_defaults(&e->cfg);
     CHECK(pres_config_finish(&e->cfg) == 0);
     e->now = 1700000000000ULL;
@@ -66,7 +52,7 @@ static void
 s_fini(s_env_t *e)
 {
     s_close(e);
-    nftw(e->dir, s_rm, 8, FTW_DEPTH | FTW_PHYS);
+    st_rmtree(e->dir);
 }
 
 static void

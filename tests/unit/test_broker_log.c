@@ -5,22 +5,13 @@
     points and their 30-day trim, a session's login time across a reopen,
     and a short meta record (older broker) read with later counters 0. */
 #define _XOPEN_SOURCE 700
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "broker_store.h"
+#include "storeutil.h"
 #include "testutil.h"
-
-static int
-s_rm(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static int
 s_fill_log(broker_store_t *store, void *arg)
@@ -143,8 +134,8 @@ s_fill_session(broker_store_t *store, void *arg)
 int
 main(void)
 {
-    char dir[] = "/tmp/pres-unit-log-XXXXXX";
-    CHECK(mkdtemp(dir));
+    char dir[64];
+    st_tmpdir(dir, sizeof(dir), "log");
     broker_store_t *store = broker_store_new(dir, 1 << 20);
     CHECK(store);
 
@@ -221,7 +212,7 @@ main(void)
     CHECK_EQ(first, 101);
     broker_store_read_end(store);
     broker_store_destroy(&store);
-    nftw(dir, s_rm, 8, FTW_DEPTH | FTW_PHYS);
+    st_rmtree(dir);
     printf("unit.broker_log: ok\n");
     return 0;
 }

@@ -4,7 +4,6 @@
     the account hand-over, and an error reply (never silence) for every
     malformed request. */
 #define _XOPEN_SOURCE 700
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,21 +12,13 @@
 #include "broker_state.h"
 #include "broker_store.h"
 #include "pres_mp.h"
+#include "storeutil.h"
 #include "testutil.h"
 
-static char s_dir[] = "/tmp/pres-unit-query-XXXXXX";
+static char s_dir[64];
 static broker_state_t *s_state;
 static msgpack_sbuffer s_out;
 static uint64_t s_seq;
-
-static int
-s_rm(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static void
 s_apply(pres_ev_type_t type, const char *user, const char *session,
@@ -272,14 +263,12 @@ test_account_and_errors(void)
 int
 main(void)
 {
-    CHECK(mkdtemp(s_dir));
+    st_tmpdir(s_dir, sizeof(s_dir), "query");
     pres_config_t cfg;
     pres_config_defaults(&cfg);
     CHECK_EQ(pres_config_finish(&cfg), 0);
-    broker_store_t *store = broker_store_new(s_dir, 1 << 20);
-    CHECK(store);
-    s_state = broker_state_new(&cfg, store);
-    CHECK(s_state);
+    broker_store_t *store;
+    st_open(s_dir, 1 << 20, &cfg, &store, &s_state);
     msgpack_sbuffer_init(&s_out);
     //  ann online (2 sessions), bea away, cid offline and banned, dot online.
     s_apply(PRES_EV_LOGIN, "ann", "a1", 1000);
@@ -309,9 +298,8 @@ main(void)
     test_account_and_errors();
 
     msgpack_sbuffer_destroy(&s_out);
-    broker_state_destroy(&s_state);
-    broker_store_destroy(&store);
-    nftw(s_dir, s_rm, 8, FTW_DEPTH | FTW_PHYS);
+    st_close(&store, &s_state);
+    st_rmtree(s_dir);
     printf("unit.broker_query: ok\n");
     return 0;
 }

@@ -2,45 +2,32 @@
     a synthetic clock: decoded events in, the outbox (changes and deadline
     notices) checked message by message. No sockets, no sleeps. */
 #define _XOPEN_SOURCE 700
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "broker_state.h"
 #include "broker_store.h"
+#include "storeutil.h"
 #include "testutil.h"
 
-static char s_dir[] = "/tmp/pres-unit-state-XXXXXX";
+static char s_dir[64];
 static pres_config_t s_cfg;
 static broker_store_t *s_store;
 static broker_state_t *s_state;
 static uint64_t s_pub_seq;  //  our publisher's seq
 static size_t s_next;       //  next outbox message to check
 
-static int
-s_rm(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static void
 s_open(void)
 {
-    s_store = broker_store_new(s_dir, 1 << 20);
-    CHECK(s_store);
-    s_state = broker_state_new(&s_cfg, s_store);
-    CHECK(s_state);
+    st_open(s_dir, 1 << 20, &s_cfg, &s_store, &s_state);
 }
 
 static void
 s_close(void)
 {
-    broker_state_destroy(&s_state);
-    broker_store_destroy(&s_store);
+    st_close(&s_store, &s_state);
 }
 
 //  One event as the server hands it over (already decoded).
@@ -381,7 +368,7 @@ test_deny_unknown(void)
 int
 main(void)
 {
-    CHECK(mkdtemp(s_dir));
+    st_tmpdir(s_dir, sizeof(s_dir), "state");
     pres_config_defaults(&s_cfg);
     CHECK_EQ(pres_config_finish(&s_cfg), 0);
     s_open();
@@ -392,7 +379,7 @@ main(void)
     test_reopen();
     test_deny_unknown();
     s_close();
-    nftw(s_dir, s_rm, 8, FTW_DEPTH | FTW_PHYS);
+    st_rmtree(s_dir);
     printf("unit.broker_state: ok\n");
     return 0;
 }

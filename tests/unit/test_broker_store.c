@@ -3,7 +3,6 @@
     reopen, the publisher table (MDB_MAP_FULL growth has its own file,
     test_broker_store_fault.c). */
 #define _XOPEN_SOURCE 700
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,16 +10,8 @@
 #include "broker_pubs.h"
 #include "broker_state.h"
 #include "broker_store.h"
+#include "storeutil.h"
 #include "testutil.h"
-
-static int
-s_rm(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static int
 s_fill_basic(broker_store_t *store, void *arg)
@@ -64,8 +55,8 @@ s_count_pub(const char *src, size_t len, uint64_t last, uint64_t lost,
 int
 main(void)
 {
-    char dir[] = "/tmp/pres-unit-store-XXXXXX";
-    CHECK(mkdtemp(dir));
+    char dir[64];
+    st_tmpdir(dir, sizeof(dir), "store");
     broker_store_t *store = broker_store_new(dir, 1 << 20);
     CHECK(store);
     CHECK(broker_store_write(store, true, s_fill_basic, NULL) == 0);
@@ -114,10 +105,8 @@ main(void)
     pres_config_t cfg;
     pres_config_defaults(&cfg);
     CHECK(pres_config_finish(&cfg) == 0);
-    store = broker_store_new(dir, 1 << 20);
-    CHECK(store);
-    broker_state_t *state = broker_state_new(&cfg, store);
-    CHECK(state);
+    broker_state_t *state;
+    st_open(dir, 1 << 20, &cfg, &store, &state);
     CHECK_EQ(broker_state_meta(state)->seq, 42);
     pres_event_t ev = {.type = PRES_EV_LOGIN, .seq = 1};
     strcpy(ev.user, "carol");
@@ -141,13 +130,9 @@ main(void)
     CHECK_EQ(meta->lost, 3);
     CHECK_EQ(meta->refused, 1);
     CHECK_EQ(meta->applied, 2);
-    broker_state_destroy(&state);
-    broker_store_destroy(&store);
+    st_close(&store, &state);
 
-    store = broker_store_new(dir, 1 << 20);
-    CHECK(store);
-    state = broker_state_new(&cfg, store);
-    CHECK(state);
+    st_open(dir, 1 << 20, &cfg, &store, &state);
     meta = broker_state_meta(state);
     CHECK_EQ(meta->seq, 43);
     CHECK_EQ(meta->online, 1);
@@ -166,8 +151,7 @@ main(void)
     CHECK_EQ(broker_pubs_arrive(pubs, "gateway-x", 10, 1), 2);
     CHECK_EQ(broker_pubs_arrive(pubs, "gateway-x", 1, 1), 0);  //  restart
     CHECK_EQ(broker_pubs_arrive(pubs, "fresh", 5, 1), 4);      //  slow joiner
-    broker_state_destroy(&state);
-    broker_store_destroy(&store);
-    nftw(dir, s_rm, 8, FTW_DEPTH | FTW_PHYS);
+    st_close(&store, &state);
+    st_rmtree(dir);
     return 0;
 }

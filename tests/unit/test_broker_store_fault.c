@@ -7,7 +7,6 @@
     events refused, leaves the durable state as it was, and the next batch
     works once writes succeed again. */
 #define _XOPEN_SOURCE 700
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <signal.h>
@@ -17,18 +16,10 @@
 
 #include "broker_state.h"
 #include "broker_store.h"
+#include "storeutil.h"
 #include "testutil.h"
 
 #define S_USERS 20000
-
-static int
-s_rm(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static int s_fills;  //  calls of s_fill_big (replays show as > 1)
 
@@ -92,10 +83,9 @@ test_state(const char *dir)
     pres_config_t cfg;
     pres_config_defaults(&cfg);
     CHECK_EQ(pres_config_finish(&cfg), 0);
-    broker_store_t *store = broker_store_new(dir, 1 << 20);
-    CHECK(store);
-    broker_state_t *state = broker_state_new(&cfg, store);
-    CHECK(state);
+    broker_store_t *store;
+    broker_state_t *state;
+    st_open(dir, 1 << 20, &cfg, &store, &state);
     broker_state_begin(state, 1000);
     pres_event_t ev = {.type = PRES_EV_LOGIN};
     strcpy(ev.src, "gateway-fault-1");
@@ -118,17 +108,12 @@ test_state(const char *dir)
         CHECK_EQ(pres_change_decode(&ch, body, blen, &why), 0);
         CHECK_EQ(ch.seq, i + 1);
     }
-    broker_state_destroy(&state);
-    broker_store_destroy(&store);
-    store = broker_store_new(dir, 1 << 20);
-    CHECK(store);
-    state = broker_state_new(&cfg, store);
-    CHECK(state);
+    st_close(&store, &state);
+    st_open(dir, 1 << 20, &cfg, &store, &state);
     CHECK_EQ(broker_state_meta(state)->seq, S_USERS);
     CHECK_EQ(broker_state_meta(state)->sessions, S_USERS);
     CHECK_EQ(broker_state_meta(state)->online, S_USERS);
-    broker_state_destroy(&state);
-    broker_store_destroy(&store);
+    st_close(&store, &state);
 }
 
 static void
@@ -159,10 +144,9 @@ test_write_fails(const char *dir)
     pres_config_t cfg;
     pres_config_defaults(&cfg);
     CHECK_EQ(pres_config_finish(&cfg), 0);
-    broker_store_t *store = broker_store_new(dir, 64 << 20);
-    CHECK(store);
-    broker_state_t *state = broker_state_new(&cfg, store);
-    CHECK(state);
+    broker_store_t *store;
+    broker_state_t *state;
+    st_open(dir, 64 << 20, &cfg, &store, &state);
     uint64_t pub_seq = 0;
     s_login_batch(state, 0, 100, &pub_seq);
     CHECK_EQ(broker_state_commit(state), 0);
@@ -216,26 +200,21 @@ test_write_fails(const char *dir)
     CHECK_EQ(broker_state_commit(state), 0);
     CHECK(broker_state_dirty(state));
     CHECK_EQ(broker_state_flush(state), 0);
-    broker_state_destroy(&state);
-    broker_store_destroy(&store);
+    st_close(&store, &state);
 
     //  Reopen: exactly the durable batches.
-    store = broker_store_new(dir, 64 << 20);
-    CHECK(store);
-    state = broker_state_new(&cfg, store);
-    CHECK(state);
+    st_open(dir, 64 << 20, &cfg, &store, &state);
     CHECK_EQ(broker_state_meta(state)->seq, before.seq + 5000);
     CHECK_EQ(broker_state_meta(state)->sessions, 5100);
-    broker_state_destroy(&state);
-    broker_store_destroy(&store);
+    st_close(&store, &state);
 }
 
 int
 main(void)
 {
-    char dir[] = "/tmp/pres-unit-fault-XXXXXX";
-    CHECK(mkdtemp(dir));
-    char sub[64];
+    char dir[64];
+    st_tmpdir(dir, sizeof(dir), "fault");
+    char sub[sizeof(dir) + 16];
     snprintf(sub, sizeof(sub), "%s/store", dir);
     CHECK_EQ(mkdir(sub, 0700), 0);
     test_store(sub);
@@ -245,7 +224,7 @@ main(void)
     snprintf(sub, sizeof(sub), "%s/full", dir);
     CHECK_EQ(mkdir(sub, 0700), 0);
     test_write_fails(sub);
-    nftw(dir, s_rm, 8, FTW_DEPTH | FTW_PHYS);
+    st_rmtree(dir);
     printf("unit.broker_store_fault: ok\n");
     return 0;
 }
