@@ -101,22 +101,6 @@ s_has(const s_resp_t *r, const char *needle)
     return strstr(r->body, needle) != NULL;
 }
 
-static int
-s_free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    CHECK(fd >= 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    CHECK(bind(fd, (struct sockaddr *)&a, sizeof a) == 0);
-    socklen_t len = sizeof a;
-    CHECK(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 static void
 s_gateway_start(void)
 {
@@ -292,7 +276,8 @@ main(void)
     pres_config_t cfg;
     CHECK(it_env_config(&s_env, &cfg) == 0);
     CHECK(it_broker_start(&s_env, NULL, &s_broker) == 0);
-    s_port = s_free_port();
+    s_port = it_free_port();
+    CHECK(s_port > 0);
     s_gateway_start();
     char path[512];
     snprintf(path, sizeof path, "%s/jwt.secret", s_env.data_dir);

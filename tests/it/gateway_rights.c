@@ -38,6 +38,7 @@
 #include "itutil.h"
 #include "pres_jwt.h"
 #include "pres_log.h"
+#include "jwtutil.h"
 #include "testutil.h"
 
 #define S_CLOSE_MS 2000  //  a stream whose rights are gone closes within
@@ -115,28 +116,13 @@ s_expect(s_resp_t *r, long want, const char *what)
     CHECK_EQ(r->status, want);
 }
 
-static int
-s_free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    CHECK(fd >= 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    CHECK(bind(fd, (struct sockaddr *)&a, sizeof a) == 0);
-    socklen_t len = sizeof a;
-    CHECK(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 //  Start (or restart) the gateway on s_port with extra env, wait healthy.
 static void
 s_gateway_start(const char *const *extra)
 {
     if (!s_port)
-        s_port = s_free_port();
+        s_port = it_free_port();
+    CHECK(s_port > 0);
     char listen[64];
     snprintf(listen, sizeof listen, "127.0.0.1:%d", s_port);
     it_env_set(&s_env, "http_listen", listen);
@@ -184,60 +170,14 @@ s_teardown(void)
 //  ------------------------------------------------------------------
 //  Tokens made by hand
 
-static void
-s_b64url(const unsigned char *in, size_t len, char *out)
-{
-    static const char t[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    size_t o = 0, i = 0;
-    for (; i + 2 < len; i += 3) {
-        uint32_t v =
-            (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-        out[o++] = t[v >> 18];
-        out[o++] = t[(v >> 12) & 63];
-        out[o++] = t[(v >> 6) & 63];
-        out[o++] = t[v & 63];
-    }
-    if (len - i >= 1) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        if (len - i == 2)
-            v |= (uint32_t)in[i + 1] << 8;
-        out[o++] = t[v >> 18];
-        out[o++] = t[(v >> 12) & 63];
-        if (len - i == 2)
-            out[o++] = t[(v >> 6) & 63];
-    }
-    out[o] = '\0';
-}
-
-static int
-s_b64val(char c)
-{
-    static const char t[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    const char *p = strchr(t, c);
-    return p && c ? (int)(p - t) : -1;
-}
-
 //  An HS256 token with this payload, signed with the gateway's secret.
 static char *
 s_hs256(const char *payload)
 {
-    char h[256], p[2048], mac_b64[64];
-    const char *header = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
-    s_b64url((const unsigned char *)header, strlen(header), h);
-    s_b64url((const unsigned char *)payload, strlen(payload), p);
     char *tok = malloc(4096);
     CHECK(tok);
-    snprintf(tok, 4096, "%s.%s", h, p);
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int mac_len = 0;
-    CHECK(HMAC(EVP_sha256(), s_secret, (int)s_secret_len,
-               (const unsigned char *)tok, strlen(tok), mac, &mac_len));
-    s_b64url(mac, mac_len, mac_b64);
-    size_t n = strlen(tok);
-    snprintf(tok + n, 4096 - n, ".%s", mac_b64);
-    return tok;
+    return tu_jwt_make("{\"alg\":\"HS256\",\"typ\":\"JWT\"}", payload,
+                       EVP_sha256(), s_secret, s_secret_len, tok, 4096);
 }
 
 //  Copy of tok with the lowest unused bit of the signature's last
@@ -252,7 +192,7 @@ s_respell(const char *tok)
     static const char t[] =
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     char *last = out + strlen(out) - 1;
-    int v = s_b64val(*last);
+    int v = tu_b64val(*last);
     CHECK(v >= 0 && (v & 1) == 0);
     *last = t[v | 1];
     return out;
@@ -268,7 +208,7 @@ s_es256_twin(const char *tok, bool *was_high)
     int bits = 0;
     size_t n = 0;
     for (; *p; p++) {
-        acc = acc << 6 | (uint32_t)s_b64val(*p);
+        acc = acc << 6 | (uint32_t)tu_b64val(*p);
         bits += 6;
         if (bits >= 8) {
             bits -= 8;
@@ -291,7 +231,7 @@ s_es256_twin(const char *tok, bool *was_high)
     char *out = malloc(head + 100);
     CHECK(out);
     memcpy(out, tok, head);
-    s_b64url(sig, 64, out + head);
+    tu_b64url(sig, 64, out + head);
     return out;
 }
 

@@ -21,6 +21,7 @@
 #include <openssl/hmac.h>
 
 #include "pres_jwt.h"
+#include "jwtutil.h"
 #include "testutil.h"
 
 static int
@@ -231,32 +232,6 @@ ith_token(const it_env_t *env, const char *user, bool admin, int ttl_s)
     return t;
 }
 
-static void
-s_b64url(const unsigned char *in, size_t len, char *out)
-{
-    static const char t[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    size_t o = 0, i = 0;
-    for (; i + 2 < len; i += 3) {
-        uint32_t v =
-            (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-        out[o++] = t[v >> 18];
-        out[o++] = t[(v >> 12) & 63];
-        out[o++] = t[(v >> 6) & 63];
-        out[o++] = t[v & 63];
-    }
-    if (len - i >= 1) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        if (len - i == 2)
-            v |= (uint32_t)in[i + 1] << 8;
-        out[o++] = t[v >> 18];
-        out[o++] = t[(v >> 12) & 63];
-        if (len - i == 2)
-            out[o++] = t[(v >> 6) & 63];
-    }
-    out[o] = '\0';
-}
-
 const char *
 ith_jwt_make(const char *header, const char *payload, const char *hmac,
              const void *key, size_t key_len)
@@ -264,23 +239,12 @@ ith_jwt_make(const char *header, const char *payload, const char *hmac,
     static __thread char tok[ITH_JWT_KEPT][4096];
     static __thread int which;
     char *out = tok[which++ % ITH_JWT_KEPT];
-    char h[1024], p[2048], s[256] = "";
     CHECK(strlen(header) < 700 && strlen(payload) < 1500);
-    s_b64url((const unsigned char *)header, strlen(header), h);
-    s_b64url((const unsigned char *)payload, strlen(payload), p);
-    snprintf(out, 4096, "%s.%s", h, p);
-    if (hmac) {
-        const EVP_MD *md = strcmp(hmac, "SHA512") == 0   ? EVP_sha512()
-                           : strcmp(hmac, "SHA384") == 0 ? EVP_sha384()
-                                                         : EVP_sha256();
-        unsigned char mac[EVP_MAX_MD_SIZE];
-        unsigned int mac_len = 0;
-        CHECK(HMAC(md, key, (int)key_len, (const unsigned char *)out,
-                   strlen(out), mac, &mac_len));
-        s_b64url(mac, mac_len, s);
-    }
-    size_t n = strlen(out);
-    snprintf(out + n, 4096 - n, ".%s", s);
+    const EVP_MD *md = !hmac                         ? NULL
+                       : strcmp(hmac, "SHA512") == 0 ? EVP_sha512()
+                       : strcmp(hmac, "SHA384") == 0 ? EVP_sha384()
+                                                     : EVP_sha256();
+    tu_jwt_make(header, payload, md, key, key_len, out, 4096);
     return out;
 }
 

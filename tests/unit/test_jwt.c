@@ -15,37 +15,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "jwtutil.h"
 #include "testutil.h"
 
 static const char s_secret[] = "0123456789abcdef0123456789abcdef01234567";
 static int64_t s_now;
-
-static void
-s_b64url(const unsigned char *in, size_t len, char *out)
-{
-    static const char t[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    size_t o = 0, i = 0;
-    for (; i + 2 < len; i += 3) {
-        uint32_t v =
-            (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-        out[o++] = t[v >> 18];
-        out[o++] = t[(v >> 12) & 63];
-        out[o++] = t[(v >> 6) & 63];
-        out[o++] = t[v & 63];
-    }
-    if (len - i == 1) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        out[o++] = t[v >> 18];
-        out[o++] = t[(v >> 12) & 63];
-    } else if (len - i == 2) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
-        out[o++] = t[v >> 18];
-        out[o++] = t[(v >> 12) & 63];
-        out[o++] = t[(v >> 6) & 63];
-    }
-    out[o] = '\0';
-}
 
 //  Build header.payload.signature by hand; md NULL = empty signature.
 static char *
@@ -53,21 +27,7 @@ s_make(const char *header, const char *payload, const EVP_MD *md,
        const void *key, size_t key_len)
 {
     static char tok[8192];
-    char h[2048], p[4096], s[256];
-    s_b64url((const unsigned char *)header, strlen(header), h);
-    s_b64url((const unsigned char *)payload, strlen(payload), p);
-    snprintf(tok, sizeof tok, "%s.%s", h, p);
-    s[0] = '\0';
-    if (md) {
-        unsigned char mac[EVP_MAX_MD_SIZE];
-        unsigned int mac_len = 0;
-        CHECK(HMAC(md, key, (int)key_len, (const unsigned char *)tok,
-                   strlen(tok), mac, &mac_len));
-        s_b64url(mac, mac_len, s);
-    }
-    size_t n = strlen(tok);
-    snprintf(tok + n, sizeof tok - n, ".%s", s);
-    return tok;
+    return tu_jwt_make(header, payload, md, key, key_len, tok, sizeof tok);
 }
 
 static char *
@@ -102,15 +62,6 @@ s_expect(const pres_jwt_t *v, const char *tok, const char *want)
 //  ------------------------------------------------------------------
 //  Re-spellings: the same signed bytes written another way.
 
-static int
-s_b64val(char c)
-{
-    static const char t[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    const char *p = strchr(t, c);
-    return p && c ? (int)(p - t) : -1;
-}
-
 //  Copy tok into out with the lowest unused bit of part `which` (0 header,
 //  1 payload, 2 signature) set. False if that part has no unused bits.
 static bool
@@ -124,7 +75,7 @@ s_respell(const char *tok, int which, char *out, size_t cap)
     size_t len = end ? (size_t)(end - start) : strlen(start);
     if (len % 4 == 0)
         return false;
-    int v = s_b64val(start[len - 1]);
+    int v = tu_b64val(start[len - 1]);
     CHECK(v >= 0);
     CHECK((v & 1) == 0);  //  canonical: unused bits are zero
     static const char t[] =
@@ -142,7 +93,7 @@ s_sig_decode(const char *tok, unsigned char *sig, size_t cap)
     int bits = 0;
     size_t n = 0;
     for (; *p; p++) {
-        acc = acc << 6 | (uint32_t)s_b64val(*p);
+        acc = acc << 6 | (uint32_t)tu_b64val(*p);
         bits += 6;
         if (bits >= 8) {
             bits -= 8;
@@ -173,7 +124,7 @@ s_es256_twin(const char *tok, char *out, size_t cap)
     size_t head = (size_t)(strrchr(tok, '.') - tok) + 1;
     CHECK(head + 90 < cap);
     memcpy(out, tok, head);
-    s_b64url(sig, 64, out + head);
+    tu_b64url(sig, 64, out + head);
     return high;
 }
 
@@ -519,7 +470,7 @@ s_test_asym(const char *alg, EVP_PKEY *pkey, const pres_jwt_t *hs)
         sig[0] = 0;
         size_t head = (size_t)(strrchr(tok, '.') - tok) + 1;
         memcpy(twin2, tok, head);
-        s_b64url(sig, 65, twin2 + head);
+        tu_b64url(sig, 65, twin2 + head);
         s_expect(v, twin2, "bad_signature");
     }
     //  The same token is refused by an HS256 verifier.
