@@ -151,24 +151,7 @@ s_json_lines(const char *text)
 static int
 s_ctl(const char *args)
 {
-    char cmd[1024], errpath[IT_PATH_MAX + 16];
-    snprintf(errpath, sizeof(errpath), "%s/ctl.err", env.dir);
-    snprintf(cmd, sizeof(cmd), "%s %s 2>%s", ctl, args, errpath);
-    FILE *p = popen(cmd, "r");
-    CHECK(p);
-    size_t n = fread(out, 1, sizeof(out) - 1, p);
-    out[n] = '\0';
-    int status = pclose(p);
-    FILE *f = fopen(errpath, "r");
-    CHECK(f);
-    n = fread(err, 1, sizeof(err) - 1, f);
-    err[n] = '\0';
-    fclose(f);
-    CHECK(WIFEXITED(status));
-    if (getenv("IT_VERBOSE"))
-        fprintf(stderr, "$ presencectl %s -> %d\n%s%s", args,
-                WEXITSTATUS(status), out, err);
-    return WEXITSTATUS(status);
+    return it_shell(&env, ctl, args, out, sizeof(out), err, sizeof(err));
 }
 
 static void

@@ -23,6 +23,7 @@
 
 #include "pres_log.h"
 #include "pres_mp.h"
+#include "testutil.h"
 
 extern char **environ;
 
@@ -424,6 +425,31 @@ it_proc_log_has(const it_proc_t *p, const char *needle)
         found = strstr(line, needle) != NULL;
     fclose(f);
     return found;
+}
+
+int
+it_shell(const it_env_t *env, const char *cmd, const char *args, char *out,
+         size_t out_cap, char *err, size_t err_cap)
+{
+    char line[1024], errpath[IT_PATH_MAX + 16];
+    snprintf(errpath, sizeof(errpath), "%s/cmd.err", env->dir);
+    CHECK(snprintf(line, sizeof(line), "%s %s 2>%s", cmd, args, errpath) <
+          (int)sizeof(line));
+    FILE *p = popen(line, "r");
+    CHECK(p);
+    size_t n = fread(out, 1, out_cap - 1, p);
+    out[n] = '\0';
+    int status = pclose(p);
+    FILE *f = fopen(errpath, "r");
+    CHECK(f);
+    n = fread(err, 1, err_cap - 1, f);
+    err[n] = '\0';
+    fclose(f);
+    CHECK(WIFEXITED(status));
+    if (getenv("IT_VERBOSE"))
+        fprintf(stderr, "$ %s %s -> %d\n%s%s", cmd, args, WEXITSTATUS(status),
+                out, err);
+    return WEXITSTATUS(status);
 }
 
 int

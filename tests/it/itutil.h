@@ -93,6 +93,13 @@ void it_proc_dump_log(const it_proc_t *p);
 //  True if the child's log contains needle.
 bool it_proc_log_has(const it_proc_t *p, const char *needle);
 
+//  Runs `cmd args` through the shell (args may hold shell syntax); its
+//  stdout into out, its stderr (via <env dir>/cmd.err) into err, both
+//  NUL-terminated and cut at the capacity. Returns its exit code; aborts
+//  the test if it did not exit normally. IT_VERBOSE=1 echoes the run.
+int it_shell(const it_env_t *env, const char *cmd, const char *args, char *out,
+             size_t out_cap, char *err, size_t err_cap);
+
 //  A TCP port on 127.0.0.1 that was free a moment ago (for a daemon to
 //  listen on), or -1 (printed).
 int it_free_port(void);
