@@ -14,21 +14,6 @@ static it_proc_t broker, sweeper;
 static pres_config_t cfg;
 
 static void
-s_sweeper_start(it_proc_t *p)
-{
-    static const char *const argv[] = {"-v", NULL};
-    CHECK(it_spawn(&env, "presence-sweeper", argv, NULL, p) == 0);
-    int64_t until = pres_mono_ms() + 5000;
-    while (!it_proc_log_has(p, "snapshot: seq")) {
-        if (pres_mono_ms() > until || !it_proc_alive(p)) {
-            it_proc_dump_log(p);
-            CHECK(!"sweeper did not load a snapshot within 5 s");
-        }
-        usleep(20 * 1000);
-    }
-}
-
-static void
 s_state(const char *user, const char *want)
 {
     char st[16], acc[16];
@@ -45,7 +30,7 @@ main(void)
     it_env_set(&env, "grace", "2");
     CHECK(it_env_config(&env, &cfg) == 0);
     CHECK(it_broker_start(&env, NULL, &broker) == 0);
-    s_sweeper_start(&sweeper);
+    CHECK(it_sweeper_start(&env, &sweeper, 5000) == 0);
     zsock_t *sub = pres_bus_sub_changes(&cfg, "");
     CHECK(sub);
     pres_pub_t *pub = it_pub_new(&cfg, "gateway-grace-1");

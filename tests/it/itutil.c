@@ -554,6 +554,24 @@ it_wait_query(const pres_config_t *cfg, int timeout_ms)
 }
 
 int
+it_sweeper_start(const it_env_t *env, it_proc_t *p, int timeout_ms)
+{
+    static const char *const argv[] = {"-v", NULL};
+    if (it_spawn(env, "presence-sweeper", argv, NULL, p) != 0)
+        return -1;
+    if (timeout_ms <= 0)
+        return 0;
+    IT_POLL_UNTIL(it_proc_log_has(p, "snapshot: seq") || !it_proc_alive(p),
+                  timeout_ms);
+    if (it_proc_log_has(p, "snapshot: seq"))
+        return 0;
+    fprintf(stderr, "itutil: the sweeper loaded no snapshot within %d ms\n",
+            timeout_ms);
+    it_proc_dump_log(p);
+    return -1;
+}
+
+int
 it_broker_start(const it_env_t *env, const char *const *extra_env, it_proc_t *p)
 {
     pres_config_t cfg;

@@ -122,6 +122,11 @@ bool it_wait_query(const pres_config_t *cfg, int timeout_ms);
 int it_broker_start(const it_env_t *env, const char *const *extra_env,
                     it_proc_t *p);
 
+//  presence-sweeper -v; with timeout_ms > 0 waited on until it loaded its
+//  first snapshot ("snapshot: seq" in its log). 0, or -1 (log dumped) if
+//  it could not start, exited or did not load one in time.
+int it_sweeper_start(const it_env_t *env, it_proc_t *p, int timeout_ms);
+
 //  ---------------------------------------------------------------------
 //  Waiting on conditions. Tests never sleep a fixed time to let something
 //  happen: they poll a condition until a deadline, or send a sentinel and

@@ -12,20 +12,6 @@ static it_env_t env;
 static it_proc_t broker, sweeper;
 static pres_config_t cfg;
 
-//  Spawn the sweeper and wait until it loaded its first snapshot.
-static void
-s_sweeper_start(it_proc_t *p)
-{
-    static const char *const argv[] = {"-v", NULL};
-    CHECK(it_spawn(&env, "presence-sweeper", argv, NULL, p) == 0);
-    IT_POLL_UNTIL(it_proc_log_has(p, "snapshot: seq") || !it_proc_alive(p),
-                  20000);
-    if (!it_proc_log_has(p, "snapshot: seq")) {
-        it_proc_dump_log(p);
-        CHECK(!"sweeper did not load a snapshot within 20 s");
-    }
-}
-
 static void
 s_expect(zsock_t *sub, const char *user, const char *state, const char *reason,
          uint32_t sessions, int timeout_ms, pres_change_t *out)
@@ -164,7 +150,7 @@ main(void)
     it_env_set(&env, "timeout", "2");
     CHECK(it_env_config(&env, &cfg) == 0);
     CHECK(it_broker_start(&env, NULL, &broker) == 0);
-    s_sweeper_start(&sweeper);
+    CHECK(it_sweeper_start(&env, &sweeper, 20000) == 0);
     zsock_t *sub = pres_bus_sub_changes(&cfg, "");
     CHECK(sub);
     pres_pub_t *pub = it_pub_new(&cfg, "gateway-test-1");

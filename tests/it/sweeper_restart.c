@@ -15,23 +15,6 @@ static it_env_t env;
 static it_proc_t broker, sweeper;
 static pres_config_t cfg;
 
-static void
-s_sweeper_start(it_proc_t *p)
-{
-    static const char *const argv[] = {"-v", NULL};
-    CHECK(it_spawn(&env, "presence-sweeper", argv, NULL, p) == 0);
-}
-
-static void
-s_wait_snapshot(it_proc_t *p, const char *needle)
-{
-    IT_POLL_UNTIL(it_proc_log_has(p, needle) || !it_proc_alive(p), 20000);
-    if (!it_proc_log_has(p, needle)) {
-        it_proc_dump_log(p);
-        CHECK(!"sweeper did not (re)load a snapshot in time");
-    }
-}
-
 //  Log in user/session and return the login change.
 static pres_change_t
 s_login(zsock_t *sub, pres_pub_t *pub, const char *user)
@@ -77,8 +60,7 @@ main(void)
     it_env_set(&env, "timeout", "2");
     CHECK(it_env_config(&env, &cfg) == 0);
     CHECK(it_broker_start(&env, NULL, &broker) == 0);
-    s_sweeper_start(&sweeper);
-    s_wait_snapshot(&sweeper, "snapshot: seq");
+    CHECK(it_sweeper_start(&env, &sweeper, 20000) == 0);
     zsock_t *sub = pres_bus_sub_changes(&cfg, PRES_CHANGE_PREFIX);
     CHECK(sub);
     pres_pub_t *pub = it_pub_new(&cfg, "gateway-test-1");
@@ -103,7 +85,7 @@ main(void)
 
     //  5. Restart: the three overdue sessions end right away.
     int64_t restart = pres_now_ms();
-    s_sweeper_start(&sweeper);
+    CHECK(it_sweeper_start(&env, &sweeper, 0) == 0);  //  no wait
     const char *const overdue[] = {"before1", "before2", "during"};
     pres_change_t ended[3];
     memset(ended, 0, sizeof(ended));
