@@ -252,50 +252,6 @@ s_test_jwt_cases(void)
 //  ------------------------------------------------------------------
 //  SSE over a raw socket (the test reads the stream as it arrives).
 
-static int
-s_sse_open(const char *token, const char *last_id)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    CHECK(fd >= 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)s_port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    CHECK(connect(fd, (struct sockaddr *)&a, sizeof a) == 0);
-    char req[4096];
-    int n = snprintf(req, sizeof req,
-                     "GET /v1/events HTTP/1.1\r\nHost: localhost\r\n"
-                     "Authorization: Bearer %s\r\n%s%s%s"
-                     "Accept: text/event-stream\r\n\r\n",
-                     token, last_id ? "Last-Event-ID: " : "",
-                     last_id ? last_id : "", last_id ? "\r\n" : "");
-    CHECK(write(fd, req, (size_t)n) == n);
-    return fd;
-}
-
-//  Read from fd until needle shows up (true) or timeout_ms passes.
-static bool
-s_sse_wait(int fd, char *buf, size_t cap, const char *needle, int timeout_ms)
-{
-    size_t len = strlen(buf);
-    int64_t until = pres_mono_ms() + timeout_ms;
-    while (!strstr(buf, needle)) {
-        int64_t left = until - pres_mono_ms();
-        if (left <= 0)
-            return false;
-        struct pollfd p = {fd, POLLIN, 0};
-        if (poll(&p, 1, (int)left) <= 0)
-            return false;
-        ssize_t n = read(fd, buf + len, cap - 1 - len);
-        if (n <= 0)
-            return false;
-        len += (size_t)n;
-        buf[len] = '\0';
-    }
-    return true;
-}
-
 static uint64_t
 s_metric(const char *name)
 {
@@ -321,13 +277,14 @@ s_test_sse(void)
 
     static char buf[65536];
     buf[0] = '\0';
-    int fd = s_sse_open(admin, NULL);
-    CHECK(s_sse_wait(fd, buf, sizeof buf, "retry:", 3000));
+    int fd = ith_sse_request(s_port, admin, NULL, 3000);
+    CHECK(fd >= 0);
+    CHECK(ith_read_until(fd, buf, sizeof buf, "retry:", 3000));
     CHECK(strstr(buf, "text/event-stream"));
     r = s_http(s_port, "POST", "/v1/login", carol, "{}", NULL);
     EXPECT_STATUS(r, 200);
     //  The change arrives with id = seq and the change as JSON.
-    CHECK(s_sse_wait(fd, buf, sizeof buf, "\"user\":\"carol\"", 3000));
+    CHECK(ith_read_until(fd, buf, sizeof buf, "\"user\":\"carol\"", 3000));
     const char *d = strstr(buf, "\"user\":\"carol\"");
     const char *id = NULL;
     for (const char *p = buf; (p = strstr(p, "id: ")) && p < d; p++)
@@ -337,23 +294,25 @@ s_test_sse(void)
     CHECK(seq > 0);
     CHECK(strstr(d, "\"reason\":\"login\""));
     //  Keepalive comments (sse_keepalive = 1 in this test).
-    CHECK(s_sse_wait(fd, buf, sizeof buf, ":keepalive", 3000));
+    CHECK(ith_read_until(fd, buf, sizeof buf, ":keepalive", 3000));
 
     //  Resume after seq - 1: the same change is replayed, no resync.
     char last[32];
     snprintf(last, sizeof last, "%llu", seq - 1);
     static char buf2[65536];
     buf2[0] = '\0';
-    int fd2 = s_sse_open(admin, last);
+    int fd2 = ith_sse_request(s_port, admin, last, 3000);
+    CHECK(fd2 >= 0);
     char want[64];
     snprintf(want, sizeof want, "id: %llu\ndata: {", seq);
-    CHECK(s_sse_wait(fd2, buf2, sizeof buf2, want, 3000));
+    CHECK(ith_read_until(fd2, buf2, sizeof buf2, want, 3000));
     CHECK(!strstr(buf2, "event: resync"));
     //  Ahead of the broker: resync.
     static char buf3[4096];
     buf3[0] = '\0';
-    int fd3 = s_sse_open(admin, "987654321");
-    CHECK(s_sse_wait(fd3, buf3, sizeof buf3, "event: resync", 3000));
+    int fd3 = ith_sse_request(s_port, admin, "987654321", 3000);
+    CHECK(fd3 >= 0);
+    CHECK(ith_read_until(fd3, buf3, sizeof buf3, "event: resync", 3000));
     CHECK(strstr(buf3, "data: {\"seq\":"));
     CHECK_EQ(s_metric("presence_gateway_sse_clients "), 3);
     //  Clients that vanish are noticed (keepalive write fails) and freed.

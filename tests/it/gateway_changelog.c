@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ithttp.h"
 #include "itutil.h"
 #include "pres_jwt.h"
 #include "pres_log.h"
@@ -126,48 +127,6 @@ s_mint(const char *user, bool admin)
     return t;
 }
 
-static int
-s_sse_open(const char *token, const char *last_id)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    CHECK(fd >= 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)s_port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    CHECK(connect(fd, (struct sockaddr *)&a, sizeof a) == 0);
-    char req[4096];
-    int n = snprintf(req, sizeof req,
-                     "GET /v1/events HTTP/1.1\r\nHost: localhost\r\n"
-                     "Authorization: Bearer %s\r\nLast-Event-ID: %s\r\n"
-                     "Accept: text/event-stream\r\n\r\n",
-                     token, last_id);
-    CHECK(write(fd, req, (size_t)n) == n);
-    return fd;
-}
-
-static bool
-s_sse_wait(int fd, char *buf, size_t cap, const char *needle, int timeout_ms)
-{
-    size_t len = strlen(buf);
-    int64_t until = pres_mono_ms() + timeout_ms;
-    while (!strstr(buf, needle)) {
-        int64_t left = until - pres_mono_ms();
-        if (left <= 0 || len + 1 >= cap)
-            return false;
-        struct pollfd p = {fd, POLLIN, 0};
-        if (poll(&p, 1, (int)left) <= 0)
-            return false;
-        ssize_t n = read(fd, buf + len, cap - 1 - len);
-        if (n <= 0)
-            return false;
-        len += (size_t)n;
-        buf[len] = '\0';
-    }
-    return true;
-}
-
 //  Stop the gateway, make n changes (n even) over the bus, start it again
 //  and resume an SSE stream from the last seq seen before: every change
 //  comes, once, in order, and no resync.
@@ -197,9 +156,10 @@ s_sse_resume(const pres_config_t *cfg, pres_pub_t *pub, const char *admin,
     //  The gateway answers 503 until it has reached the broker once.
     until = pres_mono_ms() + 5000;
     while (pres_mono_ms() < until) {
-        fd = s_sse_open(admin, last);
+        fd = ith_sse_request(s_port, admin, last, 3000);
+        CHECK(fd >= 0);
         buf[0] = '\0';
-        if (s_sse_wait(fd, buf, sizeof buf, "\r\n\r\n", 3000) &&
+        if (ith_read_until(fd, buf, sizeof buf, "\r\n\r\n", 3000) &&
             strstr(buf, " 200 "))
             break;
         close(fd);
@@ -209,7 +169,7 @@ s_sse_resume(const pres_config_t *cfg, pres_pub_t *pub, const char *admin,
     CHECK(fd >= 0);
     char want[64];
     snprintf(want, sizeof want, "id: %" PRIu64 "\ndata: {", seen + (uint64_t)n);
-    CHECK(s_sse_wait(fd, buf, sizeof buf, want, 10000));
+    CHECK(ith_read_until(fd, buf, sizeof buf, want, 10000));
     CHECK(!strstr(buf, "event: resync"));
     const char *p = buf;
     for (uint64_t id = seen + 1; id <= seen + (uint64_t)n; id++) {

@@ -35,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ithttp.h"
 #include "itutil.h"
 #include "pres_jwt.h"
 #include "pres_log.h"
@@ -478,27 +479,6 @@ s_case_logout_503(void)
 //  ------------------------------------------------------------------
 //  Cases: event streams
 
-static int
-s_sse_open(const char *token)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    CHECK(fd >= 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)s_port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    CHECK(connect(fd, (struct sockaddr *)&a, sizeof a) == 0);
-    char req[4096];
-    int n = snprintf(req, sizeof req,
-                     "GET /v1/events HTTP/1.1\r\nHost: localhost\r\n"
-                     "Authorization: Bearer %s\r\n"
-                     "Accept: text/event-stream\r\n\r\n",
-                     token);
-    CHECK(write(fd, req, (size_t)n) == n);
-    return fd;
-}
-
 typedef struct {
     int fd;
     char buf[1 << 20];
@@ -542,7 +522,8 @@ s_stream_open(s_stream_t *s, const char *token, pres_pub_t *pub)
 {
     static int opened;
     memset(s, 0, sizeof *s);
-    s->fd = s_sse_open(token);
+    s->fd = ith_sse_request(s_port, token, NULL, 3000);
+    CHECK(s->fd >= 0);
     s_stream_wait(s, "retry:", 3000);
     CHECK(strstr(s->buf, "200 OK"));
     char user[32], needle[64];

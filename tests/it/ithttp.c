@@ -301,11 +301,9 @@ s_dechunk(ith_sse_t *s)
 }
 
 int
-ith_sse_open(ith_sse_t *s, int port, const char *token, const char *last_id,
-             int timeout_ms)
+ith_sse_request(int port, const char *token, const char *last_id,
+                int timeout_ms)
 {
-    memset(s, 0, sizeof(*s));
-    s->fd = -1;
     int64_t end = pres_mono_ms() + timeout_ms;
     int fd = s_connect(port, timeout_ms);
     if (fd < 0)
@@ -317,10 +315,48 @@ ith_sse_open(ith_sse_t *s, int port, const char *token, const char *last_id,
                      "Accept: text/event-stream\r\n\r\n",
                      token, last_id ? "Last-Event-ID: " : "",
                      last_id ? last_id : "", last_id ? "\r\n" : "");
-    if (s_write_all(fd, req, (size_t)n, end)) {
+    if (n < 0 || (size_t)n >= sizeof req ||
+        s_write_all(fd, req, (size_t)n, end)) {
         close(fd);
         return -1;
     }
+    return fd;
+}
+
+bool
+ith_read_until(int fd, char *buf, size_t cap, const char *needle,
+               int timeout_ms)
+{
+    size_t len = strlen(buf);
+    int64_t until = pres_mono_ms() + timeout_ms;
+    while (!strstr(buf, needle)) {
+        int64_t left = until - pres_mono_ms();
+        if (left <= 0 || len + 1 >= cap)
+            return false;
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, (int)left) <= 0)
+            return false;
+        ssize_t n = read(fd, buf + len, cap - 1 - len);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            continue;
+        if (n <= 0)
+            return false;
+        len += (size_t)n;
+        buf[len] = '\0';
+    }
+    return true;
+}
+
+int
+ith_sse_open(ith_sse_t *s, int port, const char *token, const char *last_id,
+             int timeout_ms)
+{
+    memset(s, 0, sizeof(*s));
+    s->fd = -1;
+    int64_t end = pres_mono_ms() + timeout_ms;
+    int fd = ith_sse_request(port, token, last_id, timeout_ms);
+    if (fd < 0)
+        return -1;
     s->fd = fd;
     //  The header block.
     while (!strstr(s->buf, "\r\n\r\n")) {

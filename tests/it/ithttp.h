@@ -76,6 +76,18 @@ typedef struct {
     size_t len;
 } ith_sse_t;
 
+//  The raw side of an SSE stream: a connection to 127.0.0.1:port (non-
+//  blocking) with GET /v1/events sent (Last-Event-ID: last_id unless
+//  NULL), nothing read. The fd (close it), or -1 on failure or timeout.
+int ith_sse_request(int port, const char *token, const char *last_id,
+                    int timeout_ms);
+
+//  Reads fd into buf (cap bytes, appended to the NUL-terminated text it
+//  holds) until needle shows up in it: true; false when timeout_ms passes,
+//  the stream ends or buf is full.
+bool ith_read_until(int fd, char *buf, size_t cap, const char *needle,
+                    int timeout_ms);
+
 //  Open GET /v1/events with token; last_id NULL = from the live tail.
 //  0 once the 200 header arrived, -1 otherwise.
 int ith_sse_open(ith_sse_t *s, int port, const char *token, const char *last_id,
