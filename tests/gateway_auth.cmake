@@ -15,7 +15,7 @@ if(TARGET gateway_core AND TARGET itutil AND TARGET presence-gateway)
   target_include_directories(test_it_gateway_rights PRIVATE
     ${CMAKE_SOURCE_DIR}/tests)
   target_link_libraries(test_it_gateway_rights PRIVATE ithttp itutil pres_jwt
-    PkgConfig::CURL PkgConfig::CRYPTO pres_common)
+    PkgConfig::CRYPTO pres_common)
   foreach(c respell_es256 respell_rs256 iss_aud exp_max logout_503
             sse_exp sse_logout sse_account sse_account_bus)
     add_test(NAME it.gateway_rights.${c} COMMAND test_it_gateway_rights ${c})

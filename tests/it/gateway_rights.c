@@ -20,7 +20,6 @@
                                     within 2 s */
 #define _GNU_SOURCE  //  prlimit
 #include <arpa/inet.h>
-#include <curl/curl.h>
 #include <errno.h>
 #include <jwt.h>
 #include <netinet/in.h>
@@ -47,7 +46,6 @@
 static it_env_t s_env;
 static it_proc_t s_broker, s_gateway, s_ctl;
 static int s_port;
-static CURL *s_curl;
 static pres_jwt_t *s_hs;  //  HS256 minter with the gateway's secret
 static unsigned char *s_secret;
 static size_t s_secret_len;
@@ -55,54 +53,15 @@ static size_t s_secret_len;
 //  ------------------------------------------------------------------
 //  HTTP
 
-typedef struct {
-    long status;
-    char body[8192];
-    size_t len;
-} s_resp_t;
+typedef ith_resp_t s_resp_t;
 
-static size_t
-s_on_body(char *ptr, size_t size, size_t n, void *arg)
-{
-    s_resp_t *r = arg;
-    size_t len = size * n, room = sizeof r->body - 1 - r->len;
-    memcpy(r->body + r->len, ptr, len < room ? len : room);
-    r->len += len < room ? len : room;
-    r->body[r->len] = '\0';
-    return size * n;
-}
-
+//  One request to our gateway (5 s); the response is static.
 static s_resp_t *
 s_http(const char *method, const char *path, const char *token,
        const char *body)
 {
     static s_resp_t r;
-    memset(&r, 0, sizeof r);
-    char url[256], auth[4096];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", s_port, path);
-    curl_easy_reset(s_curl);
-    curl_easy_setopt(s_curl, CURLOPT_URL, url);
-    curl_easy_setopt(s_curl, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(s_curl, CURLOPT_WRITEFUNCTION, s_on_body);
-    curl_easy_setopt(s_curl, CURLOPT_WRITEDATA, &r);
-    curl_easy_setopt(s_curl, CURLOPT_TIMEOUT_MS, 5000L);
-    struct curl_slist *h = curl_slist_append(NULL, "Expect:");
-    if (token) {
-        snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
-        h = curl_slist_append(h, auth);
-    }
-    if (body) {
-        h = curl_slist_append(h, "Content-Type: application/json");
-        curl_easy_setopt(s_curl, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(s_curl, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-    }
-    curl_easy_setopt(s_curl, CURLOPT_HTTPHEADER, h);
-    CURLcode rc = curl_easy_perform(s_curl);
-    curl_slist_free_all(h);
-    if (rc != CURLE_OK)
-        r.status = -1;
-    else
-        curl_easy_getinfo(s_curl, CURLINFO_RESPONSE_CODE, &r.status);
+    ith_request(s_port, method, path, token, body, &r, 5000);
     return &r;
 }
 
@@ -110,7 +69,7 @@ static void
 s_expect(s_resp_t *r, long want, const char *what)
 {
     if (r->status != want) {
-        fprintf(stderr, "%s: status %ld, want %ld; body: %s\n", what, r->status,
+        fprintf(stderr, "%s: status %d, want %ld; body: %s\n", what, r->status,
                 want, r->body);
         it_proc_dump_log(&s_gateway);
     }
@@ -144,9 +103,6 @@ s_setup(const char *const *gateway_env)
 {
     it_env_set(&s_env, "bus_timeout_ms", "1000");
     it_env_set(&s_env, "sse_keepalive", "1");
-    CHECK(curl_global_init(CURL_GLOBAL_DEFAULT) == 0);
-    s_curl = curl_easy_init();
-    CHECK(s_curl);
     CHECK(it_broker_start(&s_env, NULL, &s_broker) == 0);
     s_gateway_start(gateway_env);
     char path[512];
@@ -163,8 +119,6 @@ s_teardown(void)
     CHECK_EQ(it_proc_stop(&s_broker, 5000), 0);
     pres_jwt_destroy(&s_hs);
     free(s_secret);
-    curl_easy_cleanup(s_curl);
-    curl_global_cleanup();
     it_env_cleanup(&s_env);
 }
 
