@@ -1,12 +1,11 @@
 /*  it.gateway_changelog: the second-wave HTTP routes through real HTTP
-    (libcurl) against presence-broker + presence-gateway in a temp dir:
-    POST /v1/users/batch (order, unknown flags, 1,001 ids -> 400), devices
+    (tests/it/ithttp.h) against presence-broker + presence-gateway in a temp
+   dir: POST /v1/users/batch (order, unknown flags, 1,001 ids -> 400), devices
     in GET /v1/users/{user}, GET /v1/users/{user}/audit (admin) and
     /history, GET /v1/stats/series, and SSE Last-Event-ID across a gateway
     restart: the changes made while the gateway was down are replayed from
     the broker's change log, not answered with a resync. */
 #include <arpa/inet.h>
-#include <curl/curl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -22,68 +21,19 @@
 static it_env_t s_env;
 static it_proc_t s_broker, s_gateway;
 static int s_port;
-static CURL *s_curl;
 static pres_jwt_t *s_jwt;
 static unsigned char *s_key;
 static size_t s_key_len;
 
-typedef struct {
-    long status;
-    char body[1 << 20];
-    size_t body_len;
-} s_resp_t;
+typedef ith_resp_t s_resp_t;
 
-static size_t
-s_on_body(char *ptr, size_t size, size_t n, void *arg)
-{
-    s_resp_t *r = arg;
-    size_t len = size * n;
-    size_t room = sizeof r->body - 1 - r->body_len;
-    if (len > room)
-        len = room;
-    memcpy(r->body + r->body_len, ptr, len);
-    r->body_len += len;
-    r->body[r->body_len] = '\0';
-    return size * n;
-}
-
+//  One request to our gateway (5 s); the response is static.
 static s_resp_t *
 s_http(const char *method, const char *path, const char *token,
        const char *body)
 {
     static s_resp_t r;
-    memset(&r, 0, offsetof(s_resp_t, body) + 1);
-    r.body_len = 0;
-    char url[512];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", s_port, path);
-    CURL *c = s_curl;
-    curl_easy_reset(c);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, s_on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
-    struct curl_slist *h = NULL;
-    char auth[4096];
-    if (token) {
-        snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
-        h = curl_slist_append(h, auth);
-    }
-    h = curl_slist_append(h, "Expect:");
-    if (body) {
-        h = curl_slist_append(h, "Content-Type: application/json");
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-    }
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    CURLcode rc = curl_easy_perform(c);
-    curl_slist_free_all(h);
-    r.status = -1;
-    if (rc == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
-    else
-        fprintf(stderr, "curl %s %s: %s\n", method, path,
-                curl_easy_strerror(rc));
+    ith_request(s_port, method, path, token, body, &r, 5000);
     return &r;
 }
 
@@ -91,7 +41,7 @@ s_http(const char *method, const char *path, const char *token,
     do {                                                                       \
         const s_resp_t *r_ = (r);                                              \
         if (r_->status != (want))                                              \
-            fprintf(stderr, "status %ld, want %d; body: %.300s\n", r_->status, \
+            fprintf(stderr, "status %d, want %d; body: %.300s\n", r_->status,  \
                     (want), r_->body);                                         \
         CHECK_EQ(r_->status, (want));                                          \
     } while (0)
@@ -230,9 +180,6 @@ main(void)
     CHECK(it_env_init(&s_env, "gateway_changelog") == 0);
     it_env_set(&s_env, "sse_keepalive", "1");
     it_env_set(&s_env, "rate_limit", "0");
-    CHECK(curl_global_init(CURL_GLOBAL_DEFAULT) == 0);
-    s_curl = curl_easy_init();
-    CHECK(s_curl);
     pres_config_t cfg;
     CHECK(it_env_config(&s_env, &cfg) == 0);
     CHECK(it_broker_start(&s_env, NULL, &s_broker) == 0);
@@ -341,8 +288,6 @@ main(void)
     CHECK_EQ(it_proc_stop(&s_broker, 5000), 0);
     pres_jwt_destroy(&s_jwt);
     free(s_key);
-    curl_easy_cleanup(s_curl);
-    curl_global_cleanup();
     it_env_cleanup(&s_env);
     printf("it.gateway_changelog: ok\n");
     return 0;
