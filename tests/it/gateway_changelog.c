@@ -21,9 +21,7 @@
 static it_env_t s_env;
 static it_proc_t s_broker, s_gateway;
 static int s_port;
-static pres_jwt_t *s_jwt;
-static unsigned char *s_key;
-static size_t s_key_len;
+static ith_minter_t *s_minter;  //  tokens signed with the gateway's secret
 
 typedef ith_resp_t s_resp_t;
 
@@ -72,7 +70,7 @@ s_gateway_start(void)
 static char *
 s_mint(const char *user, bool admin)
 {
-    char *t = pres_jwt_mint(s_jwt, user, admin, 600, time(NULL));
+    char *t = ith_mint(s_minter, user, admin, 600);
     CHECK(t);
     return t;
 }
@@ -186,11 +184,7 @@ main(void)
     s_port = it_free_port();
     CHECK(s_port > 0);
     s_gateway_start();
-    char path[512];
-    snprintf(path, sizeof path, "%s/jwt.secret", s_env.data_dir);
-    CHECK(pres_jwt_secret_load(path, false, &s_key, &s_key_len) == 0);
-    s_jwt = pres_jwt_new_key("HS256", s_key, s_key_len, 30);
-    CHECK(s_jwt);
+    s_minter = ith_minter_new(&s_env);
     char *alice = s_mint("alice", false);
     char *bob = s_mint("bob", false);
     char *admin = s_mint("root", true);
@@ -286,8 +280,7 @@ main(void)
     free(admin);
     CHECK_EQ(it_proc_stop(&s_gateway, 5000), 0);
     CHECK_EQ(it_proc_stop(&s_broker, 5000), 0);
-    pres_jwt_destroy(&s_jwt);
-    free(s_key);
+    ith_minter_destroy(&s_minter);
     it_env_cleanup(&s_env);
     printf("it.gateway_changelog: ok\n");
     return 0;
