@@ -1,12 +1,15 @@
 /*  jwtutil: hand-made JWTs for the token tests (unit.jwt, ithttp,
     it.gateway_rights): base64url without padding, its reverse for one
-    character, and header.payload.signature with an HMAC signature.
+    character, header.payload.signature with an HMAC signature, and the
+    ES256 twin of a token.
     Header only; failures abort via CHECK. */
 #ifndef JWTUTIL_H_INCLUDED
 #define JWTUTIL_H_INCLUDED
 
+#include <openssl/bn.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -76,6 +79,50 @@ tu_jwt_make(const char *header, const char *payload, const EVP_MD *md,
     }
     snprintf(out + n, cap - n, ".%s", s);
     return out;
+}
+
+//  Decodes the signature part of tok into sig (cap bytes); its length.
+static inline size_t
+tu_sig_decode(const char *tok, unsigned char *sig, size_t cap)
+{
+    const char *p = strrchr(tok, '.') + 1;
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t n = 0;
+    for (; *p; p++) {
+        acc = acc << 6 | (uint32_t)tu_b64val(*p);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            CHECK(n < cap);
+            sig[n++] = (unsigned char)(acc >> bits);
+        }
+    }
+    return n;
+}
+
+//  The ES256 twin of tok, (r, n - s), into out (cap bytes). True if tok's
+//  own signature was high-S (s > n/2).
+static inline bool
+tu_es256_twin(const char *tok, char *out, size_t cap)
+{
+    unsigned char sig[64];
+    CHECK_EQ(tu_sig_decode(tok, sig, sizeof sig), 64);
+    BIGNUM *n = NULL, *half = BN_new(), *sv = BN_bin2bn(sig + 32, 32, NULL);
+    CHECK(BN_hex2bn(&n, "FFFFFFFF00000000FFFFFFFFFFFFFFFF"
+                        "BCE6FAADA7179E84F3B9CAC2FC632551"));
+    CHECK(half && sv && BN_rshift1(half, n));
+    bool high = BN_cmp(sv, half) > 0;
+    CHECK(BN_sub(sv, n, sv));
+    CHECK(BN_bn2binpad(sv, sig + 32, 32) == 32);
+    BN_free(n);
+    BN_free(half);
+    BN_free(sv);
+    size_t head = (size_t)(strrchr(tok, '.') - tok) + 1;
+    CHECK(head + 90 < cap);
+    memcpy(out, tok, head);
+    tu_b64url(sig, 64, out + head);
+    return high;
 }
 
 #endif

@@ -157,36 +157,10 @@ s_respell(const char *tok)
 static char *
 s_es256_twin(const char *tok, bool *was_high)
 {
-    unsigned char sig[64];
-    const char *p = strrchr(tok, '.') + 1;
-    uint32_t acc = 0;
-    int bits = 0;
-    size_t n = 0;
-    for (; *p; p++) {
-        acc = acc << 6 | (uint32_t)tu_b64val(*p);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            CHECK(n < sizeof sig);
-            sig[n++] = (unsigned char)(acc >> bits);
-        }
-    }
-    CHECK_EQ(n, 64);
-    BIGNUM *order = NULL, *half = BN_new(), *s = BN_bin2bn(sig + 32, 32, NULL);
-    CHECK(BN_hex2bn(&order, "FFFFFFFF00000000FFFFFFFFFFFFFFFF"
-                            "BCE6FAADA7179E84F3B9CAC2FC632551"));
-    CHECK(half && s && BN_rshift1(half, order));
-    *was_high = BN_cmp(s, half) > 0;
-    CHECK(BN_sub(s, order, s));
-    CHECK(BN_bn2binpad(s, sig + 32, 32) == 32);
-    BN_free(order);
-    BN_free(half);
-    BN_free(s);
-    size_t head = (size_t)(strrchr(tok, '.') - tok) + 1;
-    char *out = malloc(head + 100);
+    size_t cap = strlen(tok) + 100;
+    char *out = malloc(cap);
     CHECK(out);
-    memcpy(out, tok, head);
-    tu_b64url(sig, 64, out + head);
+    *was_high = tu_es256_twin(tok, out, cap);
     return out;
 }
 

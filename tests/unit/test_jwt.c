@@ -84,50 +84,6 @@ s_respell(const char *tok, int which, char *out, size_t cap)
     return true;
 }
 
-//  Decode the signature part of tok into sig; returns its length.
-static size_t
-s_sig_decode(const char *tok, unsigned char *sig, size_t cap)
-{
-    const char *p = strrchr(tok, '.') + 1;
-    uint32_t acc = 0;
-    int bits = 0;
-    size_t n = 0;
-    for (; *p; p++) {
-        acc = acc << 6 | (uint32_t)tu_b64val(*p);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            CHECK(n < cap);
-            sig[n++] = (unsigned char)(acc >> bits);
-        }
-    }
-    return n;
-}
-
-//  The ES256 twin of tok: (r, n - s) in out. Returns true if tok's own
-//  signature was high-S (s > n/2).
-static bool
-s_es256_twin(const char *tok, char *out, size_t cap)
-{
-    unsigned char sig[64];
-    CHECK_EQ(s_sig_decode(tok, sig, sizeof sig), 64);
-    BIGNUM *n = NULL, *half = BN_new(), *sv = BN_bin2bn(sig + 32, 32, NULL);
-    CHECK(BN_hex2bn(&n, "FFFFFFFF00000000FFFFFFFFFFFFFFFF"
-                        "BCE6FAADA7179E84F3B9CAC2FC632551"));
-    CHECK(half && sv && BN_rshift1(half, n));
-    bool high = BN_cmp(sv, half) > 0;
-    CHECK(BN_sub(sv, n, sv));
-    CHECK(BN_bn2binpad(sv, sig + 32, 32) == 32);
-    BN_free(n);
-    BN_free(half);
-    BN_free(sv);
-    size_t head = (size_t)(strrchr(tok, '.') - tok) + 1;
-    CHECK(head + 90 < cap);
-    memcpy(out, tok, head);
-    tu_b64url(sig, 64, out + head);
-    return high;
-}
-
 //  Every other spelling of a good token is refused; libjwt alone (checked
 //  when a public key is given) accepts the re-spelled signature.
 static void
@@ -442,10 +398,10 @@ s_test_asym(const char *alg, EVP_PKEY *pkey, const pres_jwt_t *hs)
     CHECK(tok);
     jwt_free(jwt);
     static char twin[8192];
-    if (strcmp(alg, "ES256") == 0 && s_es256_twin(tok, twin, sizeof twin)) {
+    if (strcmp(alg, "ES256") == 0 && tu_es256_twin(tok, twin, sizeof twin)) {
         //  OpenSSL signs high-S half of the time: use the low-S twin.
         snprintf(tok, strlen(tok) + 1, "%s", twin);
-        CHECK(!s_es256_twin(tok, twin, sizeof twin));
+        CHECK(!tu_es256_twin(tok, twin, sizeof twin));
     }
     pres_jwt_claims_t c;
     CHECK_STR(s_verify(v, tok, &c), "ok");
@@ -453,7 +409,7 @@ s_test_asym(const char *alg, EVP_PKEY *pkey, const pres_jwt_t *hs)
     s_test_respellings(v, tok, pub_pem, (size_t)pub_len);
     if (strcmp(alg, "ES256") == 0) {
         //  The high-S twin (r, n - s): libjwt accepts it, we do not.
-        CHECK(!s_es256_twin(tok, twin, sizeof twin));
+        CHECK(!tu_es256_twin(tok, twin, sizeof twin));
         jwt_t *dec = NULL;
         CHECK_EQ(jwt_decode(&dec, twin, (unsigned char *)pub_pem, (int)pub_len),
                  0);
@@ -466,7 +422,7 @@ s_test_asym(const char *alg, EVP_PKEY *pkey, const pres_jwt_t *hs)
         //  A signature of another length (a zero byte in front of r, or
         //  the DER form) is not ES256.
         unsigned char sig[80];
-        CHECK_EQ(s_sig_decode(tok, sig + 1, sizeof sig - 1), 64);
+        CHECK_EQ(tu_sig_decode(tok, sig + 1, sizeof sig - 1), 64);
         sig[0] = 0;
         size_t head = (size_t)(strrchr(tok, '.') - tok) + 1;
         memcpy(twin2, tok, head);
