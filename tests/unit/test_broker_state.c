@@ -100,19 +100,28 @@ s_expire(uint64_t now, const char *user, const char *session)
     return rc;
 }
 
+//  The next outbox message, whose topic must be want (wlen bytes): its
+//  body, *blen its length.
+static const void *
+s_next_msg(const char *want, size_t wlen, size_t *blen)
+{
+    CHECK(s_next < broker_state_outbox_count(s_state));
+    const char *topic;
+    const void *body;
+    size_t tlen;
+    broker_state_outbox_get(s_state, s_next++, &topic, &tlen, &body, blen);
+    CHECK(tlen == wlen && memcmp(topic, want, tlen) == 0);
+    return body;
+}
+
 //  The next outbox message must be a change about user; returns it.
 static pres_change_t
 s_change(const char *user, const char *state, const char *reason,
          uint32_t sessions)
 {
-    CHECK(s_next < broker_state_outbox_count(s_state));
-    const char *topic;
-    const void *body;
-    size_t tlen, blen;
-    broker_state_outbox_get(s_state, s_next++, &topic, &tlen, &body, &blen);
     char want[PRES_TOPIC_MAX];
-    size_t wlen = pres_change_topic(user, want);
-    CHECK(tlen == wlen && memcmp(topic, want, tlen) == 0);
+    size_t blen;
+    const void *body = s_next_msg(want, pres_change_topic(user, want), &blen);
     pres_change_t ch;
     const char *why = NULL;
     CHECK_EQ(pres_change_decode(&ch, body, blen, &why), 0);
@@ -127,14 +136,9 @@ s_change(const char *user, const char *state, const char *reason,
 static pres_deadline_t
 s_notice(const char *user, const char *session)
 {
-    CHECK(s_next < broker_state_outbox_count(s_state));
-    const char *topic;
-    const void *body;
-    size_t tlen, blen;
-    broker_state_outbox_get(s_state, s_next++, &topic, &tlen, &body, &blen);
     char want[PRES_TOPIC_MAX];
-    size_t wlen = pres_deadline_topic(user, want);
-    CHECK(tlen == wlen && memcmp(topic, want, tlen) == 0);
+    size_t blen;
+    const void *body = s_next_msg(want, pres_deadline_topic(user, want), &blen);
     pres_deadline_t dl;
     const char *why = NULL;
     CHECK_EQ(pres_deadline_decode(&dl, body, blen, &why), 0);
