@@ -6,6 +6,7 @@
 
 #include "pres_log.h"
 #include "pres_mp.h"
+#include "pres_mpw.h"
 
 //  A user as every reply shows it.
 typedef struct {
@@ -17,44 +18,37 @@ typedef struct {
     uint32_t u;  //  resident index or BROKER_LIVE_NONE
 } s_user_view_t;
 
+//  Every map of a reply is a pres_mpw_map_t: its entries count themselves.
+//  Begin a reply (the top-level map) on out.
 static void
-s_str(msgpack_packer *pk, const char *s)
+s_reply_begin(pres_mpw_map_t *m, msgpack_packer *pk, msgpack_sbuffer *out)
 {
-    size_t n = strlen(s);
-    msgpack_pack_str(pk, n);
-    msgpack_pack_str_body(pk, s, n);
+    msgpack_packer_init(pk, out, msgpack_sbuffer_write);
+    pres_mpw_map_begin(m, pk, out);
 }
 
-static void
-s_kv_str(msgpack_packer *pk, const char *k, const char *v)
+//  End a reply; one that could not be written is replaced by an error.
+static int
+s_reply_end(pres_mpw_map_t *m, msgpack_sbuffer *out)
 {
-    s_str(pk, k);
-    s_str(pk, v);
-}
-
-static void
-s_kv_uint(msgpack_packer *pk, const char *k, uint64_t v)
-{
-    s_str(pk, k);
-    msgpack_pack_uint64(pk, v);
-}
-
-static void
-s_kv_ok(msgpack_packer *pk)
-{
-    s_str(pk, "ok");
-    msgpack_pack_true(pk);
+    if (pres_mpw_map_end(m) == 0)
+        return 0;
+    pres_log_error("broker_query: msgpack_sbuffer_write(): out of memory");
+    msgpack_sbuffer_clear(out);
+    broker_query_error(out, "out of memory");
+    return -1;
 }
 
 void
 broker_query_error(msgpack_sbuffer *out, const char *error)
 {
     msgpack_packer pk;
+    pres_mpw_map_t m;
     msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 2);
-    s_str(&pk, "ok");
-    msgpack_pack_false(&pk);
-    s_kv_str(&pk, "error", error);
+    pres_mpw_map_begin(&m, &pk, out);
+    pres_mpw_kv_bool(&m, "ok", false);
+    pres_mpw_kv_str(&m, "error", error);
+    pres_mpw_map_end(&m);
 }
 
 //  Fill v for user id: resident from memory, else from LMDB (inside the
@@ -85,38 +79,39 @@ s_view(broker_state_t *state, const char *id, size_t len, s_user_view_t *v)
     return 0;
 }
 
+//  The fields of a user every reply shows, into the user's map m.
 static void
-s_pack_user(msgpack_packer *pk, const s_user_view_t *v, int extra)
+s_pack_user(pres_mpw_map_t *m, const s_user_view_t *v)
 {
-    msgpack_pack_map(pk, (size_t)(5 + extra));
-    s_kv_str(pk, "user", v->id);
-    s_kv_str(pk, "state", pres_state_name(v->state));
-    s_kv_uint(pk, "last_seen", v->last_seen);
-    s_kv_uint(pk, "sessions", v->sessions);
-    s_kv_str(pk, "account", pres_account_name(v->account));
+    pres_mpw_kv_str(m, "user", v->id);
+    pres_mpw_kv_str(m, "state", pres_state_name(v->state));
+    pres_mpw_kv_uint(m, "last_seen", v->last_seen);
+    pres_mpw_kv_uint(m, "sessions", v->sessions);
+    pres_mpw_kv_str(m, "account", pres_account_name(v->account));
 }
 
 //  `devices`: the live sessions of a resident user (none otherwise).
 static void
-s_pack_devices(msgpack_packer *pk, broker_state_t *state,
-               const s_user_view_t *v)
+s_pack_devices(pres_mpw_map_t *m, broker_state_t *state, const s_user_view_t *v)
 {
     broker_live_t *live = broker_state_live(state);
-    s_str(pk, "devices");
+    pres_mpw_key(m, "devices");
     if (v->u == BROKER_LIVE_NONE) {
-        msgpack_pack_array(pk, 0);
+        msgpack_pack_array(m->pk, 0);
         return;
     }
     broker_user_t *user = broker_live_user(live, v->u);
-    msgpack_pack_array(pk, user->nsessions);
+    msgpack_pack_array(m->pk, user->nsessions);
     for (uint32_t s = user->first; s != BROKER_LIVE_NONE;) {
         broker_session_t *session = broker_live_session(live, s);
-        msgpack_pack_map(pk, 5);
-        s_kv_str(pk, "session", session->id);
-        s_kv_str(pk, "device", session->device ? session->device : "");
-        s_kv_uint(pk, "since", session->since);
-        s_kv_uint(pk, "last_seen", session->last_hb);
-        s_kv_str(pk, "state", pres_state_name(session->state));
+        pres_mpw_map_t d;
+        pres_mpw_map_begin_in(&d, m);
+        pres_mpw_kv_str(&d, "session", session->id);
+        pres_mpw_kv_str(&d, "device", session->device ? session->device : "");
+        pres_mpw_kv_uint(&d, "since", session->since);
+        pres_mpw_kv_uint(&d, "last_seen", session->last_hb);
+        pres_mpw_kv_str(&d, "state", pres_state_name(session->state));
+        pres_mpw_map_end(&d);
         s = session->next;
     }
 }
@@ -131,16 +126,12 @@ s_get(broker_state_t *state, const pres_query_t *q, msgpack_sbuffer *out)
         return rc > 0 ? 0 : -1;
     }
     msgpack_packer pk;
-    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 7);
-    s_kv_ok(&pk);
-    s_kv_str(&pk, "user", v.id);
-    s_kv_str(&pk, "state", pres_state_name(v.state));
-    s_kv_uint(&pk, "last_seen", v.last_seen);
-    s_kv_uint(&pk, "sessions", v.sessions);
-    s_kv_str(&pk, "account", pres_account_name(v.account));
-    s_pack_devices(&pk, state, &v);
-    return 0;
+    pres_mpw_map_t m;
+    s_reply_begin(&m, &pk, out);
+    pres_mpw_kv_bool(&m, "ok", true);
+    s_pack_user(&m, &v);
+    s_pack_devices(&m, state, &v);
+    return s_reply_end(&m, out);
 }
 
 //  get_many: every id in the order asked, unknown ones flagged; one read
@@ -149,10 +140,10 @@ static int
 s_get_many(broker_state_t *state, const pres_query_t *q, msgpack_sbuffer *out)
 {
     msgpack_packer pk;
-    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 2);
-    s_kv_ok(&pk);
-    s_str(&pk, "users");
+    pres_mpw_map_t m;
+    s_reply_begin(&m, &pk, out);
+    pres_mpw_kv_bool(&m, "ok", true);
+    pres_mpw_key(&m, "users");
     msgpack_pack_array(&pk, q->nusers);
     pres_mp_reader_t r;
     pres_mp_reader_init(&r, q->users_mp, q->users_mp_len);
@@ -171,18 +162,19 @@ s_get_many(broker_state_t *state, const pres_query_t *q, msgpack_sbuffer *out)
             broker_query_error(out, "store error");
             return -1;
         }
+        pres_mpw_map_t u;
+        pres_mpw_map_begin_in(&u, &m);
         if (rc > 0) {
-            msgpack_pack_map(&pk, 3);
-            s_kv_str(&pk, "user", v.id);
-            s_kv_str(&pk, "state", "offline");
-            s_str(&pk, "unknown");
-            msgpack_pack_true(&pk);
-            continue;
+            pres_mpw_kv_str(&u, "user", v.id);
+            pres_mpw_kv_str(&u, "state", "offline");
+            pres_mpw_kv_bool(&u, "unknown", true);
+        } else {
+            s_pack_user(&u, &v);
+            s_pack_devices(&u, state, &v);
         }
-        s_pack_user(&pk, &v, 1);
-        s_pack_devices(&pk, state, &v);
+        pres_mpw_map_end(&u);
     }
-    return 0;
+    return s_reply_end(&m, out);
 }
 
 //  ---- change log
@@ -241,36 +233,41 @@ s_changes_since(broker_state_t *state, const pres_query_t *q,
     }
     bool more = rp.count > 0 && rp.last < head;
     msgpack_packer pk;
-    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, more ? 3 : 2);
-    s_kv_ok(&pk);
-    s_str(&pk, "changes");
+    pres_mpw_map_t m;
+    s_reply_begin(&m, &pk, out);
+    pres_mpw_kv_bool(&m, "ok", true);
+    pres_mpw_key(&m, "changes");
     msgpack_pack_array(&pk, rp.count);
     msgpack_sbuffer_write(out, body.data, body.size);
     if (more)
-        s_kv_uint(&pk, "next", rp.last);
+        pres_mpw_kv_uint(&m, "next", rp.last);
     msgpack_sbuffer_destroy(&body);
-    return 0;
+    return s_reply_end(&m, out);
 }
 
 //  ---- audit, history, series
 
 typedef struct {
-    msgpack_packer *pk;
+    msgpack_packer *pk;  //  into body
+    msgpack_sbuffer *body;
     uint32_t count;
     uint32_t limit;
+    bool failed;  //  an entry could not be written
 } s_entries_t;
 
 static int
 s_audit_one(const broker_audit_rec_t *rec, void *arg)
 {
     s_entries_t *e = arg;
-    msgpack_pack_map(e->pk, 5);
-    s_kv_uint(e->pk, "at", rec->at);
-    s_kv_str(e->pk, "by", rec->by);
-    s_kv_str(e->pk, "old", pres_account_name(rec->old));
-    s_kv_str(e->pk, "new", pres_account_name(rec->status));
-    s_kv_str(e->pk, "reason", rec->reason);
+    pres_mpw_map_t m;
+    pres_mpw_map_begin(&m, e->pk, e->body);
+    pres_mpw_kv_uint(&m, "at", rec->at);
+    pres_mpw_kv_str(&m, "by", rec->by);
+    pres_mpw_kv_str(&m, "old", pres_account_name(rec->old));
+    pres_mpw_kv_str(&m, "new", pres_account_name(rec->status));
+    pres_mpw_kv_str(&m, "reason", rec->reason);
+    if (pres_mpw_map_end(&m))
+        e->failed = true;
     return ++e->count >= e->limit ? 1 : 0;
 }
 
@@ -278,12 +275,15 @@ static int
 s_hist_one(const broker_hist_rec_t *rec, void *arg)
 {
     s_entries_t *e = arg;
-    msgpack_pack_map(e->pk, 5);
-    s_kv_uint(e->pk, "seq", rec->seq);
-    s_kv_uint(e->pk, "at", rec->at);
-    s_kv_str(e->pk, "state", pres_state_name(rec->state));
-    s_kv_str(e->pk, "prev", pres_state_name(rec->prev));
-    s_kv_str(e->pk, "reason", pres_reason_name(rec->reason));
+    pres_mpw_map_t m;
+    pres_mpw_map_begin(&m, e->pk, e->body);
+    pres_mpw_kv_uint(&m, "seq", rec->seq);
+    pres_mpw_kv_uint(&m, "at", rec->at);
+    pres_mpw_kv_str(&m, "state", pres_state_name(rec->state));
+    pres_mpw_kv_str(&m, "prev", pres_state_name(rec->prev));
+    pres_mpw_kv_str(&m, "reason", pres_reason_name(rec->reason));
+    if (pres_mpw_map_end(&m))
+        e->failed = true;
     return ++e->count >= e->limit ? 1 : 0;
 }
 
@@ -297,40 +297,44 @@ s_entries(broker_state_t *state, const pres_query_t *q, msgpack_sbuffer *out)
     msgpack_sbuffer_init(&body);
     msgpack_packer bpk;
     msgpack_packer_init(&bpk, &body, msgpack_sbuffer_write);
-    s_entries_t e = {.pk = &bpk, .limit = q->limit};
+    s_entries_t e = {.pk = &bpk, .body = &body, .limit = q->limit};
     broker_store_t *store = broker_state_store(state);
     int rc = q->op == PRES_Q_AUDIT
                  ? broker_store_each_audit(store, q->user, s_audit_one, &e)
                  : broker_store_each_history(store, q->user, s_hist_one, &e);
-    if (rc) {
+    if (rc || e.failed) {
         msgpack_sbuffer_destroy(&body);
-        broker_query_error(out, "store error");
+        broker_query_error(out, rc ? "store error" : "out of memory");
         return -1;
     }
     msgpack_packer pk;
-    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 2);
-    s_kv_ok(&pk);
-    s_str(&pk, "entries");
+    pres_mpw_map_t m;
+    s_reply_begin(&m, &pk, out);
+    pres_mpw_kv_bool(&m, "ok", true);
+    pres_mpw_key(&m, "entries");
     msgpack_pack_array(&pk, e.count);
     msgpack_sbuffer_write(out, body.data, body.size);
     msgpack_sbuffer_destroy(&body);
-    return 0;
+    return s_reply_end(&m, out);
 }
 
 typedef struct {
-    msgpack_packer *pk;
+    msgpack_packer *pk;  //  into body
+    msgpack_sbuffer *body;
     uint32_t count;
     uint64_t now_minute;  //  the live point replaces a stored one
 } s_points_t;
 
 static void
-s_point(msgpack_packer *pk, uint64_t at, uint64_t online, uint64_t away)
+s_point(s_points_t *p, uint64_t at, uint64_t online, uint64_t away)
 {
-    msgpack_pack_map(pk, 3);
-    s_kv_uint(pk, "at", at);
-    s_kv_uint(pk, "online", online);
-    s_kv_uint(pk, "away", away);
+    //  A small map (fixmap): its end cannot fail.
+    pres_mpw_map_t m;
+    pres_mpw_map_begin(&m, p->pk, p->body);
+    pres_mpw_kv_uint(&m, "at", at);
+    pres_mpw_kv_uint(&m, "online", online);
+    pres_mpw_kv_uint(&m, "away", away);
+    pres_mpw_map_end(&m);
 }
 
 static int
@@ -339,7 +343,7 @@ s_point_one(uint64_t minute, uint64_t online, uint64_t away, void *arg)
     s_points_t *p = arg;
     if (minute >= p->now_minute)
         return 1;
-    s_point(p->pk, minute, online, away);
+    s_point(p, minute, online, away);
     p->count++;
     return 0;
 }
@@ -357,7 +361,7 @@ s_series(broker_state_t *state, const pres_query_t *q, msgpack_sbuffer *out)
     msgpack_sbuffer_init(&body);
     msgpack_packer bpk;
     msgpack_packer_init(&bpk, &body, msgpack_sbuffer_write);
-    s_points_t p = {.pk = &bpk, .now_minute = minute};
+    s_points_t p = {.pk = &bpk, .body = &body, .now_minute = minute};
     if (broker_store_each_point(broker_state_store(state), from, s_point_one,
                                 &p)) {
         msgpack_sbuffer_destroy(&body);
@@ -365,17 +369,17 @@ s_series(broker_state_t *state, const pres_query_t *q, msgpack_sbuffer *out)
         return -1;
     }
     const broker_meta_t *m = broker_state_meta(state);
-    s_point(&bpk, minute, m->online, m->away);
+    s_point(&p, minute, m->online, m->away);
     p.count++;
     msgpack_packer pk;
-    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 2);
-    s_kv_ok(&pk);
-    s_str(&pk, "points");
+    pres_mpw_map_t mp;
+    s_reply_begin(&mp, &pk, out);
+    pres_mpw_kv_bool(&mp, "ok", true);
+    pres_mpw_key(&mp, "points");
     msgpack_pack_array(&pk, p.count);
     msgpack_sbuffer_write(out, body.data, body.size);
     msgpack_sbuffer_destroy(&body);
-    return 0;
+    return s_reply_end(&mp, out);
 }
 
 //  ---- list
@@ -427,52 +431,64 @@ s_list(broker_state_t *state, const pres_query_t *q, msgpack_sbuffer *out)
     bool more = l.count > q->limit;
     uint32_t n = more ? q->limit : l.count;
     msgpack_packer pk;
-    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, more ? 3 : 2);
-    s_kv_ok(&pk);
-    s_str(&pk, "users");
+    pres_mpw_map_t m;
+    s_reply_begin(&m, &pk, out);
+    pres_mpw_kv_bool(&m, "ok", true);
+    pres_mpw_key(&m, "users");
     msgpack_pack_array(&pk, n);
-    for (uint32_t i = 0; i < n; i++)
-        s_pack_user(&pk, &l.page[i], 0);
+    for (uint32_t i = 0; i < n; i++) {
+        pres_mpw_map_t u;
+        pres_mpw_map_begin_in(&u, &m);
+        s_pack_user(&u, &l.page[i]);
+        pres_mpw_map_end(&u);
+    }
     if (more)
-        s_kv_str(&pk, "next", l.page[n - 1].id);
+        pres_mpw_kv_str(&m, "next", l.page[n - 1].id);
     free(l.page);
-    return 0;
+    return s_reply_end(&m, out);
 }
 
 //  ---- stats and snapshot
 
 //  stats.quality: presence-quality counters since the broker started.
 static void
-s_pack_quality(msgpack_packer *pk, const broker_quality_t *qy)
+s_pack_quality(pres_mpw_map_t *m, const broker_quality_t *qy)
 {
-    s_str(pk, "quality");
-    msgpack_pack_map(pk, 5);
-    s_str(pk, "transitions");
-    msgpack_pack_map(pk, PRES_REASON_COUNT);
+    msgpack_packer *pk = m->pk;
+    pres_mpw_map_t qm, t, late, forced, refused;
+    pres_mpw_key(m, "quality");
+    pres_mpw_map_begin_in(&qm, m);
+    pres_mpw_key(&qm, "transitions");
+    pres_mpw_map_begin_in(&t, &qm);
     for (int r = 0; r < PRES_REASON_COUNT; r++)
-        s_kv_uint(pk, pres_reason_name((pres_reason_t)r), qy->transitions[r]);
-    s_kv_uint(pk, "flaps_suppressed", qy->flaps_suppressed);
-    s_str(pk, "timeout_lateness_ms");
-    msgpack_pack_map(pk, 3);
-    s_str(pk, "le");  //  bucket upper bounds; the last bucket is +Inf
+        pres_mpw_kv_uint(&t, pres_reason_name((pres_reason_t)r),
+                         qy->transitions[r]);
+    pres_mpw_map_end(&t);
+    pres_mpw_kv_uint(&qm, "flaps_suppressed", qy->flaps_suppressed);
+    pres_mpw_key(&qm, "timeout_lateness_ms");
+    pres_mpw_map_begin_in(&late, &qm);
+    pres_mpw_key(&late, "le");  //  bucket upper bounds; the last is +Inf
     msgpack_pack_array(pk, BROKER_LATE_BUCKETS - 1);
     for (int b = 0; b < BROKER_LATE_BUCKETS - 1; b++)
         msgpack_pack_uint64(pk, broker_late_bounds[b]);
-    s_str(pk, "counts");
+    pres_mpw_key(&late, "counts");
     msgpack_pack_array(pk, BROKER_LATE_BUCKETS);
     for (int b = 0; b < BROKER_LATE_BUCKETS; b++)
         msgpack_pack_uint64(pk, qy->late[b]);
-    s_kv_uint(pk, "sum", qy->late_sum_ms);
-    s_str(pk, "forced_offline");
-    msgpack_pack_map(pk, PRES_ACCOUNT_COUNT - 1);
+    pres_mpw_kv_uint(&late, "sum", qy->late_sum_ms);
+    pres_mpw_map_end(&late);
+    pres_mpw_key(&qm, "forced_offline");
+    pres_mpw_map_begin_in(&forced, &qm);
     for (int a = 1; a < PRES_ACCOUNT_COUNT; a++)
-        s_kv_uint(pk, pres_account_name((pres_account_t)a),
-                  qy->forced_offline[a]);
-    s_str(pk, "refused");
-    msgpack_pack_map(pk, BROKER_REFUSE_COUNT);
+        pres_mpw_kv_uint(&forced, pres_account_name((pres_account_t)a),
+                         qy->forced_offline[a]);
+    pres_mpw_map_end(&forced);
+    pres_mpw_key(&qm, "refused");
+    pres_mpw_map_begin_in(&refused, &qm);
     for (int i = 0; i < BROKER_REFUSE_COUNT; i++)
-        s_kv_uint(pk, broker_refuse_names[i], qy->refused[i]);
+        pres_mpw_kv_uint(&refused, broker_refuse_names[i], qy->refused[i]);
+    pres_mpw_map_end(&refused);
+    pres_mpw_map_end(&qm);
 }
 
 #define S_PUBS_LISTED 100  //  publishers listed by `stats`
@@ -491,51 +507,58 @@ s_stats(broker_state_t *state, msgpack_sbuffer *out)
     const broker_meta_t *m = broker_state_meta(state);
     broker_pubs_t *pubs = broker_state_pubs(state);
     msgpack_packer pk;
-    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+    pres_mpw_map_t r, sub;
+    s_reply_begin(&r, &pk, out);
     const broker_ha_stats_t *ha = broker_state_ha(state);
-    msgpack_pack_map(&pk, 11 + (ha != NULL));
-    s_kv_ok(&pk);
-    s_kv_uint(&pk, "seq", m->seq);
-    s_pack_quality(&pk, broker_state_quality(state));
+    pres_mpw_kv_bool(&r, "ok", true);
+    pres_mpw_kv_uint(&r, "seq", m->seq);
+    s_pack_quality(&r, broker_state_quality(state));
     if (ha) {
-        s_str(&pk, "ha");
-        msgpack_pack_map(&pk, 4);
-        s_kv_str(&pk, "role", ha->leader ? "leader" : "standby");
-        s_kv_uint(&pk, "term", ha->term);
-        s_kv_str(&pk, "leader", ha->leader_name);
-        s_kv_uint(&pk, "lag", ha->lag);
+        pres_mpw_key(&r, "ha");
+        pres_mpw_map_begin_in(&sub, &r);
+        pres_mpw_kv_str(&sub, "role", ha->leader ? "leader" : "standby");
+        pres_mpw_kv_uint(&sub, "term", ha->term);
+        pres_mpw_kv_str(&sub, "leader", ha->leader_name);
+        pres_mpw_kv_uint(&sub, "lag", ha->lag);
+        pres_mpw_map_end(&sub);
     }
-    s_str(&pk, "users");
-    msgpack_pack_map(&pk, 3);
-    s_kv_uint(&pk, "online", m->online);
-    s_kv_uint(&pk, "away", m->away);
-    s_kv_uint(&pk, "offline", m->users - m->online - m->away);
-    s_str(&pk, "accounts");
-    msgpack_pack_map(&pk, PRES_ACCOUNT_COUNT);
+    pres_mpw_key(&r, "users");
+    pres_mpw_map_begin_in(&sub, &r);
+    pres_mpw_kv_uint(&sub, "online", m->online);
+    pres_mpw_kv_uint(&sub, "away", m->away);
+    pres_mpw_kv_uint(&sub, "offline", m->users - m->online - m->away);
+    pres_mpw_map_end(&sub);
+    pres_mpw_key(&r, "accounts");
+    pres_mpw_map_begin_in(&sub, &r);
     for (int a = 0; a < PRES_ACCOUNT_COUNT; a++)
-        s_kv_uint(&pk, pres_account_name((pres_account_t)a), m->accounts[a]);
-    s_kv_uint(&pk, "sessions", m->sessions);
-    s_str(&pk, "events");
-    msgpack_pack_map(&pk, 4);
-    s_kv_uint(&pk, "applied", m->applied);
-    s_kv_uint(&pk, "refused", m->refused);
-    s_kv_uint(&pk, "lost", m->lost);
-    s_kv_uint(&pk, "malformed", m->malformed);
+        pres_mpw_kv_uint(&sub, pres_account_name((pres_account_t)a),
+                         m->accounts[a]);
+    pres_mpw_map_end(&sub);
+    pres_mpw_kv_uint(&r, "sessions", m->sessions);
+    pres_mpw_key(&r, "events");
+    pres_mpw_map_begin_in(&sub, &r);
+    pres_mpw_kv_uint(&sub, "applied", m->applied);
+    pres_mpw_kv_uint(&sub, "refused", m->refused);
+    pres_mpw_kv_uint(&sub, "lost", m->lost);
+    pres_mpw_kv_uint(&sub, "malformed", m->malformed);
+    pres_mpw_map_end(&sub);
     //  Since this broker started: attempts to change accounts outside the
     //  admin endpoint, and peers the admin endpoint turned away.
     const broker_forbidden_t *fb = broker_state_forbidden(state);
-    s_str(&pk, "forbidden");
-    msgpack_pack_map(&pk, 3);
-    s_kv_uint(&pk, "events", fb->events);
-    s_kv_uint(&pk, "queries", fb->queries);
-    s_kv_uint(&pk, "peers", fb->peers);
+    pres_mpw_key(&r, "forbidden");
+    pres_mpw_map_begin_in(&sub, &r);
+    pres_mpw_kv_uint(&sub, "events", fb->events);
+    pres_mpw_kv_uint(&sub, "queries", fb->queries);
+    pres_mpw_kv_uint(&sub, "peers", fb->peers);
+    pres_mpw_map_end(&sub);
     //  Since this broker started: group commit shows as commits << events.
     broker_store_t *store = broker_state_store(state);
-    s_str(&pk, "storage");
-    msgpack_pack_map(&pk, 3);
-    s_kv_uint(&pk, "commits", broker_store_commits(store));
-    s_kv_uint(&pk, "syncs", broker_store_syncs(store));
-    s_kv_uint(&pk, "map_mib", broker_store_map_size(store) >> 20);
+    pres_mpw_key(&r, "storage");
+    pres_mpw_map_begin_in(&sub, &r);
+    pres_mpw_kv_uint(&sub, "commits", broker_store_commits(store));
+    pres_mpw_kv_uint(&sub, "syncs", broker_store_syncs(store));
+    pres_mpw_kv_uint(&sub, "map_mib", broker_store_map_size(store) >> 20);
+    pres_mpw_map_end(&sub);
     //  The most recently seen publishers first, at most S_PUBS_LISTED.
     size_t n = broker_pubs_count(pubs);
     broker_pub_t **recent = calloc(n ? n : 1, sizeof(*recent));
@@ -545,17 +568,19 @@ s_stats(broker_state_t *state, msgpack_sbuffer *out)
         recent[i] = broker_pubs_at(pubs, i);
     if (n)
         qsort(recent, n, sizeof(*recent), s_cmp_recent);
-    s_kv_uint(&pk, "publishers_total", broker_pubs_count(pubs));
-    s_str(&pk, "publishers");
+    pres_mpw_kv_uint(&r, "publishers_total", broker_pubs_count(pubs));
+    pres_mpw_key(&r, "publishers");
     size_t listed = n < S_PUBS_LISTED ? n : S_PUBS_LISTED;
     msgpack_pack_array(&pk, listed);
     for (size_t i = 0; i < listed; i++) {
-        msgpack_pack_map(&pk, 3);
-        s_kv_str(&pk, "src", recent[i]->src);
-        s_kv_uint(&pk, "seq", recent[i]->last);
-        s_kv_uint(&pk, "lost", recent[i]->lost);
+        pres_mpw_map_begin_in(&sub, &r);
+        pres_mpw_kv_str(&sub, "src", recent[i]->src);
+        pres_mpw_kv_uint(&sub, "seq", recent[i]->last);
+        pres_mpw_kv_uint(&sub, "lost", recent[i]->lost);
+        pres_mpw_map_end(&sub);
     }
     free(recent);
+    s_reply_end(&r, out);
 }
 
 static void
@@ -571,11 +596,11 @@ s_snapshot(broker_state_t *state, msgpack_sbuffer *out)
         if (broker_live_user(live, u)->state != PRES_OFFLINE)
             n++;
     msgpack_packer pk;
-    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 3);
-    s_kv_ok(&pk);
-    s_kv_uint(&pk, "seq", broker_state_meta(state)->seq);
-    s_str(&pk, "users");
+    pres_mpw_map_t r;
+    s_reply_begin(&r, &pk, out);
+    pres_mpw_kv_bool(&r, "ok", true);
+    pres_mpw_kv_uint(&r, "seq", broker_state_meta(state)->seq);
+    pres_mpw_key(&r, "users");
     msgpack_pack_array(&pk, n);
     for (uint32_t u = broker_live_user_next(live, BROKER_LIVE_NONE);
          u != BROKER_LIVE_NONE; u = broker_live_user_next(live, u)) {
@@ -587,18 +612,24 @@ s_snapshot(broker_state_t *state, msgpack_sbuffer *out)
                            .sessions = user->nsessions,
                            .account = user->account};
         memcpy(v.id, user->id, (size_t)user->len + 1);
-        s_pack_user(&pk, &v, 1);
-        s_str(&pk, "live");
+        pres_mpw_map_t um;
+        pres_mpw_map_begin_in(&um, &r);
+        s_pack_user(&um, &v);
+        pres_mpw_key(&um, "live");
         msgpack_pack_array(&pk, user->nsessions);
         for (uint32_t s = user->first; s != BROKER_LIVE_NONE;) {
             broker_session_t *session = broker_live_session(live, s);
-            msgpack_pack_map(&pk, 3);
-            s_kv_str(&pk, "session", session->id);
-            s_kv_str(&pk, "state", pres_state_name(session->state));
-            s_kv_uint(&pk, "deadline", session->last_hb + timeout);
+            pres_mpw_map_t sm;
+            pres_mpw_map_begin_in(&sm, &um);
+            pres_mpw_kv_str(&sm, "session", session->id);
+            pres_mpw_kv_str(&sm, "state", pres_state_name(session->state));
+            pres_mpw_kv_uint(&sm, "deadline", session->last_hb + timeout);
+            pres_mpw_map_end(&sm);
             s = session->next;
         }
+        pres_mpw_map_end(&um);
     }
+    s_reply_end(&r, out);
 }
 
 static int
@@ -689,10 +720,11 @@ broker_query_account_reply(const pres_query_t *q, int rc, uint64_t seq,
         return;
     }
     msgpack_packer pk;
-    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 4);
-    s_kv_ok(&pk);
-    s_kv_str(&pk, "user", q->user);
-    s_kv_str(&pk, "account", pres_account_name(q->status));
-    s_kv_uint(&pk, "seq", seq);
+    pres_mpw_map_t m;
+    s_reply_begin(&m, &pk, out);
+    pres_mpw_kv_bool(&m, "ok", true);
+    pres_mpw_kv_str(&m, "user", q->user);
+    pres_mpw_kv_str(&m, "account", pres_account_name(q->status));
+    pres_mpw_kv_uint(&m, "seq", seq);
+    s_reply_end(&m, out);
 }

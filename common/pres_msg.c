@@ -4,6 +4,7 @@
     duplicate, unknown or missing keys, ids and texts validated. */
 #include "pres_msg.h"
 #include "pres_mp.h"
+#include "pres_mpw.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -415,48 +416,31 @@ pres_event_encode(const pres_event_t *ev, void *buf, size_t cap)
     bool has_device = ev->type == PRES_EV_LOGIN && ev->device[0];
     bool has_state = ev->type == PRES_EV_HEARTBEAT && ev->has_state;
     bool has_reason = ev->type == PRES_EV_ACCOUNT && ev->reason[0];
-    size_t n = 6;
-    switch (ev->type) {
-    case PRES_EV_LOGIN:
-        n += 1 + has_device;
-        break;
-    case PRES_EV_HEARTBEAT:
-        n += 1 + has_state;
-        break;
-    case PRES_EV_LOGOUT:
-        n += has_session;
-        break;
-    case PRES_EV_EXPIRE:
-        n += 2;
-        break;
-    case PRES_EV_ACCOUNT:
-        n += 1 + has_reason;
-        break;
-    }
     pres_mp_writer_t w;
     pres_mp_writer_init(&w, buf, cap);
-    msgpack_pack_map(&w.pk, n);
-    pres_mp_pack_kv_uint(&w, "v", PRES_MSG_VERSION);
-    pres_mp_pack_kv_str(&w, "type", pres_ev_type_name(ev->type));
-    pres_mp_pack_kv_str(&w, "user", ev->user);
-    pres_mp_pack_kv_uint(&w, "at", ev->at);
-    pres_mp_pack_kv_str(&w, "src", ev->src);
-    pres_mp_pack_kv_uint(&w, "seq", ev->seq);
+    pres_mpw_map_t m;
+    pres_mpw_map_begin_w(&m, &w);
+    pres_mpw_kv_uint(&m, "v", PRES_MSG_VERSION);
+    pres_mpw_kv_str(&m, "type", pres_ev_type_name(ev->type));
+    pres_mpw_kv_str(&m, "user", ev->user);
+    pres_mpw_kv_uint(&m, "at", ev->at);
+    pres_mpw_kv_str(&m, "src", ev->src);
+    pres_mpw_kv_uint(&m, "seq", ev->seq);
     if (ev->type != PRES_EV_ACCOUNT &&
         (ev->type != PRES_EV_LOGOUT || has_session))
-        pres_mp_pack_kv_str(&w, "session", ev->session);
+        pres_mpw_kv_str(&m, "session", ev->session);
     if (has_device)
-        pres_mp_pack_kv_str(&w, "device", ev->device);
+        pres_mpw_kv_str(&m, "device", ev->device);
     if (has_state)
-        pres_mp_pack_kv_str(&w, "state", pres_state_name(ev->state));
+        pres_mpw_kv_str(&m, "state", pres_state_name(ev->state));
     if (ev->type == PRES_EV_EXPIRE)
-        pres_mp_pack_kv_uint(&w, "deadline", ev->deadline);
+        pres_mpw_kv_uint(&m, "deadline", ev->deadline);
     if (ev->type == PRES_EV_ACCOUNT) {
-        pres_mp_pack_kv_str(&w, "status", pres_account_name(ev->status));
+        pres_mpw_kv_str(&m, "status", pres_account_name(ev->status));
         if (has_reason)
-            pres_mp_pack_kv_str(&w, "reason", ev->reason);
+            pres_mpw_kv_str(&m, "reason", ev->reason);
     }
-    return w.overflow ? 0 : w.len;
+    return pres_mpw_map_end(&m) || w.overflow ? 0 : w.len;
 }
 
 //  ---------------------------------------------------------------------
@@ -490,23 +474,24 @@ pres_change_encode(const pres_change_t *ch, void *buf, size_t cap)
     bool has_term = ch->term != 0;
     pres_mp_writer_t w;
     pres_mp_writer_init(&w, buf, cap);
-    msgpack_pack_map(&w.pk, 9 + has_session + has_deadline + has_term);
-    pres_mp_pack_kv_uint(&w, "v", PRES_MSG_VERSION);
-    pres_mp_pack_kv_uint(&w, "seq", ch->seq);
-    pres_mp_pack_kv_str(&w, "user", ch->user);
-    pres_mp_pack_kv_str(&w, "state", pres_state_name(ch->state));
-    pres_mp_pack_kv_str(&w, "prev", pres_state_name(ch->prev));
-    pres_mp_pack_kv_uint(&w, "at", ch->at);
-    pres_mp_pack_kv_str(&w, "reason", pres_reason_name(ch->reason));
-    pres_mp_pack_kv_uint(&w, "sessions", ch->sessions);
-    pres_mp_pack_kv_str(&w, "account", pres_account_name(ch->account));
+    pres_mpw_map_t m;
+    pres_mpw_map_begin_w(&m, &w);
+    pres_mpw_kv_uint(&m, "v", PRES_MSG_VERSION);
+    pres_mpw_kv_uint(&m, "seq", ch->seq);
+    pres_mpw_kv_str(&m, "user", ch->user);
+    pres_mpw_kv_str(&m, "state", pres_state_name(ch->state));
+    pres_mpw_kv_str(&m, "prev", pres_state_name(ch->prev));
+    pres_mpw_kv_uint(&m, "at", ch->at);
+    pres_mpw_kv_str(&m, "reason", pres_reason_name(ch->reason));
+    pres_mpw_kv_uint(&m, "sessions", ch->sessions);
+    pres_mpw_kv_str(&m, "account", pres_account_name(ch->account));
     if (has_session)
-        pres_mp_pack_kv_str(&w, "session", ch->session);
+        pres_mpw_kv_str(&m, "session", ch->session);
     if (has_deadline)
-        pres_mp_pack_kv_uint(&w, "deadline", ch->deadline);
+        pres_mpw_kv_uint(&m, "deadline", ch->deadline);
     if (has_term)
-        pres_mp_pack_kv_uint(&w, "term", ch->term);
-    return w.overflow ? 0 : w.len;
+        pres_mpw_kv_uint(&m, "term", ch->term);
+    return pres_mpw_map_end(&m) || w.overflow ? 0 : w.len;
 }
 
 int
@@ -556,13 +541,14 @@ pres_deadline_encode(const pres_deadline_t *dl, void *buf, size_t cap)
         return 0;
     pres_mp_writer_t w;
     pres_mp_writer_init(&w, buf, cap);
-    msgpack_pack_map(&w.pk, 5);
-    pres_mp_pack_kv_uint(&w, "v", PRES_MSG_VERSION);
-    pres_mp_pack_kv_str(&w, "type", "deadline");
-    pres_mp_pack_kv_str(&w, "user", dl->user);
-    pres_mp_pack_kv_str(&w, "session", dl->session);
-    pres_mp_pack_kv_uint(&w, "deadline", dl->deadline);
-    return w.overflow ? 0 : w.len;
+    pres_mpw_map_t m;
+    pres_mpw_map_begin_w(&m, &w);
+    pres_mpw_kv_uint(&m, "v", PRES_MSG_VERSION);
+    pres_mpw_kv_str(&m, "type", "deadline");
+    pres_mpw_kv_str(&m, "user", dl->user);
+    pres_mpw_kv_str(&m, "session", dl->session);
+    pres_mpw_kv_uint(&m, "deadline", dl->deadline);
+    return pres_mpw_map_end(&m) || w.overflow ? 0 : w.len;
 }
 
 int
@@ -719,27 +705,23 @@ pres_query_encode(const pres_query_t *q, void *buf, size_t cap)
     bool has_by = q->op == PRES_Q_ACCOUNT && q->by[0];
     if (has_by && !pres_id_valid(q->by, strlen(q->by)))
         return 0;
-    size_t n = has_by + 1 + need_user + (list && q->has_state) +
-               (list && q->has_account) + has_cursor + has_limit +
-               (q->op == PRES_Q_ACCOUNT) + has_reason +
-               (q->op == PRES_Q_CHANGES_SINCE) + many +
-               (q->op == PRES_Q_SERIES);
     pres_mp_writer_t w;
     pres_mp_writer_init(&w, buf, cap);
-    msgpack_pack_map(&w.pk, n);
-    pres_mp_pack_kv_str(&w, "op", pres_query_op_name(q->op));
+    pres_mpw_map_t m;
+    pres_mpw_map_begin_w(&m, &w);
+    pres_mpw_kv_str(&m, "op", pres_query_op_name(q->op));
     if (need_user)
-        pres_mp_pack_kv_str(&w, "user", q->user);
+        pres_mpw_kv_str(&m, "user", q->user);
     if (list && q->has_state)
-        pres_mp_pack_kv_str(&w, "state", pres_state_name(q->state));
+        pres_mpw_kv_str(&m, "state", pres_state_name(q->state));
     if (list && q->has_account)
-        pres_mp_pack_kv_str(&w, "account", pres_account_name(q->account));
+        pres_mpw_kv_str(&m, "account", pres_account_name(q->account));
     if (q->op == PRES_Q_CHANGES_SINCE)
-        pres_mp_pack_kv_uint(&w, "seq", q->seq);
+        pres_mpw_kv_uint(&m, "seq", q->seq);
     if (q->op == PRES_Q_SERIES)
-        pres_mp_pack_kv_uint(&w, "minutes", q->minutes);
+        pres_mpw_kv_uint(&m, "minutes", q->minutes);
     if (many) {
-        pres_mp_pack_cstr(&w, "users");
+        pres_mpw_key(&m, "users");
         msgpack_pack_array(&w.pk, q->nusers);
         if (!q->users)  //  a decoded request: its checked elements as is
             w.pk.callback(w.pk.data, q->users_mp, q->users_mp_len);
@@ -750,15 +732,15 @@ pres_query_encode(const pres_query_t *q, void *buf, size_t cap)
         }
     }
     if (has_cursor)
-        pres_mp_pack_kv_str(&w, "cursor", q->cursor);
+        pres_mpw_kv_str(&m, "cursor", q->cursor);
     if (has_limit)
-        pres_mp_pack_kv_uint(&w, "limit", q->limit);
+        pres_mpw_kv_uint(&m, "limit", q->limit);
     if (q->op == PRES_Q_ACCOUNT) {
-        pres_mp_pack_kv_str(&w, "status", pres_account_name(q->status));
+        pres_mpw_kv_str(&m, "status", pres_account_name(q->status));
         if (has_reason)
-            pres_mp_pack_kv_str(&w, "reason", q->reason);
+            pres_mpw_kv_str(&m, "reason", q->reason);
         if (has_by)
-            pres_mp_pack_kv_str(&w, "by", q->by);
+            pres_mpw_kv_str(&m, "by", q->by);
     }
-    return w.overflow ? 0 : w.len;
+    return pres_mpw_map_end(&m) || w.overflow ? 0 : w.len;
 }
