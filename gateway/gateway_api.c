@@ -86,8 +86,9 @@ s_query_wait(const gw_req_t *req, int64_t deadline)
     return s_broker_away(req) ? 0 : s_left(deadline);
 }
 
-//  A query that waited timeout_ms timed out: with most of bus_timeout_ms
-//  spent for nothing, the broker counts as away until a probe answers.
+//  A query (or a login's confirmation) that waited timeout_ms timed out:
+//  with most of bus_timeout_ms spent for nothing, the broker counts as
+//  away until a probe answers.
 static void
 s_query_timed_out(const gw_req_t *req, int timeout_ms)
 {
@@ -277,7 +278,10 @@ gw_api_login(gw_req_t *req, struct MHD_Connection *conn)
         gw_bus_wait_end(gw->bus, &w, 0);
         return gw_req_error(req, conn, 503, "bus unavailable");
     }
-    if (gw_bus_wait_end(gw->bus, &w, s_left(deadline)) != 0) {
+    int wait = s_left(deadline);
+    if (gw_bus_wait_end(gw->bus, &w, wait) != 0) {
+        //  No change for the login: the broker is not taking events.
+        s_query_timed_out(req, wait);
         gw_metrics_reject(req->gw->metrics, GW_REJ_BROKER_TIMEOUT);
         return gw_req_error(req, conn, 503, "broker did not confirm login");
     }
