@@ -86,7 +86,8 @@ s_query_wait(const gw_req_t *req, int64_t deadline)
     return s_broker_away(req) ? 0 : s_left(deadline);
 }
 
-//  A query (or a login's confirmation) that waited timeout_ms timed out:
+//  A query (or a login's confirmation, or room for an event) that waited
+//  timeout_ms timed out:
 //  with most of bus_timeout_ms spent for nothing, the broker counts as
 //  away until a probe answers.
 static void
@@ -103,14 +104,17 @@ static int
 s_publish(gw_req_t *req, pres_event_t *ev, int64_t deadline)
 {
     int64_t t0 = pres_mono_ms();
-    int rc = pres_pub_send(req->worker->pub, ev,
-                           s_broker_away(req) ? 0 : s_left(deadline));
+    int wait = s_broker_away(req) ? 0 : s_left(deadline);
+    int rc = pres_pub_send(req->worker->pub, ev, wait);
     if (rc == 0) {
         gw_metrics_published(req->gw->metrics, (int)ev->type);
         gw_metrics_latency(req->gw->metrics, GW_LAT_PUBLISH,
                            (pres_mono_ms() - t0) * 1000);
-    } else
+    } else {
         gw_metrics_reject(req->gw->metrics, GW_REJ_BUS_BUSY);
+        if (errno == EAGAIN && wait > 0)  //  the broker is not reading
+            s_query_timed_out(req, wait);
+    }
     return rc;
 }
 
