@@ -5,13 +5,14 @@
     (/healthz says so), 503 at once when it needs the broker, and a
     request begun before holds one deadline of bus_timeout_ms (a login
     for its get, event and confirmation together): every answer within
-    bus_timeout_ms plus scheduling slack; its RSS stays bounded, and /healthz
-   answers 503 and says the broker is unreachable since when. When the broker is
-   back, the gateway, the sweeper, presencectl watch and an SSE client resume by
-   themselves (the sweeper ends a session whose deadline passed while the broker
-   was away within 1 s of its return), and no acknowledged change is lost: every
-   account change answered 200 holds, and every login answered 200 whose
-   deadline has not passed is live. */
+    bus_timeout_ms plus scheduling slack. Its RSS stays bounded, and
+    /healthz answers 503 and says the broker is unreachable since when.
+    When the broker is back, the gateway, the sweeper, presencectl watch
+    and an SSE client resume by themselves (the sweeper ends a session
+    whose deadline passed while the broker was away within 1 s of its
+    return), and no acknowledged change is lost: every account change
+    answered 200 holds, and every login answered 200 whose deadline has
+    not passed is live. */
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
