@@ -86,8 +86,7 @@ s_query_wait(const gw_req_t *req, int64_t deadline)
     return s_broker_away(req) ? 0 : s_left(deadline);
 }
 
-//  A query (or a login's confirmation, or room for an event) that waited
-//  timeout_ms timed out:
+//  A query (or room for an event) that waited timeout_ms timed out:
 //  with most of bus_timeout_ms spent for nothing, the broker counts as
 //  away until a probe answers.
 static void
@@ -282,10 +281,13 @@ gw_api_login(gw_req_t *req, struct MHD_Connection *conn)
         gw_bus_wait_end(gw->bus, &w, 0);
         return gw_req_error(req, conn, 503, "bus unavailable");
     }
-    int wait = s_left(deadline);
-    if (gw_bus_wait_end(gw->bus, &w, wait) != 0) {
-        //  No change for the login: the broker is not taking events.
-        s_query_timed_out(req, wait);
+    if (gw_bus_wait_end(gw->bus, &w, s_left(deadline)) != 0) {
+        //  No change for the login: the broker is gone if the publisher
+        //  lost it; otherwise it may only refuse it (a full disk): probe.
+        if (!pres_pub_ready(req->worker->pub))
+            gw_bus_broker_lost(gw->bus);
+        else
+            gw_bus_broker_probe(gw->bus);
         gw_metrics_reject(req->gw->metrics, GW_REJ_BROKER_TIMEOUT);
         return gw_req_error(req, conn, 503, "broker did not confirm login");
     }

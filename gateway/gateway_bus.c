@@ -526,6 +526,12 @@ gw_bus_broker_lost(gw_bus_t *self)
     atomic_store(&self->probe, true);
 }
 
+void
+gw_bus_broker_probe(gw_bus_t *self)
+{
+    atomic_store(&self->probe, true);
+}
+
 bool
 gw_bus_broker_away(gw_bus_t *self, int64_t *since_ms, const char **why)
 {

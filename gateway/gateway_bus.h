@@ -59,6 +59,11 @@ void gw_bus_broker_lost(gw_bus_t *self);
 //  first poll has answered either way. Any thread.
 bool gw_bus_broker_away(gw_bus_t *self, int64_t *since_ms, const char **why);
 
+//  Something looked wrong (a login got no change) but the broker may be
+//  up: the bus thread polls `stats` at once, which marks it away if it
+//  does not answer. Any thread.
+void gw_bus_broker_probe(gw_bus_t *self);
+
 //  A change as the JSON of SSE `data:` (NUL-terminated in buf). Returns its
 //  length, or -1 if it does not fit cap. Any thread.
 int gw_bus_change_json(const pres_change_t *ch, char *buf, size_t cap);
