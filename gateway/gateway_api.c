@@ -54,29 +54,66 @@ s_str_field(json_t *obj, const char *key, char *out, size_t cap, bool id)
     return 1;
 }
 
-static int
-s_bus_timeout(gw_req_t *req)
+//  A request's one deadline for the broker (docs/gateway.md): every wait
+//  on the bus or the broker within it shares bus_timeout_ms from now.
+static int64_t
+s_deadline(const gw_req_t *req)
 {
-    //  With the broker known to be down, do not make every caller wait
-    //  the whole bus timeout.
-    int t = req->gw->cfg->bus_timeout_ms;
-    if (!gw_bus_broker_ok(req->gw->bus) && t > 100)
-        t = 100;
-    return t;
+    return pres_mono_ms() + req->gw->cfg->bus_timeout_ms;
 }
 
-//  Publish ev on this worker's publisher. 0 or -1 (EAGAIN: 503).
+//  Milliseconds left until deadline (monotonic ms), at least 0.
 static int
-s_publish(gw_req_t *req, pres_event_t *ev)
+s_left(int64_t deadline)
+{
+    int64_t left = deadline - pres_mono_ms();
+    return left > 0 ? (int)left : 0;
+}
+
+//  The broker is known to be away: requests that need it answer 503 at
+//  once instead of each waiting bus_timeout_ms (until a probe answers).
+static bool
+s_broker_away(const gw_req_t *req)
+{
+    return gw_bus_broker_away(req->gw->bus, NULL, NULL);
+}
+
+//  How long a query of this request may wait: 0 (do not ask) when the
+//  broker is away or the deadline has passed.
+static int
+s_query_wait(const gw_req_t *req, int64_t deadline)
+{
+    return s_broker_away(req) ? 0 : s_left(deadline);
+}
+
+//  A query (or room for an event) that waited timeout_ms timed out:
+//  with most of bus_timeout_ms spent for nothing, the broker counts as
+//  away until a probe answers.
+static void
+s_query_timed_out(const gw_req_t *req, int timeout_ms)
+{
+    if (timeout_ms >= req->gw->cfg->bus_timeout_ms / 2)
+        gw_bus_broker_lost(req->gw->bus);
+}
+
+//  Publish ev on this worker's publisher, waiting for room until deadline
+//  (not at all while the broker is away: an event the queue takes now is
+//  still sent). 0 or -1 (EAGAIN: 503).
+static int
+s_publish(gw_req_t *req, pres_event_t *ev, int64_t deadline)
 {
     int64_t t0 = pres_mono_ms();
-    int rc = pres_pub_send(req->worker->pub, ev, s_bus_timeout(req));
+    int wait = s_broker_away(req) ? 0 : s_left(deadline);
+    int rc = pres_pub_send(req->worker->pub, ev, wait);
     if (rc == 0) {
         gw_metrics_published(req->gw->metrics, (int)ev->type);
         gw_metrics_latency(req->gw->metrics, GW_LAT_PUBLISH,
                            (pres_mono_ms() - t0) * 1000);
-    } else
+    } else {
         gw_metrics_reject(req->gw->metrics, GW_REJ_BUS_BUSY);
+        if (errno == EAGAIN && wait > 0)  //  the broker is not reading
+            s_query_timed_out(req, wait);
+    }
     return rc;
 }
 
@@ -115,12 +152,14 @@ s_reply_account(zframe_t *reply, pres_account_t *acc)
 //  or a heap copy in *heap_msg that the caller frees).
 static zframe_t *
 s_query_on(gw_req_t *req, pres_qclient_t *qc, const pres_query_t *q,
-           unsigned *status, char **heap_msg)
+           int64_t deadline, unsigned *status, char **heap_msg)
 {
     char *error = NULL;
     int64_t t0 = pres_mono_ms();
+    int wait = s_query_wait(req, deadline);
+    errno = ETIMEDOUT;
     zframe_t *reply =
-        qc ? pres_qclient_query(qc, q, s_bus_timeout(req), &error) : NULL;
+        qc && wait > 0 ? pres_qclient_query(qc, q, wait, &error) : NULL;
     *heap_msg = NULL;
     if (reply) {
         gw_metrics_latency(req->gw->metrics, GW_LAT_QUERY,
@@ -133,6 +172,9 @@ s_query_on(gw_req_t *req, pres_qclient_t *qc, const pres_query_t *q,
         return NULL;
     }
     free(error);
+    //  (The admin endpoint also stays silent to a peer it does not admit.)
+    if (qc == req->worker->query && wait > 0)
+        s_query_timed_out(req, wait);
     gw_metrics_reject(req->gw->metrics, GW_REJ_BROKER_TIMEOUT);
     *status = 503;
     *heap_msg = strdup("broker unavailable");
@@ -140,9 +182,10 @@ s_query_on(gw_req_t *req, pres_qclient_t *qc, const pres_query_t *q,
 }
 
 static zframe_t *
-s_query(gw_req_t *req, const pres_query_t *q, unsigned *status, char **heap_msg)
+s_query(gw_req_t *req, const pres_query_t *q, int64_t deadline,
+        unsigned *status, char **heap_msg)
 {
-    return s_query_on(req, req->worker->query, q, status, heap_msg);
+    return s_query_on(req, req->worker->query, q, deadline, status, heap_msg);
 }
 
 //  Answer with the broker's reply as JSON (without `ok`).
@@ -175,6 +218,8 @@ gw_api_login(gw_req_t *req, struct MHD_Connection *conn)
 {
     const gw_env_t *gw = req->gw;
     const char *user = req->claims.sub;
+    //  One deadline for the get, the publish and the confirmation.
+    int64_t deadline = s_deadline(req);
     json_t *body = s_body(req, true);
     if (!body)
         return s_bad_request(req, conn, "body must be a JSON object");
@@ -199,7 +244,7 @@ gw_api_login(gw_req_t *req, struct MHD_Connection *conn)
     snprintf(q.user, sizeof q.user, "%s", user);
     unsigned status = 0;
     char *msg = NULL;
-    zframe_t *reply = s_query(req, &q, &status, &msg);
+    zframe_t *reply = s_query(req, &q, deadline, &status, &msg);
     if (!reply && status != 404)
         return s_query_failed(req, conn, status == 400 ? 503 : status, msg);
     free(msg);
@@ -232,11 +277,17 @@ gw_api_login(gw_req_t *req, struct MHD_Connection *conn)
     gw_waiter_t w;
     gw_bus_wait_begin(gw->bus, &w, user, ev.session);
     int64_t t0 = pres_mono_ms();
-    if (s_publish(req, &ev) != 0) {
+    if (s_publish(req, &ev, deadline) != 0) {
         gw_bus_wait_end(gw->bus, &w, 0);
         return gw_req_error(req, conn, 503, "bus unavailable");
     }
-    if (gw_bus_wait_end(gw->bus, &w, gw->cfg->bus_timeout_ms) != 0) {
+    if (gw_bus_wait_end(gw->bus, &w, s_left(deadline)) != 0) {
+        //  No change for the login: the broker is gone if the publisher
+        //  lost it; otherwise it may only refuse it (a full disk): probe.
+        if (!pres_pub_ready(req->worker->pub))
+            gw_bus_broker_lost(gw->bus);
+        else
+            gw_bus_broker_probe(gw->bus);
         gw_metrics_reject(req->gw->metrics, GW_REJ_BROKER_TIMEOUT);
         return gw_req_error(req, conn, 503, "broker did not confirm login");
     }
@@ -283,7 +334,7 @@ gw_api_heartbeat(gw_req_t *req, struct MHD_Connection *conn)
         ev.has_state = true;
         ev.state = state[0] == 'o' ? PRES_ONLINE : PRES_AWAY;
     }
-    if (s_publish(req, &ev) != 0)
+    if (s_publish(req, &ev, s_deadline(req)) != 0)
         return gw_req_error(req, conn, 503, "bus unavailable");
     return gw_req_no_content(req, conn);
 }
@@ -305,7 +356,7 @@ gw_api_logout(gw_req_t *req, struct MHD_Connection *conn)
                              "[A-Za-z0-9._@:-]");
     ev.type = PRES_EV_LOGOUT;
     memcpy(ev.user, req->claims.sub, sizeof ev.user);
-    if (s_publish(req, &ev) != 0)
+    if (s_publish(req, &ev, s_deadline(req)) != 0)
         return gw_req_error(req, conn, 503, "bus unavailable");
     //  The token is dead from now on, here and after a restart; 204 only
     //  once that is on disk (a retry after 503 publishes the logout again,
@@ -322,7 +373,7 @@ s_query_reply(gw_req_t *req, struct MHD_Connection *conn, const pres_query_t *q)
 {
     unsigned status = 0;
     char *msg = NULL;
-    zframe_t *reply = s_query(req, q, &status, &msg);
+    zframe_t *reply = s_query(req, q, s_deadline(req), &status, &msg);
     if (!reply)
         return s_query_failed(req, conn, status, msg);
     return s_reply_json(req, conn, &reply);
@@ -442,7 +493,8 @@ gw_api_account(gw_req_t *req, struct MHD_Connection *conn)
         w->admin = pres_qclient_new_admin(req->gw->cfg);
     unsigned status = 0;
     char *msg = NULL;
-    zframe_t *reply = s_query_on(req, w->admin, &q, &status, &msg);
+    zframe_t *reply =
+        s_query_on(req, w->admin, &q, s_deadline(req), &status, &msg);
     if (!reply)
         return s_query_failed(req, conn, status, msg);
     //  Durable at the broker: refuse this user's heartbeats here at once.
@@ -502,11 +554,16 @@ gw_api_batch(gw_req_t *req, struct MHD_Connection *conn)
     if (len == 0)
         return s_bad_request(req, conn, "cannot encode the request");
     int64_t t0 = pres_mono_ms();
+    int wait = s_query_wait(req, s_deadline(req));
     zframe_t *reply =
-        pres_qclient_call(req->worker->query, frame, len, s_bus_timeout(req));
-    if (!reply)
+        wait > 0 ? pres_qclient_call(req->worker->query, frame, len, wait)
+                 : NULL;
+    if (!reply) {
+        if (wait > 0)
+            s_query_timed_out(req, wait);
         return gw_req_refuse(req, conn, GW_REJ_BROKER_TIMEOUT, 503,
                              "broker unavailable");
+    }
     gw_metrics_latency(req->gw->metrics, GW_LAT_QUERY,
                        (pres_mono_ms() - t0) * 1000);
     bool ok = false;
@@ -576,8 +633,10 @@ s_sse_replay(gw_req_t *req, FILE *out, uint64_t *seq, uint64_t until)
     q.op = PRES_Q_CHANGES_SINCE;
     while (*seq + 1 < until) {
         q.seq = *seq;
-        zframe_t *reply = pres_qclient_query(req->worker->query, &q,
-                                             s_bus_timeout(req), NULL);
+        int wait = s_query_wait(req, s_deadline(req));
+        zframe_t *reply =
+            wait > 0 ? pres_qclient_query(req->worker->query, &q, wait, NULL)
+                     : NULL;
         if (!reply)
             return -1;
         pres_mp_reader_t r;

@@ -23,6 +23,10 @@
 #define S_MAINTAIN_MS    10000
 #define S_SEED_PAGES_MAX 10000  //  1000 users a page
 
+enum { S_AWAY_POLL, S_AWAY_QUERY };
+static const char *const s_away_why[] = {"stats poll failed",
+                                         "a query timed out"};
+
 struct gw_bus {
     const pres_config_t *cfg;
     gw_accounts_t *accounts;
@@ -35,15 +39,34 @@ struct gw_bus {
     pthread_t thread;
     atomic_bool running;
     atomic_bool broker_ok;
-    bool seeded;                //  account cache seeded since last gap
-    bool have_seq;              //  last_seq is meaningful
-    uint64_t last_seq;          //  last change seen
-    uint64_t owed;              //  head at the last stats poll, if ahead
-    uint64_t term;              //  leader term of the last change
-    pthread_mutex_t wait_lock;  //  guards waiters
+    atomic_int_fast64_t away_since;  //  wall ms; 0 = not known away
+    atomic_int away_why;             //  S_AWAY_*
+    atomic_bool probe;               //  poll stats now (broker lost)
+    bool seeded;                     //  account cache seeded since last gap
+    bool have_seq;                   //  last_seq is meaningful
+    uint64_t last_seq;               //  last change seen
+    uint64_t owed;                   //  head at the last stats poll, if ahead
+    uint64_t term;                   //  leader term of the last change
+    pthread_mutex_t wait_lock;       //  guards waiters
     gw_waiter_t *waiters;
     atomic_int nwaiters;
 };
+
+//  The broker was missed (why: S_AWAY_*): away from now, unless it
+//  already was.
+static void
+s_away(gw_bus_t *self, int why)
+{
+    atomic_store(&self->broker_ok, false);
+    int_fast64_t none = 0;
+    if (atomic_compare_exchange_strong(&self->away_since, &none,
+                                       pres_now_ms())) {
+        atomic_store(&self->away_why, why);
+        pres_log_warn("broker unreachable: %s; requests that need it "
+                      "answer 503 until it answers again",
+                      s_away_why[why]);
+    }
+}
 
 static void s_fill(gw_bus_t *self, uint64_t from, uint64_t to);
 
@@ -171,15 +194,13 @@ s_poll_stats(gw_bus_t *self)
     if (ok)
         gw_metrics_latency(self->metrics, GW_LAT_QUERY,
                            (pres_mono_ms() - t0) * 1000);
-    bool was = atomic_exchange(&self->broker_ok, ok);
-    if (was != ok) {
-        if (ok)
-            pres_log_info("broker reachable (seq %" PRIu64 ")", seq);
-        else
-            pres_log_warn("broker not answering queries");
-    }
-    if (!ok)
+    if (!ok) {
+        s_away(self, S_AWAY_POLL);
         return;
+    }
+    bool was = atomic_exchange(&self->broker_ok, true);
+    if (atomic_exchange(&self->away_since, 0) != 0 || !was)
+        pres_log_info("broker reachable (seq %" PRIu64 ")", seq);
     uint64_t known;
     if (!gw_sse_head(self->sse, &known)) {
         //  First contact: the ring gets the changes just before the head.
@@ -385,7 +406,7 @@ s_run(void *arg)
         if (rc > 0)
             s_drain(self);
         int64_t now = pres_mono_ms();
-        if (now >= next_stats) {
+        if (now >= next_stats || atomic_exchange(&self->probe, false)) {
             s_poll_stats(self);
             next_stats = pres_mono_ms() + S_STATS_EVERY_MS;
         }
@@ -496,4 +517,30 @@ bool
 gw_bus_broker_ok(gw_bus_t *self)
 {
     return atomic_load(&self->broker_ok);
+}
+
+void
+gw_bus_broker_lost(gw_bus_t *self)
+{
+    s_away(self, S_AWAY_QUERY);
+    atomic_store(&self->probe, true);
+}
+
+void
+gw_bus_broker_probe(gw_bus_t *self)
+{
+    atomic_store(&self->probe, true);
+}
+
+bool
+gw_bus_broker_away(gw_bus_t *self, int64_t *since_ms, const char **why)
+{
+    int64_t since = atomic_load(&self->away_since);
+    if (since == 0)
+        return false;
+    if (since_ms)
+        *since_ms = since;
+    if (why)
+        *why = s_away_why[atomic_load(&self->away_why) == S_AWAY_QUERY];
+    return true;
 }

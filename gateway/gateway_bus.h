@@ -43,8 +43,26 @@ void gw_bus_wait_begin(gw_bus_t *self, gw_waiter_t *w, const char *user,
 //  arrived (w->change filled), -1 on timeout.
 int gw_bus_wait_end(gw_bus_t *self, gw_waiter_t *w, int timeout_ms);
 
-//  Broker health as of the last `stats` poll (at most ~1 s old).
+//  Broker health as of the last `stats` poll (at most ~1 s old), false
+//  too from a gw_bus_broker_lost until a poll succeeds again. Any thread.
 bool gw_bus_broker_ok(gw_bus_t *self);
+
+//  A query of an HTTP worker waited bus_timeout_ms for nothing: the broker
+//  counts as away from now (requests that need it fail fast) and the bus
+//  thread probes it with `stats` at once. Any thread.
+void gw_bus_broker_lost(gw_bus_t *self);
+
+//  True while the broker is known to be away: a `stats` poll failed or a
+//  query timed out, and no poll has succeeded since. *since_ms (wall
+//  clock, ms since the epoch) is when it was first missed and *why says
+//  how (a static string); either may be NULL. False at start, before the
+//  first poll has answered either way. Any thread.
+bool gw_bus_broker_away(gw_bus_t *self, int64_t *since_ms, const char **why);
+
+//  Something looked wrong (a login got no change) but the broker may be
+//  up: the bus thread polls `stats` at once, which marks it away if it
+//  does not answer. Any thread.
+void gw_bus_broker_probe(gw_bus_t *self);
 
 //  A change as the JSON of SSE `data:` (NUL-terminated in buf). Returns its
 //  length, or -1 if it does not fit cap. Any thread.

@@ -2,6 +2,7 @@
     presence-quality metrics) and CORS preflight answers. */
 #include "gateway_ops.h"
 
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,14 +10,30 @@
 
 #include "gateway_quality.h"
 #include "gateway_workers.h"
+#include "pres_log.h"
 
 enum MHD_Result
 gw_ops_healthz(gw_req_t *req, struct MHD_Connection *conn)
 {
     bool ok = gw_bus_broker_ok(req->gw->bus);
-    const char *json = ok ? "{\"gateway\":\"ok\",\"broker\":\"ok\"}"
-                          : "{\"gateway\":\"ok\",\"broker\":\"down\"}";
-    return gw_req_json(req, conn, ok ? 200 : 503, json, strlen(json));
+    int64_t since = 0;
+    const char *why = NULL;
+    char json[256];
+    int n;
+    if (ok)
+        n = snprintf(json, sizeof json,
+                     "{\"gateway\":\"ok\",\"broker\":\"ok\"}");
+    else if (gw_bus_broker_away(req->gw->bus, &since, &why))
+        n = snprintf(json, sizeof json,
+                     "{\"gateway\":\"ok\",\"broker\":\"down\","
+                     "\"reason\":\"broker unreachable: %s\","
+                     "\"since\":%" PRId64 ",\"for_ms\":%" PRId64 "}",
+                     why, since, pres_now_ms() - since);
+    else  //  no poll has answered yet
+        n = snprintf(json, sizeof json,
+                     "{\"gateway\":\"ok\",\"broker\":\"down\","
+                     "\"reason\":\"broker not polled yet\"}");
+    return gw_req_json(req, conn, ok ? 200 : 503, json, (size_t)n);
 }
 
 //  Append the broker's presence-quality metrics (a `stats` query, short
@@ -30,6 +47,8 @@ s_broker_metrics(gw_req_t *req, char *text, size_t *len)
     q.op = PRES_Q_STATS;
     int timeout =
         req->gw->cfg->bus_timeout_ms < 500 ? req->gw->cfg->bus_timeout_ms : 500;
+    if (gw_bus_broker_away(req->gw->bus, NULL, NULL))
+        return text;  //  fail fast: the gateway's own metrics only
     zframe_t *reply = pres_qclient_query(req->worker->query, &q, timeout, NULL);
     if (!reply)
         return text;

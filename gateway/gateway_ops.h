@@ -8,7 +8,8 @@
 
 #include "gateway_req.h"
 
-//  GET /healthz: 200 or 503 with the broker's health (bus poll).
+//  GET /healthz: 200, or 503 with the reason the broker is down
+//  (unreachable since when, see gw_bus_broker_away).
 enum MHD_Result gw_ops_healthz(gw_req_t *req, struct MHD_Connection *conn);
 //  GET /metrics: Prometheus text.
 enum MHD_Result gw_ops_metrics(gw_req_t *req, struct MHD_Connection *conn);

@@ -1,14 +1,18 @@
 /*  fault.broker_away: the broker away for 10 s (AWAY_S to change) under
     HTTP load, twice: frozen (SIGSTOP: its sockets stay, nothing answers)
     and gone (stopped, then started again). Meanwhile the gateway answers
-    every request in bounded time (503 when it needs the broker: at most
-    bus_timeout_ms per broker round trip, login has up to three), its RSS
-    stays bounded, and /healthz answers 503 and names the broker. When the
-    broker is back, the gateway, the sweeper, presencectl watch and an SSE
-    client resume by themselves (the sweeper ends a session whose deadline
-    passed while the broker was away within 1 s of its return), and no
-    acknowledged change is lost: every account change answered 200 holds,
-    and every login answered 200 whose deadline has not passed is live. */
+    every request in bounded time: once it knows the broker is away
+    (/healthz says so), 503 at once when it needs the broker, and a
+    request begun before holds one deadline of bus_timeout_ms (a login
+    for its get, event and confirmation together): every answer within
+    bus_timeout_ms plus scheduling slack. Its RSS stays bounded, and
+    /healthz answers 503 and says the broker is unreachable since when.
+    When the broker is back, the gateway, the sweeper, presencectl watch
+    and an SSE client resume by themselves (the sweeper ends a session
+    whose deadline passed while the broker was away within 1 s of its
+    return), and no acknowledged change is lost: every account change
+    answered 200 holds, and every login answered 200 whose deadline has
+    not passed is live. */
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
@@ -25,7 +29,11 @@
 #define S_USERS       64  //  per thread
 #define S_BUS_TIMEOUT 500
 #define S_SLACK_MS    1500  //  a busy box: scheduling, not the gateway
-#define S_TIMEOUT_S   6     //  session timeout
+//  Scheduling slack for the answer bounds: the client's connect and the
+//  box's scheduling (2 cores shared with builds; the gateway's own
+//  fail-fast answers take a few ms).
+#define S_ANSWER_SLACK_MS 250
+#define S_TIMEOUT_S       6  //  session timeout
 
 static it_env_t env;
 static it_proc_t broker, sweeper, gateway, watch;
@@ -48,7 +56,9 @@ static atomic_bool stop;
 //  The phase's figures.
 static atomic_int phase;                 //  0 = broker up, 1 = away
 static atomic_int_fast64_t worst_ms[3];  //  away: login, heartbeat, get
-static atomic_int statuses[600];         //  away: count by HTTP status
+static atomic_int_fast64_t settled_at;   //  mono ms: outage + one timeout
+static atomic_int_fast64_t worst_settled_ms[3];  //  requests sent after it
+static atomic_int statuses[600];                 //  away: count by HTTP status
 
 static char *
 s_mint(const char *user, bool admin)
@@ -57,15 +67,25 @@ s_mint(const char *user, bool admin)
 }
 
 static void
-s_record(int op, int status, int64_t ms)
+s_worst(atomic_int_fast64_t *worst, int64_t ms)
+{
+    int_fast64_t w = atomic_load(worst);
+    while (ms > w && !atomic_compare_exchange_weak(worst, &w, ms))
+        ;
+}
+
+//  A request sent at t0 (mono ms) answered status after ms.
+static void
+s_record(int op, int status, int64_t t0, int64_t ms)
 {
     if (atomic_load(&phase) != 1)
         return;
     if (status > 0 && status < 600)
         atomic_fetch_add(&statuses[status], 1);
-    int_fast64_t w = atomic_load(&worst_ms[op]);
-    while (ms > w && !atomic_compare_exchange_weak(&worst_ms[op], &w, ms))
-        ;
+    s_worst(&worst_ms[op], ms);
+    int64_t settled = atomic_load(&settled_at);
+    if (settled && t0 >= settled)
+        s_worst(&worst_settled_ms[op], ms);
 }
 
 static void *
@@ -85,7 +105,7 @@ s_load(void *arg)
         if (!u->session[0] || dice < 10) {
             int st = ith_request(port, "POST", "/v1/login", token,
                                  "{\"device\":\"away\"}", &r, 20000);
-            s_record(0, st, pres_mono_ms() - t0);
+            s_record(0, st, t0, pres_mono_ms() - t0);
             if (st == 200) {
                 ith_json_str(r.body, "session", u->session, sizeof u->session);
                 u->acked_login = true;
@@ -95,11 +115,11 @@ s_load(void *arg)
             snprintf(body, sizeof body, "{\"session\":\"%s\"}", u->session);
             int st = ith_request(port, "POST", "/v1/heartbeat", token, body, &r,
                                  20000);
-            s_record(1, st, pres_mono_ms() - t0);
+            s_record(1, st, t0, pres_mono_ms() - t0);
         } else if (dice < 97) {
             snprintf(path, sizeof path, "/v1/users/%s", u->id);
             int st = ith_request(port, "GET", path, token, NULL, &r, 20000);
-            s_record(2, st, pres_mono_ms() - t0);
+            s_record(2, st, t0, pres_mono_ms() - t0);
         } else {
             //  An account change, always back to active at the end so the
             //  live sessions are not ended: suspend then reactivate.
@@ -109,7 +129,7 @@ s_load(void *arg)
                      pres_account_name(to));
             u->pending = true;
             int st = ith_request(port, "PUT", path, admin, body, &r, 20000);
-            s_record(2, st, pres_mono_ms() - t0);
+            s_record(2, st, t0, pres_mono_ms() - t0);
             if (st == 200) {
                 u->acked = to;
                 u->has_acked = true;
@@ -163,8 +183,10 @@ s_outage(bool frozen, int away_s, ith_follower_t *sse)
 {
     const char *how = frozen ? "frozen" : "gone";
     memset(statuses, 0, sizeof statuses);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 3; i++) {
         atomic_store(&worst_ms[i], 0);
+        atomic_store(&worst_settled_ms[i], 0);
+    }
     long rss0 = s_rss_kib(&gateway), rss_max = rss0;
     //  A silent session whose deadline falls while the broker is away.
     char probe[32];
@@ -178,6 +200,8 @@ s_outage(bool frozen, int away_s, ith_follower_t *sse)
         CHECK_EQ(it_proc_signal(&broker, SIGSTOP), 0);
     else
         CHECK_EQ(it_proc_stop(&broker, 5000), 0);
+    atomic_store(&settled_at,
+                 pres_mono_ms() + S_BUS_TIMEOUT + S_ANSWER_SLACK_MS);
     atomic_store(&phase, 1);
     int64_t end = pres_mono_ms() + away_s * 1000;
     bool health_says = false;
@@ -187,8 +211,10 @@ s_outage(bool frozen, int away_s, ith_follower_t *sse)
         if (rss > rss_max)
             rss_max = rss;
         if (ith_request(port, "GET", "/healthz", NULL, NULL, &r, 5000) == 503 &&
-            strstr(r.body, "broker"))
+            strstr(r.body, "\"reason\":\"broker unreachable") &&
+            strstr(r.body, "\"since\":")) {
             health_says = true;
+        }
         it_sleep_ms(100);  //  sampling period
     }
     atomic_store(&phase, 0);
@@ -200,18 +226,35 @@ s_outage(bool frozen, int away_s, ith_follower_t *sse)
     fprintf(stderr,
             "%s %d s: login worst %" PRId64 " ms, heartbeat %" PRId64
             " ms, get/account %" PRId64 " ms; 200: %d, 204: %d, 503: %d; "
-            "gateway RSS %ld -> max %ld KiB; /healthz said 503: %s\n",
+            "gateway RSS %ld -> max %ld KiB; /healthz said 503: %s; "
+            "sent after the first timeout: login worst %" PRId64
+            " ms, heartbeat %" PRId64 " ms, get/account %" PRId64 " ms\n",
             how, away_s, (int64_t)atomic_load(&worst_ms[0]),
             (int64_t)atomic_load(&worst_ms[1]),
             (int64_t)atomic_load(&worst_ms[2]), atomic_load(&statuses[200]),
             atomic_load(&statuses[204]), atomic_load(&statuses[503]), rss0,
-            rss_max, health_says ? "yes" : "no");
-    //  Bounded answers: one broker round trip is bounded by bus_timeout_ms
-    //  and login makes up to three (a get, the event, the confirmation);
-    //  a request may also wait for a worker that another one holds. Every
-    //  answer comes within 3 x bus_timeout_ms plus scheduling slack.
-    for (int op = 0; op < 3; op++)
-        CHECK(atomic_load(&worst_ms[op]) <= 3 * S_BUS_TIMEOUT + S_SLACK_MS);
+            rss_max, health_says ? "yes" : "no",
+            (int64_t)atomic_load(&worst_settled_ms[0]),
+            (int64_t)atomic_load(&worst_settled_ms[1]),
+            (int64_t)atomic_load(&worst_settled_ms[2]));
+    //  Bounded answers. The first query the load makes after the broker
+    //  went times out within bus_timeout_ms and tells the gateway, which
+    //  then answers 503 at once to whatever needs the broker; a request
+    //  begun before holds one deadline of bus_timeout_ms for all its
+    //  waits (a login: its get, event and confirmation). So a request
+    //  sent once that first timeout has passed is answered within
+    //  bus_timeout_ms (it may queue behind such a request in its HTTP
+    //  thread). In the first instant a request may queue behind a login
+    //  whose confirmation did not come (not taken as proof: a full disk
+    //  does that too) and then wait its own timeout: two. The old gateway
+    //  learnt of the outage only from its stats poll (up to 1.5 s) and
+    //  gave each step of a login its own timeout.
+    for (int op = 0; op < 3; op++) {
+        CHECK(atomic_load(&worst_settled_ms[op]) <=
+              S_BUS_TIMEOUT + S_ANSWER_SLACK_MS);
+        CHECK(atomic_load(&worst_ms[op]) <=
+              2 * S_BUS_TIMEOUT + S_ANSWER_SLACK_MS);
+    }
     CHECK(atomic_load(&statuses[503]) > 0);
     for (int st = 0; st < 600; st++)
         if (st != 200 && st != 204 && st != 503 && st != 403 &&

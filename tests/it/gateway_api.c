@@ -629,6 +629,10 @@ main(void)
     CHECK(s_wait_health(s_port, 503, 3000));
     r = s_http(s_port, "GET", "/healthz", NULL, NULL, NULL);
     CHECK(s_has(r, "\"broker\":\"down\""));
+    //  It says why and since when (the requests above timed out).
+    CHECK(s_has(r, "\"reason\":\"broker unreachable: "));
+    CHECK(s_has(r, "\"since\":"));
+    CHECK(s_has(r, "\"for_ms\":"));
 
     //  Metrics: Prometheus text with requests, rejections, latency.
     r = s_http(s_port, "GET", "/metrics", NULL, NULL, NULL);
