@@ -92,14 +92,26 @@ main(void)
     pthread_t fast_t;
     CHECK_EQ(pthread_create(&fast_t, NULL, s_fast, fast), 0);
 
-    //  Everyone is at the head before the consoles get stuck.
-    CHECK_EQ(it_send_login(pub, "slow-warmup", "w1"), 0);
-    CHECK(it_wait_user(&cfg, "slow-warmup", "online", 10000));
-    uint64_t head0 = it_stat(&cfg, "seq");
-    IT_POLL_UNTIL(ith_follower_last(sse_stuck) >= head0 &&
-                      ith_follower_last(sse_fast) >= head0 &&
-                      ith_watch_position(&watch) >= head0,
-                  20000);
+    //  Everyone is at the head before the consoles get stuck. An SSE
+    //  follower attaches in its own thread: a warm-up change made before
+    //  its stream is open never reaches it, so log in one more warm-up
+    //  user each round until every consumer has seen the head.
+    uint64_t head0 = 0;
+    for (int round = 0; round < 20; round++) {
+        char user[32];
+        snprintf(user, sizeof(user), "slow-warmup-%d", round);
+        CHECK_EQ(it_send_login(pub, user, "w1"), 0);
+        CHECK(it_wait_user(&cfg, user, "online", 10000));
+        head0 = it_stat(&cfg, "seq");
+        IT_POLL_UNTIL(ith_follower_last(sse_stuck) >= head0 &&
+                          ith_follower_last(sse_fast) >= head0 &&
+                          ith_watch_position(&watch) >= head0,
+                      1000);
+        if (ith_follower_last(sse_stuck) >= head0 &&
+            ith_follower_last(sse_fast) >= head0 &&
+            ith_watch_position(&watch) >= head0)
+            break;
+    }
     CHECK(ith_follower_last(sse_stuck) >= head0);
     CHECK(ith_watch_position(&watch) >= head0);
     CHECK_EQ(it_proc_signal(&watch, SIGSTOP), 0);
