@@ -262,7 +262,13 @@ s_outage(bool frozen, int away_s, ith_follower_t *sse)
             CHECK(!"an answer other than 200, 204, 403 (an account made "
                    "pending) or 503");
     CHECK(health_says);
-    CHECK(rss_max - rss0 < 64 * 1024);  //  bounded: < 64 MiB for the outage
+    //  Bounded: < 64 MiB for the outage. Under AddressSanitizer freed
+    //  memory sits in its quarantine (256 MiB by default) instead of being
+    //  reused, so RSS grows with the number of answers; the bound is
+    //  checked by the plain build's pass.
+#ifndef __SANITIZE_ADDRESS__
+    CHECK(rss_max - rss0 < 64 * 1024);
+#endif
 
     //  Everyone resumes by themselves.
     IT_POLL_UNTIL(ith_request(port, "GET", "/healthz", NULL, NULL, &r, 2000) ==
