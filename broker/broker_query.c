@@ -39,6 +39,22 @@ s_reply_end(pres_mpw_map_t *m, msgpack_sbuffer *out)
     return -1;
 }
 
+//  Begin an ok reply whose `key` is a list of count items, already packed
+//  back to back in body (destroyed here). The caller may add fields, then
+//  ends with s_reply_end.
+static void
+s_reply_list(pres_mpw_map_t *m, msgpack_packer *pk, msgpack_sbuffer *out,
+             const char *key, uint32_t count, msgpack_sbuffer *body)
+{
+    s_reply_begin(m, pk, out);
+    pres_mpw_kv_bool(m, "ok", true);
+    pres_mpw_key(m, key);
+    msgpack_pack_array(pk, count);
+    if (msgpack_sbuffer_write(out, body->data, body->size) != 0)
+        m->failed = true;
+    msgpack_sbuffer_destroy(body);
+}
+
 void
 broker_query_error(msgpack_sbuffer *out, const char *error)
 {
@@ -234,14 +250,9 @@ s_changes_since(broker_state_t *state, const pres_query_t *q,
     bool more = rp.count > 0 && rp.last < head;
     msgpack_packer pk;
     pres_mpw_map_t m;
-    s_reply_begin(&m, &pk, out);
-    pres_mpw_kv_bool(&m, "ok", true);
-    pres_mpw_key(&m, "changes");
-    msgpack_pack_array(&pk, rp.count);
-    msgpack_sbuffer_write(out, body.data, body.size);
+    s_reply_list(&m, &pk, out, "changes", rp.count, &body);
     if (more)
         pres_mpw_kv_uint(&m, "next", rp.last);
-    msgpack_sbuffer_destroy(&body);
     return s_reply_end(&m, out);
 }
 
@@ -309,12 +320,7 @@ s_entries(broker_state_t *state, const pres_query_t *q, msgpack_sbuffer *out)
     }
     msgpack_packer pk;
     pres_mpw_map_t m;
-    s_reply_begin(&m, &pk, out);
-    pres_mpw_kv_bool(&m, "ok", true);
-    pres_mpw_key(&m, "entries");
-    msgpack_pack_array(&pk, e.count);
-    msgpack_sbuffer_write(out, body.data, body.size);
-    msgpack_sbuffer_destroy(&body);
+    s_reply_list(&m, &pk, out, "entries", e.count, &body);
     return s_reply_end(&m, out);
 }
 
@@ -373,12 +379,7 @@ s_series(broker_state_t *state, const pres_query_t *q, msgpack_sbuffer *out)
     p.count++;
     msgpack_packer pk;
     pres_mpw_map_t mp;
-    s_reply_begin(&mp, &pk, out);
-    pres_mpw_kv_bool(&mp, "ok", true);
-    pres_mpw_key(&mp, "points");
-    msgpack_pack_array(&pk, p.count);
-    msgpack_sbuffer_write(out, body.data, body.size);
-    msgpack_sbuffer_destroy(&body);
+    s_reply_list(&mp, &pk, out, "points", p.count, &body);
     return s_reply_end(&mp, out);
 }
 
