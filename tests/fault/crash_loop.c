@@ -518,11 +518,14 @@ s_pause(void)
 //  Compare every pool user with the broker: the view (the last changes
 //  received) must be its state, acknowledged accounts must hold, and
 //  nobody may be online without sessions or with an inactive account.
-//  Returns the differences (printed when report).
+//  Returns the differences; the first few are described in diff.
+static char diff[4096];
 static int
-s_compare(int round, const char *what, bool report)
+s_compare(int round, const char *what)
 {
     int bad = 0;
+    size_t used = 0;
+    diff[0] = 0;
     for (int i = 0; i < S_USERS; i++) {
         s_user_t *u = &users[i];
         char state[16] = "", account[16] = "";
@@ -538,20 +541,23 @@ s_compare(int round, const char *what, bool report)
         if (rc == 1) {  //  never seen by the broker
             if (want != PRES_OFFLINE || has_acked) {
                 bad++;
-                if (report)
-                    fprintf(stderr, "round %d (%s): %s unknown to the broker\n",
-                            round, what, u->id);
+                if (used < sizeof diff - 128)
+                    used += (size_t)snprintf(
+                        diff + used, sizeof diff - used,
+                        "round %d (%s): %s unknown to the broker\n", round,
+                        what, u->id);
             }
             continue;
         }
         if (strcmp(state, pres_state_name(want)) != 0 || sessions != want_n) {
             bad++;
-            if (report)
-                fprintf(stderr,
-                        "round %d (%s): %s is %s/%" PRIu64 ", the changes "
-                        "said %s/%u\n",
-                        round, what, u->id, state, sessions,
-                        pres_state_name(want), want_n);
+            if (used < sizeof diff - 128)
+                used += (size_t)snprintf(diff + used, sizeof diff - used,
+                                         "round %d (%s): %s is %s/%" PRIu64
+                                         ", the changes "
+                                         "said %s/%u\n",
+                                         round, what, u->id, state, sessions,
+                                         pres_state_name(want), want_n);
         }
         pres_account_t acc;
         CHECK_EQ(pres_account_parse(account, strlen(account), &acc), 0);
@@ -585,10 +591,21 @@ s_check_round(int round, const char *what)
         IT_POLL_UNTIL((pthread_mutex_lock(&lock), vs = view_seq,
                        pthread_mutex_unlock(&lock), vs == head),
                       20000);
-        if (s_compare(round, what, false) == 0)
+        if (s_compare(round, what) == 0)
             break;
-        if (it_stat(&cfg, "seq") == head || attempt == 50) {
-            s_compare(round, what, true);
+        char first[sizeof diff];
+        snprintf(first, sizeof first, "%s", diff);
+        uint64_t now = it_stat(&cfg, "seq");
+        if (now == head || attempt == 50) {
+            pthread_mutex_lock(&lock);
+            vs = view_seq;
+            pthread_mutex_unlock(&lock);
+            fprintf(stderr,
+                    "head %" PRIu64 " (now %" PRIu64 "), view at %" PRIu64
+                    ", attempt %d; differences:\n%s",
+                    head, now, vs, attempt, first);
+            int again = s_compare(round, what);
+            fprintf(stderr, "compared again: %d differences\n%s", again, diff);
             CHECK(!"the subscriber's view is not the broker's state");
         }
     }

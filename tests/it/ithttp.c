@@ -487,6 +487,7 @@ s_follow(void *arg)
         }
         uint64_t id;
         int rc = 0;
+        bool resumed = last[0] != 0;
         while (!atomic_load(&self->stop) && rc >= 0) {
             if (atomic_load(&self->stall)) {
                 it_sleep_ms(20);  //  stuck: not reading
@@ -499,8 +500,14 @@ s_follow(void *arg)
             uint64_t prev = atomic_load(&self->last);
             if (strcmp(event, "resync") == 0)
                 atomic_fetch_add(&self->resyncs, 1);
-            else if (prev && id != prev + 1)
+            else if (prev && id != prev + 1) {
                 atomic_fetch_add(&self->gaps, 1);
+                fprintf(stderr,
+                        "ith_follower: id %" PRIu64 " after %" PRIu64 "%s\n",
+                        id, prev,
+                        resumed ? " (first on a resumed stream)" : "");
+            }
+            resumed = false;
             atomic_store(&self->last, id);
             snprintf(last, sizeof last, "%" PRIu64, id);
         }

@@ -9,7 +9,6 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <netinet/in.h>
-#include <arpa/inet.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,6 +56,29 @@ s_write_str(const char *s)
     (void)rc;
 }
 
+//  The last `max` bytes of a file to stderr (async-signal-safe: CI keeps
+//  only the test's own output, not the children's logs).
+static void
+s_write_tail(const char *path, off_t max)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return;
+    off_t size = lseek(fd, 0, SEEK_END);
+    if (size > max && lseek(fd, size - max, SEEK_SET) < 0)
+        size = 0;
+    else if (size <= max)
+        lseek(fd, 0, SEEK_SET);
+    char buf[512];
+    ssize_t n;
+    while (size > 0 && (n = read(fd, buf, sizeof buf)) > 0) {
+        ssize_t rc = write(STDERR_FILENO, buf, (size_t)n);
+        (void)rc;
+    }
+    close(fd);
+    s_write_str("\n");
+}
+
 //  Async-signal-safe: kill and reap the children, say where their logs
 //  are, then die with the default action.
 static void
@@ -69,7 +91,8 @@ s_on_abort(int sig)
             s_procs[i]->pid = 0;
             s_write_str("itutil: killed child, log: ");
             s_write_str(s_procs[i]->log_path);
-            s_write_str("\n");
+            s_write_str(", its tail:\n");
+            s_write_tail(s_procs[i]->log_path, 2048);
         }
     signal(sig, SIG_DFL);
     raise(sig);
