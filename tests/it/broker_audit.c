@@ -5,8 +5,6 @@
     restart) with at, by, old, new and reason, newest first; history lists
    transitions newest first with seq, at, state, prev, reason and keeps at least
    100 per user; series has one point per minute with online and away. */
-#include <unistd.h>
-
 #include "itutil.h"
 #include "pres_mp.h"
 #include "testutil.h"
@@ -84,11 +82,9 @@ main(void)
     CHECK(it_env_init(&env, "broker-audit") == 0);
     CHECK(it_env_config(&env, &cfg) == 0);
     CHECK(it_broker_start(&env, NULL, &broker) == 0);
-    zsock_t *sub = pres_bus_sub_changes(&cfg, "presence.");
-    CHECK(sub);
-    pres_pub_t *pub = it_pub_new(&cfg, "gateway-audit-1");
-    CHECK(pub);
-    usleep(200 * 1000);
+    zsock_t *sub;
+    pres_pub_t *pub;
+    CHECK(it_bus_open(&cfg, "presence.", "gateway-audit-1", &sub, &pub) == 0);
 
     //  mal is online, suspended (forced offline), banned, reactivated.
     pres_change_t ch;
@@ -103,6 +99,10 @@ main(void)
     //  publisher is no authority): neither is audited.
     CHECK(it_send_login(pub, "mal", "m2") == 0);
     CHECK(it_send_account(pub, "mal", "active") == 0);
+    //  Both applied (refused) before the admin reactivates her: the bus
+    //  and the admin endpoint are separate connections, with no order
+    //  between them.
+    CHECK(it_sync(sub, pub, 10000) == 0);
     s_account("mal", PRES_ACC_ACTIVE, "", "ops2");
     CHECK(it_wait_change(sub, "mal", &ch, 3000) == 0);
     CHECK_STR(pres_reason_name(ch.reason), "account");

@@ -4,8 +4,6 @@
     them exactly once, in order, equal to what was published; the log
     survives a broker restart; a seq older than the log (changelog_keep)
     gets `resync`; bad requests get errors. */
-#include <unistd.h>
-
 #include "itutil.h"
 #include "pres_mp.h"
 #include "testutil.h"
@@ -82,14 +80,11 @@ main(void)
     CHECK(it_env_init(&env, "broker-changelog") == 0);
     CHECK(it_env_config(&env, &cfg) == 0);
     CHECK(it_broker_start(&env, NULL, &broker) == 0);
-    pres_pub_t *pub = it_pub_new(&cfg, "gateway-log-1");
-    CHECK(pub);
-
     //  A live subscriber keeps what was published, to compare with the
     //  replay byte for byte (first few only).
-    zsock_t *sub = pres_bus_sub_changes(&cfg, "presence.");
-    CHECK(sub);
-    usleep(200 * 1000);
+    zsock_t *sub;
+    pres_pub_t *pub;
+    CHECK(it_bus_open(&cfg, "presence.", "gateway-log-1", &sub, &pub) == 0);
 
     //  Caught up: an empty page, no `next`.
     uint64_t head0 = it_stat(&cfg, "seq");
@@ -109,12 +104,7 @@ main(void)
         CHECK(it_send_login(pub, user, "s1") == 0);
         CHECK(it_send_logout(pub, user, "s1") == 0);
     }
-    uint64_t head = 0;
-    for (int i = 0; i < 3000 && head < head0 + N_CHANGES; i++) {
-        head = it_stat(&cfg, "seq");
-        if (head < head0 + N_CHANGES)
-            usleep(10 * 1000);
-    }
+    uint64_t head = it_wait_stat(&cfg, "seq", head0 + N_CHANGES, 30000);
     CHECK_EQ(head, head0 + N_CHANGES);
 
     //  The first published change equals the first replayed one.
@@ -173,15 +163,13 @@ main(void)
     for (int i = 0; i < 200; i++)
         CHECK(it_send_login(pub, "keeper", i % 2 ? "a" : "b") == 0 &&
               it_send_logout(pub, "keeper", i % 2 ? "a" : "b") == 0);
-    for (int i = 0; i < 3000 && head < head1 + 400; i++) {
-        head = it_stat(&cfg, "seq");
-        if (head < head1 + 400)
-            usleep(10 * 1000);
-    }
+    head = it_wait_stat(&cfg, "seq", head1 + 400, 30000);
     CHECK_EQ(head, head1 + 400);
-    //  The trim runs per batch: poll until the log is short.
+    //  The trim runs per batch: poll until the log is short, making a
+    //  change now and then so batches keep coming.
     bool trimmed = false;
-    for (int i = 0; i < 500 && !trimmed; i++) {
+    int64_t until = pres_mono_ms() + 30000;
+    while (!trimmed && pres_mono_ms() < until) {
         r = s_since(head - 150, 0);
         trimmed = !s_ok(r);
         if (trimmed)
@@ -190,7 +178,7 @@ main(void)
         if (!trimmed) {
             CHECK(it_send_login(pub, "keeper", "x") == 0);
             CHECK(it_send_logout(pub, "keeper", "x") == 0);
-            usleep(10 * 1000);
+            it_sleep_ms(10);  //  poll interval
             head = it_stat(&cfg, "seq");
         }
     }

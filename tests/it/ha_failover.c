@@ -199,7 +199,7 @@ s_wait_role(s_broker_t *b, const char *want, int timeout_ms)
     while (pres_mono_ms() < until) {
         if (strcmp(s_role(b, NULL), want) == 0)
             return true;
-        zclock_sleep(50);
+        zclock_sleep(50);  //  poll interval
     }
     return false;
 }
@@ -306,10 +306,9 @@ s_failover(it_env_t *env, int etcd_members)
     pres_config_t cfg;
     CHECK(it_env_config(env, &cfg) == 0);
     CHECK(pres_leader_resolve(&cfg, 5000) == 0);
-    zsock_t *sub = pres_bus_sub_changes(&cfg, "presence.");
-    CHECK(sub);
-    pres_pub_t *pub = it_pub_new(&cfg, "it-ha-1");
-    CHECK(pub);
+    zsock_t *sub;
+    pres_pub_t *pub;
+    CHECK(it_bus_open(&cfg, "presence.", "it-ha-1", &sub, &pub) == 0);
 
     //  Tokens (the gateway created the secret in data_dir).
     char secret[400];
@@ -323,9 +322,8 @@ s_failover(it_env_t *env, int etcd_members)
     snprintf(url, sizeof url, "%s/v1/stats", base);
     int64_t until = pres_mono_ms() + 10000;
     while (s_http("GET", url, admin, NULL) != 200 && pres_mono_ms() < until)
-        zclock_sleep(100);
+        zclock_sleep(100);  //  poll interval
     CHECK_EQ(s_http("GET", url, admin, NULL), 200);
-    zclock_sleep(300);  //  let the subscriber settle (slow joiner)
 
     //  Mixed load: logins, heartbeats, logouts on the bus, HTTP logins,
     //  account changes acknowledged by the leader.
@@ -364,7 +362,7 @@ s_failover(it_env_t *env, int etcd_members)
         int64_t still = pres_mono_ms() + 2 * S_TTL * 1000;
         while (pres_mono_ms() < still) {
             CHECK_STR(s_role(&a, NULL), "leader");
-            zclock_sleep(200);
+            zclock_sleep(200);  //  sampling period of the check
         }
     }
     fprintf(stderr, "seen %d users, max seq %llu\n", s_nseen,
@@ -403,8 +401,9 @@ s_failover(it_env_t *env, int etcd_members)
     }
 
     //  The clients move by themselves: seq goes on from where it was.
+    //  The sentinel's echo shows both reached the new leader.
     CHECK(pres_pub_wait(pub, 10000));
-    zclock_sleep(300);
+    CHECK(it_sync(sub, pub, 10000) == 0);
     CHECK(it_send_login(pub, "after", "s-after") == 0);
     pres_change_t ch;
     CHECK(it_wait_change(sub, "after", &ch, 10000) == 0);
@@ -413,7 +412,7 @@ s_failover(it_env_t *env, int etcd_members)
     snprintf(url, sizeof url, "%s/v1/stats", base);
     until = pres_mono_ms() + 10000;
     while (s_http("GET", url, admin, NULL) != 200 && pres_mono_ms() < until)
-        zclock_sleep(100);
+        zclock_sleep(100);  //  poll interval
     CHECK_EQ(s_http("GET", url, admin, NULL), 200);
     //  GET /v1/stats shows who leads now.
     if (!strstr(s_body, "\"role\":\"leader\"") ||
@@ -428,7 +427,7 @@ s_failover(it_env_t *env, int etcd_members)
     while (pres_mono_ms() < until &&
            (s_http("GET", url, admin, NULL) != 200 ||
             !strstr(s_body, "presence_broker_ha_term")))
-        zclock_sleep(200);
+        zclock_sleep(200);  //  poll interval
     CHECK(strstr(s_body, "presence_broker_ha_lag") != NULL);
 
     //  The old leader rejoins as a standby and catches up.
@@ -440,14 +439,14 @@ s_failover(it_env_t *env, int etcd_members)
         s_role(&b, &bseq);
         if (aseq == bseq && aseq > 0)
             break;
-        zclock_sleep(100);
+        zclock_sleep(100);  //  poll interval
     }
     CHECK_EQ(aseq, bseq);
     CHECK(it_send_login(pub, "later", "s-later") == 0);
     CHECK(it_wait_change(sub, "later", &ch, 10000) == 0);
     until = pres_mono_ms() + 5000;
     while (pres_mono_ms() < until && (s_role(&a, &aseq), aseq < ch.seq))
-        zclock_sleep(50);
+        zclock_sleep(50);  //  poll interval
     CHECK_EQ(aseq, ch.seq);
 
     free(admin);
@@ -473,10 +472,9 @@ s_cutoff(it_env_t *env)
     pres_config_t cfg;
     CHECK(it_env_config(env, &cfg) == 0);
     CHECK(pres_leader_resolve(&cfg, 5000) == 0);
-    zsock_t *sub = pres_bus_sub_changes(&cfg, "presence.");
-    pres_pub_t *pub = it_pub_new(&cfg, "it-ha-2");
-    CHECK(sub && pub);
-    zclock_sleep(300);
+    zsock_t *sub;
+    pres_pub_t *pub;
+    CHECK(it_bus_open(&cfg, "presence.", "it-ha-2", &sub, &pub) == 0);
     CHECK(it_send_login(pub, "before", "s1") == 0);
     pres_change_t ch;
     CHECK(it_wait_change(sub, "before", &ch, 5000) == 0);
@@ -535,7 +533,7 @@ main(int argc, char **argv)
              (int)strcspn(url, ","), url);
     while (system(cmd) != 0) {
         CHECK(pres_mono_ms() < until);
-        zclock_sleep(100);
+        zclock_sleep(100);  //  poll interval
     }
     int rc = strcmp(mode, "cutoff") == 0 ? s_cutoff(&env)
                                          : s_failover(&env, members);

@@ -854,6 +854,20 @@ it_sync(zsock_t *sub, pres_pub_t *pub, int timeout_ms)
     return -1;
 }
 
+int
+it_bus_open(const pres_config_t *cfg, const char *prefix, const char *src,
+            zsock_t **sub, pres_pub_t **pub)
+{
+    *sub = pres_bus_sub_changes(cfg, prefix);
+    *pub = *sub ? it_pub_new(cfg, src) : NULL;
+    if (*pub && it_sync(*sub, *pub, 10000) == 0)
+        return 0;
+    fprintf(stderr, "itutil: no live bus for %s\n", src);
+    pres_pub_destroy(pub);
+    zsock_destroy(sub);
+    return -1;
+}
+
 bool
 it_wait_user(const pres_config_t *cfg, const char *user, const char *state,
              int timeout_ms)

@@ -161,6 +161,14 @@ void it_sleep_until_wall(uint64_t at_ms);
 #define IT_SYNC_USER "it-sync"
 int it_sync(zsock_t *sub, pres_pub_t *pub, int timeout_ms);
 
+//  The usual start of a bus test: a changes subscriber on prefix (see
+//  pres_bus_sub_changes) and a publisher src (it_pub_new) on the broker
+//  of cfg, returned once the subscription is live (it_sync, 10 s), so the
+//  broker's next change reaches *sub. 0, or -1 (printed; nothing left
+//  open, both NULL). Caller owns both.
+int it_bus_open(const pres_config_t *cfg, const char *prefix, const char *src,
+                zsock_t **sub, pres_pub_t **pub);
+
 //  Poll `get` until user has state (or, for state "", is unknown).
 //  true when it does.
 bool it_wait_user(const pres_config_t *cfg, const char *user, const char *state,
