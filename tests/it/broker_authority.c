@@ -22,15 +22,11 @@ static it_env_t env;
 static pres_config_t cfg;
 static it_proc_t broker;
 
-//  Wait until the stat at path reaches want (3 s).
+//  Wait until the stat at path reaches want (10 s).
 static uint64_t
 s_wait_stat(const char *path, uint64_t want)
 {
-    int64_t end = pres_mono_ms() + 3000;
-    uint64_t v;
-    while ((v = it_stat(&cfg, path)) < want && pres_mono_ms() < end)
-        usleep(10 * 1000);
-    return v;
+    return it_wait_stat(&cfg, path, want, 10000);
 }
 
 static const char *

@@ -50,11 +50,8 @@ s_one_shot_publishers(void)
         size_t sizes[2] = {6, len};
         CHECK(it_raw_send(raw, 2, frames, sizes) == 0);
     }
-    int64_t end = pres_mono_ms() + 20000;
-    while (it_stat(&cfg, "events.applied") < applied + 3000 &&
-           pres_mono_ms() < end)
-        usleep(20 * 1000);
-    CHECK_EQ(it_stat(&cfg, "events.applied"), applied + 3000);
+    CHECK_EQ(it_wait_stat(&cfg, "events.applied", applied + 3000, 30000),
+             applied + 3000);
     pres_query_t q = {.op = PRES_Q_STATS};
     zframe_t *rep = it_query(&cfg, &q);
     CHECK(rep);
@@ -80,17 +77,12 @@ main(void)
         snprintf(sid, sizeof(sid), "s%04d", i);
         CHECK(it_send_login(pub, "mallory", sid) == 0);
     }
-    int64_t end = pres_mono_ms() + 20000;
-    while (it_stat(&cfg, "events.applied") < 2000 && pres_mono_ms() < end)
-        usleep(20 * 1000);
-    CHECK_EQ(it_stat(&cfg, "events.applied"), 2000);
+    CHECK_EQ(it_wait_stat(&cfg, "events.applied", 2000, 30000), 2000);
     s_expect_sessions(16);
     //  The newest login is live: its heartbeat changes nothing.
     uint64_t seq = it_stat(&cfg, "seq");
     CHECK(it_send_heartbeat(pub, "mallory", "s1999", NULL) == 0);
-    end = pres_mono_ms() + 5000;
-    while (it_stat(&cfg, "events.applied") < 2001 && pres_mono_ms() < end)
-        usleep(20 * 1000);
+    CHECK_EQ(it_wait_stat(&cfg, "events.applied", 2001, 10000), 2001);
     CHECK_EQ(it_stat(&cfg, "seq"), seq);
     pres_pub_destroy(&pub);
     s_one_shot_publishers();

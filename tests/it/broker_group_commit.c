@@ -26,12 +26,7 @@ main(void)
         snprintf(user, sizeof user, "u%05d", i);
         CHECK_EQ(it_send_login(pub, user, "s1"), 0);
     }
-    uint64_t online = 0;
-    for (int i = 0; i < 600 && online < S_USERS; i++) {
-        zclock_sleep(50);
-        online = it_stat(&cfg, "users.online");
-    }
-    CHECK_EQ(online, S_USERS);
+    CHECK_EQ(it_wait_stat(&cfg, "users.online", S_USERS, 30000), S_USERS);
     CHECK_EQ(it_stat(&cfg, "events.applied"), S_USERS);
     CHECK_EQ(it_stat(&cfg, "events.lost"), 0);
     uint64_t commits = it_stat(&cfg, "storage.commits") - commits0;

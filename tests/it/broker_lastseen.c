@@ -19,17 +19,11 @@ main(void)
     CHECK(pub);
     CHECK_EQ(it_send_login(pub, "beater", "s1"), 0);
     for (int i = 0; i < 140; i++) {
-        zclock_sleep(50);
+        zclock_sleep(50);  //  pacing: a beat every 50 ms, not a wait
         CHECK_EQ(it_send_heartbeat(pub, "beater", "s1", NULL), 0);
     }
     //  Wait until the broker applied the last beat, then read last_seen.
-    uint64_t applied = 0;
-    for (int i = 0; i < 100 && applied < 141; i++) {
-        applied = it_stat(&cfg, "events.applied");
-        if (applied < 141)
-            zclock_sleep(10);
-    }
-    CHECK_EQ(applied, 141);
+    CHECK_EQ(it_wait_stat(&cfg, "events.applied", 141, 10000), 141);
     char state[16], account[16];
     uint64_t sessions, before, after;
     CHECK_EQ(it_get_user(&cfg, "beater", state, &sessions, &before, account),

@@ -42,10 +42,7 @@ main(void)
         CHECK(it_send_login(pub, user, "s") == 0);
         CHECK(it_send_logout(pub, user, "s") == 0);
     }
-    int64_t until = pres_mono_ms() + 10000;
-    while (it_stat(&cfg, "seq") < head0 + 2500 && pres_mono_ms() < until)
-        usleep(10 * 1000);
-    CHECK_EQ(it_stat(&cfg, "seq"), head0 + 2500);
+    CHECK_EQ(it_wait_stat(&cfg, "seq", head0 + 2500, 30000), head0 + 2500);
 
     //  watch --since replays them all, each once, in order (3 pages).
     CHECK_EQ(s_ctl("--json watch --since 0 --count 2500"), 0);
@@ -84,12 +81,13 @@ main(void)
              ctl, head0 + 2499, outpath);
     FILE *w = popen(cmd, "r");
     CHECK(w);
-    until = pres_mono_ms() + 5000;
+    //  Changes until watch prints two live ones (it may join late).
+    int64_t until = pres_mono_ms() + 20000;
     bool live = false;
     while (!live && pres_mono_ms() < until) {
         CHECK(it_send_login(pub, "late", "s") == 0);
         CHECK(it_send_logout(pub, "late", "s") == 0);
-        usleep(100 * 1000);
+        it_sleep_ms(100);  //  poll interval, and pacing of the changes
         FILE *f = fopen(outpath, "r");
         if (f) {
             size_t n = fread(out, 1, sizeof(out) - 1, f);

@@ -153,7 +153,7 @@ s_wait_health(int port, long want, int timeout_ms)
         s_resp_t *r = s_http(port, "GET", "/healthz", NULL, NULL, NULL);
         if (r->status == want)
             return true;
-        usleep(50 * 1000);
+        it_sleep_ms(50);  //  poll interval
     }
     return false;
 }
@@ -319,10 +319,7 @@ s_test_sse(void)
     close(fd);
     close(fd2);
     close(fd3);
-    int64_t until = pres_mono_ms() + 5000;
-    while (s_metric("presence_gateway_sse_clients ") != 0 &&
-           pres_mono_ms() < until)
-        usleep(100 * 1000);
+    IT_POLL_UNTIL(s_metric("presence_gateway_sse_clients ") == 0, 10000);
     CHECK_EQ(s_metric("presence_gateway_sse_clients "), 0);
     free(admin);
     free(carol);
@@ -335,13 +332,13 @@ s_wait_user(const char *admin, const char *user, const char *needle)
 {
     char path[128];
     snprintf(path, sizeof path, "/v1/users/%s", user);
-    int64_t until = pres_mono_ms() + 3000;
+    int64_t until = pres_mono_ms() + 10000;
     s_resp_t *r;
     do {
         r = s_http(s_port, "GET", path, admin, NULL, NULL);
         if (r->status == 200 && s_has(r, needle))
             return;
-        usleep(20 * 1000);
+        it_sleep_ms(20);  //  poll interval
     } while (pres_mono_ms() < until);
     fprintf(stderr, "user %s: want %s, got %ld %s\n", user, needle, r->status,
             r->body);
@@ -612,7 +609,7 @@ main(void)
     //  The publisher may still have room in its pipe for the first event;
     //  at the latest the next ones fail.
     for (int i = 0; i < 20 && r->status != 503; i++) {
-        usleep(100 * 1000);
+        it_sleep_ms(100);  //  retry interval
         t0 = pres_mono_ms();
         r = s_http(s_port, "POST", "/v1/heartbeat", bob, "{\"session\":\"z\"}",
                    NULL);

@@ -57,11 +57,11 @@ s_gateway_start(void)
     snprintf(listen, sizeof listen, "127.0.0.1:%d", s_port);
     it_env_set(&s_env, "http_listen", listen);
     CHECK(it_spawn(&s_env, "presence-gateway", NULL, NULL, &s_gateway) == 0);
-    int64_t until = pres_mono_ms() + 5000;
+    int64_t until = pres_mono_ms() + 20000;
     while (pres_mono_ms() < until) {
         if (s_http("GET", "/healthz", NULL, NULL)->status == 200)
             return;
-        usleep(50 * 1000);
+        it_sleep_ms(50);  //  poll interval
     }
     it_proc_dump_log(&s_gateway);
     CHECK(!"gateway did not become healthy");
@@ -92,17 +92,15 @@ s_sse_resume(const pres_config_t *cfg, pres_pub_t *pub, const char *admin,
         CHECK(it_send_logout(pub, user, "s") == 0);
     }
     round++;
-    int64_t until = pres_mono_ms() + 10000;
-    while (it_stat(cfg, "seq") < seen + (uint64_t)n && pres_mono_ms() < until)
-        usleep(10 * 1000);
-    CHECK_EQ(it_stat(cfg, "seq"), seen + (uint64_t)n);
+    CHECK_EQ(it_wait_stat(cfg, "seq", seen + (uint64_t)n, 30000),
+             seen + (uint64_t)n);
     s_gateway_start();
     char last[32];
     snprintf(last, sizeof last, "%" PRIu64, seen);
     static char buf[4 << 20];
     int fd = -1;
     //  The gateway answers 503 until it has reached the broker once.
-    until = pres_mono_ms() + 5000;
+    int64_t until = pres_mono_ms() + 20000;
     while (pres_mono_ms() < until) {
         fd = ith_sse_request(s_port, admin, last, 3000);
         CHECK(fd >= 0);
@@ -112,7 +110,7 @@ s_sse_resume(const pres_config_t *cfg, pres_pub_t *pub, const char *admin,
             break;
         close(fd);
         fd = -1;
-        usleep(100 * 1000);
+        it_sleep_ms(100);  //  retry interval
     }
     CHECK(fd >= 0);
     char want[64];

@@ -276,7 +276,7 @@ s_test_connections(int port)
             closed += s_closed(fds[i]) ? 1 : 0;
         if (closed >= S_HOLD - 100)
             break;
-        usleep(50 * 1000);
+        it_sleep_ms(50);  //  poll interval
     }
     fprintf(stderr, "%d unfinished requests from one address: %d closed\n",
             S_HOLD, closed);

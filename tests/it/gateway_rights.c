@@ -87,13 +87,13 @@ s_gateway_start(const char *const *extra)
     snprintf(listen, sizeof listen, "127.0.0.1:%d", s_port);
     it_env_set(&s_env, "http_listen", listen);
     CHECK(it_spawn(&s_env, "presence-gateway", NULL, extra, &s_gateway) == 0);
-    int64_t until = pres_mono_ms() + 5000;
+    int64_t until = pres_mono_ms() + 20000;
     while (s_http("GET", "/healthz", NULL, NULL)->status != 200) {
         if (pres_mono_ms() > until || !it_proc_alive(&s_gateway)) {
             it_proc_dump_log(&s_gateway);
             CHECK(!"gateway did not become healthy");
         }
-        usleep(20 * 1000);
+        it_sleep_ms(20);  //  poll interval
     }
 }
 

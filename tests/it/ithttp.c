@@ -150,7 +150,7 @@ ith_gateway_start_on(it_env_t *env, int port, const char *const *extra_env,
     while (pres_mono_ms() < end && it_proc_alive(p)) {
         if (ith_request(port, "GET", "/healthz", NULL, NULL, &r, 1000) > 0)
             return port;
-        it_sleep_ms(20);
+        it_sleep_ms(20);  //  poll interval
     }
     fprintf(stderr, "ithttp: the gateway did not answer on port %d\n", port);
     it_proc_dump_log(p);

@@ -529,7 +529,7 @@ it_gateway_start(it_env_t *env, int port, const char *const *extra_env,
     it_env_set(env, "http_listen", listen);
     if (it_spawn(env, "presence-gateway", NULL, extra_env, p) != 0)
         return -1;
-    int64_t until = pres_mono_ms() + 5000;
+    int64_t until = pres_mono_ms() + 20000;
     while (s_health(port) != 200) {
         if (pres_mono_ms() > until || !it_proc_alive(p)) {
             fprintf(stderr, "itutil: gateway did not become healthy\n");
@@ -602,7 +602,11 @@ it_broker_start(const it_env_t *env, const char *const *extra_env, it_proc_t *p)
         return -1;
     if (it_spawn(env, "presence-broker", NULL, extra_env, p))
         return -1;
-    if (!it_wait_query(&cfg, 5000) || !it_proc_alive(p)) {
+    //  Generous (ASan start-up on a busy box), but not for a broker
+    //  that exited.
+    bool up = false;
+    IT_POLL_UNTIL((up = it_wait_query(&cfg, 200)) || !it_proc_alive(p), 20000);
+    if (!up || !it_proc_alive(p)) {
         fprintf(stderr, "itutil: presence-broker did not come up\n");
         it_proc_kill9(p);
         it_proc_dump_log(p);

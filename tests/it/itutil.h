@@ -105,7 +105,7 @@ int it_shell(const it_env_t *env, const char *cmd, const char *args, char *out,
 int it_free_port(void);
 
 //  Spawn presence-gateway listening on 127.0.0.1:port (extra_env as in
-//  it_spawn) and wait (5 s) until GET /healthz answers 200. Dumps its log
+//  it_spawn) and wait (20 s) until GET /healthz answers 200. Dumps its log
 //  and returns -1 if it does not.
 int it_gateway_start(it_env_t *env, int port, const char *const *extra_env,
                      it_proc_t *p);
@@ -117,7 +117,7 @@ bool it_wait_file(const char *path, int timeout_ms);
 //  it does.
 bool it_wait_query(const pres_config_t *cfg, int timeout_ms);
 
-//  Spawn presence-broker and wait (5 s) until it answers queries. Dumps
+//  Spawn presence-broker and wait (20 s) until it answers queries. Dumps
 //  its log and returns -1 if it does not come up.
 int it_broker_start(const it_env_t *env, const char *const *extra_env,
                     it_proc_t *p);

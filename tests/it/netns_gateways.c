@@ -261,7 +261,7 @@ main(void)
         int64_t until = pres_mono_ms() + 15000;
         while (s_post(u, probe, "{\"device\":\"probe\"}") != 200 &&
                pres_mono_ms() < until)
-            zclock_sleep(100);
+            zclock_sleep(100);  //  poll interval
         CHECK_EQ(s_post(u, probe, "{\"device\":\"probe\"}"), 200);
     }
     free(probe);
@@ -269,7 +269,7 @@ main(void)
     int64_t ready = pres_mono_ms() + 15000;
     while (!it_proc_log_has(&watch, "watching changes") &&
            pres_mono_ms() < ready)
-        zclock_sleep(100);
+        zclock_sleep(100);  //  poll interval
     CHECK(it_proc_log_has(&watch, "watching changes"));
     for (int i = 0; i < S_USERS; i++) {
         char user[32], u[260], body[128];
@@ -302,7 +302,7 @@ main(void)
         }
         if (all)
             break;
-        zclock_sleep(200);
+        zclock_sleep(200);  //  poll interval
     }
     for (int i = 0; i < S_USERS; i++) {
         char needle[48];

@@ -88,7 +88,7 @@ s_test_publisher(void)
     zsock_destroy(&sub);
     int64_t until = pres_mono_ms() + 5000;
     while (pres_pub_ready(pub) && pres_mono_ms() < until)
-        zclock_sleep(10);
+        zclock_sleep(10);  //  poll interval
     CHECK(!pres_pub_ready(pub));
     CHECK_EQ(pres_pub_send(pub, &ev, 0), -1);
     CHECK_EQ(pres_pub_seq(pub), N);
