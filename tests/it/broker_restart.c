@@ -33,11 +33,9 @@ main(void)
     it_env_set(&env, "lastseen_flush_ms", "500");
     CHECK(it_env_config(&env, &cfg) == 0);
     CHECK(it_broker_start(&env, NULL, &broker) == 0);
-    zsock_t *sub = pres_bus_sub_changes(&cfg, "");
-    CHECK(sub);
-    pres_pub_t *pub = it_pub_new(&cfg, "gateway-restart-1");
-    CHECK(pub);
-    CHECK(it_sync(sub, pub, 10000) == 0);
+    zsock_t *sub;
+    pres_pub_t *pub;
+    CHECK(it_bus_open(&cfg, "", "gateway-restart-1", &sub, &pub) == 0);
 
     pres_change_t ch;
     CHECK(it_send_login(pub, "u1", "a") == 0);

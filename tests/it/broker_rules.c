@@ -40,11 +40,9 @@ main(void)
     it_env_set(&env, "timeout", "2");
     CHECK(it_env_config(&env, &cfg) == 0);
     CHECK(it_broker_start(&env, NULL, &broker) == 0);
-    zsock_t *sub = pres_bus_sub_changes(&cfg, "");
-    CHECK(sub);
-    pres_pub_t *pub = it_pub_new(&cfg, "gateway-test-1");
-    CHECK(pub);
-    CHECK(it_sync(sub, pub, 10000) == 0);  //  the subscription is live
+    zsock_t *sub;
+    pres_pub_t *pub;
+    CHECK(it_bus_open(&cfg, "", "gateway-test-1", &sub, &pub) == 0);
 
     //  Login: online, a change on presence.alice with the session.
     pres_change_t ch, first;

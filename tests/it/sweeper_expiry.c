@@ -151,11 +151,9 @@ main(void)
     CHECK(it_env_config(&env, &cfg) == 0);
     CHECK(it_broker_start(&env, NULL, &broker) == 0);
     CHECK(it_sweeper_start(&env, &sweeper, 20000) == 0);
-    zsock_t *sub = pres_bus_sub_changes(&cfg, "");
-    CHECK(sub);
-    pres_pub_t *pub = it_pub_new(&cfg, "gateway-test-1");
-    CHECK(pub);
-    CHECK(it_sync(sub, pub, 10000) == 0);  //  the subscription is live
+    zsock_t *sub;
+    pres_pub_t *pub;
+    CHECK(it_bus_open(&cfg, "", "gateway-test-1", &sub, &pub) == 0);
 
     test_silence(sub, pub);
     test_heartbeats(sub, pub);

@@ -35,11 +35,10 @@ main(void)
                       !it_proc_alive(&sweeper),
                   20000);
     CHECK(it_proc_log_has(&sweeper, "snapshot: seq"));
-    zsock_t *sub = pres_bus_sub_changes(&cfg, PRES_CHANGE_PREFIX);
-    CHECK(sub);
-    pres_pub_t *pub = it_pub_new(&cfg, "gateway-test-1");
-    CHECK(pub);
-    CHECK(it_sync(sub, pub, 10000) == 0);
+    zsock_t *sub;
+    pres_pub_t *pub;
+    CHECK(it_bus_open(&cfg, PRES_CHANGE_PREFIX, "gateway-test-1", &sub, &pub) ==
+          0);
 
     int64_t t0 = pres_mono_ms();
     char user[16];

@@ -61,11 +61,10 @@ main(void)
     CHECK(it_env_config(&env, &cfg) == 0);
     CHECK(it_broker_start(&env, NULL, &broker) == 0);
     CHECK(it_sweeper_start(&env, &sweeper, 20000) == 0);
-    zsock_t *sub = pres_bus_sub_changes(&cfg, PRES_CHANGE_PREFIX);
-    CHECK(sub);
-    pres_pub_t *pub = it_pub_new(&cfg, "gateway-test-1");
-    CHECK(pub);
-    CHECK(it_sync(sub, pub, 10000) == 0);
+    zsock_t *sub;
+    pres_pub_t *pub;
+    CHECK(it_bus_open(&cfg, PRES_CHANGE_PREFIX, "gateway-test-1", &sub, &pub) ==
+          0);
 
     //  1. Two users while the sweeper runs, then kill -9 it.
     pres_change_t before1 = s_login(sub, pub, "before1");
