@@ -89,12 +89,12 @@ main(void)
     //  mal is online, suspended (forced offline), banned, reactivated.
     pres_change_t ch;
     CHECK(it_send_login(pub, "mal", "m1") == 0);
-    CHECK(it_wait_change(sub, "mal", &ch, 3000) == 0);
+    CHECK(it_wait_change(sub, "mal", &ch, 10000) == 0);
     uint64_t login_seq = ch.seq;
     s_account("mal", PRES_ACC_SUSPENDED, "spam", "ops");
-    CHECK(it_wait_change(sub, "mal", &ch, 3000) == 0);
+    CHECK(it_wait_change(sub, "mal", &ch, 10000) == 0);
     s_account("mal", PRES_ACC_BANNED, "fraud", "");
-    CHECK(it_wait_change(sub, "mal", &ch, 3000) == 0);
+    CHECK(it_wait_change(sub, "mal", &ch, 10000) == 0);
     //  A refused login while banned, and a refused account event (a bus
     //  publisher is no authority): neither is audited.
     CHECK(it_send_login(pub, "mal", "m2") == 0);
@@ -104,7 +104,7 @@ main(void)
     //  between them.
     CHECK(it_sync(sub, pub, 10000) == 0);
     s_account("mal", PRES_ACC_ACTIVE, "", "ops2");
-    CHECK(it_wait_change(sub, "mal", &ch, 3000) == 0);
+    CHECK(it_wait_change(sub, "mal", &ch, 10000) == 0);
     CHECK_STR(pres_reason_name(ch.reason), "account");
     s_check_audit();
 
@@ -142,7 +142,7 @@ main(void)
         CHECK(it_send_logout(pub, "tom", "t1") == 0);
     }
     for (int i = 0; i < 140; i++)
-        CHECK(it_wait_change(sub, "tom", &ch, 3000) == 0);
+        CHECK(it_wait_change(sub, "tom", &ch, 10000) == 0);
     uint64_t last_tom = ch.seq;
     r = s_entries(PRES_Q_HISTORY, "tom", 1000);
     CHECK(it_mp_count(r, "entries", &n) == 0);
@@ -160,8 +160,8 @@ main(void)
     //  Series: online/away per minute; the last point is now.
     CHECK(it_send_login(pub, "una", "u1") == 0);
     CHECK(it_send_heartbeat(pub, "una", "u1", "away") == 0);
-    CHECK(it_wait_change(sub, "una", &ch, 3000) == 0);
-    CHECK(it_wait_change(sub, "una", &ch, 3000) == 0);
+    CHECK(it_wait_change(sub, "una", &ch, 10000) == 0);
+    CHECK(it_wait_change(sub, "una", &ch, 10000) == 0);
     pres_query_t s = {.op = PRES_Q_SERIES, .minutes = 60};
     r = it_query(&cfg, &s);
     CHECK(s_ok(r));

@@ -109,7 +109,7 @@ main(void)
 
     //  The first published change equals the first replayed one.
     pres_change_t live;
-    CHECK(it_recv(sub, &live, NULL, 3000) == 1);
+    CHECK(it_recv(sub, &live, NULL, 10000) == 1);
     CHECK_EQ(live.seq, head0 + 1);
     r = s_since(head0, 1);
     CHECK(s_ok(r));

@@ -49,9 +49,9 @@ main(void)
                              i < 2   ? "u1"
                              : i < 4 ? "u2"
                                      : "u3",
-                             &ch, 3000) == 0);
+                             &ch, 10000) == 0);
     CHECK(it_admin_account(&cfg, "u4", "banned") == 0);
-    CHECK(it_wait_change(sub, "u4", &ch, 3000) == 0);
+    CHECK(it_wait_change(sub, "u4", &ch, 10000) == 0);
     //  A heartbeat that changes nothing: last_seen is lazily durable. It
     //  must land on a later clock tick than u1's logins to be seen.
     it_sleep_until_wall(ch.at + 2);
@@ -83,7 +83,7 @@ main(void)
 
     //  A login whose change we saw is durable: kill -9 right after it.
     CHECK(it_send_login(pub, "u5", "a") == 0);
-    CHECK(it_wait_change(sub, "u5", &ch, 3000) == 0);
+    CHECK(it_wait_change(sub, "u5", &ch, 10000) == 0);
     CHECK_EQ(ch.seq, seq + 1);
     it_proc_kill9(&broker);
     pres_pub_destroy(&pub);
@@ -122,7 +122,7 @@ main(void)
     CHECK(pub);
     CHECK(it_sync(sub, pub, 10000) == 0);
     CHECK(it_send_logout(pub, "u1", "a") == 0);
-    CHECK(it_wait_change(sub, "u1", &ch, 3000) == 0);
+    CHECK(it_wait_change(sub, "u1", &ch, 10000) == 0);
     CHECK_EQ(ch.seq, seq + 2);
     CHECK_EQ(ch.sessions, 1);
     CHECK_EQ(it_stat(&cfg, "events.lost"), 0);

@@ -13,7 +13,7 @@ s_expect(zsock_t *sub, const char *user, const char *state, const char *reason,
          uint32_t sessions, pres_change_t *out)
 {
     pres_change_t ch;
-    CHECK(it_wait_change(sub, user, &ch, 3000) == 0);
+    CHECK(it_wait_change(sub, user, &ch, 10000) == 0);
     CHECK_STR(pres_state_name(ch.state), state);
     CHECK_STR(pres_reason_name(ch.reason), reason);
     CHECK_EQ(ch.sessions, sessions);
@@ -139,14 +139,14 @@ main(void)
     CHECK(it_sync(sub, pub, 10000) == 0);
     CHECK(it_send_expire(sweeper, "carol", "c1", ch.deadline) == 0);
     pres_deadline_t dl;
-    CHECK(it_wait_deadline(sub, "carol", &dl, 3000) == 0);
+    CHECK(it_wait_deadline(sub, "carol", &dl, 10000) == 0);
     CHECK_STR(dl.session, "c1");
     CHECK(dl.deadline > ch.deadline);
     uint64_t carol_deadline = dl.deadline;
     s_user("carol", "online", 1, "active");
     //  An expire for a session the broker does not know: deadline 0.
     CHECK(it_send_expire(sweeper, "carol", "nope", 1) == 0);
-    CHECK(it_wait_deadline(sub, "carol", &dl, 3000) == 0);
+    CHECK(it_wait_deadline(sub, "carol", &dl, 10000) == 0);
     CHECK_STR(dl.session, "nope");
     CHECK_EQ(dl.deadline, 0);
     //  Once due, the expire ends the session with reason timeout. The

@@ -277,14 +277,14 @@ s_test_sse(void)
 
     static char buf[65536];
     buf[0] = '\0';
-    int fd = ith_sse_request(s_port, admin, NULL, 3000);
+    int fd = ith_sse_request(s_port, admin, NULL, 10000);
     CHECK(fd >= 0);
-    CHECK(ith_read_until(fd, buf, sizeof buf, "retry:", 3000));
+    CHECK(ith_read_until(fd, buf, sizeof buf, "retry:", 10000));
     CHECK(strstr(buf, "text/event-stream"));
     r = s_http(s_port, "POST", "/v1/login", carol, "{}", NULL);
     EXPECT_STATUS(r, 200);
     //  The change arrives with id = seq and the change as JSON.
-    CHECK(ith_read_until(fd, buf, sizeof buf, "\"user\":\"carol\"", 3000));
+    CHECK(ith_read_until(fd, buf, sizeof buf, "\"user\":\"carol\"", 10000));
     const char *d = strstr(buf, "\"user\":\"carol\"");
     const char *id = NULL;
     for (const char *p = buf; (p = strstr(p, "id: ")) && p < d; p++)
@@ -294,25 +294,25 @@ s_test_sse(void)
     CHECK(seq > 0);
     CHECK(strstr(d, "\"reason\":\"login\""));
     //  Keepalive comments (sse_keepalive = 1 in this test).
-    CHECK(ith_read_until(fd, buf, sizeof buf, ":keepalive", 3000));
+    CHECK(ith_read_until(fd, buf, sizeof buf, ":keepalive", 10000));
 
     //  Resume after seq - 1: the same change is replayed, no resync.
     char last[32];
     snprintf(last, sizeof last, "%llu", seq - 1);
     static char buf2[65536];
     buf2[0] = '\0';
-    int fd2 = ith_sse_request(s_port, admin, last, 3000);
+    int fd2 = ith_sse_request(s_port, admin, last, 10000);
     CHECK(fd2 >= 0);
     char want[64];
     snprintf(want, sizeof want, "id: %llu\ndata: {", seq);
-    CHECK(ith_read_until(fd2, buf2, sizeof buf2, want, 3000));
+    CHECK(ith_read_until(fd2, buf2, sizeof buf2, want, 10000));
     CHECK(!strstr(buf2, "event: resync"));
     //  Ahead of the broker: resync.
     static char buf3[4096];
     buf3[0] = '\0';
-    int fd3 = ith_sse_request(s_port, admin, "987654321", 3000);
+    int fd3 = ith_sse_request(s_port, admin, "987654321", 10000);
     CHECK(fd3 >= 0);
-    CHECK(ith_read_until(fd3, buf3, sizeof buf3, "event: resync", 3000));
+    CHECK(ith_read_until(fd3, buf3, sizeof buf3, "event: resync", 10000));
     CHECK(strstr(buf3, "data: {\"seq\":"));
     CHECK_EQ(s_metric("presence_gateway_sse_clients "), 3);
     //  Clients that vanish are noticed (keepalive write fails) and freed.

@@ -450,15 +450,15 @@ s_stream_open(s_stream_t *s, const char *token, pres_pub_t *pub)
 {
     static int opened;
     memset(s, 0, sizeof *s);
-    s->fd = ith_sse_request(s_port, token, NULL, 3000);
+    s->fd = ith_sse_request(s_port, token, NULL, 10000);
     CHECK(s->fd >= 0);
-    s_stream_wait(s, "retry:", 3000);
+    s_stream_wait(s, "retry:", 10000);
     CHECK(strstr(s->buf, "200 OK"));
     char user[32], needle[64];
     snprintf(user, sizeof user, "before-%d", ++opened);
     snprintf(needle, sizeof needle, "\"user\":\"%s\"", user);
     CHECK(it_send_login(pub, user, "s1") == 0);
-    s_stream_wait(s, needle, 3000);
+    s_stream_wait(s, needle, 10000);
 }
 
 //  From end_ms (wall clock) on, the stream's rights are gone. Keep causing

@@ -162,7 +162,7 @@ main(void)
     pres_pub_destroy(&pub);
     zsock_destroy(&sub);
     //  The sweeper stops cleanly on SIGTERM and says what it did.
-    CHECK_EQ(it_proc_stop(&sweeper, 3000), 0);
+    CHECK_EQ(it_proc_stop(&sweeper, 10000), 0);
     CHECK(it_proc_log_has(&sweeper, "expires sent"));
     CHECK_EQ(it_proc_stop(&broker, 5000), 0);
     it_env_cleanup(&env);

@@ -177,7 +177,7 @@ main(void)
     CHECK(id);
     s_reply_snapshot(id, 3, NULL, 0);
 
-    CHECK_EQ(it_proc_stop(&sweeper, 3000), 0);
+    CHECK_EQ(it_proc_stop(&sweeper, 10000), 0);
     CHECK(it_proc_log_has(&sweeper, "resync: seq gap"));
     CHECK(it_proc_log_has(&sweeper, "resync: broker seq behind ours"));
     CHECK(it_proc_log_has(&sweeper, "resyncs 2"));

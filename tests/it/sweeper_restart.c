@@ -21,7 +21,7 @@ s_login(zsock_t *sub, pres_pub_t *pub, const char *user)
 {
     pres_change_t ch;
     CHECK(it_send_login(pub, user, "s1") == 0);
-    CHECK(it_wait_change(sub, user, &ch, 3000) == 0);
+    CHECK(it_wait_change(sub, user, &ch, 10000) == 0);
     CHECK_STR(pres_reason_name(ch.reason), "login");
     CHECK(ch.deadline > 0);
     return ch;
@@ -88,7 +88,7 @@ main(void)
     const char *const overdue[] = {"before1", "before2", "during"};
     pres_change_t ended[3];
     memset(ended, 0, sizeof(ended));
-    s_collect(sub, overdue, 3, ended, 3000);
+    s_collect(sub, overdue, 3, ended, 10000);
     for (int i = 0; i < 3; i++) {
         int64_t after = (int64_t)ended[i].at - restart;
         fprintf(stderr, "  %s ended %" PRId64 " ms after the restart\n",
@@ -100,7 +100,7 @@ main(void)
     const char *const later[] = {"ahead"};
     pres_change_t end_ahead;
     memset(&end_ahead, 0, sizeof(end_ahead));
-    s_collect(sub, later, 1, &end_ahead, 4000);
+    s_collect(sub, later, 1, &end_ahead, 10000);
     int64_t late = (int64_t)end_ahead.at - (int64_t)ahead.deadline;
     fprintf(stderr, "  ahead ended %" PRId64 " ms after its deadline\n", late);
     CHECK(late >= 0 && late <= 1000);
@@ -171,7 +171,7 @@ main(void)
 
     pres_pub_destroy(&pub);
     zsock_destroy(&sub);
-    CHECK_EQ(it_proc_stop(&sweeper, 3000), 0);
+    CHECK_EQ(it_proc_stop(&sweeper, 10000), 0);
     if (getenv("IT_VERBOSE"))
         it_proc_dump_log(&sweeper);
     CHECK_EQ(it_proc_stop(&broker, 5000), 0);
