@@ -72,7 +72,7 @@ main(void)
              env.dir);
     FILE *p = popen(cmd, "r");
     CHECK(p);
-    alarm(20);  //  a hung watch fails the test
+    alarm(45);  //  a hung watch fails the test (ctest allows 60 s)
 
     CHECK(it_fake_wait_subscriber(fake, 10000));
     s_serve_snapshot(10);
@@ -116,7 +116,7 @@ main(void)
              env.dir);
     p = popen(cmd, "r");
     CHECK(p);
-    alarm(20);
+    alarm(45);
     CHECK(it_fake_wait_subscriber(fake, 10000));
     s_serve_snapshot(30);
     s_change(31);

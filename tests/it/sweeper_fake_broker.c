@@ -120,18 +120,18 @@ main(void)
 
     //  1. Snapshot at seq 10 with alice/s1 due in 500 ms: expire on time.
     head_seq = 10;
-    zframe_t *id = s_wait_snapshot(5000);
+    zframe_t *id = s_wait_snapshot(20000);  //  its start-up (ASan)
     CHECK(id);
     uint64_t d1 = (uint64_t)pres_now_ms() + 500;
     s_reply_snapshot(id, 10, "alice", d1);
     pres_event_t ev;
     int64_t at, first;
-    CHECK_EQ(s_wait_expire(&ev, &at, 2000), 0);
+    CHECK_EQ(s_wait_expire(&ev, &at, 5000), 0);
     s_check_expire(&ev, at, "alice", d1);
     first = at;
 
     //  2. Nobody answers: the same expire again after ~1 s.
-    CHECK_EQ(s_wait_expire(&ev, &at, 2000), 0);
+    CHECK_EQ(s_wait_expire(&ev, &at, 5000), 0);
     CHECK_STR(ev.user, "alice");
     CHECK_EQ(ev.deadline, d1);
     fprintf(stderr, "  re-sent after %" PRId64 " ms\n", at - first);
@@ -142,7 +142,7 @@ main(void)
     //  3. A deadline notice moves it: the next expire at the new deadline.
     uint64_t d2 = (uint64_t)pres_now_ms() + 600;
     it_fake_notice(fake, "alice", "s1", d2);
-    CHECK_EQ(s_wait_expire(&ev, &at, 2000), 0);
+    CHECK_EQ(s_wait_expire(&ev, &at, 5000), 0);
     s_check_expire(&ev, at, "alice", d2);
 
     //  4. The session ends (change 11): no more expires for it.
@@ -152,12 +152,12 @@ main(void)
     //  5. A gap (13 after 11): the sweeper asks for a new snapshot.
     s_publish_change(13, "bob", "s1", (uint64_t)pres_now_ms() + 300, 1,
                      PRES_RSN_LOGIN);
-    id = s_wait_snapshot(2000);
+    id = s_wait_snapshot(10000);
     CHECK(id);
     uint64_t d3 = (uint64_t)pres_now_ms() + 300;
     head_seq = 13;
     s_reply_snapshot(id, 13, "bob", d3);
-    CHECK_EQ(s_wait_expire(&ev, &at, 2000), 0);
+    CHECK_EQ(s_wait_expire(&ev, &at, 5000), 0);
     s_check_expire(&ev, at, "bob", d3);
     //  Bob's session ends; then a change queued before the snapshot
     //  would be dropped, and 15 is in order: no resync.
