@@ -90,12 +90,20 @@ s_spawn_in(const it_env_t *env, int host, const char *prog,
     CHECK(rc == 0);
 }
 
+static char s_body[512];  //  the last response body (cut)
+static size_t s_body_len;
+
 static size_t
 s_sink(char *d, size_t s, size_t n, void *a)
 {
-    (void)d;
     (void)a;
-    return s * n;
+    size_t len = s * n;
+    size_t take = sizeof s_body - 1 - s_body_len;
+    take = len < take ? len : take;
+    memcpy(s_body + s_body_len, d, take);
+    s_body_len += take;
+    s_body[s_body_len] = '\0';
+    return len;
 }
 
 static long
@@ -111,11 +119,32 @@ s_post(const char *url, const char *token, const char *body)
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, s_sink);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
+    s_body_len = 0;
+    s_body[0] = '\0';
     long status = 0;
     if (curl_easy_perform(c) == CURLE_OK)
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     curl_slist_free_all(h);
     curl_easy_cleanup(c);
+    return status;
+}
+
+//  POST until the answer is not 503, the gateway's "try again" (a worker
+//  whose publisher is still attaching to the broker answers it for a
+//  login the broker applied, when a gateway starts on a busy box), or
+//  for 15 s. Returns the last status; prints the body if it is not want.
+static long
+s_post_retry(const char *url, const char *token, const char *body, long want)
+{
+    int64_t until = pres_mono_ms() + 15000;
+    long status;
+    while ((status = s_post(url, token, body)) == 503 &&
+           pres_mono_ms() < until) {
+        fprintf(stderr, "POST %s: 503 %s, again\n", url, s_body);
+        zclock_sleep(100);  //  retry interval
+    }
+    if (status != want)
+        fprintf(stderr, "POST %s: %ld %s\n", url, status, s_body);
     return status;
 }
 
@@ -259,10 +288,13 @@ main(void)
         char u[260];
         snprintf(u, sizeof u, "%s/login", url[g]);
         int64_t until = pres_mono_ms() + 15000;
-        while (s_post(u, probe, "{\"device\":\"probe\"}") != 200 &&
+        long status;
+        while ((status = s_post(u, probe, "{\"device\":\"probe\"}")) != 200 &&
                pres_mono_ms() < until)
             zclock_sleep(100);  //  poll interval
-        CHECK_EQ(s_post(u, probe, "{\"device\":\"probe\"}"), 200);
+        if (status != 200)
+            fprintf(stderr, "probe %s: %ld %s\n", u, status, s_body);
+        CHECK_EQ(status, 200);
     }
     free(probe);
     //  The subscriber must be watching before the changes it must see.
@@ -276,7 +308,7 @@ main(void)
         snprintf(user, sizeof user, "nsuser%d", i);
         char *tok = pres_jwt_mint(jwt, user, false, 600, time(NULL));
         snprintf(u, sizeof u, "%s/login", url[i % 2]);
-        CHECK_EQ(s_post(u, tok, "{}"), 200);
+        CHECK_EQ(s_post_retry(u, tok, "{}", 200), 200);
         //  The session id is not needed: a heartbeat for an unknown
         //  session starts one, through the other gateway.
         snprintf(u, sizeof u, "%s/heartbeat", url[(i + 1) % 2]);
@@ -284,7 +316,7 @@ main(void)
                  "{\"session\":\"other%d\",\"state\":"
                  "\"away\"}",
                  i);
-        CHECK_EQ(s_post(u, tok, body), 204);
+        CHECK_EQ(s_post_retry(u, tok, body, 204), 204);
         free(tok);
     }
     //  Each login of a new user is one change; the probe's two logins one
