@@ -42,7 +42,7 @@ main(void)
     it_env_set(&env, "grace", "2");
     CHECK(it_env_config(&env, &cfg) == 0);
     CHECK(it_broker_start(&env, NULL, &broker) == 0);
-    CHECK(it_sweeper_start(&env, &sweeper, 5000) == 0);
+    CHECK(it_sweeper_start(&env, &sweeper, 20000) == 0);
     zsock_t *sub;
     pres_pub_t *pub;
     CHECK(it_bus_open(&cfg, "", "gateway-grace-1", &sub, &pub) == 0);

@@ -128,7 +128,7 @@ main(void)
     const char *const again[] = {"again1", "again2"};
     pres_change_t end_again[2];
     memset(end_again, 0, sizeof(end_again));
-    s_collect(sub, again, 2, end_again, 4000);
+    s_collect(sub, again, 2, end_again, 10000);
     int64_t sent[2] = {sent1, sent2};
     for (int i = 0; i < 2; i++) {
         late = (int64_t)end_again[i].at - (sent[i] + 2000);
