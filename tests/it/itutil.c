@@ -390,7 +390,7 @@ it_proc_wait(it_proc_t *p, int timeout_ms)
         }
         if (pres_mono_ms() >= end)
             return -1;
-        it_sleep_ms(5);
+        it_sleep_ms(5);  //  poll interval
     }
     return s_exit_code(p->status);
 }
@@ -536,7 +536,7 @@ it_gateway_start(it_env_t *env, int port, const char *const *extra_env,
             it_proc_dump_log(p);
             return -1;
         }
-        usleep(50 * 1000);
+        it_sleep_ms(50);  //  poll interval
     }
     return 0;
 }
@@ -549,7 +549,7 @@ it_wait_file(const char *path, int timeout_ms)
     while (stat(path, &st) != 0) {
         if (pres_mono_ms() >= end)
             return false;
-        it_sleep_ms(5);
+        it_sleep_ms(5);  //  poll interval
     }
     return true;
 }
@@ -884,7 +884,7 @@ it_wait_user(const pres_config_t *cfg, const char *user, const char *state,
             return true;
         if (pres_mono_ms() >= end)
             break;
-        it_sleep_ms(10);
+        it_sleep_ms(10);  //  poll interval
     }
     fprintf(stderr, "itutil: %s is '%s', not '%s', after %d ms\n", user, st,
             state, timeout_ms);
