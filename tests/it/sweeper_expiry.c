@@ -43,9 +43,9 @@ test_silence(zsock_t *sub, pres_pub_t *pub)
 {
     pres_change_t login, ended;
     CHECK(it_send_login(pub, "quiet", "q1") == 0);
-    s_expect(sub, "quiet", "online", "login", 1, 3000, &login);
+    s_expect(sub, "quiet", "online", "login", 1, 10000, &login);
     CHECK(login.deadline >= login.at + 2000);
-    s_expect(sub, "quiet", "offline", "timeout", 0, 4000, &ended);
+    s_expect(sub, "quiet", "offline", "timeout", 0, 10000, &ended);
     CHECK_STR(ended.session, "q1");
     CHECK_EQ(ended.seq, login.seq + 1);
     s_check_late(&ended, login.deadline);
@@ -96,7 +96,7 @@ test_heartbeats(zsock_t *sub, pres_pub_t *pub)
 {
     pres_change_t login, ended;
     CHECK(it_send_login(pub, "beating", "b1") == 0);
-    s_expect(sub, "beating", "online", "login", 1, 3000, &login);
+    s_expect(sub, "beating", "online", "login", 1, 10000, &login);
     uint64_t deadline = s_beat(sub, pub, "beating", "b1", 6500, login.deadline);
     char st[16], acc[16];
     uint64_t n, ls;
@@ -106,7 +106,7 @@ test_heartbeats(zsock_t *sub, pres_pub_t *pub)
     //  The sweeper asked meanwhile and the broker said "still live".
     CHECK(it_stat(&cfg, "events.applied") > 10);
     //  Then silence: it ends within 1 s of the last deadline.
-    s_expect(sub, "beating", "offline", "timeout", 0, 4000, &ended);
+    s_expect(sub, "beating", "offline", "timeout", 0, 10000, &ended);
     s_check_late(&ended, deadline);
 }
 
@@ -116,14 +116,16 @@ test_two_sessions(zsock_t *sub, pres_pub_t *pub)
 {
     pres_change_t l1, ch;
     CHECK(it_send_login(pub, "twice", "phone") == 0);
-    s_expect(sub, "twice", "online", "login", 1, 3000, &l1);
+    s_expect(sub, "twice", "online", "login", 1, 10000, &l1);
     CHECK(it_send_login(pub, "twice", "laptop") == 0);
-    s_expect(sub, "twice", "online", "login", 2, 3000, NULL);
+    s_expect(sub, "twice", "online", "login", 2, 10000, NULL);
     //  Keep the laptop beating; the phone's expiry arrives meanwhile.
-    int64_t until = pres_mono_ms() + 4000, next = 0;
+    int64_t until = pres_mono_ms() + 10000, next = 0;
+    uint64_t last_beat = 0;  //  wall ms, read before the last beat
     bool ended = false;
     while (!ended && pres_mono_ms() < until) {
         if (pres_mono_ms() >= next) {
+            last_beat = (uint64_t)pres_now_ms();
             CHECK(it_send_heartbeat(pub, "twice", "laptop", NULL) == 0);
             next = pres_mono_ms() + 500;
         }
@@ -140,10 +142,18 @@ test_two_sessions(zsock_t *sub, pres_pub_t *pub)
     char st[16], acc[16];
     uint64_t n, ls;
     CHECK_EQ(it_get_user(&cfg, "twice", st, &n, &ls, acc), 0);
-    CHECK_STR(st, "online");
+    if (strcmp(st, "online") != 0) {
+        //  The beats stopped with the loop: a test preempted for 1.5 s
+        //  or more sees the laptop expire too, and only then is that right.
+        fprintf(stderr, "  twice is %s %lld ms after the last beat\n", st,
+                (long long)(pres_now_ms() - (int64_t)last_beat));
+        CHECK((uint64_t)pres_now_ms() >= last_beat + 2000);
+        s_expect(sub, "twice", "offline", "timeout", 0, 10000, NULL);
+        return;
+    }
     CHECK_EQ(n, 1);
     CHECK(it_send_logout(pub, "twice", "laptop") == 0);
-    s_expect(sub, "twice", "offline", "logout", 0, 3000, NULL);
+    s_expect(sub, "twice", "offline", "logout", 0, 10000, NULL);
 }
 
 int
