@@ -36,6 +36,7 @@ typedef struct {
     uint64_t batches, events, commits, commit_us;
     uint64_t batch_hist[S_HIST];   //  [i]: batches of < 2^i events
     uint64_t commit_hist[S_HIST];  //  [i]: commits of < 2^i us
+    uint64_t close_hist[S_HIST];   //  [i]: first change -> commit, < 2^i us
 } s_figures_t;
 
 struct broker_server {
@@ -51,20 +52,23 @@ struct broker_server {
     zmq_msg_t topic;        //  reused receive buffers
     zmq_msg_t body;
     zmq_msg_t extra;
-    pres_ratelimit_t rl;    //  malformed-frame log limit
-    msgpack_sbuffer reply;  //  reused reply buffer
-    int64_t next_flush;     //  monotonic ms of the next last_seen flush
+    pres_ratelimit_t rl;      //  malformed-frame log limit
+    pres_ratelimit_t pub_rl;  //  s_pub's log limit (either thread)
+    msgpack_sbuffer reply;    //  reused reply buffer
+    int64_t next_flush;       //  monotonic ms of the next last_seen flush
     //  Fail-over (broker_ha, broker_repl; NULL/false without etcd)
     broker_ha_t *ha;      //  election thread
     broker_repl_t *repl;  //  leader: to the standby; standby: from leader
-    bool leading;         //  events/changes/admin bound, publishing
-    int64_t term;         //  term we lead, or the leader we follow
+    bool leading;  //  events/changes/admin bound, publishing (atomic: s_pub
+                   //  reads it on the sync thread)
+    int64_t term;  //  term we lead, or the leader we follow
     char following[PRES_ENDPOINT_MAX];  //  repl endpoint we follow
     int64_t busy_at;                    //  monotonic ms of the last event batch
     bool trimmed;                       //  heap trimmed since busy_at
     //  Commits are fsynced on its thread; changes and replies wait in it.
     broker_durable_t *durable;
     s_figures_t fig;
+    int64_t change_at;  //  zclock_usecs of the batch's first change, or 0
 };
 
 static int
@@ -112,6 +116,17 @@ s_free_reply(void *msg)
     zmsg_destroy(&m);
 }
 
+//  The durable stage; with fsync_thread = 2 its sync thread publishes the
+//  changes itself right after the fsync (docs/broker.md).
+static broker_durable_t *
+s_durable_new(broker_server_t *self)
+{
+    broker_durable_t *d = broker_durable_new(s_sync, self->store, s_free_reply);
+    if (d && self->cfg->fsync_thread == 2)
+        broker_durable_publish_on_thread(d, s_pub, self);
+    return d;
+}
+
 static int
 s_bucket(uint64_t v)
 {
@@ -146,7 +161,11 @@ s_log_figures(broker_server_t *self)
         "figures: batches %llu, events/batch mean %.1f p50<=%llu "
         "p99<=%llu; commits %llu, commit us mean %.0f p50<=%llu p99<=%llu; "
         "fsyncs %llu (%.2f commits each), fsync us mean %.0f p50<=%llu "
-        "p99<=%llu max %llu; held items max %llu",
+        "p99<=%llu max %llu; held items max %llu; change close us "
+        "p50<=%llu p99<=%llu; fsync start us (idle) p50<=%llu p99<=%llu "
+        "(busy) p50<=%llu p99<=%llu; fsync end to publish us p50<=%llu "
+        "p99<=%llu; held to published us p50<=%llu p99<=%llu; published "
+        "%llu (%llu by the sync thread)",
         (unsigned long long)f->batches,
         f->batches ? (double)f->events / (double)f->batches : 0.0,
         (unsigned long long)s_quantile(f->batch_hist, S_HIST, 0.5),
@@ -160,7 +179,18 @@ s_log_figures(broker_server_t *self)
         d.syncs ? (double)d.sync_us / (double)d.syncs : 0.0,
         (unsigned long long)(64 * s_quantile(d.hist, 16, 0.5)),
         (unsigned long long)(64 * s_quantile(d.hist, 16, 0.99)),
-        (unsigned long long)d.sync_us_max, (unsigned long long)d.held_max);
+        (unsigned long long)d.sync_us_max, (unsigned long long)d.held_max,
+        (unsigned long long)s_quantile(f->close_hist, S_HIST, 0.5),
+        (unsigned long long)s_quantile(f->close_hist, S_HIST, 0.99),
+        (unsigned long long)(64 * s_quantile(d.wake_hist, 16, 0.5)),
+        (unsigned long long)(64 * s_quantile(d.wake_hist, 16, 0.99)),
+        (unsigned long long)(64 * s_quantile(d.queue_hist, 16, 0.5)),
+        (unsigned long long)(64 * s_quantile(d.queue_hist, 16, 0.99)),
+        (unsigned long long)(64 * s_quantile(d.out_hist, 16, 0.5)),
+        (unsigned long long)(64 * s_quantile(d.out_hist, 16, 0.99)),
+        (unsigned long long)(64 * s_quantile(d.hold_hist, 16, 0.5)),
+        (unsigned long long)(64 * s_quantile(d.hold_hist, 16, 0.99)),
+        (unsigned long long)d.published, (unsigned long long)d.by_thread);
 }
 
 //  Bind one socket. admin: the admin ROUTER (small frames, its own ZAP
@@ -230,7 +260,7 @@ broker_server_new(const pres_config_t *cfg)
         goto fail;
     //  Batches commit without fsync while leading; the sync thread makes
     //  them durable while the loop applies the next one (docs/broker.md).
-    self->durable = broker_durable_new(s_sync, self->store, s_free_reply);
+    self->durable = s_durable_new(self);
     if (!self->durable)
         goto fail;
     //  The ZAP handler must be up before a socket with a domain binds.
@@ -302,6 +332,10 @@ broker_server_destroy(broker_server_t **self_p)
 }
 
 //  Released by broker_durable: one change or notice, its commit on disk.
+//  On the sync thread (fsync_thread = 2) or the loop's, never both at
+//  once (broker_durable serialises the calls; the PUB socket moves
+//  between them behind that mutex). self->changes is set before leading
+//  and destroyed only after a drain, while no sync runs.
 //  Under fail-over only while the lease is certainly ours: a deposed
 //  leader publishes nothing (the batch is on its disk only; it resyncs
 //  from the new leader when it rejoins as a standby).
@@ -309,7 +343,7 @@ static void
 s_pub(const void *topic, size_t tlen, const void *body, size_t blen, void *arg)
 {
     broker_server_t *self = arg;
-    if (!self->changes || !self->leading ||
+    if (!self->changes || !__atomic_load_n(&self->leading, __ATOMIC_ACQUIRE) ||
         (self->ha && !broker_ha_leading(self->ha)))
         return;
     //  PUB never blocks; a subscriber past its HWM loses messages and sees
@@ -317,7 +351,7 @@ s_pub(const void *topic, size_t tlen, const void *body, size_t blen, void *arg)
     void *pub = zsock_resolve(self->changes);
     if (zmq_send(pub, topic, tlen, ZMQ_SNDMORE) < 0 ||
         zmq_send(pub, body, blen, 0) < 0)
-        pres_log_limited(&self->rl, 1000, "zmq_send(change) failed: %s",
+        pres_log_limited(&self->pub_rl, 1000, "zmq_send(change) failed: %s",
                          zmq_strerror(zmq_errno()));
 }
 
@@ -401,6 +435,10 @@ s_commit(broker_server_t *self, int events, bool account)
         return 1;
     }
     s_figures_t *f = &self->fig;
+    if (self->change_at) {
+        f->close_hist[s_bucket((uint64_t)(t0 - self->change_at))]++;
+        self->change_at = 0;
+    }
     f->batches++;
     f->events += (uint64_t)events;
     f->batch_hist[s_bucket((uint64_t)events)]++;
@@ -468,6 +506,7 @@ static int
 s_events(broker_server_t *self)
 {
     void *sub = zsock_resolve(self->events);
+    self->change_at = 0;
     broker_state_begin(self->state, (uint64_t)pres_now_ms());
     pres_event_t ev;
     //  A batch of pure heartbeats may run long (no commit, no fsync); once
@@ -516,8 +555,10 @@ s_events(broker_server_t *self)
             s_release(self))
             return -1;
         if (limit == BROKER_BATCH_MAX &&
-            broker_state_outbox_count(self->state) > 0)
+            broker_state_outbox_count(self->state) > 0) {
             limit = n + 1 + S_AFTER_CHANGE;
+            self->change_at = zclock_usecs();
+        }
     }
     return s_commit(self, n, false) < 0 ? -1 : 0;
 }
@@ -633,7 +674,7 @@ s_demote(broker_server_t *self)
     pres_log_warn("no longer leader (term %" PRId64 "): stopped publishing; "
                   "rejoining as a standby",
                   self->term);
-    self->leading = false;
+    __atomic_store_n(&self->leading, false, __ATOMIC_RELEASE);
     //  Replies already answered go out (their sockets are about to go);
     //  held changes are dropped by s_pub, as a deposed leader's are.
     if (broker_durable_drain(self->durable, s_pub, s_reply, self) < 0)
@@ -666,7 +707,7 @@ s_promote(broker_server_t *self, int64_t term)
         return 0;
     }
     self->term = term;
-    self->leading = true;
+    __atomic_store_n(&self->leading, true, __ATOMIC_RELEASE);
     broker_state_defer_sync(self->state, self->cfg->fsync_thread != 0);
     broker_state_set_term(self->state, (uint64_t)term);
     pres_log_info("leading term %" PRId64 " at seq %" PRIu64, term,
@@ -698,7 +739,7 @@ s_install_snapshot(broker_server_t *self)
     self->state = broker_state_new(self->cfg, self->store);
     if (!self->state)
         return -1;
-    self->durable = broker_durable_new(s_sync, self->store, s_free_reply);
+    self->durable = s_durable_new(self);
     if (!self->durable)
         return -1;
     broker_repl_standby_loaded(self->repl, self->state);

@@ -1,10 +1,14 @@
 /*  unit.broker_durable: the stage between commit and publication. With a
     sync callback that blocks until the test opens a gate: nothing held
     after a commit is released before the fsync of that commit returned;
-    what was held before any pending commit goes out at once; release is
-    in the order held (changes and replies mixed); commits that pile up
-    during one fsync share the next; a failed fsync releases nothing more.
-    No timing: the test waits on the sync thread's calls, never sleeps. */
+    what was held before any pending commit goes out at once; changes go
+    out in the order held, then the replies of the same or earlier
+    commits; commits that pile up during one fsync share the next; a
+    failed fsync releases nothing more. With publish_on_thread: the sync
+    thread publishes a batch's changes as soon as its fsync returns (no
+    release call), before the loop is told about the replies; a change
+    held after its commit became durable goes out from release. No
+    timing: the test waits on the sync thread's calls, never sleeps. */
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -62,16 +66,29 @@ s_open(broker_durable_t *d, int n)
 
 static char s_q[] = "q";    //  the "socket" of held replies
 static char s_out[64][16];  //  what was released, in order
-static int s_nout;
+static int s_nout;          //  under s_gate.mu once the thread publishes
 
 static void
 s_pub(const void *topic, size_t tlen, const void *body, size_t blen, void *arg)
 {
     (void)arg;
+    pthread_mutex_lock(&s_gate.mu);
     if (s_nout < 64)
         snprintf(s_out[s_nout], 16, "%.*s:%.*s", (int)tlen, (const char *)topic,
                  (int)blen, (const char *)body);
     s_nout++;
+    pthread_cond_broadcast(&s_gate.cv);
+    pthread_mutex_unlock(&s_gate.mu);
+}
+
+//  Wait until n items were published (by the sync thread).
+static void
+s_wait_out(int n)
+{
+    pthread_mutex_lock(&s_gate.mu);
+    while (s_nout < n)
+        pthread_cond_wait(&s_gate.cv, &s_gate.mu);
+    pthread_mutex_unlock(&s_gate.mu);
 }
 
 static void
@@ -137,8 +154,8 @@ main(void)
     CHECK_EQ(s_release(d), 3);
     CHECK_EQ(s_nout, 5);
     CHECK_STR(s_out[2], "c:2");
-    CHECK_STR(s_out[3], "q>r2");
-    CHECK_STR(s_out[4], "c:3");
+    CHECK_STR(s_out[3], "c:3");
+    CHECK_STR(s_out[4], "q>r2");
     CHECK(!broker_durable_busy(d));
 
     //  Many batches: held items survive the compaction of the queue and
@@ -185,6 +202,60 @@ main(void)
     CHECK_EQ(broker_durable_hold_reply(d, s_q, strdup("never")), 0);
     broker_durable_destroy(&d);  //  frees the held reply (ASan: no leak)
     CHECK(!d);
+
+    //  The sync thread publishes.
+    s_gate.fail_at = 0;
+    s_gate.entered = s_gate.opened = 0;
+    d = broker_durable_new(s_sync, &s_gate, free);
+    CHECK(d);
+    broker_durable_publish_on_thread(d, s_pub, NULL);
+    s_nout = 0;
+    s_hold(d, "n", "0");  //  nothing pending: out from release
+    CHECK_EQ(s_release(d), 1);
+    //  Batch 1 with a reply answered after it; batch 2 during its fsync.
+    broker_durable_committed(d);
+    s_hold(d, "c", "1");
+    CHECK_EQ(broker_durable_hold_reply(d, s_q, strdup("r1")), 0);
+    s_wait_entered(1);
+    broker_durable_committed(d);
+    s_hold(d, "c", "2");
+    //  fsync 1 returns: the thread publishes c:1 before it signals the fd
+    //  (s_open waits for the signal), and leaves the reply to the loop.
+    s_open(d, 1);
+    CHECK_EQ(s_nout, 2);
+    CHECK_STR(s_out[1], "c:1");
+    CHECK_EQ(s_release(d), 1);
+    CHECK_EQ(s_nout, 3);
+    CHECK_STR(s_out[2], "q>r1");
+    //  fsync 2, no reply held: c:2 goes out with no release call.
+    s_wait_entered(2);
+    pthread_mutex_lock(&s_gate.mu);
+    s_gate.opened = 2;
+    pthread_cond_broadcast(&s_gate.cv);
+    pthread_mutex_unlock(&s_gate.mu);
+    s_wait_out(4);
+    CHECK_STR(s_out[3], "c:2");
+    //  A change held after its commit is durable (the thread published
+    //  and went idle before it was held): release publishes it.
+    broker_durable_committed(d);
+    s_wait_entered(3);
+    pthread_mutex_lock(&s_gate.mu);
+    s_gate.opened = 3;
+    pthread_cond_broadcast(&s_gate.cv);
+    pthread_mutex_unlock(&s_gate.mu);
+    CHECK_EQ(broker_durable_drain(d, s_pub, s_reply, NULL), 0);
+    s_hold(d, "c", "late");
+    CHECK(broker_durable_ready(d));
+    CHECK_EQ(s_release(d), 1);
+    CHECK_EQ(s_nout, 5);
+    CHECK_STR(s_out[4], "c:late");
+    CHECK(!broker_durable_busy(d));
+    broker_durable_stats_t st;
+    broker_durable_stats(d, &st);
+    CHECK_EQ(st.published, 4);
+    CHECK_EQ(st.by_thread, 2);
+    CHECK_EQ(st.syncs, 3);
+    broker_durable_destroy(&d);
     printf("unit.broker_durable: ok\n");
     return 0;
 }
