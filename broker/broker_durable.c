@@ -515,3 +515,11 @@ broker_durable_stats(broker_durable_t *self, broker_durable_stats_t *st)
     *st = self->st;
     pthread_mutex_unlock(&self->mu);
 }
+
+void
+broker_durable_stats_reset(broker_durable_t *self)
+{
+    pthread_mutex_lock(&self->mu);
+    memset(&self->st, 0, sizeof(self->st));
+    pthread_mutex_unlock(&self->mu);
+}

@@ -131,4 +131,7 @@ void broker_durable_shrink(broker_durable_t *self);
 //  Counters so far.
 void broker_durable_stats(broker_durable_t *self, broker_durable_stats_t *st);
 
+//  Zero the counters (figures per phase of a benchmark).
+void broker_durable_stats_reset(broker_durable_t *self);
+
 #endif

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <malloc.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -70,6 +71,17 @@ struct broker_server {
     s_figures_t fig;
     int64_t change_at;  //  zclock_usecs of the batch's first change, or 0
 };
+
+//  SIGUSR1: log the figures so far and start them again (bench/run.sh
+//  fanout reads each phase's figures apart).
+static volatile sig_atomic_t s_figures_asked;
+
+static void
+s_on_usr1(int sig)
+{
+    (void)sig;
+    s_figures_asked = 1;
+}
 
 static int
 s_lock(broker_server_t *self)
@@ -286,6 +298,10 @@ broker_server_new(const pres_config_t *cfg)
         broker_state_defer_sync(self->state, cfg->fsync_thread != 0);
     }
     self->next_flush = pres_mono_ms() + cfg->lastseen_flush_ms;
+    struct sigaction sa = {.sa_handler = s_on_usr1};
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGUSR1, &sa, NULL))
+        pres_log_warn("sigaction(SIGUSR1) failed: %s", strerror(errno));
     pres_log_info("listening: events %s, changes %s, queries %s, admin %s",
                   cfg->events_endpoint, cfg->changes_endpoint,
                   cfg->query_endpoint, cfg->admin_endpoint);
@@ -806,6 +822,12 @@ int
 broker_server_run(broker_server_t *self)
 {
     while (!zsys_interrupted) {
+        if (s_figures_asked) {
+            s_figures_asked = 0;
+            s_log_figures(self);
+            memset(&self->fig, 0, sizeof(self->fig));
+            broker_durable_stats_reset(self->durable);
+        }
         if (self->ha && s_ha_turn(self))
             return -1;
         //  Sockets come and go with the role: rebuild the poll set.
