@@ -56,6 +56,7 @@ struct broker_durable {
     uint64_t synced;         //  commits known durable
     uint64_t pending_since;  //  us of the oldest commit no fsync covers yet
     uint64_t synced_at;      //  us when synced last moved
+    bool pending_bulk;       //  a bulk commit no fsync covers yet
     bool failed;             //  a sync failed: nothing more is released
     bool stop;
     broker_durable_stats_t st;
@@ -219,7 +220,9 @@ s_thread(void *arg)
             break;  //  stopping, nothing pending
         uint64_t target = self->committed;
         uint64_t since = self->pending_since;
+        bool bulk = self->pending_bulk;
         self->pending_since = 0;
+        self->pending_bulk = false;
         pthread_mutex_unlock(&self->mu);
         uint64_t t0 = s_us();
         int rc = self->sync(self->sync_arg);
@@ -243,6 +246,8 @@ s_thread(void *arg)
         if (t1 - t0 > self->st.sync_us_max)
             self->st.sync_us_max = t1 - t0;
         s_hist_add(self->st.hist, t1 - t0);
+        if (bulk)
+            s_hist_add(self->st.bulk_hist, t1 - t0);
         pthread_cond_broadcast(&self->done);
         bool failed = self->failed;
         pthread_mutex_unlock(&self->mu);
@@ -343,17 +348,30 @@ broker_durable_publish_on_thread(broker_durable_t *self,
     pthread_mutex_unlock(&self->pub_mu);
 }
 
-void
-broker_durable_committed(broker_durable_t *self)
+static void
+s_committed(broker_durable_t *self, bool bulk)
 {
     uint64_t now = s_us();
     pthread_mutex_lock(&self->mu);
+    self->pending_bulk |= bulk;
     self->committed++;
     self->st.commits++;
     if (!self->pending_since)
         self->pending_since = now;
     pthread_cond_signal(&self->work);
     pthread_mutex_unlock(&self->mu);
+}
+
+void
+broker_durable_committed(broker_durable_t *self)
+{
+    s_committed(self, false);
+}
+
+void
+broker_durable_committed_bulk(broker_durable_t *self)
+{
+    s_committed(self, true);
 }
 
 int

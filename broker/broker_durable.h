@@ -62,6 +62,7 @@ typedef struct {
     uint64_t queue_hist[16];  //  oldest commit -> fsync start, it was busy
     uint64_t out_hist[16];    //  fsync end -> each change published
     uint64_t hold_hist[16];   //  change held -> published (the whole stage)
+    uint64_t bulk_hist[16];   //  fsyncs covering a bulk commit (in hist too)
     uint64_t published;       //  changes published
     uint64_t by_thread;       //  of which by the sync thread
 } broker_durable_stats_t;
@@ -88,6 +89,10 @@ void broker_durable_publish_on_thread(broker_durable_t *self,
 
 //  A write txn was committed without fsync: ask the sync thread for one.
 void broker_durable_committed(broker_durable_t *self);
+
+//  The same for a bulk write (the last_seen flush): the fsyncs that cover
+//  one are also counted in bulk_hist.
+void broker_durable_committed_bulk(broker_durable_t *self);
 
 //  Hold a message until every commit announced so far is durable (a copy
 //  is kept). 0 or -1 (out of memory, logged).

@@ -148,6 +148,15 @@ s_bucket(uint64_t v)
     return b;
 }
 
+static uint64_t
+s_count(const uint64_t *hist, int n)
+{
+    uint64_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += hist[i];
+    return total;
+}
+
 //  The smallest power of two at or above the q-quantile of hist.
 static uint64_t
 s_quantile(const uint64_t *hist, int n, double q)
@@ -177,7 +186,8 @@ s_log_figures(broker_server_t *self)
         "p50<=%llu p99<=%llu; fsync start us (idle) p50<=%llu p99<=%llu "
         "(busy) p50<=%llu p99<=%llu; fsync end to publish us p50<=%llu "
         "p99<=%llu; held to published us p50<=%llu p99<=%llu; published "
-        "%llu (%llu by the sync thread)",
+        "%llu (%llu by the sync thread); fsyncs with a last_seen flush %llu, "
+        "us p50<=%llu p99<=%llu",
         (unsigned long long)f->batches,
         f->batches ? (double)f->events / (double)f->batches : 0.0,
         (unsigned long long)s_quantile(f->batch_hist, S_HIST, 0.5),
@@ -202,7 +212,10 @@ s_log_figures(broker_server_t *self)
         (unsigned long long)(64 * s_quantile(d.out_hist, 16, 0.99)),
         (unsigned long long)(64 * s_quantile(d.hold_hist, 16, 0.5)),
         (unsigned long long)(64 * s_quantile(d.hold_hist, 16, 0.99)),
-        (unsigned long long)d.published, (unsigned long long)d.by_thread);
+        (unsigned long long)d.published, (unsigned long long)d.by_thread,
+        (unsigned long long)s_count(d.bulk_hist, 16),
+        (unsigned long long)(64 * s_quantile(d.bulk_hist, 16, 0.5)),
+        (unsigned long long)(64 * s_quantile(d.bulk_hist, 16, 0.99)));
 }
 
 //  Bind one socket. admin: the admin ROUTER (small frames, its own ZAP
@@ -416,14 +429,18 @@ s_release_acked(broker_server_t *self)
 }
 
 //  Note a commit made since commits0 (broker_store_commits) for the sync
-//  thread.
+//  thread; bulk: the last_seen flush (its fsyncs are counted apart).
 static void
-s_committed(broker_server_t *self, uint64_t commits0)
+s_committed(broker_server_t *self, uint64_t commits0, bool bulk)
 {
     //  Leading with fsync_thread = 0, or a standby: the commit was synced.
     if (!broker_state_deferring(self->state))
         return;
-    if (broker_store_commits(self->store) != commits0)
+    if (broker_store_commits(self->store) == commits0)
+        return;
+    if (bulk)
+        broker_durable_committed_bulk(self->durable);
+    else
         broker_durable_committed(self->durable);
 }
 
@@ -464,7 +481,7 @@ s_commit(broker_server_t *self, int events, bool account)
         f->commit_us += us;
         f->commit_hist[s_bucket(us)]++;
     }
-    s_committed(self, commits0);
+    s_committed(self, commits0, false);
     if (self->repl) {
         bool sync = strcmp(self->cfg->replication, "sync") == 0;
         if (broker_repl_leader_commit(self->repl, self->state,
@@ -505,7 +522,7 @@ s_flush(broker_server_t *self)
         pres_log_limited(&self->rl, 1000, "last_seen flush failed; retrying");
         return 0;
     }
-    s_committed(self, commits0);
+    s_committed(self, commits0, true);
     return 0;
 }
 
@@ -901,7 +918,7 @@ broker_server_run(broker_server_t *self)
         uint64_t commits0 = broker_store_commits(self->store);
         if (broker_state_point(self->state, (uint64_t)pres_now_ms()))
             return -1;
-        s_committed(self, commits0);  //  the series point, once a minute
+        s_committed(self, commits0, false);  //  the series point, once a minute
         now = pres_mono_ms();
         if (now >= self->next_flush) {
             if (s_flush(self))
