@@ -15,6 +15,10 @@
 #include "pres_log.h"
 
 #define S_COMPACT 4096  //  released items kept before moving the rest down
+//  Sync threads: a commit made while an fsync runs starts its own at once
+//  instead of waiting for that one to finish (a login waits only for its
+//  own fsync; docs/broker.md).
+#define S_THREADS 4
 
 //  A held change or notice: topic then body in a bytes buffer.
 typedef struct {
@@ -45,14 +49,15 @@ struct broker_durable {
     broker_durable_pub_fn *pub;  //  set: the stage publishes changes
     void *pub_arg;
     int efd;  //  eventfd: a sync finished, the owner has work
-    pthread_t thread;
-    bool started;
+    pthread_t threads[S_THREADS];
+    int nthreads;  //  started
     pthread_mutex_t mu;
     pthread_cond_t work;     //  committed moved, or stop
     pthread_cond_t done;     //  synced moved, or failed
     pthread_mutex_t pub_mu;  //  one publisher at a time (taken before mu)
     //  Under mu:
     uint64_t committed;      //  commits announced (written by the owner)
+    uint64_t covered;        //  commits a running or finished sync covers
     uint64_t synced;         //  commits known durable
     uint64_t pending_since;  //  us of the oldest commit no fsync covers yet
     uint64_t synced_at;      //  us when synced last moved
@@ -212,17 +217,23 @@ s_thread(void *arg)
     pthread_mutex_lock(&self->mu);
     while (true) {
         bool slept = false;
-        while (!self->stop && self->committed == self->synced) {
+        while (!self->stop && self->committed == self->covered) {
             pthread_cond_wait(&self->work, &self->mu);
             slept = true;
         }
-        if (self->committed == self->synced)
+        if (self->committed == self->covered)
             break;  //  stopping, nothing pending
+        //  Every commit announced so far was written (pwrite) before this
+        //  fsync starts: when it returns, they are all durable, whatever
+        //  the other threads' fsyncs still do.
         uint64_t target = self->committed;
         uint64_t since = self->pending_since;
         bool bulk = self->pending_bulk;
+        self->covered = target;
         self->pending_since = 0;
         self->pending_bulk = false;
+        s_hist_add(slept ? self->st.wake_hist : self->st.queue_hist,
+                   since ? s_us() - since : 0);
         pthread_mutex_unlock(&self->mu);
         uint64_t t0 = s_us();
         int rc = self->sync(self->sync_arg);
@@ -235,12 +246,11 @@ s_thread(void *arg)
         if (rc) {
             self->failed = true;
             self->stop = true;
-        } else {
+            pthread_cond_broadcast(&self->work);
+        } else if (target > self->synced) {
             self->synced = target;
             self->synced_at = t1;
         }
-        s_hist_add(slept ? self->st.wake_hist : self->st.queue_hist,
-                   since && t0 > since ? t0 - since : 0);
         self->st.syncs++;
         self->st.sync_us += t1 - t0;
         if (t1 - t0 > self->st.sync_us_max)
@@ -252,7 +262,8 @@ s_thread(void *arg)
         bool failed = self->failed;
         pthread_mutex_unlock(&self->mu);
         if (!rc && self->pub) {
-            s_publish(self, self->pub, self->pub_arg, true);
+            if (!failed)  //  another thread's fsync failed: nothing more
+                s_publish(self, self->pub, self->pub_arg, true);
             pthread_mutex_unlock(&self->pub_mu);
         }
         //  The owner has work: replies to send, or every change when it
@@ -294,13 +305,15 @@ broker_durable_new(broker_durable_sync_fn *sync, void *arg,
         broker_durable_destroy(&self);
         return NULL;
     }
-    int rc = pthread_create(&self->thread, NULL, s_thread, self);
-    if (rc) {
-        pres_log_error("pthread_create(sync) failed: %s", strerror(rc));
-        broker_durable_destroy(&self);
-        return NULL;
+    for (int i = 0; i < S_THREADS; i++) {
+        int rc = pthread_create(&self->threads[i], NULL, s_thread, self);
+        if (rc) {
+            pres_log_error("pthread_create(sync) failed: %s", strerror(rc));
+            broker_durable_destroy(&self);
+            return NULL;
+        }
+        self->nthreads++;
     }
-    self->started = true;
     return self;
 }
 
@@ -311,13 +324,12 @@ broker_durable_destroy(broker_durable_t **self_p)
     broker_durable_t *self = *self_p;
     if (!self)
         return;
-    if (self->started) {
-        pthread_mutex_lock(&self->mu);
-        self->stop = true;
-        pthread_cond_signal(&self->work);
-        pthread_mutex_unlock(&self->mu);
-        pthread_join(self->thread, NULL);  //  after the pending sync
-    }
+    pthread_mutex_lock(&self->mu);
+    self->stop = true;
+    pthread_cond_broadcast(&self->work);
+    pthread_mutex_unlock(&self->mu);
+    for (int i = 0; i < self->nthreads; i++)
+        pthread_join(self->threads[i], NULL);  //  after the pending syncs
     for (size_t i = self->rhead; i < self->rn; i++)
         if (self->free_reply)
             self->free_reply(self->replies[i].msg);
@@ -341,7 +353,7 @@ broker_durable_publish_on_thread(broker_durable_t *self,
     assert(pub);
     pthread_mutex_lock(&self->pub_mu);
     pthread_mutex_lock(&self->mu);
-    assert(self->committed == self->synced);
+    assert(self->committed == self->covered);
     self->pub = pub;
     self->pub_arg = arg;
     pthread_mutex_unlock(&self->mu);

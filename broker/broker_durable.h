@@ -1,11 +1,16 @@
 /*  broker_durable: the stage between a batch's commit and its publication.
     The loop commits a batch without fsync (MDB_NOSYNC) and goes on with
-    the next one; a sync thread makes the commits durable (mdb_env_sync)
+    the next one; sync threads make the commits durable (mdb_env_sync)
     and what each batch held back is released, in order, once it is: its
     changes and deadline notices, and the query or admin replies answered
     after it (so nobody sees a state or a seq that is not yet on disk).
-    The fsync of batch N thus overlaps the applying of batch N+1; several
-    commits that pile up during one fsync share the next one.
+    The fsync of batch N thus overlaps the applying of batch N+1. A commit
+    made while an fsync runs starts its own at once on an idle thread (a
+    change waits only for the fsync of its own commit, not for the one
+    running when it was made); only when every thread is busy do the
+    commits that pile up share the next free one. An fsync that returns
+    makes durable every commit announced before it started, whatever the
+    others still do.
 
     Ordering: an item is held with the ticket of the last commit made
     before it (broker_durable_committed), and released once a sync that
@@ -14,7 +19,7 @@
     change held with the same or an earlier ticket. An item held with
     nothing pending is released at the next release call.
 
-    Who publishes: by default the owner, in _release (the sync thread
+    Who publishes: by default the owner, in _release (a sync thread
     signals the fd). With _publish_on_thread the sync thread publishes the
     changes itself right after the fsync returns (no wake-up of the loop
     on the way to the subscribers); the owner still publishes, in
@@ -24,8 +29,9 @@
     time, as libzmq allows. Replies are always sent by the owner.
 
     Threading: every function runs on the owner's (the loop's) thread,
-    except the sync callback (sync thread, one call at a time; LMDB allows
-    mdb_env_sync from any thread while the owner writes; docs/broker.md)
+    except the sync callback (on the sync threads, several at once: it
+    must be thread-safe; LMDB's mdb_env_sync is an fdatasync and may run
+    from any thread while the owner writes; docs/broker.md)
     and the _publish_on_thread callback (either thread, serialised). */
 #ifndef BROKER_DURABLE_H_INCLUDED
 #define BROKER_DURABLE_H_INCLUDED
@@ -36,8 +42,8 @@
 
 typedef struct broker_durable broker_durable_t;
 
-//  Make every commit done so far durable. Runs on the sync thread.
-//  0 or -1 (logged by the callee).
+//  Make every commit done so far durable. Runs on a sync thread, maybe on
+//  several at once. 0 or -1 (logged by the callee).
 typedef int(broker_durable_sync_fn)(void *arg);
 
 //  A held change or notice, released: topic + body, borrowed for the call.
@@ -58,8 +64,8 @@ typedef struct {
     uint64_t held_max;     //  most items waiting at once
     uint64_t hist[16];     //  fsync times: hist[i] counts those < 2^i * 64 us
     //  Where a change's time goes (us, hist[i] counts those < 2^i * 64 us):
-    uint64_t wake_hist[16];   //  commit -> fsync start, the thread was idle
-    uint64_t queue_hist[16];  //  oldest commit -> fsync start, it was busy
+    uint64_t wake_hist[16];   //  commit -> fsync start, a thread was idle
+    uint64_t queue_hist[16];  //  oldest commit -> fsync start, all busy
     uint64_t out_hist[16];    //  fsync end -> each change published
     uint64_t hold_hist[16];   //  change held -> published (the whole stage)
     uint64_t bulk_hist[16];   //  fsyncs covering a bulk commit (in hist too)
@@ -70,13 +76,13 @@ typedef struct {
 //  Frees a held reply's msg that was never released (on destroy).
 typedef void(broker_durable_free_fn)(void *msg);
 
-//  Start the sync thread. sync/arg: how to make commits durable (the
+//  Start the sync threads. sync/arg: how to make commits durable (the
 //  broker passes broker_store_sync); free_reply: see _hold_reply. NULL
 //  after logging.
 broker_durable_t *broker_durable_new(broker_durable_sync_fn *sync, void *arg,
                                      broker_durable_free_fn *free_reply);
 
-//  Wait for the pending syncs, stop the thread, free what is still held
+//  Wait for the pending syncs, stop the threads, free what is still held
 //  (without releasing it: call _drain first to publish it).
 void broker_durable_destroy(broker_durable_t **self_p);
 
@@ -87,7 +93,7 @@ void broker_durable_destroy(broker_durable_t **self_p);
 void broker_durable_publish_on_thread(broker_durable_t *self,
                                       broker_durable_pub_fn *pub, void *arg);
 
-//  A write txn was committed without fsync: ask the sync thread for one.
+//  A write txn was committed without fsync: ask a sync thread for one.
 void broker_durable_committed(broker_durable_t *self);
 
 //  The same for a bulk write (the last_seen flush): the fsyncs that cover
