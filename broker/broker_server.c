@@ -607,6 +607,16 @@ s_account(broker_server_t *self, const pres_query_t *q, const char *by)
         broker_query_error(&self->reply, "not the leader");
         return 0;
     }
+    if (q->until && (uint64_t)pres_now_ms() > q->until) {
+        //  The asker gave up (it answered 503 or timed out): applying it
+        //  now could undo a newer change sent since on another connection.
+        pres_log_info("account %s: change to %s refused, it expired %" PRId64
+                      " ms ago",
+                      q->user, pres_account_name(q->status),
+                      pres_now_ms() - (int64_t)q->until);
+        broker_query_error(&self->reply, "expired");
+        return 0;
+    }
     uint64_t seq = 0;
     int rc = 0;
     broker_state_begin(self->state, (uint64_t)pres_now_ms());

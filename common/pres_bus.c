@@ -457,6 +457,14 @@ pres_qclient_query(pres_qclient_t *self, const pres_query_t *q, int timeout_ms,
     char req[PRES_MSG_MAX];
     if (error)
         *error = NULL;
+    pres_query_t dated;
+    if (q->op == PRES_Q_ACCOUNT && !q->until) {
+        //  A change that times out here must not apply later (after a
+        //  newer one sent on a new connection): it carries our deadline.
+        dated = *q;
+        dated.until = (uint64_t)(pres_now_ms() + timeout_ms);
+        q = &dated;
+    }
     size_t len = pres_query_encode(q, req, sizeof req);
     if (len == 0) {
         errno = EINVAL;

@@ -139,6 +139,7 @@ typedef enum {
     F_MINUTES,
     F_BY,
     F_TERM,
+    F_UNTIL,
     F_COUNT
 } s_field_t;
 
@@ -146,7 +147,7 @@ static const char *const s_keys[F_COUNT] = {
     "v",       "type",     "user",    "at",       "src",    "seq",
     "session", "device",   "state",   "deadline", "status", "reason",
     "prev",    "sessions", "account", "op",       "cursor", "limit",
-    "users",   "minutes",  "by",      "term"};
+    "users",   "minutes",  "by",      "term",     "until"};
 
 //  Which fields are strings (the rest are unsigned integers).
 #define S_STR_FIELDS                                                           \
@@ -586,7 +587,7 @@ static const struct {
     [PRES_Q_SNAPSHOT] = {B(F_OP), B(F_OP)},
     [PRES_Q_ACCOUNT] = {B(F_OP) | B(F_USER) | B(F_STATUS),
                         B(F_OP) | B(F_USER) | B(F_STATUS) | B(F_REASON) |
-                            B(F_BY)},
+                            B(F_BY) | B(F_UNTIL)},
     [PRES_Q_CHANGES_SINCE] = {B(F_OP) | B(F_SEQ),
                               B(F_OP) | B(F_SEQ) | B(F_LIMIT)},
     [PRES_Q_GET_MANY] = {B(F_OP) | B(F_USERS), B(F_OP) | B(F_USERS)},
@@ -598,7 +599,7 @@ static const struct {
 #define S_Q_ALL                                                                \
     (B(F_OP) | B(F_USER) | B(F_STATE) | B(F_ACCOUNT) | B(F_CURSOR) |           \
      B(F_LIMIT) | B(F_STATUS) | B(F_REASON) | B(F_SEQ) | B(F_USERS) |          \
-     B(F_MINUTES) | B(F_BY))
+     B(F_MINUTES) | B(F_BY) | B(F_UNTIL))
 
 int
 pres_query_decode(pres_query_t *q, const void *buf, size_t len,
@@ -655,6 +656,7 @@ pres_query_decode(pres_query_t *q, const void *buf, size_t len,
     q->limit =
         q->op == PRES_Q_CHANGES_SINCE ? PRES_LIST_MAX : PRES_LIST_DEFAULT;
     q->seq = (f.present & B(F_SEQ)) ? f.num[F_SEQ] : 0;
+    q->until = (f.present & B(F_UNTIL)) ? f.num[F_UNTIL] : 0;
     if (f.present & B(F_MINUTES)) {
         if (f.num[F_MINUTES] < 1 || f.num[F_MINUTES] > PRES_SERIES_MAX) {
             *why = "bad minutes";
@@ -741,6 +743,8 @@ pres_query_encode(const pres_query_t *q, void *buf, size_t cap)
             pres_mpw_kv_str(&m, "reason", q->reason);
         if (has_by)
             pres_mpw_kv_str(&m, "by", q->by);
+        if (q->until)
+            pres_mpw_kv_uint(&m, "until", q->until);
     }
     return pres_mpw_map_end(&m) || w.overflow ? 0 : w.len;
 }

@@ -176,9 +176,13 @@ typedef struct {
     char by[PRES_ID_MAX + 1];  //  account, optional: who asks (the gateway
                                //  forwards the admin token's sub; admin
                                //  endpoint only), kept in the audit
-    uint64_t seq;              //  changes_since: after this seq
-    uint32_t minutes;          //  series: 1..PRES_SERIES_MAX
-    uint32_t nusers;           //  get_many: ids in users / users_mp
+    uint64_t until;    //  account, optional: wall ms after which the asker has
+                       //  given up; the broker then refuses it (a request
+                       //  whose answer was lost never applies later, after a
+                       //  newer one). pres_qclient_query sets it.
+    uint64_t seq;      //  changes_since: after this seq
+    uint32_t minutes;  //  series: 1..PRES_SERIES_MAX
+    uint32_t nusers;   //  get_many: ids in users / users_mp
     const char *const *users;  //  get_many, encode: the ids (caller)
     const void *users_mp;  //  get_many, decode: the array's elements, msgpack
                            //  strings already validated, into the frame

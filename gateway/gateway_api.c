@@ -167,7 +167,11 @@ s_query_on(gw_req_t *req, pres_qclient_t *qc, const pres_query_t *q,
         return reply;
     }
     if (errno == EPROTO && error) {
-        *status = strcmp(error, "not found") == 0 ? 404 : 400;
+        //  expired: the broker got it after our deadline (clock skew
+        //  between hosts) and changed nothing.
+        *status = strcmp(error, "not found") == 0 ? 404
+                  : strcmp(error, "expired") == 0 ? 503
+                                                  : 400;
         *heap_msg = error;
         return NULL;
     }

@@ -21,8 +21,9 @@
 #include "pres_jwt.h"
 #include "testutil.h"
 
-#define S_BURST 30000  //  changes in the burst (> the SSE ring, >> bus_hwm)
-#define S_RATE  10000  //  changes a second
+#define S_BURST 30000    //  changes in a burst (> the SSE ring, > 2 x S_HWM)
+#define S_RATE  5000     //  changes a second
+#define S_HWM   "10000"  //  bus_hwm: the reader may stall S_HWM / S_RATE s
 
 static it_env_t env;
 static it_proc_t broker, gateway, watch;
@@ -56,7 +57,7 @@ main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     CHECK_EQ(it_env_init(&env, "slow-consumer"), 0);
-    it_env_set(&env, "bus_hwm", "5000");
+    it_env_set(&env, "bus_hwm", S_HWM);
     it_env_set(&env, "timeout", "600");
     it_env_set(&env, "rate_limit", "0");
     it_env_set(&env, "sse_keepalive", "1");
@@ -201,7 +202,7 @@ main(void)
     uint64_t gaps0 = ith_follower_gaps(sse_fast);
     CHECK_EQ(it_proc_signal(&gateway, SIGSTOP), 0);
     t0 = pres_mono_ms();
-    for (int i = 0; i < S_BURST / 2; i++) {
+    for (int i = 0; i < S_BURST; i++) {
         if (i % 100 == 0) {  //  pacing
             int64_t due = t0 + (int64_t)i * 1000 / S_RATE;
             if (due > pres_mono_ms())
@@ -213,7 +214,7 @@ main(void)
         else
             CHECK_EQ(it_send_logout(pub, user, "g"), 0);
     }
-    head += S_BURST / 2;
+    head += S_BURST;
     CHECK_EQ(it_wait_stat(&cfg, "seq", head, 60000), head);
     CHECK_EQ(it_proc_signal(&gateway, SIGCONT), 0);
     IT_POLL_UNTIL(ith_follower_last(sse_fast) >= head, 20000);

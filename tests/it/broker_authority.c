@@ -198,6 +198,24 @@ main(void)
     struct passwd *pw = getpwuid(geteuid());
     snprintf(me, sizeof(me), "by unix:%s", pw ? pw->pw_name : "?");
     CHECK(it_proc_log_has(&broker, me));
+    //  A change whose asker gave up (its `until` has passed) is refused
+    //  and changes nothing: it must not undo a newer change later.
+    q.status = PRES_ACC_BANNED;
+    q.until = (uint64_t)pres_now_ms() - 1;
+    rep = it_admin(&cfg, &q);
+    CHECK(rep);
+    CHECK(it_mp_bool(rep, "ok", &ok) == 0 && !ok);
+    CHECK_STR(it_str(rep, "error"), "expired");
+    zframe_destroy(&rep);
+    CHECK_STR(s_account_of("bob"), "active");
+    q.until = (uint64_t)pres_now_ms() + 60000;  //  in time: applied
+    rep = it_admin(&cfg, &q);
+    CHECK(rep);
+    CHECK(it_mp_bool(rep, "ok", &ok) == 0 && ok);
+    zframe_destroy(&rep);
+    CHECK_STR(s_account_of("bob"), "banned");
+    CHECK(it_admin_account(&cfg, "bob", "active") == 0);
+    q.until = 0;
     //  Other ops are not taken there.
     q.op = PRES_Q_STATS;
     rep = it_admin(&cfg, &q);

@@ -289,11 +289,11 @@ s_dechunk(ith_sse_t *s)
         }
         if (start + size + 2 > *rawlen)
             break;
-        if (s->len + size < sizeof s->buf) {
-            memcpy(s->buf + s->len, raw + start, size);
-            s->len += size;
-            s->buf[s->len] = 0;
-        }
+        if (s->len + size >= sizeof s->buf)
+            break;  //  no room yet: the chunk waits in raw, never dropped
+        memcpy(s->buf + s->len, raw + start, size);
+        s->len += size;
+        s->buf[s->len] = 0;
         i = start + size + 2;
     }
     memmove(raw, raw + i, *rawlen - i);
@@ -423,6 +423,11 @@ ith_sse_next(ith_sse_t *s, uint64_t *id, char *event, size_t event_cap,
             if (any)
                 return 1;
         }
+        //  Chunks that waited in raw for room in buf.
+        size_t had = s->len;
+        s_dechunk(s);
+        if (s->len != had)
+            continue;
         if (s->fd < 0)
             return -1;
         int left = (int)(end - pres_mono_ms());

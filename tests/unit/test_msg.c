@@ -154,6 +154,21 @@ s_test_round_trips(void)
     const char get_by[] = "\x83\xa2op\xa3get\xa4user\xa1u\xa2"
                           "by\xa1x";
     CHECK_EQ(pres_query_decode(&qout, get_by, sizeof get_by - 1, &why), -1);
+    //  ... and an optional `until` (the asker's deadline), kept exactly.
+    strcpy(q.by, "admin@example.com");
+    q.until = 1796112987261ull;
+    len = pres_query_encode(&q, buf, sizeof buf);
+    CHECK(len > 0);
+    CHECK_EQ(pres_query_decode(&qout, buf, len, &why), 0);
+    CHECK_EQ(qout.until, 1796112987261ull);
+    q.until = 0;  //  absent when 0
+    len = pres_query_encode(&q, buf, sizeof buf);
+    CHECK_EQ(pres_query_decode(&qout, buf, len, &why), 0);
+    CHECK_EQ(qout.until, 0);
+    const char get_until[] = "\x83\xa2op\xa3get\xa4user\xa1u\xa5"
+                             "until\x01";
+    CHECK_EQ(pres_query_decode(&qout, get_until, sizeof get_until - 1, &why),
+             -1);
 
     //  Changes carry an optional `term` (fail-over); absent when 0.
     pres_change_t ch = {.seq = 7,
