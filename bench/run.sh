@@ -320,13 +320,25 @@ fanout_side() {
     load_run "$1-warm" -u "$users" -n "$users" >/dev/null
     FRATE=$3
     [ -n "$FRATE" ] || FRATE=$(kv applied_rate "$(load_run "$1-rated" -u "$users" -n "$calib")")
-    F10=$(fanout_at 10 "$FRATE"); F50=$(fanout_at 50 "$FRATE")
+    # SIGUSR1 (our broker; a baseline only with BENCH_BASELINE_USR1=1, an
+    # older build would die of it): log the figures so far and start
+    # again, so the last two lines are the 10 % and the 50 % phase alone.
+    usr1=0
+    [ "$2" = broker ] && usr1=1
+    [ "$2" = base ] && [ "${BENCH_BASELINE_USR1:-0}" = 1 ] && usr1=1
+    [ $usr1 = 1 ] && kill -USR1 "$pid"
+    F10=$(fanout_at 10 "$FRATE")
+    [ $usr1 = 1 ] && kill -USR1 "$pid"
+    F50=$(fanout_at 50 "$FRATE")
     s=$("$PB" query stats 2>/dev/null)
     stop_pid "$pid"
     FIG=$(sed -n 's/.*figures: //p' "$TMP_DIR/$1.log" | tail -1)
+    FIG10=""
+    [ $usr1 = 1 ] && FIG10=$(sed -n 's/.*figures: //p' "$TMP_DIR/$1.log" | tail -2 | head -1)
     FSTATS=$s
     log "$1 10%: $F10"; log "$1 50%: $F50"
-    [ -n "$FIG" ] && log "$1 figures: $FIG"
+    [ -n "$FIG10" ] && log "$1 figures, 10% phase: $FIG10"
+    [ -n "$FIG" ] && log "$1 figures$([ $usr1 = 1 ] && echo ', 50% phase'): $FIG"
 }
 
 bench_fanout() {

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <malloc.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -36,6 +37,7 @@ typedef struct {
     uint64_t batches, events, commits, commit_us;
     uint64_t batch_hist[S_HIST];   //  [i]: batches of < 2^i events
     uint64_t commit_hist[S_HIST];  //  [i]: commits of < 2^i us
+    uint64_t close_hist[S_HIST];   //  [i]: first change -> commit, < 2^i us
 } s_figures_t;
 
 struct broker_server {
@@ -51,21 +53,35 @@ struct broker_server {
     zmq_msg_t topic;        //  reused receive buffers
     zmq_msg_t body;
     zmq_msg_t extra;
-    pres_ratelimit_t rl;    //  malformed-frame log limit
-    msgpack_sbuffer reply;  //  reused reply buffer
-    int64_t next_flush;     //  monotonic ms of the next last_seen flush
+    pres_ratelimit_t rl;      //  malformed-frame log limit
+    pres_ratelimit_t pub_rl;  //  s_pub's log limit (either thread)
+    msgpack_sbuffer reply;    //  reused reply buffer
+    int64_t next_flush;       //  monotonic ms of the next last_seen flush
     //  Fail-over (broker_ha, broker_repl; NULL/false without etcd)
     broker_ha_t *ha;      //  election thread
     broker_repl_t *repl;  //  leader: to the standby; standby: from leader
-    bool leading;         //  events/changes/admin bound, publishing
-    int64_t term;         //  term we lead, or the leader we follow
+    bool leading;  //  events/changes/admin bound, publishing (atomic: s_pub
+                   //  reads it on the sync thread)
+    int64_t term;  //  term we lead, or the leader we follow
     char following[PRES_ENDPOINT_MAX];  //  repl endpoint we follow
     int64_t busy_at;                    //  monotonic ms of the last event batch
     bool trimmed;                       //  heap trimmed since busy_at
     //  Commits are fsynced on its thread; changes and replies wait in it.
     broker_durable_t *durable;
     s_figures_t fig;
+    int64_t change_at;  //  zclock_usecs of the batch's first change, or 0
 };
+
+//  SIGUSR1: log the figures so far and start them again (bench/run.sh
+//  fanout reads each phase's figures apart).
+static volatile sig_atomic_t s_figures_asked;
+
+static void
+s_on_usr1(int sig)
+{
+    (void)sig;
+    s_figures_asked = 1;
+}
 
 static int
 s_lock(broker_server_t *self)
@@ -112,6 +128,17 @@ s_free_reply(void *msg)
     zmsg_destroy(&m);
 }
 
+//  The durable stage; with fsync_thread = 2 its sync thread publishes the
+//  changes itself right after the fsync (docs/broker.md).
+static broker_durable_t *
+s_durable_new(broker_server_t *self)
+{
+    broker_durable_t *d = broker_durable_new(s_sync, self->store, s_free_reply);
+    if (d && self->cfg->fsync_thread == 2)
+        broker_durable_publish_on_thread(d, s_pub, self);
+    return d;
+}
+
 static int
 s_bucket(uint64_t v)
 {
@@ -119,6 +146,15 @@ s_bucket(uint64_t v)
     while (b < S_HIST - 1 && v >= ((uint64_t)1 << b))
         b++;
     return b;
+}
+
+static uint64_t
+s_count(const uint64_t *hist, int n)
+{
+    uint64_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += hist[i];
+    return total;
 }
 
 //  The smallest power of two at or above the q-quantile of hist.
@@ -146,7 +182,12 @@ s_log_figures(broker_server_t *self)
         "figures: batches %llu, events/batch mean %.1f p50<=%llu "
         "p99<=%llu; commits %llu, commit us mean %.0f p50<=%llu p99<=%llu; "
         "fsyncs %llu (%.2f commits each), fsync us mean %.0f p50<=%llu "
-        "p99<=%llu max %llu; held items max %llu",
+        "p99<=%llu max %llu; held items max %llu; change close us "
+        "p50<=%llu p99<=%llu; fsync start us (idle) p50<=%llu p99<=%llu "
+        "(busy) p50<=%llu p99<=%llu; fsync end to publish us p50<=%llu "
+        "p99<=%llu; held to published us p50<=%llu p99<=%llu; published "
+        "%llu (%llu by the sync thread); fsyncs with a last_seen flush %llu, "
+        "us p50<=%llu p99<=%llu",
         (unsigned long long)f->batches,
         f->batches ? (double)f->events / (double)f->batches : 0.0,
         (unsigned long long)s_quantile(f->batch_hist, S_HIST, 0.5),
@@ -160,7 +201,21 @@ s_log_figures(broker_server_t *self)
         d.syncs ? (double)d.sync_us / (double)d.syncs : 0.0,
         (unsigned long long)(64 * s_quantile(d.hist, 16, 0.5)),
         (unsigned long long)(64 * s_quantile(d.hist, 16, 0.99)),
-        (unsigned long long)d.sync_us_max, (unsigned long long)d.held_max);
+        (unsigned long long)d.sync_us_max, (unsigned long long)d.held_max,
+        (unsigned long long)s_quantile(f->close_hist, S_HIST, 0.5),
+        (unsigned long long)s_quantile(f->close_hist, S_HIST, 0.99),
+        (unsigned long long)(64 * s_quantile(d.wake_hist, 16, 0.5)),
+        (unsigned long long)(64 * s_quantile(d.wake_hist, 16, 0.99)),
+        (unsigned long long)(64 * s_quantile(d.queue_hist, 16, 0.5)),
+        (unsigned long long)(64 * s_quantile(d.queue_hist, 16, 0.99)),
+        (unsigned long long)(64 * s_quantile(d.out_hist, 16, 0.5)),
+        (unsigned long long)(64 * s_quantile(d.out_hist, 16, 0.99)),
+        (unsigned long long)(64 * s_quantile(d.hold_hist, 16, 0.5)),
+        (unsigned long long)(64 * s_quantile(d.hold_hist, 16, 0.99)),
+        (unsigned long long)d.published, (unsigned long long)d.by_thread,
+        (unsigned long long)s_count(d.bulk_hist, 16),
+        (unsigned long long)(64 * s_quantile(d.bulk_hist, 16, 0.5)),
+        (unsigned long long)(64 * s_quantile(d.bulk_hist, 16, 0.99)));
 }
 
 //  Bind one socket. admin: the admin ROUTER (small frames, its own ZAP
@@ -230,7 +285,7 @@ broker_server_new(const pres_config_t *cfg)
         goto fail;
     //  Batches commit without fsync while leading; the sync thread makes
     //  them durable while the loop applies the next one (docs/broker.md).
-    self->durable = broker_durable_new(s_sync, self->store, s_free_reply);
+    self->durable = s_durable_new(self);
     if (!self->durable)
         goto fail;
     //  The ZAP handler must be up before a socket with a domain binds.
@@ -256,6 +311,10 @@ broker_server_new(const pres_config_t *cfg)
         broker_state_defer_sync(self->state, cfg->fsync_thread != 0);
     }
     self->next_flush = pres_mono_ms() + cfg->lastseen_flush_ms;
+    struct sigaction sa = {.sa_handler = s_on_usr1};
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGUSR1, &sa, NULL))
+        pres_log_warn("sigaction(SIGUSR1) failed: %s", strerror(errno));
     pres_log_info("listening: events %s, changes %s, queries %s, admin %s",
                   cfg->events_endpoint, cfg->changes_endpoint,
                   cfg->query_endpoint, cfg->admin_endpoint);
@@ -302,6 +361,10 @@ broker_server_destroy(broker_server_t **self_p)
 }
 
 //  Released by broker_durable: one change or notice, its commit on disk.
+//  On the sync thread (fsync_thread = 2) or the loop's, never both at
+//  once (broker_durable serialises the calls; the PUB socket moves
+//  between them behind that mutex). self->changes is set before leading
+//  and destroyed only after a drain, while no sync runs.
 //  Under fail-over only while the lease is certainly ours: a deposed
 //  leader publishes nothing (the batch is on its disk only; it resyncs
 //  from the new leader when it rejoins as a standby).
@@ -309,7 +372,7 @@ static void
 s_pub(const void *topic, size_t tlen, const void *body, size_t blen, void *arg)
 {
     broker_server_t *self = arg;
-    if (!self->changes || !self->leading ||
+    if (!self->changes || !__atomic_load_n(&self->leading, __ATOMIC_ACQUIRE) ||
         (self->ha && !broker_ha_leading(self->ha)))
         return;
     //  PUB never blocks; a subscriber past its HWM loses messages and sees
@@ -317,7 +380,7 @@ s_pub(const void *topic, size_t tlen, const void *body, size_t blen, void *arg)
     void *pub = zsock_resolve(self->changes);
     if (zmq_send(pub, topic, tlen, ZMQ_SNDMORE) < 0 ||
         zmq_send(pub, body, blen, 0) < 0)
-        pres_log_limited(&self->rl, 1000, "zmq_send(change) failed: %s",
+        pres_log_limited(&self->pub_rl, 1000, "zmq_send(change) failed: %s",
                          zmq_strerror(zmq_errno()));
 }
 
@@ -366,14 +429,18 @@ s_release_acked(broker_server_t *self)
 }
 
 //  Note a commit made since commits0 (broker_store_commits) for the sync
-//  thread.
+//  thread; bulk: the last_seen flush (its fsyncs are counted apart).
 static void
-s_committed(broker_server_t *self, uint64_t commits0)
+s_committed(broker_server_t *self, uint64_t commits0, bool bulk)
 {
     //  Leading with fsync_thread = 0, or a standby: the commit was synced.
     if (!broker_state_deferring(self->state))
         return;
-    if (broker_store_commits(self->store) != commits0)
+    if (broker_store_commits(self->store) == commits0)
+        return;
+    if (bulk)
+        broker_durable_committed_bulk(self->durable);
+    else
         broker_durable_committed(self->durable);
 }
 
@@ -401,6 +468,10 @@ s_commit(broker_server_t *self, int events, bool account)
         return 1;
     }
     s_figures_t *f = &self->fig;
+    if (self->change_at) {
+        f->close_hist[s_bucket((uint64_t)(t0 - self->change_at))]++;
+        self->change_at = 0;
+    }
     f->batches++;
     f->events += (uint64_t)events;
     f->batch_hist[s_bucket((uint64_t)events)]++;
@@ -410,7 +481,7 @@ s_commit(broker_server_t *self, int events, bool account)
         f->commit_us += us;
         f->commit_hist[s_bucket(us)]++;
     }
-    s_committed(self, commits0);
+    s_committed(self, commits0, false);
     if (self->repl) {
         bool sync = strcmp(self->cfg->replication, "sync") == 0;
         if (broker_repl_leader_commit(self->repl, self->state,
@@ -451,7 +522,7 @@ s_flush(broker_server_t *self)
         pres_log_limited(&self->rl, 1000, "last_seen flush failed; retrying");
         return 0;
     }
-    s_committed(self, commits0);
+    s_committed(self, commits0, true);
     return 0;
 }
 
@@ -468,6 +539,7 @@ static int
 s_events(broker_server_t *self)
 {
     void *sub = zsock_resolve(self->events);
+    self->change_at = 0;
     broker_state_begin(self->state, (uint64_t)pres_now_ms());
     pres_event_t ev;
     //  A batch of pure heartbeats may run long (no commit, no fsync); once
@@ -516,8 +588,10 @@ s_events(broker_server_t *self)
             s_release(self))
             return -1;
         if (limit == BROKER_BATCH_MAX &&
-            broker_state_outbox_count(self->state) > 0)
+            broker_state_outbox_count(self->state) > 0) {
             limit = n + 1 + S_AFTER_CHANGE;
+            self->change_at = zclock_usecs();
+        }
     }
     return s_commit(self, n, false) < 0 ? -1 : 0;
 }
@@ -643,7 +717,7 @@ s_demote(broker_server_t *self)
     pres_log_warn("no longer leader (term %" PRId64 "): stopped publishing; "
                   "rejoining as a standby",
                   self->term);
-    self->leading = false;
+    __atomic_store_n(&self->leading, false, __ATOMIC_RELEASE);
     //  Replies already answered go out (their sockets are about to go);
     //  held changes are dropped by s_pub, as a deposed leader's are.
     if (broker_durable_drain(self->durable, s_pub, s_reply, self) < 0)
@@ -676,7 +750,7 @@ s_promote(broker_server_t *self, int64_t term)
         return 0;
     }
     self->term = term;
-    self->leading = true;
+    __atomic_store_n(&self->leading, true, __ATOMIC_RELEASE);
     broker_state_defer_sync(self->state, self->cfg->fsync_thread != 0);
     broker_state_set_term(self->state, (uint64_t)term);
     pres_log_info("leading term %" PRId64 " at seq %" PRIu64, term,
@@ -708,7 +782,7 @@ s_install_snapshot(broker_server_t *self)
     self->state = broker_state_new(self->cfg, self->store);
     if (!self->state)
         return -1;
-    self->durable = broker_durable_new(s_sync, self->store, s_free_reply);
+    self->durable = s_durable_new(self);
     if (!self->durable)
         return -1;
     broker_repl_standby_loaded(self->repl, self->state);
@@ -775,6 +849,12 @@ int
 broker_server_run(broker_server_t *self)
 {
     while (!zsys_interrupted) {
+        if (s_figures_asked) {
+            s_figures_asked = 0;
+            s_log_figures(self);
+            memset(&self->fig, 0, sizeof(self->fig));
+            broker_durable_stats_reset(self->durable);
+        }
         if (self->ha && s_ha_turn(self))
             return -1;
         //  Sockets come and go with the role: rebuild the poll set.
@@ -848,7 +928,7 @@ broker_server_run(broker_server_t *self)
         uint64_t commits0 = broker_store_commits(self->store);
         if (broker_state_point(self->state, (uint64_t)pres_now_ms()))
             return -1;
-        s_committed(self, commits0);  //  the series point, once a minute
+        s_committed(self, commits0, false);  //  the series point, once a minute
         now = pres_mono_ms();
         if (now >= self->next_flush) {
             if (s_flush(self))

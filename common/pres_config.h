@@ -46,7 +46,8 @@ typedef struct pres_config {
     //  Broker storage
     int lmdb_map_mib;       //  LMDB map size in MiB
     int lastseen_flush_ms;  //  max lag of a lazily durable last_seen (<=5000)
-    int fsync_thread;       //  1: fsync off the loop (broker_durable); 0 inline
+    int fsync_thread;  //  2: fsync and publish on the sync thread; 1: fsync
+                       //  there, the loop publishes; 0: fsync inline
     //  Gateway
     int http_threads;             //  worker threads
     int http_max_connections;     //  total connection limit

@@ -15,9 +15,10 @@
         the broker's head seq;
     and at the end, with every session left silent, the sweeper ends every
     session and none outlives its deadline by more than 1 s (sweeper kills
-    included; deadlines that fell while the broker itself was down are
-    excused). Usage: test_fault_crash_loop [ROUNDS] (default 5); SEED=n
-    in the environment repeats a run. */
+    included: a deadline that fell while a killed sweeper was restarting
+    is met within 1 s of its restart; deadlines that fell while the broker
+    itself was down are excused). Usage: test_fault_crash_loop [ROUNDS] (default
+   5); SEED=n in the environment repeats a run. */
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -91,6 +92,12 @@ static int64_t broker_down_from, broker_down_to;  //  wall ms, last outage
 #define S_OUTAGES_MAX 4096
 static int64_t outages[S_OUTAGES_MAX][2];
 static int noutages;
+//  Sweeper restarts, from the kill to its snapshot loaded: nobody expires
+//  meanwhile, so a deadline inside one must be met within 1 s of its end
+//  (a restart takes ~0.1 s, over 1.5 s for ASan on a loaded box).
+static int64_t restarts[S_OUTAGES_MAX][2];
+static int nrestarts;
+static int64_t worst_restart;
 
 static s_user_t *
 s_find(const char *id)
@@ -184,10 +191,16 @@ s_check_timeout(s_user_t *u, const pres_change_t *ch)
     u->last_ack = 0;
     if (s_excused(deadline))
         return;
+    int64_t allowed = S_LATE_MS + S_SLACK_MS;
+    for (int i = 0; i < nrestarts; i++)
+        if (deadline + S_LATE_MS >= restarts[i][0] &&
+            deadline <= restarts[i][1] &&
+            restarts[i][1] - deadline + S_LATE_MS + S_SLACK_MS > allowed)
+            allowed = restarts[i][1] - deadline + S_LATE_MS + S_SLACK_MS;
     timeouts++;
     if (late > worst_late)
         worst_late = late;
-    if (late > S_LATE_MS + S_SLACK_MS) {
+    if (late > allowed) {
         fprintf(stderr, "%s/%s ended %" PRId64 " ms after its deadline\n",
                 ch->user, ch->session, late);
         CHECK(!"a session outlived its deadline by more than 1 s");
@@ -509,9 +522,20 @@ s_crash(unsigned *rnd)
         return "broker";
     }
     if (which == 1) {
+        int64_t from = pres_now_ms();
         it_proc_kill9(&sweeper);
         s_start_sweeper();
         s_wait_sweeper();
+        pthread_mutex_lock(&lock);
+        int64_t to = pres_now_ms();
+        if (nrestarts < S_OUTAGES_MAX) {
+            restarts[nrestarts][0] = from;
+            restarts[nrestarts][1] = to;
+            nrestarts++;
+        }
+        if (to - from > worst_restart)
+            worst_restart = to - from;
+        pthread_mutex_unlock(&lock);
         return "sweeper";
     }
     it_proc_kill9(&gateway);
@@ -533,14 +557,13 @@ s_pause(void)
 //  Compare every pool user with the broker: the view (the last changes
 //  received) must be its state, acknowledged accounts must hold, and
 //  nobody may be online without sessions or with an inactive account.
-//  Returns the differences; the first few are described in diff.
-static char diff[4096];
+//  Returns the differences, each told on stderr (a difference the caller
+//  then finds transient is harmless: CTest shows only a failing test's
+//  output).
 static int
-s_compare(int round, const char *what)
+s_compare(int round, const char *what, uint64_t view_at)
 {
     int bad = 0;
-    size_t used = 0;
-    diff[0] = 0;
     for (int i = 0; i < S_USERS; i++) {
         s_user_t *u = &users[i];
         char state[16] = "", account[16] = "";
@@ -559,23 +582,20 @@ s_compare(int round, const char *what)
         if (rc == 1) {  //  never seen by the broker
             if (want != PRES_OFFLINE || has_acked) {
                 bad++;
-                if (used < sizeof diff - 128)
-                    used += (size_t)snprintf(
-                        diff + used, sizeof diff - used,
-                        "round %d (%s): %s unknown to the broker\n", round,
-                        what, u->id);
+                fprintf(stderr,
+                        "round %d (%s, seq %" PRIu64
+                        "): %s unknown to the broker\n",
+                        round, what, view_at, u->id);
             }
             continue;
         }
         if (strcmp(state, pres_state_name(want)) != 0 || sessions != want_n) {
             bad++;
-            if (used < sizeof diff - 128)
-                used += (size_t)snprintf(diff + used, sizeof diff - used,
-                                         "round %d (%s): %s is %s/%" PRIu64
-                                         ", the changes "
-                                         "said %s/%u\n",
-                                         round, what, u->id, state, sessions,
-                                         pres_state_name(want), want_n);
+            fprintf(stderr,
+                    "round %d (%s, seq %" PRIu64 "): %s is %s/%" PRIu64
+                    ", the changes said %s/%u\n",
+                    round, what, view_at, u->id, state, sessions,
+                    pres_state_name(want), want_n);
         }
         pres_account_t acc;
         CHECK_EQ(pres_account_parse(account, strlen(account), &acc), 0);
@@ -614,11 +634,9 @@ s_check_round(int round, const char *what)
         IT_POLL_UNTIL((pthread_mutex_lock(&lock), vs = view_seq,
                        pthread_mutex_unlock(&lock), vs == head),
                       20000);
-        int bad = s_compare(round, what);
+        int bad = s_compare(round, what, head);
         if (bad == 0)
             break;
-        char first[sizeof diff];
-        snprintf(first, sizeof first, "%s", diff);
         uint64_t now = it_stat(&cfg, "seq");
         if (now == head || attempt == 50) {
             pthread_mutex_lock(&lock);
@@ -626,10 +644,9 @@ s_check_round(int round, const char *what)
             pthread_mutex_unlock(&lock);
             fprintf(stderr,
                     "head %" PRIu64 " (now %" PRIu64 "), view at %" PRIu64
-                    ", attempt %d; %d differences:\n%s",
-                    head, now, vs, attempt, bad, first);
-            int again = s_compare(round, what);
-            fprintf(stderr, "compared again: %d differences\n%s", again, diff);
+                    ", attempt %d: %d differences (above); again:\n",
+                    head, now, vs, attempt, bad);
+            s_compare(round, what, now);
             CHECK(!"the subscriber's view is not the broker's state");
         }
     }
@@ -751,10 +768,11 @@ main(int argc, char **argv)
     pthread_join(sub_t, NULL);
     printf("fault.crash_loop: %d rounds (broker %d, sweeper %d, gateway %d "
            "kills) in %.1f s; %" PRIu64 " timeouts checked, worst %" PRId64
-           " ms late; subscriber resyncs %" PRIu64 "; SEED=%u\n",
+           " ms late; longest sweeper restart %" PRId64
+           " ms; subscriber resyncs %" PRIu64 "; SEED=%u\n",
            rounds, kills[0], kills[1], kills[2],
            (double)(pres_mono_ms() - t0) / 1000.0, timeouts, worst_late,
-           resyncs, seed);
+           worst_restart, resyncs, seed);
     it_proc_stop(&watch, 5000);
     CHECK_EQ(it_proc_stop(&gateway, 5000), 0);
     CHECK_EQ(it_proc_stop(&sweeper, 5000), 0);

@@ -957,13 +957,18 @@ it_query_raw(const pres_config_t *cfg, const void *buf, size_t len)
 zframe_t *
 it_query(const pres_config_t *cfg, const pres_query_t *q)
 {
-    static uint8_t buf[PRES_QUERY_FRAME_MAX];  //  a get_many of 1,000 ids
-    size_t len = pres_query_encode(q, buf, sizeof(buf));
+    //  Tests query from several threads: a buffer of our own each call
+    //  (a shared static one once sent one thread's bytes in another's get).
+    uint8_t *buf = malloc(PRES_QUERY_FRAME_MAX);  //  get_many of 1,000 ids
+    size_t len = buf ? pres_query_encode(q, buf, PRES_QUERY_FRAME_MAX) : 0;
     if (!len) {
         fprintf(stderr, "itutil: pres_query_encode failed\n");
+        free(buf);
         return NULL;
     }
-    return it_query_raw(cfg, buf, len);
+    zframe_t *rep = it_query_raw(cfg, buf, len);
+    free(buf);
+    return rep;
 }
 
 //  Position r on the value at path. 0 or -1.
@@ -1046,7 +1051,7 @@ it_uint(zframe_t *reply, const char *path)
 const char *
 it_str(zframe_t *reply, const char *path)
 {
-    static char buf[PRES_REASON_MAX + 1];
+    static __thread char buf[PRES_REASON_MAX + 1];  //  per thread
     if (it_mp_str(reply, path, buf, sizeof(buf))) {
         fprintf(stderr, "itutil: no string at '%s'\n", path);
         it_print_reply(reply);
@@ -1066,11 +1071,16 @@ it_get_user(const pres_config_t *cfg, const char *user, char *state,
         return -1;
     bool ok = false;
     int rc = -1;
-    if (it_mp_bool(rep, "ok", &ok) == 0 && !ok) {
+    char error[64] = "";
+    if (it_mp_bool(rep, "ok", &ok) == 0 && !ok &&
+        it_mp_str(rep, "error", error, sizeof error) == 0 &&
+        strcmp(error, "not found") == 0) {
         if (state)
             state[0] = 0;
         rc = 1;
-    } else if (ok) {
+    } else if (!ok) {
+        fprintf(stderr, "itutil: get %s: error '%s'\n", user, error);
+    } else {
         uint64_t n = 0, ls = 0;
         char st[16] = "", acc[16] = "";
         if (it_mp_str(rep, "state", st, sizeof(st)) == 0 &&
