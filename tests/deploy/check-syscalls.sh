@@ -16,9 +16,12 @@ trap 'rm -rf "$tmp"' EXIT
 
 # A build dir whose daemons run under strace; presencectl is the real one.
 mkdir "$tmp/bin" "$tmp/trace"
+# strace detaches on SIGTERM and leaves its daemon running (each run left
+# three behind): the wrapper forwards the signal to the daemon and waits.
 for d in presence-broker presence-sweeper presence-gateway; do
-    printf '#!/bin/sh\nexec strace -f -qq -o "%s/%s.$$" "%s/%s" "$@"\n' \
-        "$tmp/trace" "$d" "$build" "$d" >"$tmp/bin/$d"
+    printf '#!/bin/sh\nstrace -f -qq -o "%s/%s.$$" "%s/%s" "$@" &\ns=$!\n%s\nwait $s\nwait $s\n' \
+        "$tmp/trace" "$d" "$build" "$d" \
+        "trap 'pkill -TERM -P \$s' TERM INT" >"$tmp/bin/$d"
     chmod +x "$tmp/bin/$d"
 done
 ln -s "$build/presencectl" "$tmp/bin/presencectl"
