@@ -51,8 +51,15 @@ bench_http() {
     wait_port "$gport" || { cat "$TMP_DIR/gateway.log" >&2; die "gateway did not start"; }
     # Warm-up: the first heartbeat of each user is a login (reconnect).
     wrk -t1 -c10 -d1s -s "$lua" "http://127.0.0.1:$gport" -- "$TMP_DIR/tokens.txt" >/dev/null
+    # BENCH_PERF=<file>: perf record -g the gateway during the measured run.
+    perf_pid=
+    if [ -n "${BENCH_PERF:-}" ]; then
+        perf record -e cpu-clock ${BENCH_PERF_CG:--g} -o "$BENCH_PERF" -p "$GATEWAY_PID" -- sleep "$dur" >/dev/null 2>&1 &
+        perf_pid=$!
+    fi
     out=$(wrk -t"$threads" -c"$conns" -d"${dur}s" -s "$lua" "http://127.0.0.1:$gport" -- "$TMP_DIR/tokens.txt" | grep '^WRK')
     log "gateway: $out"
+    [ -z "$perf_pid" ] || wait "$perf_pid"
     st=$("$PB" query stats)
     log "broker: $st"
     for p in $GATEWAY_PID $SWEEPER_PID $BROKER_PID; do stop_pid "$p"; done

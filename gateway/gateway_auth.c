@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -22,7 +23,6 @@
 
 #define S_ID_BYTES    GW_TOKEN_ID_BYTES  //  ids: SHA-256 prefixes
 #define S_SIGNED_MARK "s "               //  file lines keyed on the signed part
-#define S_CACHE_SLOTS 32768              //  verified tokens per thread (4 MiB)
 
 typedef struct {
     unsigned char id[S_ID_BYTES];  //  all zero = empty
@@ -45,18 +45,37 @@ struct gw_auth {
     void *on_revoke_arg;
 };
 
-//  A verified token. Keyed by the SHA-256 prefix of the exact bytes that
-//  were verified (a hit means these bytes passed pres_jwt_verify), and
-//  holding the id its revocation is keyed on (what the signature covers),
-//  so every spelling of one signed token meets the same revocation.
+//  The verified-token cache: S_CACHE_SETS sets of S_CACHE_WAYS entries.
+//  A token goes to the set picked by a seeded 64-bit hash of its bytes
+//  and is found again by comparing the tag, the length and then every
+//  byte, so a hit means exactly these bytes passed pres_jwt_verify. Each
+//  entry holds the claims and the revocation id (what the signature
+//  covers), so every spelling of one signed token meets the same
+//  revocation; exp and the revocation set are checked on every request,
+//  hit or miss. Within a set the least recently used entry is replaced.
+//  One mutex per set: the sets are many and a lock is held for a copy.
+#define S_CACHE_WAYS    16
+#define S_CACHE_SETS    1024  //  16,384 tokens; a set is picked by hash
+#define S_CACHE_TOK_MAX 512   //  longer tokens are verified every time
+
 typedef struct {
-    unsigned char key[S_ID_BYTES];  //  whole token; all zero = empty
-    gw_token_id_t id;               //  header.payload
+    gw_token_id_t id;  //  header.payload
     pres_jwt_claims_t claims;
+    uint16_t len;  //  token bytes
+    char tok[S_CACHE_TOK_MAX];
 } s_cached_t;
 
+typedef struct {
+    pthread_mutex_t lock;
+    uint32_t clock;                //  bumped on every hit or fill
+    uint64_t tag[S_CACHE_WAYS];    //  hash of the token; 0 = empty
+    uint32_t used[S_CACHE_WAYS];   //  clock at the last use
+} s_set_t;
+
 struct gw_auth_cache {
-    s_cached_t slot[S_CACHE_SLOTS];
+    uint64_t seed;  //  random: the set of a token is not predictable
+    s_set_t set[S_CACHE_SETS];
+    s_cached_t entry[S_CACHE_SETS * S_CACHE_WAYS];
 };
 
 static void
@@ -369,7 +388,14 @@ gw_auth_destroy(gw_auth_t **self_p)
 gw_auth_cache_t *
 gw_auth_cache_new(void)
 {
-    return calloc(1, sizeof(gw_auth_cache_t));
+    gw_auth_cache_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    if (getrandom(&self->seed, sizeof self->seed, 0) != sizeof self->seed)
+        self->seed = (uint64_t)pres_mono_ms() * 0x9e3779b97f4a7c15ull;
+    for (size_t i = 0; i < S_CACHE_SETS; i++)
+        pthread_mutex_init(&self->set[i].lock, NULL);
+    return self;
 }
 
 void
@@ -377,8 +403,108 @@ gw_auth_cache_destroy(gw_auth_cache_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    free(*self_p);
+    gw_auth_cache_t *self = *self_p;
+    for (size_t i = 0; i < S_CACHE_SETS; i++)
+        pthread_mutex_destroy(&self->set[i].lock);
+    free(self);
     *self_p = NULL;
+}
+
+//  A seeded 64-bit hash of the token bytes (not cryptographic: the full
+//  token is compared on a tag match). Never 0 (0 marks an empty way).
+static uint64_t
+s_cache_hash(const gw_auth_cache_t *self, const char *tok, size_t len)
+{
+    const uint64_t m = 0x9e3779b97f4a7c15ull;
+    uint64_t h = self->seed ^ (len * m);
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w;
+        memcpy(&w, tok + i, sizeof w);
+        h = (h ^ w) * m;
+        h ^= h >> 32;
+    }
+    uint64_t w = 0;
+    memcpy(&w, tok + i, len - i);
+    h = (h ^ w) * m;
+    h ^= h >> 29;
+    h *= 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 32;
+    return h ? h : 1;
+}
+
+//  Look token up; on a hit copy its claims and id out. True on a hit.
+static bool
+s_cache_get(gw_auth_cache_t *self, uint64_t h, const char *tok, size_t len,
+            pres_jwt_claims_t *claims, gw_token_id_t *id)
+{
+    size_t si = (size_t)(h >> 20) % S_CACHE_SETS;
+    s_set_t *set = &self->set[si];
+    s_cached_t *e = &self->entry[si * S_CACHE_WAYS];
+    bool hit = false;
+    pthread_mutex_lock(&set->lock);
+    for (int w = 0; w < S_CACHE_WAYS; w++) {
+        if (set->tag[w] == h && e[w].len == len &&
+            memcmp(e[w].tok, tok, len) == 0) {
+            *claims = e[w].claims;
+            *id = e[w].id;
+            set->used[w] = ++set->clock;
+            hit = true;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&set->lock);
+    return hit;
+}
+
+//  Remember a verified token (replacing the set's least recently used).
+static void
+s_cache_put(gw_auth_cache_t *self, uint64_t h, const char *tok, size_t len,
+            const pres_jwt_claims_t *claims, const gw_token_id_t *id)
+{
+    if (len > S_CACHE_TOK_MAX)
+        return;
+    size_t si = (size_t)(h >> 20) % S_CACHE_SETS;
+    s_set_t *set = &self->set[si];
+    s_cached_t *e = &self->entry[si * S_CACHE_WAYS];
+    pthread_mutex_lock(&set->lock);
+    int victim = 0;
+    for (int w = 0; w < S_CACHE_WAYS; w++) {
+        if (set->tag[w] == h && e[w].len == len &&
+            memcmp(e[w].tok, tok, len) == 0) {
+            victim = w;  //  another thread filled it meanwhile
+            break;
+        }
+        if (set->tag[w] == 0) {
+            victim = w;
+            break;
+        }
+        //  Unsigned distance from now: the oldest use is the largest.
+        if (set->clock - set->used[w] > set->clock - set->used[victim])
+            victim = w;
+    }
+    set->tag[victim] = h;
+    e[victim].len = (uint16_t)len;
+    memcpy(e[victim].tok, tok, len);
+    e[victim].claims = *claims;
+    e[victim].id = *id;
+    set->used[victim] = ++set->clock;
+    pthread_mutex_unlock(&set->lock);
+}
+
+//  Forget token (it expired).
+static void
+s_cache_drop(gw_auth_cache_t *self, uint64_t h, const char *tok, size_t len)
+{
+    size_t si = (size_t)(h >> 20) % S_CACHE_SETS;
+    s_set_t *set = &self->set[si];
+    s_cached_t *e = &self->entry[si * S_CACHE_WAYS];
+    pthread_mutex_lock(&set->lock);
+    for (int w = 0; w < S_CACHE_WAYS; w++)
+        if (set->tag[w] == h && e[w].len == len &&
+            memcmp(e[w].tok, tok, len) == 0)
+            set->tag[w] = 0;
+    pthread_mutex_unlock(&set->lock);
 }
 
 const pres_jwt_t *
@@ -387,17 +513,22 @@ gw_auth_jwt(const gw_auth_t *self)
     return self->jwt;
 }
 
-//  Read lock taken here. id: signed-content id; key: whole-token id, used
-//  only while legacy entries live.
+//  Read lock taken here. id: signed-content id; tok/len: the whole token,
+//  whose own id is computed and looked up only while legacy entries live
+//  (NULL: do not).
 static bool
-s_is_revoked(gw_auth_t *self, const unsigned char *id, const unsigned char *key)
+s_is_revoked(gw_auth_t *self, const unsigned char *id, const char *tok,
+             size_t len)
 {
     if (atomic_load_explicit(&self->count, memory_order_acquire) == 0)
         return false;
     pthread_rwlock_rdlock(&self->lock);
     bool hit = !s_empty(&self->set[s_find(self->set, self->cap, id)]);
-    if (!hit && key && self->legacy > 0)
+    if (!hit && tok && self->legacy > 0) {
+        unsigned char key[S_ID_BYTES];
+        s_hash_id(tok, len, key);
         hit = !s_empty(&self->set[s_find(self->set, self->cap, key)]);
+    }
     pthread_rwlock_unlock(&self->lock);
     return hit;
 }
@@ -405,7 +536,7 @@ s_is_revoked(gw_auth_t *self, const unsigned char *id, const unsigned char *key)
 bool
 gw_auth_is_revoked_id(gw_auth_t *self, const gw_token_id_t *id)
 {
-    return s_is_revoked(self, id->b, NULL);
+    return s_is_revoked(self, id->b, NULL, 0);
 }
 
 bool
@@ -414,10 +545,8 @@ gw_auth_is_revoked(gw_auth_t *self, const char *token, size_t len)
     if (atomic_load_explicit(&self->count, memory_order_acquire) == 0)
         return false;
     gw_token_id_t id;
-    unsigned char key[S_ID_BYTES];
     gw_auth_token_id(token, len, &id);
-    s_hash_id(token, len, key);
-    return s_is_revoked(self, id.b, key);
+    return s_is_revoked(self, id.b, token, len);
 }
 
 void
@@ -529,25 +658,16 @@ gw_auth_check(gw_auth_t *self, gw_auth_cache_t *cache, const char *header,
     *token = tok;
     *token_len = len;
 
-    unsigned char key[S_ID_BYTES];
-    s_hash_id(tok, len, key);
     gw_token_id_t id;
-    s_cached_t *slot = NULL;
-    if (cache) {
-        uint64_t h;
-        memcpy(&h, key + 8, sizeof h);
-        slot = &cache->slot[h % S_CACHE_SLOTS];
-        if (memcmp(slot->key, key, S_ID_BYTES) == 0) {
-            if (slot->claims.exp <= now_s - self->leeway) {
-                memset(slot->key, 0, S_ID_BYTES);
-                *reject = GW_REJ_EXPIRED;
-                *why = "token expired";
-                return -1;
-            }
-            *claims = slot->claims;
-            id = slot->id;
-            goto revocation;
+    uint64_t h = cache ? s_cache_hash(cache, tok, len) : 0;
+    if (cache && s_cache_get(cache, h, tok, len, claims, &id)) {
+        if (claims->exp <= now_s - self->leeway) {
+            s_cache_drop(cache, h, tok, len);
+            *reject = GW_REJ_EXPIRED;
+            *why = "token expired";
+            return -1;
         }
+        goto revocation;
     }
     const char *reason = NULL;
     if (pres_jwt_verify(self->jwt, tok, len, now_s, claims, &reason) != 0) {
@@ -557,13 +677,12 @@ gw_auth_check(gw_auth_t *self, gw_auth_cache_t *cache, const char *header,
         return -1;
     }
     gw_auth_token_id(tok, len, &id);
-    if (slot) {
-        memcpy(slot->key, key, S_ID_BYTES);
-        slot->id = id;
-        slot->claims = *claims;
-    }
+    if (cache)
+        s_cache_put(cache, h, tok, len, claims, &id);
 revocation:
-    if (s_is_revoked(self, id.b, key)) {
+    //  Every request, from the cache or not: a token revoked (logged out)
+    //  after it was cached is refused from the next request on.
+    if (s_is_revoked(self, id.b, tok, len)) {
         *reject = GW_REJ_REVOKED;
         *why = "token revoked";
         return -1;

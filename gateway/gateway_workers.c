@@ -14,6 +14,7 @@ struct gw_workers {
     gw_worker_t *worker[GW_WORKERS_MAX];
     int nworkers;  //  made
     int nclaimed;  //  handed to threads
+    gw_auth_cache_t *auth_cache;  //  shared by the workers (thread-safe)
 };
 
 static _Thread_local gw_worker_t *t_worker;  //  this thread's worker
@@ -28,14 +29,13 @@ s_worker_destroy(gw_worker_t **w_p)
     pres_pub_destroy(&w->pub);
     pres_qclient_destroy(&w->query);
     pres_qclient_destroy(&w->admin);
-    gw_auth_cache_destroy(&w->auth_cache);
     gw_req_cache_destroy(&w->reqs);
     free(w);
     *w_p = NULL;
 }
 
 static gw_worker_t *
-s_worker_new(const pres_config_t *cfg, int index)
+s_worker_new(const pres_config_t *cfg, int index, gw_auth_cache_t *cache)
 {
     gw_worker_t *w = calloc(1, sizeof *w);
     if (!w)
@@ -45,7 +45,7 @@ s_worker_new(const pres_config_t *cfg, int index)
     pres_src_id(src, sizeof src, "gateway", index);
     w->pub = pres_pub_new(cfg, src);
     w->query = pres_qclient_new(cfg);
-    w->auth_cache = gw_auth_cache_new();
+    w->auth_cache = cache;
     w->reqs = gw_req_cache_new();
     if (!w->pub || !w->query || !w->auth_cache || !w->reqs) {
         pres_log_error("worker %d: setup failed", index);
@@ -62,8 +62,13 @@ gw_workers_new(const pres_config_t *cfg, int prebuilt)
         return NULL;
     self->cfg = cfg;
     pthread_mutex_init(&self->lock, NULL);
+    self->auth_cache = gw_auth_cache_new();
+    if (!self->auth_cache) {
+        gw_workers_destroy(&self);
+        return NULL;
+    }
     for (int i = 0; i < prebuilt && i < GW_WORKERS_MAX; i++) {
-        self->worker[i] = s_worker_new(cfg, i);
+        self->worker[i] = s_worker_new(cfg, i, self->auth_cache);
         if (!self->worker[i]) {
             gw_workers_destroy(&self);
             return NULL;
@@ -81,6 +86,7 @@ gw_workers_destroy(gw_workers_t **self_p)
     gw_workers_t *self = *self_p;
     for (int i = 0; i < self->nworkers; i++)
         s_worker_destroy(&self->worker[i]);
+    gw_auth_cache_destroy(&self->auth_cache);
     pthread_mutex_destroy(&self->lock);
     free(self);
     *self_p = NULL;
@@ -96,7 +102,7 @@ gw_workers_mine(gw_workers_t *self)
     if (self->nclaimed < self->nworkers)
         w = self->worker[self->nclaimed++];
     else if (self->nworkers < GW_WORKERS_MAX) {
-        w = s_worker_new(self->cfg, self->nworkers);
+        w = s_worker_new(self->cfg, self->nworkers, self->auth_cache);
         if (w) {
             self->worker[self->nworkers++] = w;
             self->nclaimed++;

@@ -1,6 +1,7 @@
 /*  gateway_workers: the worker pool. Each HTTP worker thread owns its
     event publisher, query client, token cache and recycled request
-    contexts (none of them thread-safe), claimed at the thread's first
+    contexts (none of them thread-safe; the token cache, shared by all
+    workers, is), claimed at the thread's first
     request: prebuilt at start for http_threads threads (their sockets
     connect meanwhile), made on demand for any further thread, up to
     GW_WORKERS_MAX. */
@@ -19,7 +20,7 @@ struct gw_worker {
     pres_pub_t *pub;              //  this thread's event publisher
     pres_qclient_t *query;        //  this thread's query client
     pres_qclient_t *admin;        //  admin endpoint client, made on first use
-    gw_auth_cache_t *auth_cache;  //  verified tokens
+    gw_auth_cache_t *auth_cache;  //  verified tokens, shared (borrowed)
     gw_req_cache_t *reqs;         //  recycled request contexts
 };
 
