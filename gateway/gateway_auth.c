@@ -54,15 +54,14 @@ struct gw_auth {
 //  revocation; exp and the revocation set are checked on every request,
 //  hit or miss. Within a set the least recently used entry is replaced.
 //  One mutex per set: the sets are many and a lock is held for a copy.
-#define S_CACHE_WAYS    16
-#define S_CACHE_SETS    1024  //  16,384 tokens; a set is picked by hash
-#define S_CACHE_TOK_MAX 512   //  longer tokens are verified every time
+#define S_CACHE_WAYS 16
+#define S_CACHE_SETS 2048  //  32,768 tokens; a set is picked by hash
 
 typedef struct {
     gw_token_id_t id;  //  header.payload
     pres_jwt_claims_t claims;
-    uint16_t len;  //  token bytes
-    char tok[S_CACHE_TOK_MAX];
+    size_t len;  //  token bytes
+    char *tok;   //  heap copy of the token
 } s_cached_t;
 
 typedef struct {
@@ -70,6 +69,7 @@ typedef struct {
     uint32_t clock;                //  bumped on every hit or fill
     uint64_t tag[S_CACHE_WAYS];    //  hash of the token; 0 = empty
     uint32_t used[S_CACHE_WAYS];   //  clock at the last use
+    uint64_t hits, misses;         //  lookups
 } s_set_t;
 
 struct gw_auth_cache {
@@ -406,6 +406,8 @@ gw_auth_cache_destroy(gw_auth_cache_t **self_p)
     gw_auth_cache_t *self = *self_p;
     for (size_t i = 0; i < S_CACHE_SETS; i++)
         pthread_mutex_destroy(&self->set[i].lock);
+    for (size_t i = 0; i < S_CACHE_SETS * S_CACHE_WAYS; i++)
+        free(self->entry[i].tok);
     free(self);
     *self_p = NULL;
 }
@@ -453,6 +455,10 @@ s_cache_get(gw_auth_cache_t *self, uint64_t h, const char *tok, size_t len,
             break;
         }
     }
+    if (hit)
+        set->hits++;
+    else
+        set->misses++;
     pthread_mutex_unlock(&set->lock);
     return hit;
 }
@@ -462,8 +468,10 @@ static void
 s_cache_put(gw_auth_cache_t *self, uint64_t h, const char *tok, size_t len,
             const pres_jwt_claims_t *claims, const gw_token_id_t *id)
 {
-    if (len > S_CACHE_TOK_MAX)
-        return;
+    char *copy = malloc(len);
+    if (!copy)
+        return;  //  not cached: verified again next time
+    memcpy(copy, tok, len);
     size_t si = (size_t)(h >> 20) % S_CACHE_SETS;
     s_set_t *set = &self->set[si];
     s_cached_t *e = &self->entry[si * S_CACHE_WAYS];
@@ -484,12 +492,26 @@ s_cache_put(gw_auth_cache_t *self, uint64_t h, const char *tok, size_t len,
             victim = w;
     }
     set->tag[victim] = h;
-    e[victim].len = (uint16_t)len;
-    memcpy(e[victim].tok, tok, len);
+    char *old = e[victim].tok;
+    e[victim].tok = copy;
+    e[victim].len = len;
     e[victim].claims = *claims;
     e[victim].id = *id;
     set->used[victim] = ++set->clock;
     pthread_mutex_unlock(&set->lock);
+    free(old);
+}
+
+void
+gw_auth_cache_stats(gw_auth_cache_t *self, uint64_t *hits, uint64_t *misses)
+{
+    *hits = *misses = 0;
+    for (size_t i = 0; i < S_CACHE_SETS; i++) {
+        pthread_mutex_lock(&self->set[i].lock);
+        *hits += self->set[i].hits;
+        *misses += self->set[i].misses;
+        pthread_mutex_unlock(&self->set[i].lock);
+    }
 }
 
 //  Forget token (it expired).

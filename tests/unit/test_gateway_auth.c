@@ -1,9 +1,13 @@
 /*  test_gateway_auth: the revocation store of gateway_auth without a
     network: one id per signed token whatever its spelling, expiries up to
     INT64_MAX kept (no overflow), ids written by older gateways honoured,
-    the on_revoke hook, and a revocation that cannot be made durable (file
-    size limit, a real EFBIG) undone and reported. */
+    the on_revoke hook, a revocation that cannot be made durable (file
+    size limit, a real EFBIG) undone and reported, and the verified-token
+    cache: thousands of distinct tokens all hit on a second pass, shared
+    by threads, a byte changed is never a hit, and revocation and expiry
+    are honoured for cached tokens. */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -221,6 +225,121 @@ s_test_not_durable(void)
     unlink(s_path);
 }
 
+#define S_MANY 5000  //  distinct tokens (the cache holds 32,768)
+
+typedef struct {
+    gw_auth_t *auth;
+    gw_auth_cache_t *cache;
+    char **tok;
+    int64_t now;
+    int start, accepted;
+} s_worker_arg_t;
+
+static void *
+s_worker(void *arg)
+{
+    s_worker_arg_t *a = arg;
+    for (int round = 0; round < 3; round++)
+        for (int i = 0; i < S_MANY; i++) {
+            int k = (a->start + i) % S_MANY;
+            a->accepted += s_check(a->auth, a->cache, a->tok[k], a->now) ==
+                           GW_REJ_COUNT;
+        }
+    return NULL;
+}
+
+static void
+s_test_cache(void)
+{
+    int64_t now = (int64_t)time(NULL);
+    gw_auth_t *auth = s_auth();
+    gw_auth_cache_t *cache = gw_auth_cache_new();
+    CHECK(cache);
+    pres_jwt_t *jwt = pres_jwt_new_key("HS256", (const unsigned char *)s_secret,
+                                       strlen(s_secret), 30);
+    char **tok = calloc(S_MANY, sizeof *tok);
+    CHECK(tok);
+    for (int i = 0; i < S_MANY; i++) {
+        char user[32];
+        snprintf(user, sizeof user, "u%d", i);
+        tok[i] = pres_jwt_mint(jwt, user, i == 7, 600, now);
+        CHECK(tok[i]);
+    }
+    //  First pass misses, second pass hits every token, claims intact.
+    for (int i = 0; i < S_MANY; i++)
+        CHECK_EQ(s_check(auth, cache, tok[i], now), GW_REJ_COUNT);
+    uint64_t hits, misses;
+    gw_auth_cache_stats(cache, &hits, &misses);
+    CHECK_EQ(hits, 0);
+    CHECK_EQ(misses, S_MANY);
+    for (int i = 0; i < S_MANY; i++) {
+        char header[1024];
+        snprintf(header, sizeof header, "Bearer %s", tok[i]);
+        pres_jwt_claims_t c;
+        const char *t = NULL, *why = NULL;
+        size_t tl = 0;
+        gw_reject_t rej;
+        CHECK_EQ(gw_auth_check(auth, cache, header, now, &c, &t, &tl, &rej,
+                               &why),
+                 0);
+        char user[32];
+        snprintf(user, sizeof user, "u%d", i);
+        CHECK(strcmp(c.sub, user) == 0);
+        CHECK_EQ(c.admin, i == 7);
+        CHECK_EQ(c.exp, now + 600);
+    }
+    gw_auth_cache_stats(cache, &hits, &misses);
+    CHECK_EQ(hits, S_MANY);
+    CHECK_EQ(misses, S_MANY);
+
+    //  Two threads on one cache (ASan/TSan runs see the locking).
+    s_worker_arg_t a[2] = {{auth, cache, tok, now, 0, 0},
+                           {auth, cache, tok, now, S_MANY / 2, 0}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        CHECK(pthread_create(&th[i], NULL, s_worker, &a[i]) == 0);
+    for (int i = 0; i < 2; i++)
+        CHECK(pthread_join(th[i], NULL) == 0);
+    CHECK_EQ(a[0].accepted, 3 * S_MANY);
+    CHECK_EQ(a[1].accepted, 3 * S_MANY);
+    gw_auth_cache_stats(cache, &hits, &misses);
+    CHECK_EQ(misses, S_MANY);  //  nothing evicted
+
+    //  A cached token with one byte of its signature changed is no hit.
+    char *bad = strdup(tok[3]);
+    CHECK(bad);
+    size_t n = strlen(bad);
+    bad[n - 2] = bad[n - 2] == 'A' ? 'B' : 'A';
+    CHECK_EQ(s_check(auth, cache, bad, now), GW_REJ_BAD_TOKEN);
+    CHECK_EQ(s_check(auth, cache, bad, now), GW_REJ_BAD_TOKEN);
+    free(bad);
+    //  A prefix of a cached token is no hit either.
+    char prefix[1024];
+    snprintf(prefix, sizeof prefix, "%.*s", (int)n - 1, tok[3]);
+    CHECK(s_check(auth, cache, prefix, now) != GW_REJ_COUNT);
+
+    //  Revoked after it was cached: refused from the next request on.
+    CHECK_EQ(s_check(auth, cache, tok[5], now), GW_REJ_COUNT);
+    CHECK_EQ(gw_auth_revoke(auth, tok[5], strlen(tok[5]), now + 600), 0);
+    CHECK_EQ(s_check(auth, cache, tok[5], now), GW_REJ_REVOKED);
+    CHECK_EQ(s_check(auth, cache, tok[5], now), GW_REJ_REVOKED);
+    CHECK_EQ(s_check(auth, cache, tok[6], now), GW_REJ_COUNT);
+
+    //  Expired while cached: refused at exp + leeway (30 s), as uncached.
+    CHECK_EQ(s_check(auth, cache, tok[8], now + 600 + 29), GW_REJ_COUNT);
+    CHECK_EQ(s_check(auth, cache, tok[8], now + 600 + 30), GW_REJ_EXPIRED);
+    CHECK_EQ(s_check(auth, NULL, tok[9], now + 600 + 30), GW_REJ_EXPIRED);
+    CHECK_EQ(s_check(auth, cache, tok[8], now + 600 + 30), GW_REJ_EXPIRED);
+
+    for (int i = 0; i < S_MANY; i++)
+        free(tok[i]);
+    free(tok);
+    pres_jwt_destroy(&jwt);
+    gw_auth_cache_destroy(&cache);
+    gw_auth_destroy(&auth);
+    unlink(s_path);
+}
+
 int
 main(void)
 {
@@ -230,6 +349,7 @@ main(void)
     s_test_huge_exp();
     s_test_legacy();
     s_test_not_durable();
+    s_test_cache();
     unlink(s_path);
     rmdir(s_dir);
     printf("test_gateway_auth: ok\n");
