@@ -56,9 +56,17 @@ bench_http() {
     if [ -n "${BENCH_PERF:-}" ]; then
         perf record -e cpu-clock ${BENCH_PERF_CG:--g} -o "$BENCH_PERF" -p "$GATEWAY_PID" -- sleep "$dur" >/dev/null 2>&1 &
         perf_pid=$!
+    elif [ -n "${BENCH_STRACE:-}" ]; then
+        # BENCH_STRACE=<file>: syscall counts of the gateway (per request:
+        # divide by the requests wrk reports; strace slows the gateway).
+        strace -c -f -o "$BENCH_STRACE" -p "$GATEWAY_PID" 2>/dev/null &
+        perf_pid=$!
     fi
     out=$(wrk -t"$threads" -c"$conns" -d"${dur}s" -s "$lua" "http://127.0.0.1:$gport" -- "$TMP_DIR/tokens.txt" | grep '^WRK')
     log "gateway: $out"
+    if [ -n "${BENCH_STRACE:-}" ] && [ -n "$perf_pid" ]; then
+        kill -INT "$perf_pid"
+    fi
     [ -z "$perf_pid" ] || wait "$perf_pid"
     st=$("$PB" query stats)
     log "broker: $st"
