@@ -37,7 +37,12 @@ bench_http() {
     start nginx "$nginx_bin" -p "$ngx" -c "$ngx/nginx.conf"
     NGINX_PID=$LAST_PID
     wait_port "$nport" || { cat "$TMP_DIR/nginx.log" "$ngx/error.log" >&2; die "nginx did not start"; }
+    # CPU per request (all threads; nginx: its workers) is steadier than
+    # req/s on a shared box: it does not count the time spent waiting.
+    nworkers=$(pgrep -P "$NGINX_PID" | tr '\n' ' ')
+    nt0=0; for p in $nworkers; do nt0=$((nt0 + $(cpu_ticks "$p"))); done
     ref=$(wrk -t"$threads" -c"$conns" -d"${dur}s" -s "$lua" "http://127.0.0.1:$nport" -- "$TMP_DIR/tokens.txt" | grep '^WRK')
+    nt1=0; for p in $nworkers; do nt1=$((nt1 + $(cpu_ticks "$p"))); done
     stop_pid "$NGINX_PID"
     log "nginx:   $ref"
 
@@ -62,7 +67,9 @@ bench_http() {
         strace -c -f -o "$BENCH_STRACE" -p "$GATEWAY_PID" 2>/dev/null &
         perf_pid=$!
     fi
+    gt0=$(cpu_ticks "$GATEWAY_PID")
     out=$(wrk -t"$threads" -c"$conns" -d"${dur}s" -s "$lua" "http://127.0.0.1:$gport" -- "$TMP_DIR/tokens.txt" | grep '^WRK')
+    gt1=$(cpu_ticks "$GATEWAY_PID")
     log "gateway: $out"
     if [ -n "${BENCH_STRACE:-}" ] && [ -n "$perf_pid" ]; then
         kill -INT "$perf_pid"
@@ -78,6 +85,10 @@ bench_http() {
     row "p50 latency (us)" "$(kv p50_us "$out")" "$(kv p50_us "$ref")"
     row "p99 latency (us)" "$(kv p99_us "$out")" "$(kv p99_us "$ref")" "" "goal p99 < 5000 us"
     row "p99.9 latency (us)" "$(kv p999_us "$out")" "$(kv p999_us "$ref")"
+    hz=$(getconf CLK_TCK)
+    row "CPU us per request (all threads)" \
+        "$(awk -v t=$((gt1 - gt0)) -v h="$hz" -v n="$(kv requests "$out")" 'BEGIN { if (n + 0) printf "%.1f", t / h * 1e6 / n; else print "-" }')" \
+        "$(awk -v t=$((nt1 - nt0)) -v h="$hz" -v n="$(kv requests "$ref")" 'BEGIN { if (n + 0) printf "%.1f", t / h * 1e6 / n; else print "-" }')"
     row "errors" "$(kv errors "$out")" "$(kv errors "$ref")" "-" "goal 0"
     row "bus events lost (broker stats)" "$(kv lost "$st")" "0" "-" "goal 0"
     check "$(kv lost "$st")" "broker counted lost events"
