@@ -476,20 +476,20 @@ s_cache_put(gw_auth_cache_t *self, uint64_t h, const char *tok, size_t len,
     s_set_t *set = &self->set[si];
     s_cached_t *e = &self->entry[si * S_CACHE_WAYS];
     pthread_mutex_lock(&set->lock);
-    int victim = 0;
-    for (int w = 0; w < S_CACHE_WAYS; w++) {
+    int victim = -1;
+    for (int w = 0; w < S_CACHE_WAYS && victim < 0; w++)
         if (set->tag[w] == h && e[w].len == len &&
-            memcmp(e[w].tok, tok, len) == 0) {
+            memcmp(e[w].tok, tok, len) == 0)
             victim = w;  //  another thread filled it meanwhile
-            break;
-        }
-        if (set->tag[w] == 0) {
+    for (int w = 0; w < S_CACHE_WAYS && victim < 0; w++)
+        if (set->tag[w] == 0)
             victim = w;
-            break;
-        }
+    if (victim < 0) {
         //  Unsigned distance from now: the oldest use is the largest.
-        if (set->clock - set->used[w] > set->clock - set->used[victim])
-            victim = w;
+        victim = 0;
+        for (int w = 1; w < S_CACHE_WAYS; w++)
+            if (set->clock - set->used[w] > set->clock - set->used[victim])
+                victim = w;
     }
     set->tag[victim] = h;
     char *old = e[victim].tok;

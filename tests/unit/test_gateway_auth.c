@@ -331,6 +331,24 @@ s_test_cache(void)
     CHECK_EQ(s_check(auth, NULL, tok[9], now + 600 + 30), GW_REJ_EXPIRED);
     CHECK_EQ(s_check(auth, cache, tok[8], now + 600 + 30), GW_REJ_EXPIRED);
 
+    //  More tokens than entries: the full sets evict (least recently
+    //  used first) and every token is still accepted, hit or not.
+    gw_auth_cache_destroy(&cache);
+    cache = gw_auth_cache_new();
+    CHECK(cache);
+    int more = 34000;  //  > 32,768: some set must evict
+    for (int i = 0; i < more; i++) {
+        char user[32];
+        snprintf(user, sizeof user, "v%d", i);
+        char *t = pres_jwt_mint(jwt, user, false, 600, now);
+        CHECK(t);
+        CHECK_EQ(s_check(auth, cache, t, now), GW_REJ_COUNT);
+        CHECK_EQ(s_check(auth, cache, t, now), GW_REJ_COUNT);
+        free(t);
+    }
+    gw_auth_cache_stats(cache, &hits, &misses);
+    CHECK_EQ(misses, (uint64_t)more);
+    CHECK_EQ(hits, (uint64_t)more);  //  just used: never the one evicted
     for (int i = 0; i < S_MANY; i++)
         free(tok[i]);
     free(tok);
