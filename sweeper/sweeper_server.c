@@ -41,6 +41,10 @@ struct sweeper_server {
     uint64_t resyncs;        //  snapshots after the first
     int64_t snapshot_at;     //  mono ms of the next snapshot attempt
     int snapshot_backoff;    //  ms
+    char cursor[PRES_ID_MAX + 1];  //  next snapshot page ("" = first)
+    int64_t paging_since;    //  mono ms of the first page (paging)
+    size_t paging_bytes;     //  bytes of the pages so far
+    uint32_t paging_pages;   //  pages so far
     int64_t fire_at;         //  mono ms before which we do not fire
     int fire_backoff;        //  ms
     bool holding;            //  due expires held: broker absent
@@ -136,16 +140,24 @@ s_backoff(int ms)
     return ms * 2 > S_BACKOFF_MAX_MS ? S_BACKOFF_MAX_MS : ms * 2;
 }
 
-//  Ask for a snapshot and load it. The SUB stays subscribed meanwhile, so
-//  every change after the snapshot's seq waits in its queue.
+//  Ask for the next snapshot page and load it. The SUB stays subscribed
+//  meanwhile, so every change after the first page's seq waits in its
+//  queue. One page per loop turn: due expires go out between pages.
 static void
 s_snapshot(sweeper_server_t *self)
 {
     pres_query_t q;
     memset(&q, 0, sizeof(q));
     q.op = PRES_Q_SNAPSHOT;
+    q.limit = (uint32_t)self->cfg.snapshot_page;
+    memcpy(q.cursor, self->cursor, sizeof q.cursor);
     char *error = NULL;
     int64_t started = pres_mono_ms();
+    if (!*self->cursor) {
+        self->paging_since = started;
+        self->paging_bytes = 0;
+        self->paging_pages = 0;
+    }
     zframe_t *reply = pres_qclient_query(self->qc, &q, S_SNAPSHOT_MS, &error);
     if (!reply) {
         if (errno == ETIMEDOUT)
@@ -155,29 +167,37 @@ s_snapshot(sweeper_server_t *self)
         else
             pres_log_error("snapshot refused: %s", error ? error : "?");
         free(error);
-        self->snapshot_at = pres_mono_ms() + self->snapshot_backoff;
-        self->snapshot_backoff = s_backoff(self->snapshot_backoff);
-        return;
+        sweeper_clone_desync(self->clone, "snapshot failed");
+        goto retry;
     }
     sweeper_clone_stats_t cs;
     sweeper_clone_stats(self->clone, &cs);
-    if (sweeper_clone_load(self->clone, zframe_data(reply),
-                           zframe_size(reply)) == 0) {
-        if (cs.snapshots > 0)
-            self->resyncs++;
-        pres_log_info("snapshot: seq %" PRIu64 ", %zu live sessions "
-                      "(%zu bytes, %" PRId64 " ms)%s",
-                      sweeper_clone_seq(self->clone),
-                      sweeper_tick_size(self->tick), zframe_size(reply),
-                      pres_mono_ms() - started,
-                      cs.snapshots ? " (resync)" : "");
-        self->snapshot_backoff = S_BACKOFF_MIN_MS;
-        self->head_check_at = pres_mono_ms() + S_HEAD_CHECK_MS;
-    } else {
-        self->snapshot_at = pres_mono_ms() + self->snapshot_backoff;
-        self->snapshot_backoff = s_backoff(self->snapshot_backoff);
-    }
+    self->paging_bytes += zframe_size(reply);
+    self->paging_pages++;
+    int rc = sweeper_clone_load_page(self->clone, zframe_data(reply),
+                                     zframe_size(reply), self->cursor,
+                                     sizeof self->cursor);
     zframe_destroy(&reply);
+    if (rc != 0)
+        goto retry;
+    if (*self->cursor)
+        return;  //  the next page on the next loop turn
+    if (cs.snapshots > 0)
+        self->resyncs++;
+    pres_log_info("snapshot: seq %" PRIu64 ", %zu live sessions "
+                  "(%u pages, %zu bytes, %" PRId64 " ms)%s",
+                  sweeper_clone_seq(self->clone), sweeper_tick_size(self->tick),
+                  self->paging_pages, self->paging_bytes,
+                  pres_mono_ms() - self->paging_since,
+                  cs.snapshots ? " (resync)" : "");
+    self->snapshot_backoff = S_BACKOFF_MIN_MS;
+    self->head_check_at = pres_mono_ms() + S_HEAD_CHECK_MS;
+    return;
+
+retry:
+    *self->cursor = '\0';
+    self->snapshot_at = pres_mono_ms() + self->snapshot_backoff;
+    self->snapshot_backoff = s_backoff(self->snapshot_backoff);
 }
 
 //  Compare our seq with the broker's head (cheap O(1) `stats`).
