@@ -45,6 +45,7 @@ struct sweeper_server {
     int64_t paging_since;    //  mono ms of the first page (paging)
     size_t paging_bytes;     //  bytes of the pages so far
     uint32_t paging_pages;   //  pages so far
+    int64_t paging_longest;  //  ms of the slowest page (the loop is busy)
     int64_t fire_at;         //  mono ms before which we do not fire
     int fire_backoff;        //  ms
     bool holding;            //  due expires held: broker absent
@@ -157,6 +158,7 @@ s_snapshot(sweeper_server_t *self)
         self->paging_since = started;
         self->paging_bytes = 0;
         self->paging_pages = 0;
+        self->paging_longest = 0;
     }
     zframe_t *reply = pres_qclient_query(self->qc, &q, S_SNAPSHOT_MS, &error);
     if (!reply) {
@@ -178,6 +180,8 @@ s_snapshot(sweeper_server_t *self)
                                      zframe_size(reply), self->cursor,
                                      sizeof self->cursor);
     zframe_destroy(&reply);
+    if (pres_mono_ms() - started > self->paging_longest)
+        self->paging_longest = pres_mono_ms() - started;
     if (rc != 0)
         goto retry;
     if (*self->cursor)
@@ -185,10 +189,11 @@ s_snapshot(sweeper_server_t *self)
     if (cs.snapshots > 0)
         self->resyncs++;
     pres_log_info("snapshot: seq %" PRIu64 ", %zu live sessions "
-                  "(%u pages, %zu bytes, %" PRId64 " ms)%s",
+                  "(%u pages, %zu bytes, %" PRId64 " ms, longest page %" PRId64
+                  " ms)%s",
                   sweeper_clone_seq(self->clone), sweeper_tick_size(self->tick),
                   self->paging_pages, self->paging_bytes,
-                  pres_mono_ms() - self->paging_since,
+                  pres_mono_ms() - self->paging_since, self->paging_longest,
                   cs.snapshots ? " (resync)" : "");
     self->snapshot_backoff = S_BACKOFF_MIN_MS;
     self->head_check_at = pres_mono_ms() + S_HEAD_CHECK_MS;
