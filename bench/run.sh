@@ -542,8 +542,8 @@ bench_snapshot() {
         log "snapshot $mode: $line"
         stop_pid "$SWEEPER_PID"; stop_pid "$BROKER_PID"
         unset PRESENCE_TIMEOUT PRESENCE_SNAPSHOT_PAGE
-        # "(N pages, B bytes, M ms, longest page L ms)"
-        re='.*(\([0-9]*\) pages, [0-9]* bytes, \([0-9]*\) ms, longest page \([0-9]*\) ms).*'
+        # "(N pages, B bytes, M ms, longest load L ms)"
+        re='.*(\([0-9]*\) pages, [0-9]* bytes, \([0-9]*\) ms, longest load \([0-9]*\) ms).*'
         eval "${mode}_pages=$(printf '%s' "$line" | sed -n "s/$re/\\1/p")"
         eval "${mode}_ms=$(printf '%s' "$line" | sed -n "s/$re/\\2/p")"
         eval "${mode}_busy=$(printf '%s' "$line" | sed -n "s/$re/\\3/p")"
@@ -551,7 +551,7 @@ bench_snapshot() {
         check "$(kv missing "$o")" "sessions not expired ($mode)"
     done
     row "pages / load ms" "$pages_pages / $pages_ms" "$whole_pages / $whole_ms" "$(ratio "$pages_ms" "$whole_ms")"
-    row "longest page ms (the loop blocked; no expiry meanwhile)" "$pages_busy" "$whole_busy" "$(ratio "$pages_busy" "$whole_busy")" "goal < 1000"
+    row "longest page load ms (the loop busy; no expiry meanwhile)" "$pages_busy" "$whole_busy" "$(ratio "$pages_busy" "$whole_busy")" "goal < 1000"
     row "due sessions ended within 1 s" "$pages_within" "$whole_within" "" "of $np"
     row "their lateness p99 / max ms" "$pages_p99 / $pages_max" "$whole_p99 / $whole_max" "$(ratio "$pages_max" "$whole_max")"
 }
