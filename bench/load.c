@@ -28,6 +28,8 @@ typedef struct {
     uint64_t events;  //  to send
     double rate;      //  events/s for this thread, 0 = full speed
     pthread_barrier_t *start;
+    pres_pub_t *pub;  //  kept until the broker has applied what was sent:
+                      //  its 2 s linger would drop a slow broker's tail
     //  Results
     uint64_t sent;
     uint64_t retries;  //  EAGAIN waits that ran out and were retried
@@ -99,7 +101,7 @@ s_publisher(void *arg)
         if (++u == t->user_count)
             u = 0;
     }
-    pres_pub_destroy(&pub);  //  linger flushes what is queued
+    t->pub = pub;  //  destroyed by the main thread after the wait
     return NULL;
 }
 
@@ -240,6 +242,8 @@ bench_load_main(int argc, char **argv)
            (unsigned long long)(after.lost - before.lost),
            (unsigned long long)(after.refused - before.refused),
            (unsigned long long)retries, failed);
+    for (int i = 0; i < publishers; i++)
+        pres_pub_destroy(&threads[i].pub);
     pthread_barrier_destroy(&start);
     free(threads);
     free(tids);

@@ -2,6 +2,9 @@
     into a growable sbuffer: `snapshot` and `list` can be large. */
 #include "broker_query.h"
 
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "pres_log.h"
@@ -584,18 +587,54 @@ s_stats(broker_state_t *state, msgpack_sbuffer *out)
     s_reply_end(&r, out);
 }
 
-static void
-s_snapshot(broker_state_t *state, msgpack_sbuffer *out)
+//  A snapshot page: the live users at index `from` and after, at most
+//  `limit` of them (0: all). The cursor is the index to go on from, as a
+//  decimal string: opaque to clients. A user added between pages at an
+//  index already passed is not on a later page, but its change has a seq
+//  above the first page's, so a client that replays changes from there
+//  (docs/protocol.md) has it.
+static int
+s_snapshot_cursor(const char *cursor, uint32_t *from)
 {
+    char *end;
+    if (!*cursor) {
+        *from = 0;
+        return 0;
+    }
+    errno = 0;
+    unsigned long v = strtoul(cursor, &end, 10);
+    if (*end || errno || v >= BROKER_LIVE_NONE || *cursor < '0' ||
+        *cursor > '9')
+        return -1;
+    *from = (uint32_t)v;
+    return 0;
+}
+
+static void
+s_snapshot(broker_state_t *state, const pres_query_t *q, msgpack_sbuffer *out)
+{
+    uint32_t from;
+    if (s_snapshot_cursor(q->cursor, &from)) {
+        broker_query_error(out, "bad cursor");
+        return;
+    }
     broker_live_t *live = broker_state_live(state);
     uint64_t timeout = broker_state_timeout_ms(state);
+    uint32_t limit = q->limit ? q->limit : UINT32_MAX;
     //  Between batches every resident user is live (offline ones were
     //  evicted at the commit), but count to be exact.
-    uint32_t n = 0;
-    for (uint32_t u = broker_live_user_next(live, BROKER_LIVE_NONE);
-         u != BROKER_LIVE_NONE; u = broker_live_user_next(live, u))
-        if (broker_live_user(live, u)->state != PRES_OFFLINE)
-            n++;
+    uint32_t n = 0, end = BROKER_LIVE_NONE;
+    uint32_t u = from ? broker_live_user_next(live, from - 1)
+                      : broker_live_user_next(live, BROKER_LIVE_NONE);
+    for (; u != BROKER_LIVE_NONE; u = broker_live_user_next(live, u)) {
+        if (broker_live_user(live, u)->state == PRES_OFFLINE)
+            continue;
+        if (n == limit) {
+            end = u;  //  the first user of the next page
+            break;
+        }
+        n++;
+    }
     msgpack_packer pk;
     pres_mpw_map_t r;
     s_reply_begin(&r, &pk, out);
@@ -603,8 +642,9 @@ s_snapshot(broker_state_t *state, msgpack_sbuffer *out)
     pres_mpw_kv_uint(&r, "seq", broker_state_meta(state)->seq);
     pres_mpw_key(&r, "users");
     msgpack_pack_array(&pk, n);
-    for (uint32_t u = broker_live_user_next(live, BROKER_LIVE_NONE);
-         u != BROKER_LIVE_NONE; u = broker_live_user_next(live, u)) {
+    u = from ? broker_live_user_next(live, from - 1)
+             : broker_live_user_next(live, BROKER_LIVE_NONE);
+    for (; u != end; u = broker_live_user_next(live, u)) {
         broker_user_t *user = broker_live_user(live, u);
         if (user->state == PRES_OFFLINE)
             continue;
@@ -629,6 +669,11 @@ s_snapshot(broker_state_t *state, msgpack_sbuffer *out)
             s = session->next;
         }
         pres_mpw_map_end(&um);
+    }
+    if (end != BROKER_LIVE_NONE) {
+        char next[16];
+        snprintf(next, sizeof next, "%" PRIu32, end);
+        pres_mpw_kv_str(&r, "next", next);
     }
     s_reply_end(&r, out);
 }
@@ -673,7 +718,7 @@ broker_query_answer(broker_state_t *state, const void *req, size_t len,
         s_stats(state, out);
         break;
     case PRES_Q_SNAPSHOT:
-        s_snapshot(state, out);
+        s_snapshot(state, q, out);
         break;
     case PRES_Q_GET:
     case PRES_Q_LIST:

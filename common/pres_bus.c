@@ -413,9 +413,11 @@ pres_qclient_destroy(pres_qclient_t **self_p)
     }
 }
 
-zframe_t *
-pres_qclient_call(pres_qclient_t *self, const void *req, size_t len,
-                  int timeout_ms)
+//  Send one request on a fresh or current REQ socket (following a new
+//  leader). 0, or -1 with errno set (ECONNREFUSED: no socket; the send
+//  failed: the socket is renewed).
+static int
+s_qclient_send(pres_qclient_t *self, const void *req, size_t len)
 {
     char leader[PRES_ENDPOINT_MAX];
     if (self->sock && *self->cfg->etcd_endpoints &&
@@ -424,12 +426,37 @@ pres_qclient_call(pres_qclient_t *self, const void *req, size_t len,
         zsock_destroy(&self->sock);  //  a new leader: follow it
     if (!self->sock && s_qclient_open(self) != 0) {
         errno = ECONNREFUSED;
+        return -1;
+    }
+    if (zmq_send(zsock_resolve(self->sock), req, len, ZMQ_DONTWAIT) < 0) {
+        pres_qclient_abandon(self);
+        return -1;
+    }
+    return 0;
+}
+
+void
+pres_qclient_abandon(pres_qclient_t *self)
+{
+    assert(self);
+    //  Lazy Pirate: a REQ that lost its reply is stuck; start a new one.
+    pres_log_debug("query to %s timed out", self->endpoint);
+    zsock_destroy(&self->sock);
+    s_qclient_open(self);
+    errno = ETIMEDOUT;
+}
+
+zframe_t *
+pres_qclient_call(pres_qclient_t *self, const void *req, size_t len,
+                  int timeout_ms)
+{
+    if (s_qclient_send(self, req, len) != 0) {
+        if (errno == ECONNREFUSED)
+            return NULL;
+        errno = ETIMEDOUT;
         return NULL;
     }
-    void *handle = zsock_resolve(self->sock);
-    if (zmq_send(handle, req, len, ZMQ_DONTWAIT) < 0)
-        goto lost;
-    zmq_pollitem_t item = {handle, 0, ZMQ_POLLIN, 0};
+    zmq_pollitem_t item = {zsock_resolve(self->sock), 0, ZMQ_POLLIN, 0};
     int64_t until = pres_mono_ms() + timeout_ms;
     while (true) {
         int64_t left = until - pres_mono_ms();
@@ -441,38 +468,35 @@ pres_qclient_call(pres_qclient_t *self, const void *req, size_t len,
         if (rc == 0 || errno != EINTR || left == 0)
             break;
     }
-lost:
-    //  Lazy Pirate: a REQ that lost its reply is stuck; start a new one.
-    pres_log_debug("query to %s timed out", self->endpoint);
-    zsock_destroy(&self->sock);
-    s_qclient_open(self);
-    errno = ETIMEDOUT;
+    pres_qclient_abandon(self);
     return NULL;
 }
 
-zframe_t *
-pres_qclient_query(pres_qclient_t *self, const pres_query_t *q, int timeout_ms,
-                   char **error)
+//  Encode q (an account change carries the deadline until_ms). The length,
+//  or 0 with errno EINVAL.
+static size_t
+s_qclient_encode(const pres_query_t *q, int64_t until_ms, char *req,
+                 size_t cap)
 {
-    char req[PRES_MSG_MAX];
-    if (error)
-        *error = NULL;
     pres_query_t dated;
     if (q->op == PRES_Q_ACCOUNT && !q->until) {
         //  A change that times out here must not apply later (after a
         //  newer one sent on a new connection): it carries our deadline.
         dated = *q;
-        dated.until = (uint64_t)(pres_now_ms() + timeout_ms);
+        dated.until = (uint64_t)until_ms;
         q = &dated;
     }
-    size_t len = pres_query_encode(q, req, sizeof req);
-    if (len == 0) {
+    size_t len = pres_query_encode(q, req, cap);
+    if (len == 0)
         errno = EINVAL;
-        return NULL;
-    }
-    zframe_t *reply = pres_qclient_call(self, req, len, timeout_ms);
-    if (!reply)
-        return NULL;
+    return len;
+}
+
+//  A reply map with ok = true is returned; otherwise NULL, errno EPROTO and
+//  *error (when error is not NULL) a heap copy of the broker's error.
+static zframe_t *
+s_qclient_check(zframe_t *reply, char **error)
+{
     //  Find `ok` and `error` in the reply map.
     pres_mp_reader_t r;
     pres_mp_reader_init(&r, zframe_data(reply), zframe_size(reply));
@@ -503,4 +527,50 @@ pres_qclient_query(pres_qclient_t *self, const pres_query_t *q, int timeout_ms,
     zframe_destroy(&reply);
     errno = EPROTO;
     return NULL;
+}
+
+int
+pres_qclient_send(pres_qclient_t *self, const pres_query_t *q, int timeout_ms)
+{
+    assert(self && q);
+    char req[PRES_MSG_MAX];
+    size_t len =
+        s_qclient_encode(q, pres_now_ms() + timeout_ms, req, sizeof req);
+    return len ? s_qclient_send(self, req, len) : -1;
+}
+
+void *
+pres_qclient_handle(pres_qclient_t *self)
+{
+    assert(self);
+    return self->sock ? zsock_resolve(self->sock) : NULL;
+}
+
+zframe_t *
+pres_qclient_recv(pres_qclient_t *self, char **error)
+{
+    assert(self);
+    if (error)
+        *error = NULL;
+    zframe_t *reply = self->sock ? zframe_recv_nowait(self->sock) : NULL;
+    if (!reply) {
+        errno = EAGAIN;
+        return NULL;
+    }
+    return s_qclient_check(reply, error);
+}
+
+zframe_t *
+pres_qclient_query(pres_qclient_t *self, const pres_query_t *q, int timeout_ms,
+                   char **error)
+{
+    char req[PRES_MSG_MAX];
+    if (error)
+        *error = NULL;
+    size_t len =
+        s_qclient_encode(q, pres_now_ms() + timeout_ms, req, sizeof req);
+    if (len == 0)
+        return NULL;
+    zframe_t *reply = pres_qclient_call(self, req, len, timeout_ms);
+    return reply ? s_qclient_check(reply, error) : NULL;
 }

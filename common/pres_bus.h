@@ -92,4 +92,19 @@ zframe_t *pres_qclient_call(pres_qclient_t *self, const void *req, size_t len,
 zframe_t *pres_qclient_query(pres_qclient_t *self, const pres_query_t *q,
                              int timeout_ms, char **error);
 
+//  The same without blocking, one request in flight: send it, poll
+//  pres_qclient_handle for ZMQ_POLLIN, then pres_qclient_recv; a caller
+//  that gives up calls pres_qclient_abandon (the REQ socket is renewed,
+//  Lazy Pirate). timeout_ms only dates an account change.
+//  pres_qclient_send: 0, or -1 (errno ECONNREFUSED or ETIMEDOUT, or
+//  EINVAL for a query that does not encode).
+int pres_qclient_send(pres_qclient_t *self, const pres_query_t *q,
+                      int timeout_ms);
+//  The REQ socket to poll (libzmq handle), or NULL when none is open.
+void *pres_qclient_handle(pres_qclient_t *self);
+//  The reply if one is there: as pres_qclient_query's result, or NULL with
+//  errno EAGAIN (nothing yet) or EPROTO (error as there).
+zframe_t *pres_qclient_recv(pres_qclient_t *self, char **error);
+void pres_qclient_abandon(pres_qclient_t *self);
+
 #endif

@@ -48,6 +48,8 @@ typedef struct pres_config {
     int lastseen_flush_ms;  //  max lag of a lazily durable last_seen (<=5000)
     int fsync_thread;  //  2: fsync and publish on the sync thread; 1: fsync
                        //  there, the loop publishes; 0: fsync inline
+    //  Sweeper
+    int snapshot_page;  //  users per snapshot page at a resync (0: one reply)
     //  Gateway
     int http_threads;             //  worker threads
     int http_max_connections;     //  total connection limit

@@ -584,7 +584,7 @@ static const struct {
     [PRES_Q_LIST] = {B(F_OP), B(F_OP) | B(F_STATE) | B(F_ACCOUNT) |
                                   B(F_CURSOR) | B(F_LIMIT)},
     [PRES_Q_STATS] = {B(F_OP), B(F_OP)},
-    [PRES_Q_SNAPSHOT] = {B(F_OP), B(F_OP)},
+    [PRES_Q_SNAPSHOT] = {B(F_OP), B(F_OP) | B(F_CURSOR) | B(F_LIMIT)},
     [PRES_Q_ACCOUNT] = {B(F_OP) | B(F_USER) | B(F_STATUS),
                         B(F_OP) | B(F_USER) | B(F_STATUS) | B(F_REASON) |
                             B(F_BY) | B(F_UNTIL)},
@@ -653,8 +653,9 @@ pres_query_decode(pres_query_t *q, const void *buf, size_t len,
         *why = "bad status";
         return -1;
     }
-    q->limit =
-        q->op == PRES_Q_CHANGES_SINCE ? PRES_LIST_MAX : PRES_LIST_DEFAULT;
+    q->limit = q->op == PRES_Q_CHANGES_SINCE ? PRES_LIST_MAX
+               : q->op == PRES_Q_SNAPSHOT    ? 0
+                                             : PRES_LIST_DEFAULT;
     q->seq = (f.present & B(F_SEQ)) ? f.num[F_SEQ] : 0;
     q->until = (f.present & B(F_UNTIL)) ? f.num[F_UNTIL] : 0;
     if (f.present & B(F_MINUTES)) {
@@ -668,7 +669,9 @@ pres_query_decode(pres_query_t *q, const void *buf, size_t len,
     q->users_mp = f.users;
     q->users_mp_len = f.users_len;
     if (f.present & B(F_LIMIT)) {
-        if (f.num[F_LIMIT] < 1 || f.num[F_LIMIT] > PRES_LIST_MAX) {
+        uint32_t max = q->op == PRES_Q_SNAPSHOT ? PRES_SNAPSHOT_PAGE_MAX
+                                                : PRES_LIST_MAX;
+        if (f.num[F_LIMIT] < 1 || f.num[F_LIMIT] > max) {
             *why = "bad limit";
             return -1;
         }
@@ -696,13 +699,18 @@ pres_query_encode(const pres_query_t *q, void *buf, size_t cap)
     if (q->op == PRES_Q_SERIES &&
         (q->minutes < 1 || q->minutes > PRES_SERIES_MAX))
         return 0;
-    if (q->limit > PRES_LIST_MAX)
+    bool snap = q->op == PRES_Q_SNAPSHOT;
+    if (q->limit > (snap ? PRES_SNAPSHOT_PAGE_MAX : PRES_LIST_MAX))
         return 0;
-    bool has_cursor = list && q->cursor[0];
+    bool has_cursor = (list || snap) && q->cursor[0];
+    if (has_cursor && !pres_id_valid(q->cursor, strlen(q->cursor)))
+        return 0;
     //  limit is left out when it is the op's default (canonical bytes).
-    uint32_t def_limit =
-        q->op == PRES_Q_CHANGES_SINCE ? PRES_LIST_MAX : PRES_LIST_DEFAULT;
-    bool has_limit = (list || paged) && q->limit && q->limit != def_limit;
+    uint32_t def_limit = q->op == PRES_Q_CHANGES_SINCE ? PRES_LIST_MAX
+                         : snap                        ? 0
+                                                       : PRES_LIST_DEFAULT;
+    bool has_limit =
+        (list || paged || snap) && q->limit && q->limit != def_limit;
     bool has_reason = q->op == PRES_Q_ACCOUNT && q->reason[0];
     bool has_by = q->op == PRES_Q_ACCOUNT && q->by[0];
     if (has_by && !pres_id_valid(q->by, strlen(q->by)))

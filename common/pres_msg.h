@@ -153,6 +153,7 @@ typedef enum {
 
 #define PRES_LIST_DEFAULT    100
 #define PRES_LIST_MAX        1000
+#define PRES_SNAPSHOT_PAGE_MAX 10000  //  users per snapshot page
 #define PRES_MANY_MAX        1000   //  get_many ids per request
 #define PRES_SERIES_MAX      43200  //  series minutes (30 days)
 #define PRES_QUERY_FRAME_MAX 98304  //  cap on one query frame (get_many)
@@ -164,13 +165,17 @@ typedef struct {
     pres_state_t state;                //  list filter
     bool has_account;                  //  list
     pres_account_t account;            //  list filter on account status
-    char cursor[PRES_ID_MAX + 1];      //  list: last user of the previous page
+    char cursor[PRES_ID_MAX + 1];      //  list: last user of the previous page;
+                                       //  snapshot: the previous page's `next`
     uint32_t limit;                    //  list, changes_since, audit, history:
                                        //  1..PRES_LIST_MAX; decode sets the
                                        //  op's default when absent (list,
                                        //  audit, history PRES_LIST_DEFAULT;
                                        //  changes_since PRES_LIST_MAX); encode
-                                       //  omits it when 0 or that default
+                                       //  omits it when 0 or that default.
+                                       //  snapshot: users per page,
+                                       //  1..PRES_SNAPSHOT_PAGE_MAX, 0 (absent)
+                                       //  = every user in one reply
     pres_account_t status;             //  account
     char reason[PRES_REASON_MAX + 1];  //  account, optional
     char by[PRES_ID_MAX + 1];  //  account, optional: who asks (the gateway

@@ -99,6 +99,8 @@ add("query", "ok", None, {"op": "list", "state": "online", "account": "active",
                           "cursor": "alice", "limit": 50})
 add("query", "ok", None, {"op": "stats"})
 add("query", "ok", None, {"op": "snapshot"})
+add("query", "ok", None, {"op": "snapshot", "cursor": "1207", "limit": 10000})
+add("query", "ok", None, {"op": "snapshot", "limit": 1})
 add("query", "ok", None, {"op": "account", "user": "bob", "status": "banned",
                           "reason": "fraud"})
 add("query", "ok", None, {"op": "account", "user": "bob", "status": "banned",
@@ -126,6 +128,8 @@ add("query", "missing_field", None, {"op": "get"})
 add("query", "unknown_field", None, {"op": "stats", "user": "x"})
 add("query", "bad limit", None, {"op": "list", "limit": 0})
 add("query", "bad limit", None, {"op": "list", "limit": 1001})
+add("query", "bad limit", None, {"op": "snapshot", "limit": 10001})
+add("query", "bad limit", None, {"op": "snapshot", "limit": 0})
 add("query", "bad state", None, {"op": "list", "state": "sleepy"})
 add("query", "bad user", None, {"op": "get", "user": "../etc"})
 add("query", "bad status", None, {"op": "account", "user": "bob", "status": "gone"})

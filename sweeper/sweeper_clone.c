@@ -4,6 +4,7 @@
 #include "sweeper_clone.h"
 
 #include <assert.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,7 +16,12 @@ struct sweeper_clone {
     sweeper_tick_t *tick;      //  borrowed: the deadline table we fill
     bool synced;               //  a snapshot is loaded and no gap since
     bool fresh;                //  no change applied since the snapshot
+    bool paging;               //  between the pages of a snapshot
     uint64_t seq;              //  last change held
+    uint32_t pages;            //  pages loaded (paging)
+    uint64_t first_seq;        //  seq of the first page (paging)
+    uint64_t last_seq;         //  seq of the latest page (paging)
+    uint64_t catchup_seq;      //  changes up to here replay over pages
     uint64_t term;             //  leader term of the last change (fail-over)
     uint64_t pending_head;     //  broker head we have yet to reach (0: none)
     const char *why;           //  reason of the last desync
@@ -132,60 +138,125 @@ s_load_user(sweeper_clone_t *self, pres_mp_reader_t *r)
     return 0;
 }
 
-int
-sweeper_clone_load(sweeper_clone_t *self, const void *buf, size_t len)
+//  Walk a snapshot reply or page into the table (adding to it): its seq,
+//  and its `next` cursor into next ("" when absent; next may be NULL when
+//  the reply must be whole). 0 or -1 if malformed.
+static int
+s_load(sweeper_clone_t *self, const void *buf, size_t len, uint64_t *seq,
+       char *next, size_t cap)
 {
-    assert(self && buf);
     pres_mp_reader_t r;
     uint32_t n;
     bool ok = false, has_seq = false, has_users = false;
-    uint64_t seq = 0;
-    self->synced = false;
-    sweeper_tick_clear(self->tick);
+    if (next)
+        *next = '\0';
     pres_mp_reader_init(&r, buf, len);
     if (pres_mp_read_map(&r, &n) != 0)
-        goto malformed;
+        return -1;
     for (uint32_t i = 0; i < n; i++) {
         const char *k;
         uint32_t klen, count;
         if (pres_mp_read_str(&r, &k, &klen) != 0)
-            goto malformed;
+            return -1;
         if (s_is(k, klen, "ok")) {
             if (pres_mp_read_bool(&r, &ok) != 0)
-                goto malformed;
+                return -1;
         } else if (s_is(k, klen, "seq")) {
-            if (pres_mp_read_uint(&r, &seq) != 0)
-                goto malformed;
+            if (pres_mp_read_uint(&r, seq) != 0)
+                return -1;
             has_seq = true;
         } else if (s_is(k, klen, "users")) {
             if (pres_mp_read_array(&r, &count) != 0)
-                goto malformed;
+                return -1;
             for (uint32_t j = 0; j < count; j++)
                 if (s_load_user(self, &r) != 0)
-                    goto malformed;
+                    return -1;
             has_users = true;
+        } else if (s_is(k, klen, "next")) {
+            const char *v;
+            uint32_t vlen;
+            if (!next || pres_mp_read_str(&r, &v, &vlen) != 0 || vlen == 0 ||
+                vlen >= cap)
+                return -1;
+            memcpy(next, v, vlen);
+            next[vlen] = '\0';
         } else if (pres_mp_skip(&r) != 0)
-            goto malformed;
+            return -1;
     }
-    if (!ok || !has_seq || !has_users || !pres_mp_at_end(&r))
-        goto malformed;
+    return ok && has_seq && has_users && pres_mp_at_end(&r) ? 0 : -1;
+}
+
+//  In sync at seq: changes after it apply, those up to catchup replay.
+static void
+s_synced(sweeper_clone_t *self, uint64_t seq, uint64_t catchup)
+{
     self->synced = true;
     self->fresh = true;
+    self->paging = false;
     self->seq = seq;
+    self->catchup_seq = catchup;
     self->pending_head = 0;
     self->st.snapshots++;
-    return 0;
+}
 
-malformed:
-    pres_log_error("snapshot reply malformed (%zu bytes)", len);
-    self->why = "malformed snapshot";
-    return -1;
+int
+sweeper_clone_load(sweeper_clone_t *self, const void *buf, size_t len)
+{
+    assert(self && buf);
+    uint64_t seq = 0;
+    self->synced = false;
+    self->paging = false;
+    sweeper_tick_clear(self->tick);
+    if (s_load(self, buf, len, &seq, NULL, 0) != 0) {
+        pres_log_error("snapshot reply malformed (%zu bytes)", len);
+        self->why = "malformed snapshot";
+        return -1;
+    }
+    s_synced(self, seq, seq);
+    return 0;
+}
+
+int
+sweeper_clone_load_page(sweeper_clone_t *self, const void *buf, size_t len,
+                        char *next, size_t cap)
+{
+    assert(self && buf && next && cap > 0);
+    if (!self->paging) {
+        self->synced = false;
+        self->paging = true;
+        self->pages = 0;
+        self->first_seq = 0;
+        self->last_seq = 0;
+        sweeper_tick_clear(self->tick);
+    }
+    uint64_t seq = 0;
+    if (s_load(self, buf, len, &seq, next, cap) != 0) {
+        pres_log_error("snapshot page malformed (%zu bytes)", len);
+        self->why = "malformed snapshot";
+        self->paging = false;
+        return -1;
+    }
+    if (seq < self->last_seq) {
+        pres_log_warn("snapshot page at seq %" PRIu64 " after one at %" PRIu64
+                      ": the broker restarted; starting over",
+                      seq, self->last_seq);
+        self->why = "seq went backwards between pages";
+        self->paging = false;
+        return -1;
+    }
+    if (self->pages++ == 0)
+        self->first_seq = seq;
+    self->last_seq = seq;
+    if (!*next)
+        s_synced(self, self->first_seq, seq);
+    return 0;
 }
 
 static sweeper_clone_result_t
 s_resync(sweeper_clone_t *self, const char *why)
 {
     self->synced = false;
+    self->paging = false;
     self->why = why;
     return SWEEPER_CLONE_RESYNC;
 }
@@ -230,7 +301,8 @@ s_change(sweeper_clone_t *self, const pres_change_t *ch)
     }
     //  A count that disagrees means we missed something the seq did not
     //  show (or the broker changed a session without saying which).
-    if (sweeper_tick_user_sessions(self->tick, ch->user) != ch->sessions)
+    if (ch->seq > self->catchup_seq &&
+        sweeper_tick_user_sessions(self->tick, ch->user) != ch->sessions)
         return s_resync(self, "session count differs");
     return SWEEPER_CLONE_APPLIED;
 }

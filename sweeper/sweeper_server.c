@@ -41,6 +41,14 @@ struct sweeper_server {
     uint64_t resyncs;        //  snapshots after the first
     int64_t snapshot_at;     //  mono ms of the next snapshot attempt
     int snapshot_backoff;    //  ms
+    char cursor[PRES_ID_MAX + 1];  //  next snapshot page ("" = first)
+    int64_t paging_since;    //  mono ms of the first page (paging)
+    size_t paging_bytes;     //  bytes of the pages so far
+    uint32_t paging_pages;   //  pages so far
+    int64_t paging_longest;  //  ms of the slowest page load (loop busy)
+    bool asking;             //  a snapshot page request is in flight
+    int64_t asked_at;        //  mono ms it was sent
+    int64_t taken_at;        //  mono ms its reply was read
     int64_t fire_at;         //  mono ms before which we do not fire
     int fire_backoff;        //  ms
     bool holding;            //  due expires held: broker absent
@@ -136,48 +144,103 @@ s_backoff(int ms)
     return ms * 2 > S_BACKOFF_MAX_MS ? S_BACKOFF_MAX_MS : ms * 2;
 }
 
-//  Ask for a snapshot and load it. The SUB stays subscribed meanwhile, so
-//  every change after the snapshot's seq waits in its queue.
+//  Snapshot pages are asked for without blocking: the loop goes on firing
+//  due expires while the broker builds a page and while it comes in.
+
 static void
-s_snapshot(sweeper_server_t *self)
+s_snapshot_retry(sweeper_server_t *self)
+{
+    *self->cursor = '\0';
+    self->snapshot_at = pres_mono_ms() + self->snapshot_backoff;
+    self->snapshot_backoff = s_backoff(self->snapshot_backoff);
+}
+
+//  Ask for the next page. The SUB stays subscribed meanwhile, so every
+//  change after the first page's seq waits in its queue.
+static void
+s_snapshot_ask(sweeper_server_t *self)
 {
     pres_query_t q;
     memset(&q, 0, sizeof(q));
     q.op = PRES_Q_SNAPSHOT;
+    q.limit = (uint32_t)self->cfg.snapshot_page;
+    memcpy(q.cursor, self->cursor, sizeof q.cursor);
+    self->asked_at = pres_mono_ms();
+    if (!*self->cursor) {
+        self->paging_since = self->asked_at;
+        self->paging_bytes = 0;
+        self->paging_pages = 0;
+        self->paging_longest = 0;
+    }
+    if (pres_qclient_send(self->qc, &q, S_SNAPSHOT_MS) != 0) {
+        pres_log_warn("snapshot: request not sent (%s); retrying in %d ms",
+                      strerror(errno), self->snapshot_backoff);
+        sweeper_clone_desync(self->clone, "snapshot failed");
+        s_snapshot_retry(self);
+        return;
+    }
+    self->asking = true;
+}
+
+//  The page asked for is late: give up on it and start over.
+static void
+s_snapshot_late(sweeper_server_t *self)
+{
+    pres_log_warn("snapshot: broker did not answer in %d ms; retrying in %d ms",
+                  S_SNAPSHOT_MS, self->snapshot_backoff);
+    pres_qclient_abandon(self->qc);
+    self->asking = false;
+    sweeper_clone_desync(self->clone, "snapshot failed");
+    s_snapshot_retry(self);
+}
+
+//  The page's reply is readable: load it.
+static void
+s_snapshot_take(sweeper_server_t *self)
+{
     char *error = NULL;
-    int64_t started = pres_mono_ms();
-    zframe_t *reply = pres_qclient_query(self->qc, &q, S_SNAPSHOT_MS, &error);
+    zframe_t *reply = pres_qclient_recv(self->qc, &error);
+    if (!reply && errno == EAGAIN)
+        return;  //  not whole yet
+    self->asking = false;
     if (!reply) {
-        if (errno == ETIMEDOUT)
-            pres_log_warn("snapshot: broker did not answer in %d ms; "
-                          "retrying in %d ms",
-                          S_SNAPSHOT_MS, self->snapshot_backoff);
-        else
-            pres_log_error("snapshot refused: %s", error ? error : "?");
+        pres_log_error("snapshot refused: %s", error ? error : "?");
         free(error);
-        self->snapshot_at = pres_mono_ms() + self->snapshot_backoff;
-        self->snapshot_backoff = s_backoff(self->snapshot_backoff);
+        sweeper_clone_desync(self->clone, "snapshot failed");
+        s_snapshot_retry(self);
         return;
     }
     sweeper_clone_stats_t cs;
     sweeper_clone_stats(self->clone, &cs);
-    if (sweeper_clone_load(self->clone, zframe_data(reply),
-                           zframe_size(reply)) == 0) {
-        if (cs.snapshots > 0)
-            self->resyncs++;
-        pres_log_info("snapshot: seq %" PRIu64 ", %zu live sessions "
-                      "(%zu bytes, %" PRId64 " ms)%s",
-                      sweeper_clone_seq(self->clone),
-                      sweeper_tick_size(self->tick), zframe_size(reply),
-                      pres_mono_ms() - started,
-                      cs.snapshots ? " (resync)" : "");
-        self->snapshot_backoff = S_BACKOFF_MIN_MS;
-        self->head_check_at = pres_mono_ms() + S_HEAD_CHECK_MS;
-    } else {
-        self->snapshot_at = pres_mono_ms() + self->snapshot_backoff;
-        self->snapshot_backoff = s_backoff(self->snapshot_backoff);
-    }
+    self->paging_bytes += zframe_size(reply);
+    self->paging_pages++;
+    int rc = sweeper_clone_load_page(self->clone, zframe_data(reply),
+                                     zframe_size(reply), self->cursor,
+                                     sizeof self->cursor);
     zframe_destroy(&reply);
+    //  The loop's longest stretch without a chance to fire: the load.
+    int64_t now = pres_mono_ms();
+    if (now - self->taken_at > self->paging_longest)
+        self->paging_longest = now - self->taken_at;
+    if (rc != 0) {
+        s_snapshot_retry(self);
+        return;
+    }
+    if (*self->cursor) {
+        self->snapshot_at = now;  //  the next page at once
+        return;
+    }
+    if (cs.snapshots > 0)
+        self->resyncs++;
+    pres_log_info("snapshot: seq %" PRIu64 ", %zu live sessions "
+                  "(%u pages, %zu bytes, %" PRId64 " ms, longest load %" PRId64
+                  " ms)%s",
+                  sweeper_clone_seq(self->clone), sweeper_tick_size(self->tick),
+                  self->paging_pages, self->paging_bytes,
+                  now - self->paging_since, self->paging_longest,
+                  cs.snapshots ? " (resync)" : "");
+    self->snapshot_backoff = S_BACKOFF_MIN_MS;
+    self->head_check_at = now + S_HEAD_CHECK_MS;
 }
 
 //  Compare our seq with the broker's head (cheap O(1) `stats`).
@@ -306,7 +369,11 @@ s_poll_ms(const sweeper_server_t *self)
         if (d < wait)
             wait = d;
     }
-    if (!sweeper_clone_synced(self->clone) && self->snapshot_at - mono < wait)
+    if (self->asking) {
+        if (self->asked_at + S_SNAPSHOT_MS - mono < wait)
+            wait = self->asked_at + S_SNAPSHOT_MS - mono;
+    } else if (!sweeper_clone_synced(self->clone) &&
+               self->snapshot_at - mono < wait)
         wait = self->snapshot_at - mono;
     if (self->head_check_at - mono < wait)
         wait = self->head_check_at - mono;
@@ -321,19 +388,30 @@ sweeper_server_run(sweeper_server_t *self)
     assert(self);
     while (!zsys_interrupted) {
         int64_t mono = pres_mono_ms();
-        if (!sweeper_clone_synced(self->clone) && mono >= self->snapshot_at)
-            s_snapshot(self);
+        if (!sweeper_clone_synced(self->clone) && !self->asking &&
+            mono >= self->snapshot_at)
+            s_snapshot_ask(self);
+        else if (self->asking && mono - self->asked_at >= S_SNAPSHOT_MS)
+            s_snapshot_late(self);
         s_fire(self);
         //  Out of sync, the queued changes wait for the snapshot: sleep
         //  instead of waking for them.
         short events = sweeper_clone_synced(self->clone) ? ZMQ_POLLIN : 0;
-        zmq_pollitem_t item = {self->sub_handle, 0, events, 0};
-        int rc = zmq_poll(&item, 1, s_poll_ms(self));
+        zmq_pollitem_t items[2] = {
+            {self->sub_handle, 0, events, 0},
+            {pres_qclient_handle(self->qc), 0, self->asking ? ZMQ_POLLIN : 0,
+             0}};
+        int rc = zmq_poll(items, items[1].socket ? 2 : 1, s_poll_ms(self));
         if (rc < 0 && errno != EINTR) {
             pres_log_error("zmq_poll() failed: %s", zmq_strerror(errno));
             return -1;
         }
-        if (rc > 0 && sweeper_clone_synced(self->clone)) {
+        if (rc > 0 && (items[1].revents & ZMQ_POLLIN)) {
+            self->taken_at = pres_mono_ms();
+            s_snapshot_take(self);
+        }
+        if (rc > 0 && (items[0].revents & ZMQ_POLLIN) &&
+            sweeper_clone_synced(self->clone)) {
             s_drain(self);
             self->drained_at = pres_mono_ms();
             self->trimmed = false;

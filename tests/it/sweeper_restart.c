@@ -1,7 +1,8 @@
 /*  it.sweeper_restart: a sweeper restart misses no expiry. kill -9 the
     sweeper; sessions logged in before and while it is down pass their
-    deadlines; the new sweeper ends them right away (from its snapshot),
-    and a session whose deadline is still ahead ends within 1 s of it.
+    deadlines; the new sweeper ends them right away (from its snapshot,
+    taken in pages of one user, so expires go out between pages), and a
+    session whose deadline is still ahead ends within 1 s of it.
     Then the broker restarts under a running sweeper, which re-syncs and
     keeps expiring; and a deadline that passes while the broker is away
     is acted on as soon as it is back. */
@@ -58,6 +59,7 @@ main(void)
 {
     CHECK(it_env_init(&env, "sweeper-restart") == 0);
     it_env_set(&env, "timeout", "2");
+    it_env_set(&env, "snapshot_page", "1");
     CHECK(it_env_config(&env, &cfg) == 0);
     CHECK(it_broker_start(&env, NULL, &broker) == 0);
     CHECK(it_sweeper_start(&env, &sweeper, 20000) == 0);
@@ -104,6 +106,8 @@ main(void)
     int64_t late = (int64_t)end_ahead.at - (int64_t)ahead.deadline;
     fprintf(stderr, "  ahead ended %" PRId64 " ms after its deadline\n", late);
     CHECK(late >= 0 && late <= 1000);
+    //  The overdue ones ended between pages, before the last was loaded.
+    CHECK(it_proc_log_has(&sweeper, "(4 pages"));
 
     //  7. The broker restarts (kill -9) under the running sweeper, and a
     //     login follows at once: its change may reach the sweeper or not

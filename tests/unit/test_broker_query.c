@@ -200,6 +200,40 @@ test_stats_snapshot(void)
         CHECK_EQ(s_uint(path), 1002 + 120000);
     }
     CHECK(saw_bea);
+
+    //  In pages of one: three pages, `next` on all but the last, each
+    //  user once.
+    char seen[3][PRES_ID_MAX + 1];
+    q.limit = 1;
+    q.cursor[0] = '\0';
+    for (int page = 0; page < 3; page++) {
+        CHECK_EQ(s_ask(&q), 0);
+        CHECK(s_ok());
+        CHECK_EQ(s_count("users"), 1);
+        snprintf(seen[page], sizeof seen[page], "%s", s_str("users.0.user"));
+        for (int k = 0; k < page; k++)
+            CHECK(strcmp(seen[k], seen[page]) != 0);
+        CHECK_EQ(s_has("next"), page < 2);
+        if (page < 2)
+            snprintf(q.cursor, sizeof q.cursor, "%s", s_str("next"));
+    }
+    q.limit = 2;  //  a page of two, then one
+    q.cursor[0] = '\0';
+    CHECK_EQ(s_ask(&q), 0);
+    CHECK_EQ(s_count("users"), 2);
+    snprintf(q.cursor, sizeof q.cursor, "%s", s_str("next"));
+    CHECK_EQ(s_ask(&q), 0);
+    CHECK_EQ(s_count("users"), 1);
+    CHECK(!s_has("next"));
+    strcpy(q.cursor, "4000000000");  //  past the end: an empty last page
+    CHECK_EQ(s_ask(&q), 0);
+    CHECK(s_ok());
+    CHECK_EQ(s_count("users"), 0);
+    CHECK(!s_has("next"));
+    strcpy(q.cursor, "ann");  //  not a cursor the broker gave
+    CHECK_EQ(s_ask(&q), 0);
+    CHECK(!s_ok());
+    CHECK_STR(s_str("error"), "bad cursor");
 }
 
 static void

@@ -15,15 +15,17 @@ typedef struct {
 } snap_user_t;
 
 //  Build {ok:true, seq, users:[{user, state, last_seen, sessions, account,
-//  live:[{session, state, deadline}]}]}; `live_first` puts `live` before
-//  `user` to check key order does not matter.
+//  live:[{session, state, deadline}]}], next?}; `live_first` puts `live`
+//  before `user` to check key order does not matter.
 static size_t
-s_snapshot(char *buf, size_t cap, uint64_t seq, const snap_user_t *users, int n,
-           bool live_first)
+s_page(char *buf, size_t cap, uint64_t seq, const snap_user_t *users, int n,
+       bool live_first, const char *next)
 {
     pres_mp_writer_t w;
     pres_mp_writer_init(&w, buf, cap);
-    msgpack_pack_map(&w.pk, 4);
+    msgpack_pack_map(&w.pk, next ? 5 : 4);
+    if (next)
+        pres_mp_pack_kv_str(&w, "next", next);
     pres_mp_pack_cstr(&w, "ok");
     msgpack_pack_true(&w.pk);
     pres_mp_pack_kv_uint(&w, "seq", seq);
@@ -56,6 +58,13 @@ s_snapshot(char *buf, size_t cap, uint64_t seq, const snap_user_t *users, int n,
     }
     CHECK(!w.overflow);
     return w.len;
+}
+
+static size_t
+s_snapshot(char *buf, size_t cap, uint64_t seq, const snap_user_t *users, int n,
+           bool live_first)
+{
+    return s_page(buf, cap, seq, users, n, live_first, NULL);
 }
 
 //  Feed one change.
@@ -282,9 +291,89 @@ test_malformed(void)
     sweeper_tick_destroy(&t);
 }
 
+//  A snapshot in pages, changes made while the pages were taken: the
+//  replay from the first page's seq ends with the broker's state.
+static void
+test_paged(void)
+{
+    sweeper_tick_t *t = sweeper_tick_new();
+    sweeper_clone_t *c = sweeper_clone_new(t);
+    CHECK(t && c);
+    char buf[4096], next[PRES_ID_MAX + 1];
+    //  Page 1 at seq 10: alice. Then 11 carol logs in, 12 bob adds b2,
+    //  13 alice logs out, 14 bob adds b3.
+    snap_user_t p1[] = {{"alice", {"a1", NULL, NULL}, {1000, 0, 0}}};
+    size_t len = s_page(buf, sizeof(buf), 10, p1, 1, false, "1");
+    CHECK_EQ(sweeper_clone_load_page(c, buf, len, next, sizeof next), 0);
+    CHECK_STR(next, "1");
+    CHECK(!sweeper_clone_synced(c));
+    CHECK_EQ(sweeper_tick_size(t), 1);  //  due expiries can go out already
+    //  Page 2 at seq 14: bob with all three sessions.
+    snap_user_t p2[] = {{"bob", {"b1", "b2", "b3"}, {1500, 2500, 3500}}};
+    len = s_page(buf, sizeof(buf), 14, p2, 1, true, "2");
+    CHECK_EQ(sweeper_clone_load_page(c, buf, len, next, sizeof next), 0);
+    CHECK_STR(next, "2");
+    //  Page 3 at seq 14: carol; the last.
+    snap_user_t p3[] = {{"carol", {"c1", NULL, NULL}, {3000, 0, 0}}};
+    len = s_page(buf, sizeof(buf), 14, p3, 1, false, NULL);
+    CHECK_EQ(sweeper_clone_load_page(c, buf, len, next, sizeof next), 0);
+    CHECK_STR(next, "");
+    CHECK(sweeper_clone_synced(c));
+    CHECK_EQ(sweeper_clone_seq(c), 10);
+    CHECK_EQ(sweeper_tick_size(t), 5);
+    //  The replay: 10 is held; 12 counts 2 sessions where the table has
+    //  three (page 2 is ahead of it): no resync.
+    CHECK_EQ(s_change(c, 10, "alice", "a1", 1000, 1, PRES_RSN_LOGIN),
+             SWEEPER_CLONE_DROPPED);
+    CHECK_EQ(s_change(c, 11, "carol", "c1", 3000, 1, PRES_RSN_LOGIN),
+             SWEEPER_CLONE_APPLIED);
+    CHECK_EQ(s_change(c, 12, "bob", "b2", 2500, 2, PRES_RSN_LOGIN),
+             SWEEPER_CLONE_APPLIED);
+    CHECK_EQ(s_change(c, 13, "alice", "a1", 0, 0, PRES_RSN_LOGOUT),
+             SWEEPER_CLONE_APPLIED);
+    CHECK_EQ(s_change(c, 14, "bob", "b3", 3500, 3, PRES_RSN_LOGIN),
+             SWEEPER_CLONE_APPLIED);
+    CHECK_EQ(sweeper_tick_deadline(t, "alice", "a1"), 0);
+    CHECK_EQ(sweeper_tick_user_sessions(t, "bob"), 3);
+    CHECK_EQ(sweeper_tick_size(t), 4);
+    //  Past the last page, counts are checked again.
+    CHECK_EQ(s_change(c, 15, "dave", "d1", 4000, 1, PRES_RSN_LOGIN),
+             SWEEPER_CLONE_APPLIED);
+    CHECK_EQ(s_change(c, 16, "bob", "b4", 4500, 9, PRES_RSN_LOGIN),
+             SWEEPER_CLONE_RESYNC);
+    CHECK_STR(sweeper_clone_why(c), "session count differs");
+
+    //  A page whose seq is below the previous one's: the broker restarted
+    //  between them; the next page call starts over with a clear table.
+    len = s_page(buf, sizeof(buf), 20, p1, 1, false, "1");
+    CHECK_EQ(sweeper_clone_load_page(c, buf, len, next, sizeof next), 0);
+    len = s_page(buf, sizeof(buf), 5, p2, 1, false, "2");
+    CHECK_EQ(sweeper_clone_load_page(c, buf, len, next, sizeof next), -1);
+    CHECK(!sweeper_clone_synced(c));
+    len = s_page(buf, sizeof(buf), 6, p3, 1, false, NULL);
+    CHECK_EQ(sweeper_clone_load_page(c, buf, len, next, sizeof next), 0);
+    CHECK(sweeper_clone_synced(c));
+    CHECK_EQ(sweeper_clone_seq(c), 6);
+    CHECK_EQ(sweeper_tick_size(t), 1);  //  carol only
+    //  A `next` that is not a string, or too long for the cursor.
+    len = s_page(buf, sizeof(buf), 7, p3, 1, false, "");
+    CHECK_EQ(sweeper_clone_load_page(c, buf, len, next, sizeof next), -1);
+    len = s_page(buf, sizeof(buf), 7, p3, 1, false, "123456789");
+    CHECK_EQ(sweeper_clone_load_page(c, buf, len, next, 4), -1);
+    //  A whole snapshot must not carry `next`.
+    len = s_page(buf, sizeof(buf), 7, p3, 1, false, "1");
+    CHECK_EQ(sweeper_clone_load(c, buf, len), -1);
+    sweeper_clone_stats_t st;
+    sweeper_clone_stats(c, &st);
+    CHECK_EQ(st.snapshots, 2);
+    sweeper_clone_destroy(&c);
+    sweeper_tick_destroy(&t);
+}
+
 int
 main(void)
 {
+    test_paged();
     test_snapshot_and_changes(false);
     test_snapshot_and_changes(true);
     test_gap_and_resync();
