@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pres_ids.h"
 #include "pres_log.h"
 
 #define FNV_SEED 2166136261u
@@ -34,6 +35,7 @@ struct broker_live {
     uint32_t sessions_top;
     uint32_t sessions_free;
     s_table_t session_index;  //  user id + session id -> entry
+    pres_ids_t *ids;          //  every id of the entries
 };
 
 uint32_t
@@ -129,6 +131,12 @@ s_table_remove(s_table_t *t, uint32_t hash, uint32_t idx)
     t->used--;
 }
 
+const char *
+broker_live_id(const broker_live_t *self, uint32_t id)
+{
+    return pres_ids_get(self->ids, id);
+}
+
 broker_live_t *
 broker_live_new(void)
 {
@@ -137,7 +145,8 @@ broker_live_new(void)
         return NULL;
     self->users_free = BROKER_LIVE_NONE;
     self->sessions_free = BROKER_LIVE_NONE;
-    if (s_table_init(&self->user_index, 1024) ||
+    self->ids = pres_ids_new();
+    if (!self->ids || s_table_init(&self->user_index, 1024) ||
         s_table_init(&self->session_index, 1024)) {
         pres_log_error("calloc() failed creating the live set");
         broker_live_destroy(&self);
@@ -153,7 +162,8 @@ broker_live_destroy(broker_live_t **self_p)
     if (!self)
         return;
     for (uint32_t u = 0; u < self->users_top; u++)
-        free(self->users[u].reason);
+        if (self->users[u].len)
+            free(self->users[u].reason);
     for (uint32_t s = 0; s < self->sessions_top; s++)
         if (self->sessions[s].len)
             free(self->sessions[s].device);
@@ -161,6 +171,7 @@ broker_live_destroy(broker_live_t **self_p)
     free(self->sessions);
     free(self->user_index.slots);
     free(self->session_index.slots);
+    pres_ids_destroy(&self->ids);
     free(self);
     *self_p = NULL;
 }
@@ -174,7 +185,8 @@ broker_live_user_find(broker_live_t *self, const char *id, size_t len)
         if (t->slots[i].hash != hash)
             continue;
         broker_user_t *user = &self->users[t->slots[i].idx - 1];
-        if (user->len == len && memcmp(user->id, id, len) == 0)
+        if (user->len == len &&
+            memcmp(pres_ids_get(self->ids, user->id), id, len) == 0)
             return t->slots[i].idx - 1;
     }
     return BROKER_LIVE_NONE;
@@ -187,9 +199,12 @@ broker_live_user_add(broker_live_t *self, const char *id, size_t len)
     assert(broker_live_user_find(self, id, len) == BROKER_LIVE_NONE);
     if (s_table_grow(&self->user_index))
         return BROKER_LIVE_NONE;
+    uint32_t ref = pres_ids_add(self->ids, id, len);
+    if (ref == PRES_IDS_NONE)
+        return BROKER_LIVE_NONE;
     uint32_t u = self->users_free;
     if (u != BROKER_LIVE_NONE)
-        self->users_free = self->users[u].next_free;
+        self->users_free = self->users[u].first;
     else {
         if (self->users_top == self->users_cap) {
             uint32_t cap = self->users_cap ? self->users_cap * 2 : 1024;
@@ -197,6 +212,7 @@ broker_live_user_add(broker_live_t *self, const char *id, size_t len)
                 realloc(self->users, (size_t)cap * sizeof(*users));
             if (!users) {
                 pres_log_error("realloc() failed growing live users");
+                pres_ids_free(self->ids, ref);
                 return BROKER_LIVE_NONE;
             }
             self->users = users;
@@ -206,7 +222,7 @@ broker_live_user_add(broker_live_t *self, const char *id, size_t len)
     }
     broker_user_t *user = &self->users[u];
     memset(user, 0, sizeof(*user));
-    memcpy(user->id, id, len);
+    user->id = ref;
     user->len = (uint8_t)len;
     user->account = PRES_ACC_ACTIVE;
     user->state = PRES_OFFLINE;
@@ -225,8 +241,10 @@ broker_live_user_remove(broker_live_t *self, uint32_t u)
     s_table_remove(&self->user_index, user->hash, u);
     free(user->reason);
     user->reason = NULL;
+    pres_ids_free(self->ids, user->id);
+    user->id = PRES_IDS_NONE;
     user->len = 0;
-    user->next_free = self->users_free;
+    user->first = self->users_free;
     self->users_free = u;
 }
 
@@ -266,7 +284,8 @@ broker_live_session_find(broker_live_t *self, uint32_t u, const char *id,
         if (t->slots[i].hash != hash)
             continue;
         broker_session_t *s = &self->sessions[t->slots[i].idx - 1];
-        if (s->user == u && s->len == len && memcmp(s->id, id, len) == 0)
+        if (s->user == u && s->len == len &&
+            memcmp(pres_ids_get(self->ids, s->id), id, len) == 0)
             return t->slots[i].idx - 1;
     }
     return BROKER_LIVE_NONE;
@@ -279,6 +298,9 @@ broker_live_session_add(broker_live_t *self, uint32_t u, const char *id,
     assert(len > 0 && len <= PRES_ID_MAX);
     if (s_table_grow(&self->session_index))
         return BROKER_LIVE_NONE;
+    uint32_t ref = pres_ids_add(self->ids, id, len);
+    if (ref == PRES_IDS_NONE)
+        return BROKER_LIVE_NONE;
     uint32_t s = self->sessions_free;
     if (s != BROKER_LIVE_NONE)
         self->sessions_free = self->sessions[s].next;
@@ -289,6 +311,7 @@ broker_live_session_add(broker_live_t *self, uint32_t u, const char *id,
                 realloc(self->sessions, (size_t)cap * sizeof(*sessions));
             if (!sessions) {
                 pres_log_error("realloc() failed growing live sessions");
+                pres_ids_free(self->ids, ref);
                 return BROKER_LIVE_NONE;
             }
             self->sessions = sessions;
@@ -299,7 +322,7 @@ broker_live_session_add(broker_live_t *self, uint32_t u, const char *id,
     broker_user_t *user = broker_live_user(self, u);
     broker_session_t *session = &self->sessions[s];
     memset(session, 0, sizeof(*session));
-    memcpy(session->id, id, len);
+    session->id = ref;
     session->len = (uint8_t)len;
     session->state = PRES_ONLINE;
     session->flags = BROKER_S_NEW;
@@ -331,6 +354,8 @@ broker_live_session_remove(broker_live_t *self, uint32_t s)
     user->nsessions--;
     free(session->device);
     session->device = NULL;
+    pres_ids_free(self->ids, session->id);
+    session->id = PRES_IDS_NONE;
     session->len = 0;
     session->next = self->sessions_free;
     self->sessions_free = s;
