@@ -1,8 +1,10 @@
 /*  broker_live: the broker's in-memory resident set. Users that are live
     (online/away) or touched by the current batch, and every live session,
     in two open-addressing hash tables (user id; user + session id) over
-    index-addressed arrays. No allocation per lookup; the hot path of a
-    heartbeat is one session lookup. Single-threaded. */
+    index-addressed arrays (4-byte slots: at most 16,777,214 resident users
+    and as many live sessions; an add beyond fails as out of memory). Ids
+    are out of line, in an id arena. No allocation per lookup; the hot
+    path of a heartbeat is one session lookup. Single-threaded. */
 #ifndef BROKER_LIVE_H_INCLUDED
 #define BROKER_LIVE_H_INCLUDED
 
