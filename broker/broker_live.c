@@ -8,19 +8,24 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pres_ids.h"
 #include "pres_log.h"
 
 #define FNV_SEED 2166136261u
 
-typedef struct {
-    uint32_t hash;  //  hash of the entry's key
-    uint32_t idx;   //  entry index + 1; 0 = empty slot
-} s_slot_t;
+//  An index slot is 4 bytes: the top 8 bits of the entry's hash (a tag
+//  that rules out most non-matching slots without reading the entry)
+//  and the entry's index + 1 in the low 24 bits; 0 = empty. Hence at
+//  most S_MAX_ENTRIES users and as many sessions.
+#define S_IDX_BITS    24
+#define S_IDX_MASK    ((1u << S_IDX_BITS) - 1)
+#define S_MAX_ENTRIES (S_IDX_MASK - 1)
 
 typedef struct {
-    s_slot_t *slots;  //  power-of-two array
+    uint32_t *slots;  //  power-of-two array
     uint32_t mask;    //  slot count - 1
     uint32_t used;    //  occupied slots
+    bool users;       //  indexes users (else sessions): where hashes are
 } s_table_t;
 
 struct broker_live {
@@ -34,6 +39,7 @@ struct broker_live {
     uint32_t sessions_top;
     uint32_t sessions_free;
     s_table_t session_index;  //  user id + session id -> entry
+    pres_ids_t *ids;          //  every id of the entries
 };
 
 uint32_t
@@ -59,42 +65,64 @@ s_session_hash(const broker_user_t *user, const char *id, size_t len)
     return broker_live_hash(id, len, user->hash | 1u);
 }
 
-static int
-s_table_init(s_table_t *t, uint32_t slots)
+static uint32_t
+s_slot_idx(uint32_t slot)
 {
-    t->slots = calloc(slots, sizeof(s_slot_t));
+    return (slot & S_IDX_MASK) - 1;
+}
+
+static bool
+s_slot_tagged(uint32_t slot, uint32_t hash)
+{
+    return ((slot ^ hash) & ~S_IDX_MASK) == 0;
+}
+
+//  The full hash of entry idx of table t.
+static uint32_t
+s_entry_hash(const broker_live_t *self, const s_table_t *t, uint32_t idx)
+{
+    return t->users ? self->users[idx].hash : self->sessions[idx].hash;
+}
+
+static int
+s_table_init(s_table_t *t, uint32_t slots, bool users)
+{
+    t->slots = calloc(slots, sizeof(*t->slots));
     if (!t->slots)
         return -1;
     t->mask = slots - 1;
     t->used = 0;
+    t->users = users;
     return 0;
 }
 
 static void
 s_table_insert(s_table_t *t, uint32_t hash, uint32_t idx)
 {
+    assert(idx < S_MAX_ENTRIES);
     uint32_t i = hash & t->mask;
-    while (t->slots[i].idx)
+    while (t->slots[i])
         i = (i + 1) & t->mask;
-    t->slots[i].hash = hash;
-    t->slots[i].idx = idx + 1;
+    t->slots[i] = (hash & ~S_IDX_MASK) | (idx + 1);
     t->used++;
 }
 
 //  Double the slot array when more than half full. 0 or -1.
 static int
-s_table_grow(s_table_t *t)
+s_table_grow(const broker_live_t *self, s_table_t *t)
 {
     if ((t->used + 1) * 2 <= t->mask + 1)
         return 0;
     s_table_t bigger;
-    if (s_table_init(&bigger, (t->mask + 1) * 2)) {
+    if (s_table_init(&bigger, (t->mask + 1) * 2, t->users)) {
         pres_log_error("calloc() failed growing a live index");
         return -1;
     }
     for (uint32_t i = 0; i <= t->mask; i++)
-        if (t->slots[i].idx)
-            s_table_insert(&bigger, t->slots[i].hash, t->slots[i].idx - 1);
+        if (t->slots[i]) {
+            uint32_t idx = s_slot_idx(t->slots[i]);
+            s_table_insert(&bigger, s_entry_hash(self, t, idx), idx);
+        }
     free(t->slots);
     *t = bigger;
     return 0;
@@ -103,19 +131,21 @@ s_table_grow(s_table_t *t)
 //  Remove the slot holding idx, shifting later members of the probe chain
 //  back (Knuth's algorithm R).
 static void
-s_table_remove(s_table_t *t, uint32_t hash, uint32_t idx)
+s_table_remove(const broker_live_t *self, s_table_t *t, uint32_t hash,
+               uint32_t idx)
 {
     uint32_t i = hash & t->mask;
-    while (t->slots[i].idx != idx + 1) {
-        assert(t->slots[i].idx);
+    while ((t->slots[i] & S_IDX_MASK) != idx + 1) {
+        assert(t->slots[i]);
         i = (i + 1) & t->mask;
     }
     uint32_t hole = i;
     while (true) {
         i = (i + 1) & t->mask;
-        if (!t->slots[i].idx)
+        if (!t->slots[i])
             break;
-        uint32_t home = t->slots[i].hash & t->mask;
+        uint32_t home =
+            s_entry_hash(self, t, s_slot_idx(t->slots[i])) & t->mask;
         //  Move i into the hole unless its home lies cyclically in
         //  (hole, i].
         bool stays =
@@ -125,8 +155,14 @@ s_table_remove(s_table_t *t, uint32_t hash, uint32_t idx)
             hole = i;
         }
     }
-    t->slots[hole].idx = 0;
+    t->slots[hole] = 0;
     t->used--;
+}
+
+const char *
+broker_live_id(const broker_live_t *self, uint32_t id)
+{
+    return pres_ids_get(self->ids, id);
 }
 
 broker_live_t *
@@ -137,8 +173,9 @@ broker_live_new(void)
         return NULL;
     self->users_free = BROKER_LIVE_NONE;
     self->sessions_free = BROKER_LIVE_NONE;
-    if (s_table_init(&self->user_index, 1024) ||
-        s_table_init(&self->session_index, 1024)) {
+    self->ids = pres_ids_new();
+    if (!self->ids || s_table_init(&self->user_index, 1024, true) ||
+        s_table_init(&self->session_index, 1024, false)) {
         pres_log_error("calloc() failed creating the live set");
         broker_live_destroy(&self);
     }
@@ -153,7 +190,8 @@ broker_live_destroy(broker_live_t **self_p)
     if (!self)
         return;
     for (uint32_t u = 0; u < self->users_top; u++)
-        free(self->users[u].reason);
+        if (self->users[u].len)
+            free(self->users[u].reason);
     for (uint32_t s = 0; s < self->sessions_top; s++)
         if (self->sessions[s].len)
             free(self->sessions[s].device);
@@ -161,6 +199,7 @@ broker_live_destroy(broker_live_t **self_p)
     free(self->sessions);
     free(self->user_index.slots);
     free(self->session_index.slots);
+    pres_ids_destroy(&self->ids);
     free(self);
     *self_p = NULL;
 }
@@ -170,12 +209,13 @@ broker_live_user_find(broker_live_t *self, const char *id, size_t len)
 {
     uint32_t hash = broker_live_hash(id, len, 0);
     s_table_t *t = &self->user_index;
-    for (uint32_t i = hash & t->mask; t->slots[i].idx; i = (i + 1) & t->mask) {
-        if (t->slots[i].hash != hash)
+    for (uint32_t i = hash & t->mask; t->slots[i]; i = (i + 1) & t->mask) {
+        if (!s_slot_tagged(t->slots[i], hash))
             continue;
-        broker_user_t *user = &self->users[t->slots[i].idx - 1];
-        if (user->len == len && memcmp(user->id, id, len) == 0)
-            return t->slots[i].idx - 1;
+        broker_user_t *user = &self->users[s_slot_idx(t->slots[i])];
+        if (user->hash == hash && user->len == len &&
+            memcmp(pres_ids_get(self->ids, user->id), id, len) == 0)
+            return s_slot_idx(t->slots[i]);
     }
     return BROKER_LIVE_NONE;
 }
@@ -185,18 +225,27 @@ broker_live_user_add(broker_live_t *self, const char *id, size_t len)
 {
     assert(len > 0 && len <= PRES_ID_MAX);
     assert(broker_live_user_find(self, id, len) == BROKER_LIVE_NONE);
-    if (s_table_grow(&self->user_index))
+    if (s_table_grow(self, &self->user_index))
+        return BROKER_LIVE_NONE;
+    uint32_t ref = pres_ids_add(self->ids, id, len);
+    if (ref == PRES_IDS_NONE)
         return BROKER_LIVE_NONE;
     uint32_t u = self->users_free;
     if (u != BROKER_LIVE_NONE)
-        self->users_free = self->users[u].next_free;
+        self->users_free = self->users[u].first;
     else {
+        if (self->users_top == S_MAX_ENTRIES) {
+            pres_log_error("live users full (%u)", S_MAX_ENTRIES);
+            pres_ids_free(self->ids, ref);
+            return BROKER_LIVE_NONE;
+        }
         if (self->users_top == self->users_cap) {
             uint32_t cap = self->users_cap ? self->users_cap * 2 : 1024;
             broker_user_t *users =
                 realloc(self->users, (size_t)cap * sizeof(*users));
             if (!users) {
                 pres_log_error("realloc() failed growing live users");
+                pres_ids_free(self->ids, ref);
                 return BROKER_LIVE_NONE;
             }
             self->users = users;
@@ -206,7 +255,7 @@ broker_live_user_add(broker_live_t *self, const char *id, size_t len)
     }
     broker_user_t *user = &self->users[u];
     memset(user, 0, sizeof(*user));
-    memcpy(user->id, id, len);
+    user->id = ref;
     user->len = (uint8_t)len;
     user->account = PRES_ACC_ACTIVE;
     user->state = PRES_OFFLINE;
@@ -222,11 +271,13 @@ broker_live_user_remove(broker_live_t *self, uint32_t u)
 {
     broker_user_t *user = broker_live_user(self, u);
     assert(user->nsessions == 0 && user->first == BROKER_LIVE_NONE);
-    s_table_remove(&self->user_index, user->hash, u);
+    s_table_remove(self, &self->user_index, user->hash, u);
     free(user->reason);
     user->reason = NULL;
+    pres_ids_free(self->ids, user->id);
+    user->id = PRES_IDS_NONE;
     user->len = 0;
-    user->next_free = self->users_free;
+    user->first = self->users_free;
     self->users_free = u;
 }
 
@@ -262,12 +313,13 @@ broker_live_session_find(broker_live_t *self, uint32_t u, const char *id,
         return BROKER_LIVE_NONE;
     uint32_t hash = s_session_hash(user, id, len);
     s_table_t *t = &self->session_index;
-    for (uint32_t i = hash & t->mask; t->slots[i].idx; i = (i + 1) & t->mask) {
-        if (t->slots[i].hash != hash)
+    for (uint32_t i = hash & t->mask; t->slots[i]; i = (i + 1) & t->mask) {
+        if (!s_slot_tagged(t->slots[i], hash))
             continue;
-        broker_session_t *s = &self->sessions[t->slots[i].idx - 1];
-        if (s->user == u && s->len == len && memcmp(s->id, id, len) == 0)
-            return t->slots[i].idx - 1;
+        broker_session_t *s = &self->sessions[s_slot_idx(t->slots[i])];
+        if (s->hash == hash && s->user == u && s->len == len &&
+            memcmp(pres_ids_get(self->ids, s->id), id, len) == 0)
+            return s_slot_idx(t->slots[i]);
     }
     return BROKER_LIVE_NONE;
 }
@@ -277,18 +329,27 @@ broker_live_session_add(broker_live_t *self, uint32_t u, const char *id,
                         size_t len)
 {
     assert(len > 0 && len <= PRES_ID_MAX);
-    if (s_table_grow(&self->session_index))
+    if (s_table_grow(self, &self->session_index))
+        return BROKER_LIVE_NONE;
+    uint32_t ref = pres_ids_add(self->ids, id, len);
+    if (ref == PRES_IDS_NONE)
         return BROKER_LIVE_NONE;
     uint32_t s = self->sessions_free;
     if (s != BROKER_LIVE_NONE)
         self->sessions_free = self->sessions[s].next;
     else {
+        if (self->sessions_top == S_MAX_ENTRIES) {
+            pres_log_error("live sessions full (%u)", S_MAX_ENTRIES);
+            pres_ids_free(self->ids, ref);
+            return BROKER_LIVE_NONE;
+        }
         if (self->sessions_top == self->sessions_cap) {
             uint32_t cap = self->sessions_cap ? self->sessions_cap * 2 : 1024;
             broker_session_t *sessions =
                 realloc(self->sessions, (size_t)cap * sizeof(*sessions));
             if (!sessions) {
                 pres_log_error("realloc() failed growing live sessions");
+                pres_ids_free(self->ids, ref);
                 return BROKER_LIVE_NONE;
             }
             self->sessions = sessions;
@@ -299,7 +360,7 @@ broker_live_session_add(broker_live_t *self, uint32_t u, const char *id,
     broker_user_t *user = broker_live_user(self, u);
     broker_session_t *session = &self->sessions[s];
     memset(session, 0, sizeof(*session));
-    memcpy(session->id, id, len);
+    session->id = ref;
     session->len = (uint8_t)len;
     session->state = PRES_ONLINE;
     session->flags = BROKER_S_NEW;
@@ -320,7 +381,7 @@ broker_live_session_remove(broker_live_t *self, uint32_t s)
 {
     broker_session_t *session = broker_live_session(self, s);
     broker_user_t *user = broker_live_user(self, session->user);
-    s_table_remove(&self->session_index, session->hash, s);
+    s_table_remove(self, &self->session_index, session->hash, s);
     if (session->prev != BROKER_LIVE_NONE)
         self->sessions[session->prev].next = session->next;
     else
@@ -331,6 +392,8 @@ broker_live_session_remove(broker_live_t *self, uint32_t s)
     user->nsessions--;
     free(session->device);
     session->device = NULL;
+    pres_ids_free(self->ids, session->id);
+    session->id = PRES_IDS_NONE;
     session->len = 0;
     session->next = self->sessions_free;
     self->sessions_free = s;

@@ -1,8 +1,10 @@
 /*  broker_live: the broker's in-memory resident set. Users that are live
     (online/away) or touched by the current batch, and every live session,
     in two open-addressing hash tables (user id; user + session id) over
-    index-addressed arrays. No allocation per lookup; the hot path of a
-    heartbeat is one session lookup. Single-threaded. */
+    index-addressed arrays (4-byte slots: at most 16,777,214 resident users
+    and as many live sessions; an add beyond fails as out of memory). Ids
+    are out of line, in an id arena. No allocation per lookup; the hot
+    path of a heartbeat is one session lookup. Single-threaded. */
 #ifndef BROKER_LIVE_H_INCLUDED
 #define BROKER_LIVE_H_INCLUDED
 
@@ -29,41 +31,47 @@
                            //  written by the batch's txn
 #define BROKER_S_GRACE 16  //  timed out, kept for `grace` (memory only)
 
+//  Ids live out of line in the set's id arena (pres_ids): an entry holds
+//  a 4-byte reference; broker_live_id() gives the NUL-terminated bytes.
 typedef struct {
-    char id[PRES_ID_MAX + 1];  //  user id, NUL-terminated
-    uint8_t len;               //  id length; 0 = free entry
-    uint8_t account;           //  pres_account_t
-    uint8_t state;             //  pres_state_t, aggregated over sessions
-    uint8_t stored_state;      //  state as last written to LMDB
-    uint8_t flags;             //  BROKER_U_*
-    uint32_t nsessions;        //  live sessions
-    uint32_t first;            //  first session (index) or NONE
-    uint32_t hash;             //  of id
-    uint32_t next_free;        //  free list link (free entries only)
-    uint64_t last_seen;        //  ms, broker clock
-    char *reason;              //  account reason (heap) or NULL
+    uint32_t id;           //  user id (broker_live_id), NUL-terminated
+    uint8_t len;           //  id length; 0 = free entry
+    uint8_t account;       //  pres_account_t
+    uint8_t state;         //  pres_state_t, aggregated over sessions
+    uint8_t stored_state;  //  state as last written to LMDB
+    uint8_t flags;         //  BROKER_U_*
+    uint32_t nsessions;    //  live sessions
+    uint32_t first;        //  first session (index) or NONE; free list
+                           //  link of free entries
+    uint32_t hash;         //  of id
+    uint64_t last_seen;    //  ms, broker clock
+    char *reason;          //  account reason (heap) or NULL
 } broker_user_t;
 
 typedef struct {
-    char id[PRES_ID_MAX + 1];  //  session id
-    uint8_t len;               //  id length; 0 = free entry
-    uint8_t state;             //  PRES_ONLINE or PRES_AWAY
-    uint8_t flags;             //  BROKER_S_*
-    uint32_t user;             //  owning user (index)
-    uint32_t next;             //  next session of the user, or NONE
-    uint32_t prev;             //  previous session of the user, or NONE
-    uint32_t hash;             //  of user id + session id
-    uint64_t last_hb;          //  ms of the last login/heartbeat
-    uint64_t durable_hb;       //  last_hb known to be in LMDB (a lower
-                               //  bound: 0 when unknown)
-    uint64_t since;            //  ms of the login that started it
-    char *device;              //  device label (heap) or NULL
+    uint32_t id;          //  session id (broker_live_id)
+    uint8_t len;          //  id length; 0 = free entry
+    uint8_t state;        //  PRES_ONLINE or PRES_AWAY
+    uint8_t flags;        //  BROKER_S_*
+    uint32_t user;        //  owning user (index)
+    uint32_t next;        //  next session of the user, or NONE
+    uint32_t prev;        //  previous session of the user, or NONE
+    uint32_t hash;        //  of user id + session id
+    uint64_t last_hb;     //  ms of the last login/heartbeat
+    uint64_t durable_hb;  //  last_hb known to be in LMDB (a lower
+                          //  bound: 0 when unknown)
+    uint64_t since;       //  ms of the login that started it
+    char *device;         //  device label (heap) or NULL
 } broker_session_t;
 
 typedef struct broker_live broker_live_t;
 
 broker_live_t *broker_live_new(void);
 void broker_live_destroy(broker_live_t **self_p);
+
+//  The bytes of an entry's id (user->id or session->id), NUL-terminated.
+//  Borrowed: valid while the entry is resident (never moved by adds).
+const char *broker_live_id(const broker_live_t *self, uint32_t id);
 
 //  Find a user; BROKER_LIVE_NONE if not resident.
 uint32_t broker_live_user_find(broker_live_t *self, const char *id, size_t len);

@@ -125,7 +125,7 @@ s_pack_devices(pres_mpw_map_t *m, broker_state_t *state, const s_user_view_t *v)
         broker_session_t *session = broker_live_session(live, s);
         pres_mpw_map_t d;
         pres_mpw_map_begin_in(&d, m);
-        pres_mpw_kv_str(&d, "session", session->id);
+        pres_mpw_kv_str(&d, "session", broker_live_id(live, session->id));
         pres_mpw_kv_str(&d, "device", session->device ? session->device : "");
         pres_mpw_kv_uint(&d, "since", session->since);
         pres_mpw_kv_uint(&d, "last_seen", session->last_hb);
@@ -652,7 +652,7 @@ s_snapshot(broker_state_t *state, const pres_query_t *q, msgpack_sbuffer *out)
                            .last_seen = user->last_seen,
                            .sessions = user->nsessions,
                            .account = user->account};
-        memcpy(v.id, user->id, (size_t)user->len + 1);
+        memcpy(v.id, broker_live_id(live, user->id), (size_t)user->len + 1);
         pres_mpw_map_t um;
         pres_mpw_map_begin_in(&um, &r);
         s_pack_user(&um, &v);
@@ -662,7 +662,7 @@ s_snapshot(broker_state_t *state, const pres_query_t *q, msgpack_sbuffer *out)
             broker_session_t *session = broker_live_session(live, s);
             pres_mpw_map_t sm;
             pres_mpw_map_begin_in(&sm, &um);
-            pres_mpw_kv_str(&sm, "session", session->id);
+            pres_mpw_kv_str(&sm, "session", broker_live_id(live, session->id));
             pres_mpw_kv_str(&sm, "state", pres_state_name(session->state));
             pres_mpw_kv_uint(&sm, "deadline", session->last_hb + timeout);
             pres_mpw_map_end(&sm);

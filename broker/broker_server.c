@@ -907,9 +907,11 @@ broker_server_run(broker_server_t *self)
             //  main.c keeps freed heap for the hot path (no trim per
             //  batch); once the bus is quiet, give back what bursts and
             //  table growth left behind (old arrays, the I/O thread's
-            //  receive buffers in its own arena, the durable queue).
+            //  receive buffers in its own arena, the durable queue), and
+            //  the LMDB pages the logins read (clean file pages).
             broker_durable_shrink(self->durable);
             malloc_trim(0);
+            broker_store_release(self->store);
             self->trimmed = true;
         }
         if ((items[durable_at].revents & ZMQ_POLLIN) && s_release(self))

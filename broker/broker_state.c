@@ -191,7 +191,8 @@ s_load(broker_state_t *self, bool pubs)
         broker_user_t *user = broker_live_user(self->live, u);
         user->state = (uint8_t)broker_live_user_state(self->live, u);
         if (user->state != user->stored_state)
-            pres_log_warn("user %s: stored state %s, sessions say %s", user->id,
+            pres_log_warn("user %s: stored state %s, sessions say %s",
+                          broker_live_id(self->live, user->id),
                           pres_state_name(user->stored_state),
                           pres_state_name(user->state));
     }
@@ -343,14 +344,17 @@ s_change(broker_state_t *self, uint32_t u, pres_state_t prev,
         .deadline = deadline,
         .term = self->term,
     };
-    memcpy(ch.user, user->id, (size_t)user->len + 1);
+    memcpy(ch.user, broker_live_id(self->live, user->id),
+           (size_t)user->len + 1);
     snprintf(ch.session, sizeof(ch.session), "%s", session ? session : "");
     char topic[PRES_TOPIC_MAX];
     uint8_t body[S_OUTBOX_MSG];
-    size_t tlen = pres_change_topic(user->id, topic);
+    size_t tlen =
+        pres_change_topic(broker_live_id(self->live, user->id), topic);
     size_t blen = pres_change_encode(&ch, body, sizeof(body));
     if (!blen) {
-        pres_log_error("pres_change_encode() failed for %s", user->id);
+        pres_log_error("pres_change_encode() failed for %s",
+                       broker_live_id(self->live, user->id));
         return -1;
     }
     self->changed = true;
@@ -365,7 +369,8 @@ s_change(broker_state_t *self, uint32_t u, pres_state_t prev,
                                    .state = (uint8_t)ch.state,
                                    .prev = (uint8_t)ch.prev,
                                    .reason = (uint8_t)reason};
-    memcpy(lg->user, user->id, (size_t)user->len + 1);
+    memcpy(lg->user, broker_live_id(self->live, user->id),
+           (size_t)user->len + 1);
     self->quality.transitions[reason]++;
     return s_outbox_add(self, topic, tlen, body, blen);
 }
@@ -452,8 +457,10 @@ s_end_session(broker_state_t *self, uint32_t s)
                    sizeof(s_dead_t)))
             return -1;
         s_dead_t *d = &self->dead[self->ndead++];
-        memcpy(d->user, user->id, (size_t)user->len + 1);
-        memcpy(d->session, session->id, (size_t)session->len + 1);
+        memcpy(d->user, broker_live_id(self->live, user->id),
+               (size_t)user->len + 1);
+        memcpy(d->session, broker_live_id(self->live, session->id),
+               (size_t)session->len + 1);
     }
     s_touch(self, session->user, S_U_WRITE);
     broker_live_session_remove(self->live, s);
@@ -523,7 +530,8 @@ s_login(broker_state_t *self, const pres_event_t *ev, pres_state_t state)
     user->state = (uint8_t)broker_live_user_state(self->live, u);
     if (added || user->state != prev) {
         session->flags |= BROKER_S_WRITE;
-        return s_change(self, u, prev, PRES_RSN_LOGIN, session->id,
+        return s_change(self, u, prev, PRES_RSN_LOGIN,
+                        broker_live_id(self->live, session->id),
                         s_deadline(self, session));
     }
     if (flipped) {
@@ -565,7 +573,8 @@ s_heartbeat(broker_state_t *self, const pres_event_t *ev)
         session->flags |= BROKER_S_WRITE;
         user->state = (uint8_t)broker_live_user_state(self->live, u);
         if (user->state != prev)
-            return s_change(self, u, prev, PRES_RSN_HEARTBEAT, session->id,
+            return s_change(self, u, prev, PRES_RSN_HEARTBEAT,
+                            broker_live_id(self->live, session->id),
                             s_deadline(self, session));
         s_touch(self, u, S_U_WRITE);
         return 0;
@@ -675,7 +684,8 @@ s_audit(broker_state_t *self, const broker_user_t *user, pres_account_t status,
         return -1;
     s_audited_t *a = &self->audited[self->naudited++];
     a->n = ++self->meta.audits;
-    memcpy(a->user, user->id, (size_t)user->len + 1);
+    memcpy(a->user, broker_live_id(self->live, user->id),
+           (size_t)user->len + 1);
     a->rec.at = self->now;
     a->rec.old = user->account;
     a->rec.status = (uint8_t)status;
@@ -810,9 +820,10 @@ s_write_user(broker_state_t *self, broker_store_t *store, uint32_t u)
     broker_user_t *user = broker_live_user(self->live, u);
     broker_user_rec_t rec;
     s_user_rec(user, &rec);
-    if (broker_store_put_user(store, user->id, user->len, &rec) ||
-        broker_store_set_state(store, user->id, user->len, user->stored_state,
-                               user->state))
+    if (broker_store_put_user(store, broker_live_id(self->live, user->id),
+                              user->len, &rec) ||
+        broker_store_set_state(store, broker_live_id(self->live, user->id),
+                               user->len, user->stored_state, user->state))
         return -1;
     for (uint32_t s = user->first; s != BROKER_LIVE_NONE;) {
         broker_session_t *session = broker_live_session(self->live, s);
@@ -824,7 +835,9 @@ s_write_user(broker_state_t *self, broker_store_t *store, uint32_t u)
                                      .state = session->state};
         snprintf(srec.device, sizeof(srec.device), "%s",
                  session->device ? session->device : "");
-        if (broker_store_put_session(store, user->id, session->id, &srec))
+        if (broker_store_put_session(
+                store, broker_live_id(self->live, user->id),
+                broker_live_id(self->live, session->id), &srec))
             return -1;
     }
     return 0;
@@ -1012,8 +1025,9 @@ s_fill_flush(broker_store_t *store, void *arg)
                                              .state = session->state};
                 snprintf(srec.device, sizeof(srec.device), "%s",
                          session->device ? session->device : "");
-                if (broker_store_put_session(store, user->id, session->id,
-                                             &srec))
+                if (broker_store_put_session(
+                        store, broker_live_id(self->live, user->id),
+                        broker_live_id(self->live, session->id), &srec))
                     return -1;
             }
             s = session->next;

@@ -6,8 +6,10 @@
 #include <assert.h>
 #include <errno.h>
 #include <lmdb.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -1073,4 +1075,42 @@ broker_store_put_point(broker_store_t *self, uint64_t minute, uint64_t online,
         return 0;
     return s_trim_front(self, self->series, minute - span + 60000, 16,
                         "series");
+}
+
+int
+broker_store_release(broker_store_t *self)
+{
+    assert(self);
+    //  mdb_env_info's me_mapaddr is set only with MDB_FIXEDMAP: find the
+    //  map of the data file in /proc/self/maps by its inode instead (the
+    //  map moves when it grows). The env is opened without MDB_WRITEMAP
+    //  (broker_store_new), so the map is read-only and never dirty.
+    unsigned flags = 0;
+    int fd = -1;
+    struct stat st;
+    if (mdb_env_get_flags(self->env, &flags) || (flags & MDB_WRITEMAP) ||
+        mdb_env_get_fd(self->env, &fd) || fstat(fd, &st))
+        return 0;
+    FILE *maps = fopen("/proc/self/maps", "r");
+    if (!maps) {
+        pres_log_error("fopen(/proc/self/maps) failed: %s", strerror(errno));
+        return -1;
+    }
+    int rc = 0;
+    char line[512];
+    while (fgets(line, sizeof line, maps)) {
+        unsigned long lo, hi, ino;
+        char perms[8];
+        if (sscanf(line, "%lx-%lx %7s %*s %*s %lu", &lo, &hi, perms, &ino) !=
+                4 ||
+            ino != (unsigned long)st.st_ino || perms[1] == 'w')
+            continue;
+        if (madvise((void *)lo, hi - lo, MADV_DONTNEED)) {
+            pres_log_error("madvise(MADV_DONTNEED) of the LMDB map failed: %s",
+                           strerror(errno));
+            rc = -1;
+        }
+    }
+    fclose(maps);
+    return rc;
 }

@@ -207,4 +207,12 @@ int broker_store_write(broker_store_t *self, bool sync,
 //  lost in a crash, never corrupts. 0 or -1 (logged).
 int broker_store_sync(broker_store_t *self);
 
+//  Give back the map's resident pages (madvise MADV_DONTNEED over the
+//  mapped region): without WRITEMAP they are clean, read-only file pages,
+//  read again from the page cache on the next access, so this only lowers
+//  RSS. Call when idle (the broker does after 2 s without events): the
+//  logins of a burst read much of the data file. Owner thread. 0, or -1
+//  (logged; nothing changed).
+int broker_store_release(broker_store_t *self);
+
 #endif

@@ -20,12 +20,19 @@ main(int argc, char **argv)
     //  frees; without padding glibc trims the heap after every batch and
     //  the next one page-faults it back (docs/profiles/broker-ingest.md:
     //  +15-25 % events per CPU-second). Costs some tens of MiB of RSS.
-    mallopt(M_TOP_PAD, 64 << 20);
     mallopt(M_TRIM_THRESHOLD, 256 << 20);
     mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    //  One arena for every thread: glibc never trims the top of a thread
+    //  arena below M_TRIM_THRESHOLD, so the I/O thread's burst buffers
+    //  (~13 MiB after 100k logins) stayed resident; in the main arena the
+    //  idle malloc_trim (broker_server) gives them back.
+    mallopt(M_ARENA_MAX, 1);
     broker_server_t *server = broker_server_new(&cfg);
     if (!server)
         return EXIT_FAILURE;
+    //  The padding after startup: calloc clears memory taken from a
+    //  padded top, which made the startup tables resident.
+    mallopt(M_TOP_PAD, 64 << 20);
     rc = broker_server_run(server);
     broker_server_destroy(&server);
     return rc ? EXIT_FAILURE : EXIT_SUCCESS;

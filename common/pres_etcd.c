@@ -1,11 +1,15 @@
 /*  pres_etcd: etcd v3 over its JSON gateway (see pres_etcd.h). One curl
     easy handle per client, reused so connections stay open; every
-    request is a POST of one JSON object to /v3/... and one JSON reply. */
+    request is a POST of one JSON object to /v3/... and one JSON reply.
+    libcurl is loaded (dlopen) by the first pres_etcd_new, not linked: a
+    daemon without fail-over never maps it nor its TLS, LDAP, SSH and
+    Kerberos dependencies (~4-5 MiB of RSS per process). */
 #include "pres_etcd.h"
 #include "pres_log.h"
 
 #include <assert.h>
 #include <curl/curl.h>
+#include <dlfcn.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdbool.h>
@@ -26,6 +30,53 @@ struct pres_etcd {
     char *reply;     //  body of the last reply
     size_t reply_len, reply_cap;
 };
+
+//  The libcurl entry points used here, from dlopen("libcurl.so.4").
+static struct {
+    CURLcode (*global_init)(long flags);
+    CURL *(*easy_init)(void);
+    void (*easy_cleanup)(CURL *curl);
+    CURLcode (*easy_setopt)(CURL *curl, CURLoption option, ...);
+    CURLcode (*easy_perform)(CURL *curl);
+    CURLcode (*easy_getinfo)(CURL *curl, CURLINFO info, ...);
+    const char *(*easy_strerror)(CURLcode code);
+} s_curl;
+
+//  Load libcurl once (kept loaded). 0 or -1 (logged).
+static int
+s_curl_load(void)
+{
+    static bool loaded;  //  first call happens before any thread
+    if (loaded)
+        return 0;
+    void *lib = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
+    if (!lib) {
+        pres_log_error("dlopen(libcurl.so.4) failed: %s", dlerror());
+        return -1;
+    }
+    //  POSIX: a function pointer converts through void * (dlsym).
+#define S_SYM(field, name)                                                     \
+    do {                                                                       \
+        void *sym_ = dlsym(lib, name);                                         \
+        if (!sym_) {                                                           \
+            pres_log_error("dlsym(%s) failed: %s", name, dlerror());           \
+            dlclose(lib);                                                      \
+            return -1;                                                         \
+        }                                                                      \
+        memcpy(&s_curl.field, &sym_, sizeof sym_);                             \
+    } while (0)
+    S_SYM(global_init, "curl_global_init");
+    S_SYM(easy_init, "curl_easy_init");
+    S_SYM(easy_cleanup, "curl_easy_cleanup");
+    S_SYM(easy_setopt, "curl_easy_setopt");
+    S_SYM(easy_perform, "curl_easy_perform");
+    S_SYM(easy_getinfo, "curl_easy_getinfo");
+    S_SYM(easy_strerror, "curl_easy_strerror");
+#undef S_SYM
+    s_curl.global_init(CURL_GLOBAL_DEFAULT);
+    loaded = true;
+    return 0;
+}
 
 static const char s_b64[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -87,11 +138,8 @@ s_b64_dup(const char *text)
 pres_etcd_t *
 pres_etcd_new(const char *endpoints, int timeout_ms)
 {
-    static bool curl_ready;  //  first call happens before any thread
-    if (!curl_ready) {
-        curl_global_init(CURL_GLOBAL_DEFAULT);
-        curl_ready = true;
-    }
+    if (s_curl_load())
+        return NULL;
     pres_etcd_t *self = calloc(1, sizeof *self);
     if (!self) {
         pres_log_error("calloc() failed for the etcd client");
@@ -126,7 +174,7 @@ pres_etcd_new(const char *endpoints, int timeout_ms)
         pres_etcd_destroy(&self);
         return NULL;
     }
-    self->curl = curl_easy_init();
+    self->curl = s_curl.easy_init();
     if (!self->curl) {
         pres_log_error("curl_easy_init() failed");
         pres_etcd_destroy(&self);
@@ -143,7 +191,7 @@ pres_etcd_destroy(pres_etcd_t **self_p)
     if (!self)
         return;
     if (self->curl)
-        curl_easy_cleanup(self->curl);
+        s_curl.easy_cleanup(self->curl);
     free(self->reply);
     free(self);
     *self_p = NULL;
@@ -190,21 +238,21 @@ s_call(pres_etcd_t *self, const char *path, json_t *body)
         char url[S_URL_MAX + 64];
         snprintf(url, sizeof url, "%s%s", self->urls[at], path);
         CURL *c = self->curl;
-        curl_easy_setopt(c, CURLOPT_URL, url);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, text);
-        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, s_write);
-        curl_easy_setopt(c, CURLOPT_WRITEDATA, self);
-        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)left);
-        curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)left);
-        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http");
+        s_curl.easy_setopt(c, CURLOPT_URL, url);
+        s_curl.easy_setopt(c, CURLOPT_POSTFIELDS, text);
+        s_curl.easy_setopt(c, CURLOPT_WRITEFUNCTION, s_write);
+        s_curl.easy_setopt(c, CURLOPT_WRITEDATA, self);
+        s_curl.easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)left);
+        s_curl.easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)left);
+        s_curl.easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+        s_curl.easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http");
         self->reply_len = 0;
-        CURLcode rc = curl_easy_perform(c);
+        CURLcode rc = s_curl.easy_perform(c);
         long status = 0;
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+        s_curl.easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
         if (rc != CURLE_OK || status != 200 || !self->reply_len) {
             pres_log_debug("etcd %s: %s (HTTP %ld)", url,
-                           curl_easy_strerror(rc), status);
+                           s_curl.easy_strerror(rc), status);
             continue;
         }
         json_error_t err;

@@ -1,264 +1,333 @@
-/*  sweeper_tick: the deadline table of the sweeper. One malloc per session
-    (the entry holds its own key), a binary min-heap of entry pointers on
-    `due`, and two intrusive chained hashes: (user, session) -> entry and
-    user -> the first entry of that user's session list. */
+/*  sweeper_tick: the deadline table of the sweeper, compact: entries in
+    one array indexed by uint32 (no malloc per session), their keys (user
+    '\0' session) in an id arena (pres_ids), a binary min-heap of entry
+    indices on `due`, and two open-addressing tables of entry indices
+    (linear probing, backward-shift deletion, load <= 3/4): (user,
+    session) -> entry and user -> the first entry of that user's session
+    list. About 90 B per session instead of ~165. */
 #include "sweeper_tick.h"
 
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "pres_ids.h"
 #include "pres_log.h"
 
-#define S_MIN_BUCKETS 1024
+#define S_MIN_SLOTS 1024
+#define S_NONE      UINT32_MAX
 
-typedef struct s_entry s_entry_t;
-struct s_entry {
-    s_entry_t *hnext;   //  next in the session hash chain
-    s_entry_t *uhnext;  //  next in the user hash chain (list heads only)
-    s_entry_t *unext;   //  next session of the same user
-    s_entry_t *uprev;   //  previous session of the same user
+typedef struct {
     uint64_t due;       //  ms: when fire() next considers it
     uint64_t deadline;  //  ms: the session's deadline as last told
-    size_t slot;        //  index in the heap
-    uint64_t hash;      //  hash of user and session
-    uint64_t uhash;     //  hash of user
-    uint8_t ulen;       //  user length
+    uint32_t key;       //  pres_ids ref: user '\0' session
+    uint32_t slot;      //  index in the heap
+    uint32_t hash;      //  hash of user and session
+    uint32_t uhash;     //  hash of user
+    uint32_t unext;     //  next session of the same user (free list link
+                        //  of free entries), or S_NONE
+    uint32_t uprev;     //  previous session of the same user, or S_NONE
+    uint8_t ulen;       //  user length; 0 = free entry
     uint8_t slen;       //  session length
-    char key[];         //  user '\0' session '\0'
-};
+} s_entry_t;
+
+//  An open-addressing table of entry indices + 1 (0 = empty slot).
+typedef struct {
+    uint32_t *slots;  //  power-of-two array
+    uint32_t mask;    //  slot count - 1
+    uint32_t used;    //  occupied slots
+} s_table_t;
 
 struct sweeper_tick {
-    s_entry_t **heap;      //  min-heap on due
-    size_t count;          //  entries in the heap (= sessions)
-    size_t heap_cap;       //  allocated heap slots
-    s_entry_t **sbuckets;  //  session hash
-    size_t smask;          //  session buckets - 1
-    s_entry_t **ubuckets;  //  user hash (list heads)
-    size_t umask;          //  user buckets - 1
-    size_t users;          //  distinct users
+    s_entry_t *entries;  //  entry array
+    uint32_t cap;        //  allocated entries
+    uint32_t top;        //  entries ever used
+    uint32_t free;       //  free entry list head or S_NONE
+    uint32_t *heap;      //  min-heap of entry indices on due
+    uint32_t count;      //  entries in the heap (= sessions)
+    uint32_t heap_cap;   //  allocated heap slots
+    s_table_t sindex;    //  (user, session) -> entry
+    s_table_t uindex;    //  user -> first entry of the user's list
+    pres_ids_t *keys;    //  the entries' keys
 };
 
-static uint64_t
-s_hash(const char *s, size_t len, uint64_t h)
+static uint32_t
+s_hash(const char *s, size_t len, uint32_t h)
 {
-    //  FNV-1a; ids are short and trusted to be valid here.
+    //  FNV-1a with a final mix (the low bits pick the slot); ids are short
+    //  and trusted to be valid here.
     for (size_t i = 0; i < len; i++) {
         h ^= (uint8_t)s[i];
-        h *= 0x100000001b3ULL;
+        h *= 16777619u;
     }
+    h ^= h >> 16;
+    h *= 0x7feb352dU;
+    h ^= h >> 15;
     return h;
 }
 
-static uint64_t
+static uint32_t
 s_user_hash(const char *user, size_t ulen)
 {
-    return s_hash(user, ulen, 0xcbf29ce484222325ULL);
+    return s_hash(user, ulen, 2166136261u);
 }
 
-static uint64_t
-s_session_hash(uint64_t uhash, const char *session, size_t slen)
+static uint32_t
+s_session_hash(uint32_t uhash, const char *session, size_t slen)
 {
-    //  The user hash continued over a separator and the session id.
-    return s_hash(session, slen, (uhash ^ 0x2f) * 0x100000001b3ULL);
+    //  The user hash seeds the session's: equal session ids of different
+    //  users land apart.
+    return s_hash(session, slen, (uhash ^ 0x2f) * 16777619u);
 }
 
 static const char *
-s_session_of(const s_entry_t *e)
+s_user_of(const sweeper_tick_t *self, const s_entry_t *e)
 {
-    return e->key + e->ulen + 1;
+    return pres_ids_get(self->keys, e->key);
+}
+
+static const char *
+s_session_of(const sweeper_tick_t *self, const s_entry_t *e)
+{
+    return pres_ids_get(self->keys, e->key) + e->ulen + 1;
 }
 
 //  ---------------------------------------------------------------------
 //  Heap
 
 static void
-s_heap_place(sweeper_tick_t *self, s_entry_t *e, size_t slot)
+s_heap_place(sweeper_tick_t *self, uint32_t i, uint32_t slot)
 {
-    self->heap[slot] = e;
-    e->slot = slot;
+    self->heap[slot] = i;
+    self->entries[i].slot = slot;
 }
 
 static void
-s_heap_up(sweeper_tick_t *self, size_t slot)
+s_heap_up(sweeper_tick_t *self, uint32_t slot)
 {
-    s_entry_t *e = self->heap[slot];
+    uint32_t i = self->heap[slot];
+    uint64_t due = self->entries[i].due;
     while (slot > 0) {
-        size_t parent = (slot - 1) / 2;
-        if (self->heap[parent]->due <= e->due)
+        uint32_t parent = (slot - 1) / 2;
+        if (self->entries[self->heap[parent]].due <= due)
             break;
         s_heap_place(self, self->heap[parent], slot);
         slot = parent;
     }
-    s_heap_place(self, e, slot);
+    s_heap_place(self, i, slot);
 }
 
 static void
-s_heap_down(sweeper_tick_t *self, size_t slot)
+s_heap_down(sweeper_tick_t *self, uint32_t slot)
 {
-    s_entry_t *e = self->heap[slot];
+    uint32_t i = self->heap[slot];
+    uint64_t due = self->entries[i].due;
     for (;;) {
-        size_t child = 2 * slot + 1;
+        uint32_t child = 2 * slot + 1;
         if (child >= self->count)
             break;
         if (child + 1 < self->count &&
-            self->heap[child + 1]->due < self->heap[child]->due)
+            self->entries[self->heap[child + 1]].due <
+                self->entries[self->heap[child]].due)
             child++;
-        if (e->due <= self->heap[child]->due)
+        if (due <= self->entries[self->heap[child]].due)
             break;
         s_heap_place(self, self->heap[child], slot);
         slot = child;
     }
-    s_heap_place(self, e, slot);
+    s_heap_place(self, i, slot);
 }
 
-//  Re-establish order after e->due changed.
+//  Re-establish order after entry i's due changed.
 static void
-s_heap_fix(sweeper_tick_t *self, s_entry_t *e)
+s_heap_fix(sweeper_tick_t *self, uint32_t i)
 {
-    size_t slot = e->slot;
+    uint32_t slot = self->entries[i].slot;
     s_heap_up(self, slot);
-    if (e->slot == slot)
+    if (self->entries[i].slot == slot)
         s_heap_down(self, slot);
 }
 
 static int
-s_heap_push(sweeper_tick_t *self, s_entry_t *e)
+s_heap_reserve(sweeper_tick_t *self)
 {
-    if (self->count == self->heap_cap) {
-        size_t cap = self->heap_cap ? self->heap_cap * 2 : S_MIN_BUCKETS;
-        s_entry_t **heap = realloc(self->heap, cap * sizeof(*heap));
-        if (!heap) {
-            pres_log_error("realloc() of the deadline heap failed");
-            return -1;
-        }
-        self->heap = heap;
-        self->heap_cap = cap;
+    if (self->count < self->heap_cap)
+        return 0;
+    uint32_t cap = self->heap_cap ? self->heap_cap * 2 : S_MIN_SLOTS;
+    uint32_t *heap = realloc(self->heap, (size_t)cap * sizeof(*heap));
+    if (!heap) {
+        pres_log_error("realloc() of the deadline heap failed");
+        return -1;
     }
-    s_heap_place(self, e, self->count++);
-    s_heap_up(self, e->slot);
+    self->heap = heap;
+    self->heap_cap = cap;
     return 0;
 }
 
 static void
-s_heap_delete(sweeper_tick_t *self, s_entry_t *e)
+s_heap_push(sweeper_tick_t *self, uint32_t i)
 {
-    size_t slot = e->slot;
-    s_entry_t *last = self->heap[--self->count];
-    if (last != e) {
+    assert(self->count < self->heap_cap);
+    s_heap_place(self, i, self->count++);
+    s_heap_up(self, self->entries[i].slot);
+}
+
+static void
+s_heap_delete(sweeper_tick_t *self, uint32_t i)
+{
+    uint32_t slot = self->entries[i].slot;
+    uint32_t last = self->heap[--self->count];
+    if (last != i) {
         s_heap_place(self, last, slot);
         s_heap_fix(self, last);
     }
 }
 
 //  ---------------------------------------------------------------------
-//  Hashes
+//  Index tables
 
-static s_entry_t **
-s_bucket_alloc(size_t n)
-{
-    s_entry_t **b = calloc(n, sizeof(*b));
-    if (!b)
-        pres_log_error("calloc() of %zu hash buckets failed", n);
-    return b;
-}
-
-//  Double a table of n = mask + 1 buckets; `user` picks the chain link.
 static int
-s_rehash(s_entry_t ***buckets_p, size_t *mask_p, bool user)
+s_table_init(s_table_t *t, uint32_t slots)
 {
-    size_t n = (*mask_p + 1) * 2;
-    s_entry_t **nb = s_bucket_alloc(n);
-    if (!nb)
+    t->slots = calloc(slots, sizeof(*t->slots));
+    if (!t->slots) {
+        pres_log_error("calloc() of %u index slots failed", slots);
         return -1;
-    s_entry_t **ob = *buckets_p;
-    for (size_t i = 0; i <= *mask_p; i++) {
-        s_entry_t *e = ob[i];
-        while (e) {
-            s_entry_t *next = user ? e->uhnext : e->hnext;
-            size_t b = (user ? e->uhash : e->hash) & (n - 1);
-            if (user) {
-                e->uhnext = nb[b];
-            } else {
-                e->hnext = nb[b];
-            }
-            nb[b] = e;
-            e = next;
-        }
     }
-    free(ob);
-    *buckets_p = nb;
-    *mask_p = n - 1;
+    t->mask = slots - 1;
+    t->used = 0;
     return 0;
 }
 
-static s_entry_t *
+//  The hash an index slot is placed by: the session hash (sindex) or the
+//  user hash (uindex).
+static uint32_t
+s_home_hash(const sweeper_tick_t *self, const s_table_t *t, uint32_t i)
+{
+    return t == &self->uindex ? self->entries[i].uhash : self->entries[i].hash;
+}
+
+static void
+s_table_insert(const sweeper_tick_t *self, s_table_t *t, uint32_t i)
+{
+    uint32_t k = s_home_hash(self, t, i) & t->mask;
+    while (t->slots[k])
+        k = (k + 1) & t->mask;
+    t->slots[k] = i + 1;
+    t->used++;
+}
+
+//  Double the slots when one more would pass 3/4 full. 0 or -1.
+static int
+s_table_grow(sweeper_tick_t *self, s_table_t *t)
+{
+    if ((uint64_t)(t->used + 1) * 4 <= (uint64_t)(t->mask + 1) * 3)
+        return 0;
+    s_table_t old = *t;
+    if (s_table_init(t, (old.mask + 1) * 2)) {
+        *t = old;
+        return -1;
+    }
+    for (uint32_t k = 0; k <= old.mask; k++)
+        if (old.slots[k])
+            s_table_insert(self, t, old.slots[k] - 1);
+    free(old.slots);
+    return 0;
+}
+
+//  Remove the slot at k, shifting later members of the probe chain back
+//  (Knuth's algorithm R).
+static void
+s_table_remove_at(const sweeper_tick_t *self, s_table_t *t, uint32_t k)
+{
+    uint32_t hole = k;
+    for (;;) {
+        k = (k + 1) & t->mask;
+        if (!t->slots[k])
+            break;
+        uint32_t home = s_home_hash(self, t, t->slots[k] - 1) & t->mask;
+        bool stays =
+            hole <= k ? (home > hole && home <= k) : (home > hole || home <= k);
+        if (!stays) {
+            t->slots[hole] = t->slots[k];
+            hole = k;
+        }
+    }
+    t->slots[hole] = 0;
+    t->used--;
+}
+
+//  The sindex slot holding entry i.
+static uint32_t
+s_slot_of(const sweeper_tick_t *self, const s_table_t *t, uint32_t i)
+{
+    uint32_t k = s_home_hash(self, t, i) & t->mask;
+    while (t->slots[k] != i + 1) {
+        assert(t->slots[k]);
+        k = (k + 1) & t->mask;
+    }
+    return k;
+}
+
+static uint32_t
 s_find(const sweeper_tick_t *self, const char *user, const char *session)
 {
     size_t ulen = strlen(user), slen = strlen(session);
-    uint64_t h = s_session_hash(s_user_hash(user, ulen), session, slen);
-    for (s_entry_t *e = self->sbuckets[h & self->smask]; e; e = e->hnext)
-        if (e->hash == h && e->ulen == ulen && e->slen == slen &&
-            memcmp(e->key, user, ulen) == 0 &&
-            memcmp(s_session_of(e), session, slen) == 0)
-            return e;
-    return NULL;
-}
-
-//  The first session of user, or NULL. *prev_p gets the predecessor in the
-//  user hash chain (NULL if first) when prev_p is not NULL.
-static s_entry_t *
-s_find_user(const sweeper_tick_t *self, const char *user, size_t ulen,
-            uint64_t uh, s_entry_t **prev_p)
-{
-    s_entry_t *prev = NULL;
-    for (s_entry_t *e = self->ubuckets[uh & self->umask]; e;
-         prev = e, e = e->uhnext)
-        if (e->uhash == uh && e->ulen == ulen &&
-            memcmp(e->key, user, ulen) == 0) {
-            if (prev_p)
-                *prev_p = prev;
-            return e;
+    uint32_t h = s_session_hash(s_user_hash(user, ulen), session, slen);
+    const s_table_t *t = &self->sindex;
+    for (uint32_t k = h & t->mask; t->slots[k]; k = (k + 1) & t->mask) {
+        const s_entry_t *e = &self->entries[t->slots[k] - 1];
+        if (e->hash == h && e->ulen == ulen && e->slen == slen) {
+            const char *key = s_user_of(self, e);
+            if (memcmp(key, user, ulen) == 0 &&
+                memcmp(key + ulen + 1, session, slen) == 0)
+                return t->slots[k] - 1;
         }
-    return NULL;
+    }
+    return S_NONE;
 }
 
-//  Replace the user-hash head `old` by `by` (NULL: unlink the user).
-static void
-s_user_replace_head(sweeper_tick_t *self, s_entry_t *old, s_entry_t *by)
+//  The uindex slot of user (its first session there), or S_NONE.
+static uint32_t
+s_find_user(const sweeper_tick_t *self, const char *user, size_t ulen,
+            uint32_t uh)
 {
-    s_entry_t *prev = NULL;
-    s_entry_t *head = s_find_user(self, old->key, old->ulen, old->uhash, &prev);
-    assert(head == old);
-    s_entry_t *next = old->uhnext;
-    if (by) {
-        by->uhnext = next;
-        next = by;
-    } else
-        self->users--;
-    if (prev)
-        prev->uhnext = next;
-    else
-        self->ubuckets[old->uhash & self->umask] = next;
-    old->uhnext = NULL;
+    const s_table_t *t = &self->uindex;
+    for (uint32_t k = uh & t->mask; t->slots[k]; k = (k + 1) & t->mask) {
+        const s_entry_t *e = &self->entries[t->slots[k] - 1];
+        if (e->uhash == uh && e->ulen == ulen &&
+            memcmp(s_user_of(self, e), user, ulen) == 0)
+            return k;
+    }
+    return S_NONE;
 }
 
+//  Take entry i out of both indexes, its user's list and the heap, and
+//  free it.
 static void
-s_unlink(sweeper_tick_t *self, s_entry_t *e)
+s_unlink(sweeper_tick_t *self, uint32_t i)
 {
-    //  Session hash.
-    s_entry_t **pp = &self->sbuckets[e->hash & self->smask];
-    while (*pp != e)
-        pp = &(*pp)->hnext;
-    *pp = e->hnext;
-    //  User list, and the user hash when e was the head.
-    if (e->uprev)
-        e->uprev->unext = e->unext;
-    else
-        s_user_replace_head(self, e, e->unext);
-    if (e->unext)
-        e->unext->uprev = e->uprev;
-    s_heap_delete(self, e);
+    s_entry_t *e = &self->entries[i];
+    s_table_remove_at(self, &self->sindex, s_slot_of(self, &self->sindex, i));
+    if (e->uprev != S_NONE)
+        self->entries[e->uprev].unext = e->unext;
+    else {
+        //  e heads its user's list: the next session takes its slot (same
+        //  user, same hash), or the user goes.
+        uint32_t k = s_slot_of(self, &self->uindex, i);
+        if (e->unext != S_NONE)
+            self->uindex.slots[k] = e->unext + 1;
+        else
+            s_table_remove_at(self, &self->uindex, k);
+    }
+    if (e->unext != S_NONE)
+        self->entries[e->unext].uprev = e->uprev;
+    s_heap_delete(self, i);
+    pres_ids_free(self->keys, e->key);
+    e->key = PRES_IDS_NONE;
+    e->ulen = 0;
+    e->unext = self->free;
+    self->free = i;
 }
 
 //  ---------------------------------------------------------------------
@@ -271,23 +340,14 @@ sweeper_tick_new(void)
         pres_log_error("calloc() of sweeper_tick failed");
         return NULL;
     }
-    self->sbuckets = s_bucket_alloc(S_MIN_BUCKETS);
-    self->ubuckets = s_bucket_alloc(S_MIN_BUCKETS);
-    if (!self->sbuckets || !self->ubuckets) {
+    self->free = S_NONE;
+    self->keys = pres_ids_new();
+    if (!self->keys || s_table_init(&self->sindex, S_MIN_SLOTS) ||
+        s_table_init(&self->uindex, S_MIN_SLOTS)) {
         sweeper_tick_destroy(&self);
         return NULL;
     }
-    self->smask = self->umask = S_MIN_BUCKETS - 1;
     return self;
-}
-
-static void
-s_free_entries(sweeper_tick_t *self)
-{
-    for (size_t i = 0; i < self->count; i++)
-        free(self->heap[i]);
-    self->count = 0;
-    self->users = 0;
 }
 
 void
@@ -297,10 +357,11 @@ sweeper_tick_destroy(sweeper_tick_t **self_p)
     sweeper_tick_t *self = *self_p;
     if (!self)
         return;
-    s_free_entries(self);
+    pres_ids_destroy(&self->keys);
+    free(self->entries);
     free(self->heap);
-    free(self->sbuckets);
-    free(self->ubuckets);
+    free(self->sindex.slots);
+    free(self->uindex.slots);
     free(self);
     *self_p = NULL;
 }
@@ -309,9 +370,37 @@ void
 sweeper_tick_clear(sweeper_tick_t *self)
 {
     assert(self);
-    s_free_entries(self);
-    memset(self->sbuckets, 0, (self->smask + 1) * sizeof(s_entry_t *));
-    memset(self->ubuckets, 0, (self->umask + 1) * sizeof(s_entry_t *));
+    //  Unlink the last heap entry until none is left: keys and entries go
+    //  back to their free lists, the arrays are kept for the reload.
+    while (self->count)
+        s_unlink(self, self->heap[self->count - 1]);
+}
+
+//  A free entry (array grown when needed) or S_NONE (logged).
+static uint32_t
+s_entry_alloc(sweeper_tick_t *self)
+{
+    uint32_t i = self->free;
+    if (i != S_NONE) {
+        self->free = self->entries[i].unext;
+        return i;
+    }
+    if (self->top == self->cap) {
+        if (self->cap >= S_NONE / 2) {
+            pres_log_error("deadline table full (%u entries)", self->cap);
+            return S_NONE;
+        }
+        uint32_t cap = self->cap ? self->cap * 2 : S_MIN_SLOTS;
+        s_entry_t *entries =
+            realloc(self->entries, (size_t)cap * sizeof(*entries));
+        if (!entries) {
+            pres_log_error("realloc() of the session entries failed");
+            return S_NONE;
+        }
+        self->entries = entries;
+        self->cap = cap;
+    }
+    return self->top++;
 }
 
 int
@@ -319,51 +408,50 @@ sweeper_tick_set(sweeper_tick_t *self, const char *user, const char *session,
                  uint64_t deadline)
 {
     assert(self && user && session);
-    s_entry_t *e = s_find(self, user, session);
-    if (e) {
-        e->deadline = e->due = deadline;
-        s_heap_fix(self, e);
+    uint32_t i = s_find(self, user, session);
+    if (i != S_NONE) {
+        self->entries[i].deadline = self->entries[i].due = deadline;
+        s_heap_fix(self, i);
         return 0;
     }
     size_t ulen = strlen(user), slen = strlen(session);
-    assert(ulen > 0 && ulen <= UINT8_MAX && slen > 0 && slen <= UINT8_MAX);
-    if (self->count + 1 > self->smask + 1 &&
-        s_rehash(&self->sbuckets, &self->smask, false) != 0)
+    assert(ulen > 0 && slen > 0 && ulen + slen + 1 <= PRES_IDS_MAX);
+    //  Everything that can fail first, so a failure changes nothing.
+    if (s_table_grow(self, &self->sindex) ||
+        s_table_grow(self, &self->uindex) || s_heap_reserve(self))
         return -1;
-    if (self->users + 1 > self->umask + 1 &&
-        s_rehash(&self->ubuckets, &self->umask, true) != 0)
+    char key[PRES_IDS_MAX + 1];
+    memcpy(key, user, ulen + 1);
+    memcpy(key + ulen + 1, session, slen);
+    uint32_t ref = pres_ids_add(self->keys, key, ulen + 1 + slen);
+    if (ref == PRES_IDS_NONE)
         return -1;
-    e = malloc(sizeof(*e) + ulen + slen + 2);
-    if (!e) {
-        pres_log_error("malloc() of a session entry failed");
+    i = s_entry_alloc(self);
+    if (i == S_NONE) {
+        pres_ids_free(self->keys, ref);
         return -1;
     }
+    s_entry_t *e = &self->entries[i];
     memset(e, 0, sizeof(*e));
-    memcpy(e->key, user, ulen + 1);
-    memcpy(e->key + ulen + 1, session, slen + 1);
+    e->key = ref;
     e->ulen = (uint8_t)ulen;
     e->slen = (uint8_t)slen;
     e->uhash = s_user_hash(user, ulen);
     e->hash = s_session_hash(e->uhash, session, slen);
     e->deadline = e->due = deadline;
-    if (s_heap_push(self, e) != 0) {
-        free(e);
-        return -1;
-    }
-    size_t b = e->hash & self->smask;
-    e->hnext = self->sbuckets[b];
-    self->sbuckets[b] = e;
+    e->uprev = S_NONE;
+    s_heap_push(self, i);
+    s_table_insert(self, &self->sindex, i);
     //  New sessions go to the head of the user's list.
-    s_entry_t *head = s_find_user(self, user, ulen, e->uhash, NULL);
-    if (head) {
-        s_user_replace_head(self, head, e);
+    uint32_t k = s_find_user(self, user, ulen, e->uhash);
+    if (k != S_NONE) {
+        uint32_t head = self->uindex.slots[k] - 1;
+        self->uindex.slots[k] = i + 1;
         e->unext = head;
-        head->uprev = e;
+        self->entries[head].uprev = i;
     } else {
-        b = e->uhash & self->umask;
-        e->uhnext = self->ubuckets[b];
-        self->ubuckets[b] = e;
-        self->users++;
+        e->unext = S_NONE;
+        s_table_insert(self, &self->uindex, i);
     }
     return 0;
 }
@@ -372,11 +460,10 @@ bool
 sweeper_tick_remove(sweeper_tick_t *self, const char *user, const char *session)
 {
     assert(self && user && session);
-    s_entry_t *e = s_find(self, user, session);
-    if (!e)
+    uint32_t i = s_find(self, user, session);
+    if (i == S_NONE)
         return false;
-    s_unlink(self, e);
-    free(e);
+    s_unlink(self, i);
     return true;
 }
 
@@ -385,10 +472,9 @@ sweeper_tick_remove_user(sweeper_tick_t *self, const char *user)
 {
     assert(self && user);
     size_t ulen = strlen(user), n = 0;
-    s_entry_t *e;
-    while ((e = s_find_user(self, user, ulen, s_user_hash(user, ulen), NULL))) {
-        s_unlink(self, e);
-        free(e);
+    uint32_t uh = s_user_hash(user, ulen), k;
+    while ((k = s_find_user(self, user, ulen, uh)) != S_NONE) {
+        s_unlink(self, self->uindex.slots[k] - 1);
         n++;
     }
     return n;
@@ -406,9 +492,11 @@ sweeper_tick_user_sessions(const sweeper_tick_t *self, const char *user)
 {
     assert(self && user);
     size_t ulen = strlen(user), n = 0;
-    for (s_entry_t *e =
-             s_find_user(self, user, ulen, s_user_hash(user, ulen), NULL);
-         e; e = e->unext)
+    uint32_t k = s_find_user(self, user, ulen, s_user_hash(user, ulen));
+    if (k == S_NONE)
+        return 0;
+    for (uint32_t i = self->uindex.slots[k] - 1; i != S_NONE;
+         i = self->entries[i].unext)
         n++;
     return n;
 }
@@ -418,15 +506,15 @@ sweeper_tick_deadline(const sweeper_tick_t *self, const char *user,
                       const char *session)
 {
     assert(self && user && session);
-    s_entry_t *e = s_find(self, user, session);
-    return e ? e->deadline : 0;
+    uint32_t i = s_find(self, user, session);
+    return i != S_NONE ? self->entries[i].deadline : 0;
 }
 
 uint64_t
 sweeper_tick_next_due(const sweeper_tick_t *self)
 {
     assert(self);
-    return self->count ? self->heap[0]->due : 0;
+    return self->count ? self->entries[self->heap[0]].due : 0;
 }
 
 bool
@@ -434,17 +522,17 @@ sweeper_tick_notice(sweeper_tick_t *self, const char *user, const char *session,
                     uint64_t deadline, uint64_t now, uint64_t skew_ms)
 {
     assert(self && user && session);
-    s_entry_t *e = s_find(self, user, session);
-    if (!e)
+    uint32_t i = s_find(self, user, session);
+    if (i == S_NONE)
         return false;
     if (deadline == 0) {
-        s_unlink(self, e);
-        free(e);
+        s_unlink(self, i);
         return true;
     }
+    s_entry_t *e = &self->entries[i];
     e->deadline = deadline;
     e->due = deadline > now ? deadline : now + skew_ms;
-    s_heap_fix(self, e);
+    s_heap_fix(self, i);
     return true;
 }
 
@@ -454,13 +542,16 @@ sweeper_tick_fire(sweeper_tick_t *self, uint64_t now, uint64_t retry_ms,
 {
     assert(self && fire);
     size_t sent = 0;
-    while (self->count && self->heap[0]->due <= now &&
+    while (self->count && self->entries[self->heap[0]].due <= now &&
            (max == 0 || sent < max)) {
-        s_entry_t *e = self->heap[0];
-        if (fire(arg, e->key, s_session_of(e), e->deadline) != 0)
+        uint32_t i = self->heap[0];
+        s_entry_t *e = &self->entries[i];
+        if (fire(arg, s_user_of(self, e), s_session_of(self, e), e->deadline) !=
+            0)
             break;
         sent++;
         //  Due again only if no answer (change or notice) comes in time.
+        //  fire() does not touch the table: e is still valid.
         e->due = now + (retry_ms ? retry_ms : 1);
         s_heap_down(self, 0);
     }
@@ -471,24 +562,24 @@ bool
 sweeper_tick_check(const sweeper_tick_t *self)
 {
     assert(self);
-    size_t users = 0, linked = 0;
-    for (size_t i = 0; i < self->count; i++) {
-        const s_entry_t *e = self->heap[i];
-        if (e->slot != i)
+    uint32_t users = 0;
+    for (uint32_t slot = 0; slot < self->count; slot++) {
+        uint32_t i = self->heap[slot];
+        const s_entry_t *e = &self->entries[i];
+        if (i >= self->top || !e->ulen || e->slot != slot)
             return false;
-        if (i > 0 && self->heap[(i - 1) / 2]->due > e->due)
+        if (slot > 0 && self->entries[self->heap[(slot - 1) / 2]].due > e->due)
             return false;
-        if (s_find(self, e->key, s_session_of(e)) != e)
+        if (s_find(self, s_user_of(self, e), s_session_of(self, e)) != i)
             return false;
-        if (!e->uprev) {
+        if (e->uprev == S_NONE) {
             users++;
-            if (s_find_user(self, e->key, e->ulen, e->uhash, NULL) != e)
+            uint32_t k =
+                s_find_user(self, s_user_of(self, e), e->ulen, e->uhash);
+            if (k == S_NONE || self->uindex.slots[k] != i + 1)
                 return false;
-        } else if (e->uprev->unext != e)
+        } else if (self->entries[e->uprev].unext != i)
             return false;
     }
-    for (size_t b = 0; b <= self->smask; b++)
-        for (const s_entry_t *e = self->sbuckets[b]; e; e = e->hnext)
-            linked++;
-    return users == self->users && linked == self->count;
+    return users == self->uindex.used && self->sindex.used == self->count;
 }

@@ -16,6 +16,9 @@ main(void)
     CHECK_EQ(broker_live_user_find(live, "alice", 5), a);
     CHECK_EQ(broker_live_user_find(live, "alic", 4), BROKER_LIVE_NONE);
     CHECK_EQ(broker_live_user_state(live, a), PRES_OFFLINE);
+    //  Ids are out of line (the id arena), NUL-terminated.
+    CHECK_STR(broker_live_id(live, broker_live_user(live, a)->id), "alice");
+    CHECK_EQ(broker_live_user(live, a)->len, 5);
 
     //  Sessions: same ids under different users stay apart.
     uint32_t b = broker_live_user_add(live, "bob", 3);
@@ -26,6 +29,8 @@ main(void)
     CHECK_EQ(broker_live_session_find(live, a, "s1", 2), s1);
     CHECK_EQ(broker_live_session_find(live, b, "s1", 2), t1);
     CHECK_EQ(broker_live_session_find(live, b, "s2", 2), BROKER_LIVE_NONE);
+    CHECK_STR(broker_live_id(live, broker_live_session(live, t1)->id), "s1");
+    CHECK_STR(broker_live_id(live, broker_live_user(live, b)->id), "bob");
     CHECK_EQ(broker_live_user(live, a)->nsessions, 2);
     CHECK_EQ(broker_live_user_state(live, a), PRES_ONLINE);
     broker_live_session(live, s1)->state = PRES_AWAY;

@@ -98,6 +98,14 @@ main(void)
     CHECK(broker_store_each_pub(store, s_count_pub, &n) == 0);
     CHECK_EQ(n, 1);
     broker_store_read_end(store);
+    //  Giving the map's pages back loses nothing: they are read again.
+    CHECK(broker_store_release(store) == 0);
+    CHECK(broker_store_read_begin(store) == 0);
+    CHECK_EQ(broker_store_get_user(store, "alice", 5, &u), 0);
+    CHECK_STR(u.reason, "spam");
+    CHECK_EQ(broker_store_get_session(store, "alice", "s1", &s), 0);
+    CHECK_STR(s.device, "phone");
+    broker_store_read_end(store);
 
     broker_store_destroy(&store);
 

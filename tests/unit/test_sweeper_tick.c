@@ -184,6 +184,22 @@ test_random(void)
     sweeper_tick_clear(t);
     CHECK_EQ(sweeper_tick_size(t), 0);
     CHECK(sweeper_tick_check(t));
+    //  After a clear the freed entries and keys are reused; the longest
+    //  ids fit (keys live in an id arena).
+    char lu[65], ls[65];
+    memset(lu, 'u', 64);
+    memset(ls, 's', 64);
+    lu[64] = ls[64] = 0;
+    CHECK_EQ(sweeper_tick_set(t, lu, ls, 7), 0);
+    CHECK_EQ(sweeper_tick_set(t, lu, "s2", 5), 0);
+    CHECK_EQ(sweeper_tick_set(t, "user1", ls, 9), 0);
+    CHECK_EQ(sweeper_tick_deadline(t, lu, ls), 7);
+    CHECK_EQ(sweeper_tick_user_sessions(t, lu), 2);
+    CHECK_EQ(sweeper_tick_next_due(t), 5);
+    CHECK(sweeper_tick_check(t));
+    CHECK_EQ(sweeper_tick_remove_user(t, lu), 2);
+    CHECK_EQ(sweeper_tick_size(t), 1);
+    CHECK(sweeper_tick_check(t));
     sweeper_tick_destroy(&t);
 }
 
