@@ -206,12 +206,13 @@ sweeper_clone_load(sweeper_clone_t *self, const void *buf, size_t len)
     uint64_t seq = 0;
     self->synced = false;
     self->paging = false;
-    sweeper_tick_clear(self->tick);
+    sweeper_tick_mark(self->tick);
     if (s_load(self, buf, len, &seq, NULL, 0) != 0) {
         pres_log_error("snapshot reply malformed (%zu bytes)", len);
         self->why = "malformed snapshot";
         return -1;
     }
+    sweeper_tick_sweep(self->tick);
     s_synced(self, seq, seq);
     return 0;
 }
@@ -227,7 +228,9 @@ sweeper_clone_load_page(sweeper_clone_t *self, const void *buf, size_t len,
         self->pages = 0;
         self->first_seq = 0;
         self->last_seq = 0;
-        sweeper_tick_clear(self->tick);
+        //  The old table stays and fires until the last page: a resync
+        //  does not stop expiry. Sessions no page sets again go then.
+        sweeper_tick_mark(self->tick);
     }
     uint64_t seq = 0;
     if (s_load(self, buf, len, &seq, next, cap) != 0) {
@@ -247,8 +250,10 @@ sweeper_clone_load_page(sweeper_clone_t *self, const void *buf, size_t len,
     if (self->pages++ == 0)
         self->first_seq = seq;
     self->last_seq = seq;
-    if (!*next)
+    if (!*next) {
+        sweeper_tick_sweep(self->tick);
         s_synced(self, self->first_seq, seq);
+    }
     return 0;
 }
 

@@ -31,13 +31,14 @@ void sweeper_clone_destroy(sweeper_clone_t **self_p);
 //  [{session, state, deadline}]}]}; other keys are skipped): the tick
 //  table is replaced by the snapshot's live sessions and the clone is in
 //  sync at the snapshot's seq. Returns 0, or -1 if the reply is malformed
-//  (logged; the clone stays out of sync and the table may be partial).
+//  (logged; the clone stays out of sync; the table may hold old and new).
 int sweeper_clone_load(sweeper_clone_t *self, const void *buf, size_t len);
 
 //  Load one page of a paged snapshot (`snapshot {cursor, limit}`), so that
 //  expiry goes on between pages: a snapshot of 1M sessions is never one
-//  reply. The first page after a desync clears the table; each page adds
-//  its sessions and copies its `next` cursor into next (cap bytes, "" on
+//  reply. The table held before stays, and its sessions keep firing, until
+//  the last page: then every session no page set is dropped (a resync
+//  never stops expiry). Each page sets its sessions and copies its `next` cursor into next (cap bytes, "" on
 //  the last page). After the last page the clone is in sync at the FIRST
 //  page's seq, and the queued changes after it are replayed: each sets or
 //  removes the sessions it names, so every session changed while the

@@ -27,6 +27,7 @@ typedef struct {
     uint32_t unext;     //  next session of the same user (free list link
                         //  of free entries), or S_NONE
     uint32_t uprev;     //  previous session of the same user, or S_NONE
+    uint32_t gen;       //  generation of the last set (snapshot reloads)
     uint8_t ulen;       //  user length; 0 = free entry
     uint8_t slen;       //  session length
 } s_entry_t;
@@ -49,6 +50,7 @@ struct sweeper_tick {
     s_table_t sindex;    //  (user, session) -> entry
     s_table_t uindex;    //  user -> first entry of the user's list
     pres_ids_t *keys;    //  the entries' keys
+    uint32_t gen;        //  current generation (sweeper_tick_mark)
 };
 
 static uint32_t
@@ -376,6 +378,26 @@ sweeper_tick_clear(sweeper_tick_t *self)
         s_unlink(self, self->heap[self->count - 1]);
 }
 
+void
+sweeper_tick_mark(sweeper_tick_t *self)
+{
+    assert(self);
+    self->gen++;
+}
+
+size_t
+sweeper_tick_sweep(sweeper_tick_t *self)
+{
+    assert(self);
+    size_t removed = 0;
+    for (uint32_t i = 0; i < self->top; i++)
+        if (self->entries[i].ulen && self->entries[i].gen != self->gen) {
+            s_unlink(self, i);
+            removed++;
+        }
+    return removed;
+}
+
 //  A free entry (array grown when needed) or S_NONE (logged).
 static uint32_t
 s_entry_alloc(sweeper_tick_t *self)
@@ -411,6 +433,7 @@ sweeper_tick_set(sweeper_tick_t *self, const char *user, const char *session,
     uint32_t i = s_find(self, user, session);
     if (i != S_NONE) {
         self->entries[i].deadline = self->entries[i].due = deadline;
+        self->entries[i].gen = self->gen;
         s_heap_fix(self, i);
         return 0;
     }
@@ -439,6 +462,7 @@ sweeper_tick_set(sweeper_tick_t *self, const char *user, const char *session,
     e->uhash = s_user_hash(user, ulen);
     e->hash = s_session_hash(e->uhash, session, slen);
     e->deadline = e->due = deadline;
+    e->gen = self->gen;
     e->uprev = S_NONE;
     s_heap_push(self, i);
     s_table_insert(self, &self->sindex, i);

@@ -34,8 +34,15 @@ bool sweeper_tick_remove(sweeper_tick_t *self, const char *user,
 //  Remove every session of user. Returns how many were removed.
 size_t sweeper_tick_remove_user(sweeper_tick_t *self, const char *user);
 
-//  Remove everything (before loading a snapshot).
+//  Remove everything.
 void sweeper_tick_clear(sweeper_tick_t *self);
+
+//  Reloading without forgetting: after sweeper_tick_mark every entry is
+//  stale until set again (it stays due and fires as before, so expiry goes
+//  on during a resync); sweeper_tick_sweep removes the stale ones and
+//  returns how many (O(entries)).
+void sweeper_tick_mark(sweeper_tick_t *self);
+size_t sweeper_tick_sweep(sweeper_tick_t *self);
 
 //  Number of sessions tracked, in all or for one user.
 size_t sweeper_tick_size(const sweeper_tick_t *self);

@@ -343,8 +343,25 @@ test_paged(void)
              SWEEPER_CLONE_RESYNC);
     CHECK_STR(sweeper_clone_why(c), "session count differs");
 
+    //  A resync in pages keeps the old table firing until the last page:
+    //  after the first, bob (not on it) is still due; after the last, only
+    //  what the pages set is left.
+    size_t held = sweeper_tick_size(t);
+    CHECK(held > 1);
+    len = s_page(buf, sizeof(buf), 17, p3, 1, false, "1");
+    CHECK_EQ(sweeper_clone_load_page(c, buf, len, next, sizeof next), 0);
+    CHECK_EQ(sweeper_tick_size(t), held);
+    CHECK_EQ(sweeper_tick_deadline(t, "bob", "b1"), 1500);
+    snap_user_t p4[] = {{"erin", {"e1", NULL, NULL}, {5000, 0, 0}}};
+    len = s_page(buf, sizeof(buf), 17, p4, 1, false, NULL);
+    CHECK_EQ(sweeper_clone_load_page(c, buf, len, next, sizeof next), 0);
+    CHECK(sweeper_clone_synced(c));
+    CHECK_EQ(sweeper_tick_size(t), 2);  //  carol (page 1) and erin
+    CHECK_EQ(sweeper_tick_deadline(t, "bob", "b1"), 0);
+    CHECK_EQ(sweeper_tick_deadline(t, "erin", "e1"), 5000);
+
     //  A page whose seq is below the previous one's: the broker restarted
-    //  between them; the next page call starts over with a clear table.
+    //  between them; the next page call starts over.
     len = s_page(buf, sizeof(buf), 20, p1, 1, false, "1");
     CHECK_EQ(sweeper_clone_load_page(c, buf, len, next, sizeof next), 0);
     len = s_page(buf, sizeof(buf), 5, p2, 1, false, "2");
@@ -365,7 +382,7 @@ test_paged(void)
     CHECK_EQ(sweeper_clone_load(c, buf, len), -1);
     sweeper_clone_stats_t st;
     sweeper_clone_stats(c, &st);
-    CHECK_EQ(st.snapshots, 2);
+    CHECK_EQ(st.snapshots, 3);
     sweeper_clone_destroy(&c);
     sweeper_tick_destroy(&t);
 }

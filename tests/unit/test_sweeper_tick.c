@@ -244,9 +244,44 @@ test_many(void)
     sweeper_tick_destroy(&t);
 }
 
+//  Mark and sweep: entries set after the mark stay, the others go, and
+//  the heap and indexes stay sound with removals in the middle.
+static void
+test_mark_sweep(void)
+{
+    sweeper_tick_t *t = sweeper_tick_new();
+    CHECK(t);
+    char user[16], session[16];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(user, sizeof user, "u%d", i % 300);
+        snprintf(session, sizeof session, "s%d", i);
+        CHECK_EQ(sweeper_tick_set(t, user, session, (uint64_t)(1000 + i)), 0);
+    }
+    sweeper_tick_mark(t);
+    CHECK_EQ(sweeper_tick_size(t), 1000);  //  stale entries stay due
+    CHECK_EQ(sweeper_tick_next_due(t), 1000);
+    for (int i = 0; i < 1000; i += 3) {  //  a third set again
+        snprintf(user, sizeof user, "u%d", i % 300);
+        snprintf(session, sizeof session, "s%d", i);
+        CHECK_EQ(sweeper_tick_set(t, user, session, (uint64_t)(5000 + i)), 0);
+    }
+    CHECK_EQ(sweeper_tick_set(t, "new", "n1", 4000), 0);
+    CHECK_EQ(sweeper_tick_sweep(t), 666);
+    CHECK_EQ(sweeper_tick_size(t), 335);
+    CHECK(sweeper_tick_check(t));
+    CHECK_EQ(sweeper_tick_next_due(t), 4000);
+    CHECK_EQ(sweeper_tick_deadline(t, "u1", "s1"), 0);
+    CHECK_EQ(sweeper_tick_deadline(t, "u3", "s3"), 5003);
+    //  u0 had s0, s300, s600 and s900, all set again; u1 none of its own.
+    CHECK_EQ(sweeper_tick_user_sessions(t, "u0"), 4);
+    CHECK_EQ(sweeper_tick_user_sessions(t, "u1"), 0);
+    sweeper_tick_destroy(&t);
+}
+
 int
 main(void)
 {
+    test_mark_sweep();
     test_basic();
     test_fire_limit();
     test_random();
