@@ -30,7 +30,8 @@ typedef struct {
     char user[32];
     bool published;  //  a login change about it was seen
     bool answered;   //  HTTP said 200
-    bool refused;    //  HTTP said 503
+    bool refused;    //  HTTP said 503 while the disk was full
+    bool slow;       //  HTTP said 503 while the disk had room
 } s_user_t;
 static s_user_t users[S_USERS_MAX];
 static int nusers;
@@ -109,6 +110,34 @@ s_login(int port)
     return status;
 }
 
+//  With room on the disk: log new users in until n answered 200. A 503
+//  then is the gateway's bus_timeout_ms (200 ms) passing on a busy box,
+//  or its fail-fast after a slow probe: such a user is marked slow (its
+//  change may still come), and no event may be refused meanwhile (the
+//  broker wrote every batch). At most 200 tries.
+static void
+s_logins_with_room(int port, int n)
+{
+    uint64_t refused0 = it_stat(&cfg, "events.refused");
+    int ok = 0, slow = 0;
+    for (int i = 0; i < 200 && ok < n; i++) {
+        int status = s_login(port);
+        CHECK(status == 200 || status == 503);
+        if (status == 200) {
+            ok++;
+        } else {
+            users[nusers - 1].refused = false;
+            users[nusers - 1].slow = true;
+            slow++;
+        }
+    }
+    if (slow)
+        fprintf(stderr, "with room: %d logins answered 503 (slow), %d 200\n",
+                slow, ok);
+    CHECK_EQ(ok, n);
+    CHECK_EQ(it_stat(&cfg, "events.refused"), refused0);
+}
+
 //  Fill the tmpfs with a file until write() says ENOSPC.
 static void
 s_fill(const char *path)
@@ -171,8 +200,7 @@ main(void)
     CHECK_EQ(it_sync(sub, pub, 10000), 0);
 
     //  1. Space: logins work.
-    for (int i = 0; i < 20; i++)
-        CHECK_EQ(s_login(port), 200);
+    s_logins_with_room(port, 20);
 
     //  2. The disk fills up: new users cannot be written. LMDB first
     //  reuses its free pages, so a few more may pass; then they fail.
@@ -227,8 +255,7 @@ main(void)
     fprintf(stderr, "space back: login %d after the space returned passed\n",
             first_ok);
     CHECK(first_ok >= 0);
-    for (int i = 0; i < 20; i++)
-        CHECK_EQ(s_login(port), 200);
+    s_logins_with_room(port, 20);
     s_collect_all(sub);
     CHECK_EQ(it_stat(&cfg, "seq"), max_seq);
 

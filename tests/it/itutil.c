@@ -107,6 +107,7 @@ s_install_handlers(void)
     signal(SIGABRT, s_on_abort);
     signal(SIGSEGV, s_on_abort);
     signal(SIGBUS, s_on_abort);
+    signal(SIGALRM, s_on_abort);  //  a test's alarm(): a hung child
     atexit(s_kill_children);
     pres_log_init("it", getenv("IT_VERBOSE") != NULL);
 }
@@ -232,9 +233,10 @@ s_same_name(const char *a, const char *b)
     return la == lb && memcmp(a, b, la) == 0;
 }
 
-int
-it_spawn(const it_env_t *env, const char *prog, const char *const *argv,
-         const char *const *extra_env, it_proc_t *p)
+//  it_spawn; with out, the child's stdout is a pipe read through *out.
+static int
+s_spawn(const it_env_t *env, const char *prog, const char *const *argv,
+        const char *const *extra_env, it_proc_t *p, FILE **out)
 {
     s_install_handlers();
     memset(p, 0, sizeof(*p));
@@ -301,27 +303,45 @@ it_spawn(const it_env_t *env, const char *prog, const char *const *argv,
         fprintf(stderr, "itutil: open(%s): %s\n", p->log_path, strerror(errno));
         return -1;
     }
+    int pfd[2] = {-1, -1};
+    if (out && (pipe(pfd) || fcntl(pfd[0], F_SETFD, FD_CLOEXEC) ||
+                fcntl(pfd[1], F_SETFD, FD_CLOEXEC))) {
+        fprintf(stderr, "itutil: pipe: %s\n", strerror(errno));
+        close(fd);
+        return -1;
+    }
     pid_t parent = getpid();
     fflush(NULL);
     pid_t pid = fork();
     if (pid < 0) {
         fprintf(stderr, "itutil: fork: %s\n", strerror(errno));
         close(fd);
+        if (out) {
+            close(pfd[0]);
+            close(pfd[1]);
+        }
         return -1;
     }
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent)
             _exit(127);
-        dup2(fd, STDOUT_FILENO);
+        dup2(out ? pfd[1] : fd, STDOUT_FILENO);
         dup2(fd, STDERR_FILENO);
         signal(SIGABRT, SIG_DFL);
         signal(SIGSEGV, SIG_DFL);
         signal(SIGBUS, SIG_DFL);
+        signal(SIGALRM, SIG_DFL);
         execve(path, args, envp);
         _exit(127);
     }
     close(fd);
+    if (out) {
+        close(pfd[1]);
+        *out = fdopen(pfd[0], "r");
+        if (!*out)
+            abort();  //  out of memory; the handler reaps the child
+    }
     for (int i = 0; i < nours; i++)
         free(ours[i]);
     free(envp);
@@ -336,6 +356,21 @@ it_spawn(const it_env_t *env, const char *prog, const char *const *argv,
     if (slot == s_nprocs)
         s_nprocs++;
     return 0;
+}
+
+int
+it_spawn(const it_env_t *env, const char *prog, const char *const *argv,
+         const char *const *extra_env, it_proc_t *p)
+{
+    return s_spawn(env, prog, argv, extra_env, p, NULL);
+}
+
+int
+it_spawn_piped(const it_env_t *env, const char *prog, const char *const *argv,
+               const char *const *extra_env, it_proc_t *p, FILE **out)
+{
+    CHECK(out);
+    return s_spawn(env, prog, argv, extra_env, p, out);
 }
 
 static void

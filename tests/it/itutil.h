@@ -70,6 +70,14 @@ int it_build_path(const char *prog, char *out, size_t cap);
 int it_spawn(const it_env_t *env, const char *prog, const char *const *argv,
              const char *const *extra_env, it_proc_t *p);
 
+//  As it_spawn, but the child's stdout is a pipe: *out reads it (fclose
+//  it when done; EOF once the child exited). stderr goes to the log. Like
+//  every child, it is killed and reaped if the test aborts, crashes or
+//  its alarm() fires.
+int it_spawn_piped(const it_env_t *env, const char *prog,
+                   const char *const *argv, const char *const *extra_env,
+                   it_proc_t *p, FILE **out);
+
 //  True while the child runs (reaps it if it exited).
 bool it_proc_alive(it_proc_t *p);
 
