@@ -207,44 +207,56 @@ main(void)
     char filler[IT_PATH_MAX + 16];
     snprintf(filler, sizeof filler, "%s/filler", env.data_dir);
     s_fill(filler);
+    //  A 503 is either a login the broker refused or, on a busy box, one
+    //  whose change came after bus_timeout_ms (200 ms) or that the gateway
+    //  turned away after a failed probe: go on until the broker counted
+    //  10 refused (the last one maybe only after the gateway gave up on
+    //  it).
     uint64_t refused0 = it_stat(&cfg, "events.refused");
+    uint64_t refused = 0;
     int ok_after_full = 0, n503 = 0;
-    while (n503 < 10 && nusers < S_USERS_MAX / 2) {
+    while (refused < 10 && nusers < S_USERS_MAX / 2) {
         int status = s_login(port);
         CHECK(status == 200 || status == 503);
         if (status == 200)
             ok_after_full++;
         else
             n503++;
+        if (n503 >= 10)
+            refused = it_wait_stat(&cfg, "events.refused", refused0 + 10,
+                                   status == 503 ? 1000 : 0) -
+                      refused0;
     }
     fprintf(stderr,
             "full disk: %d logins passed (LMDB reuses free pages; batches "
-            "that fit still commit), %d answered 503\n",
-            ok_after_full, n503);
-    CHECK_EQ(n503, 10);
+            "that fit still commit), %d answered 503, events.refused +%llu\n",
+            ok_after_full, n503, (unsigned long long)refused);
+    CHECK(refused >= 10);
+    //  Each refused event is one of our logins, and none answered 200.
+    CHECK(n503 >= (int)refused);
     CHECK(it_proc_alive(&broker));
-    //  The refused logins are counted at the broker (the last one maybe
-    //  only after the gateway gave up on it).
-    uint64_t refused =
-        it_wait_stat(&cfg, "events.refused", refused0 + (uint64_t)n503, 10000) -
-        refused0;
-    fprintf(stderr, "events.refused +%llu\n", (unsigned long long)refused);
-    CHECK(refused >= (uint64_t)n503);
     //  /healthz still answers (the broker is up and answering queries).
     static ith_resp_t r;
     CHECK_EQ(ith_request(port, "GET", "/healthz", NULL, NULL, &r, 5000), 200);
 
-    //  3. No change was published for a login the gateway refused.
+    //  3. Every login answered 200 was published; of those answered 503,
+    //  at least the refused ones were not (a slow one may have been: its
+    //  change came after the gateway's 503). That nothing was published
+    //  that was not committed is checked by the restart in 5.
     s_collect_all(sub);
+    int unpublished503 = 0, published503 = 0;
     for (int i = 0; i < nusers; i++) {
-        if (users[i].refused && users[i].published) {
-            fprintf(stderr, "%s: 503 but its login change was published\n",
-                    users[i].user);
-            CHECK(!"a change was published that was not committed");
-        }
+        if (users[i].refused && users[i].published)
+            published503++;
+        if (users[i].refused && !users[i].published)
+            unpublished503++;
         if (users[i].answered)
             CHECK(users[i].published);
     }
+    if (published503)
+        fprintf(stderr, "%d logins answered 503 were published (slow)\n",
+                published503);
+    CHECK(unpublished503 >= (int)refused);
 
     //  4. Space returns: the broker carries on by itself (no restart).
     CHECK_EQ(unlink(filler), 0);
