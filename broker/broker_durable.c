@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "pres_grow.h"
 #include "pres_log.h"
 
 #define S_COMPACT 4096  //  released items kept before moving the rest down
@@ -105,29 +106,11 @@ s_queue_free(s_queue_t *q)
 static int
 s_queue_reserve(s_queue_t *q, size_t count, size_t len)
 {
-    if (q->n + count > q->cap) {
-        size_t cap = q->cap ? q->cap : 256;
-        while (cap < q->n + count)
-            cap *= 2;
-        s_msg_t *items = realloc(q->items, cap * sizeof(*items));
-        if (!items) {
-            pres_log_error("realloc() failed for held changes");
-            return -1;
-        }
-        q->items = items;
-        q->cap = cap;
-    }
-    if (q->len + len > q->bcap) {
-        size_t cap = q->bcap ? q->bcap : 64 * 1024;
-        while (cap < q->len + len)
-            cap *= 2;
-        char *bytes = realloc(q->bytes, cap);
-        if (!bytes) {
-            pres_log_error("realloc() failed for held changes");
-            return -1;
-        }
-        q->bytes = bytes;
-        q->bcap = cap;
+    if (pres_grow((void **)&q->items, &q->cap, sizeof(*q->items), q->n + count,
+                  256) ||
+        pres_grow((void **)&q->bytes, &q->bcap, 1, q->len + len, 64 * 1024)) {
+        pres_log_error("realloc() failed for held changes");
+        return -1;
     }
     return 0;
 }
@@ -417,15 +400,10 @@ int
 broker_durable_hold_reply(broker_durable_t *self, void *sock, void *msg)
 {
     assert(msg);
-    if (self->rn == self->rcap) {
-        size_t cap = self->rcap ? 2 * self->rcap : 64;
-        s_reply_t *replies = realloc(self->replies, cap * sizeof(*replies));
-        if (!replies) {
-            pres_log_error("realloc() failed for held replies");
-            return -1;
-        }
-        self->replies = replies;
-        self->rcap = cap;
+    if (pres_grow((void **)&self->replies, &self->rcap, sizeof(*self->replies),
+                  self->rn + 1, 64)) {
+        pres_log_error("realloc() failed for held replies");
+        return -1;
     }
     //  committed is written on this thread only: no lock to read it.
     self->replies[self->rn++] =

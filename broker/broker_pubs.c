@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pres_grow.h"
 #include "pres_log.h"
 
 typedef struct {
@@ -69,15 +70,10 @@ broker_pubs_destroy(broker_pubs_t **self_p)
 static int
 s_forget(broker_pubs_t *self, size_t i)
 {
-    if (self->nforgotten == self->forgotten_cap) {
-        size_t cap = self->forgotten_cap ? self->forgotten_cap * 2 : 64;
-        s_name_t *names = realloc(self->forgotten, cap * sizeof(*names));
-        if (!names) {
-            pres_log_error("realloc() failed growing forgotten publishers");
-            return -1;
-        }
-        self->forgotten = names;
-        self->forgotten_cap = cap;
+    if (pres_grow((void **)&self->forgotten, &self->forgotten_cap,
+                  sizeof(*self->forgotten), self->nforgotten + 1, 64)) {
+        pres_log_error("realloc() failed growing forgotten publishers");
+        return -1;
     }
     broker_pub_t *pub = &self->entries[i];
     memcpy(self->forgotten[self->nforgotten++].src, pub->src, sizeof(pub->src));
@@ -162,15 +158,10 @@ s_find_or_add(broker_pubs_t *self, const char *src, size_t len, uint64_t now)
     }
     if (self->count >= self->max && s_make_room(self))
         return SIZE_MAX;
-    if (self->count == self->cap) {
-        size_t cap = self->cap ? self->cap * 2 : 16;
-        broker_pub_t *entries = realloc(self->entries, cap * sizeof(*entries));
-        if (!entries) {
-            pres_log_error("realloc() failed growing the publisher table");
-            return SIZE_MAX;
-        }
-        self->entries = entries;
-        self->cap = cap;
+    if (pres_grow((void **)&self->entries, &self->cap, sizeof(*self->entries),
+                  self->count + 1, 16)) {
+        pres_log_error("realloc() failed growing the publisher table");
+        return SIZE_MAX;
     }
     size_t i = self->count;
     if (zhashx_insert(self->index, key, (void *)(uintptr_t)(i + 1))) {

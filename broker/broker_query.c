@@ -58,6 +58,17 @@ s_reply_list(pres_mpw_map_t *m, msgpack_packer *pk, msgpack_sbuffer *out,
     msgpack_sbuffer_destroy(body);
 }
 
+//  A whole reply {ok, key: [count items of body]} (body destroyed here).
+static int
+s_reply_items(msgpack_sbuffer *out, const char *key, uint32_t count,
+              msgpack_sbuffer *body)
+{
+    msgpack_packer pk;
+    pres_mpw_map_t m;
+    s_reply_list(&m, &pk, out, key, count, body);
+    return s_reply_end(&m, out);
+}
+
 void
 broker_query_error(msgpack_sbuffer *out, const char *error)
 {
@@ -321,10 +332,7 @@ s_entries(broker_state_t *state, const pres_query_t *q, msgpack_sbuffer *out)
         broker_query_error(out, rc ? "store error" : "out of memory");
         return -1;
     }
-    msgpack_packer pk;
-    pres_mpw_map_t m;
-    s_reply_list(&m, &pk, out, "entries", e.count, &body);
-    return s_reply_end(&m, out);
+    return s_reply_items(out, "entries", e.count, &body);
 }
 
 typedef struct {
@@ -380,10 +388,7 @@ s_series(broker_state_t *state, const pres_query_t *q, msgpack_sbuffer *out)
     const broker_meta_t *m = broker_state_meta(state);
     s_point(&p, minute, m->online, m->away);
     p.count++;
-    msgpack_packer pk;
-    pres_mpw_map_t mp;
-    s_reply_list(&mp, &pk, out, "points", p.count, &body);
-    return s_reply_end(&mp, out);
+    return s_reply_items(out, "points", p.count, &body);
 }
 
 //  ---- list

@@ -17,6 +17,7 @@
 
 #include "pres_bus.h"
 #include "pres_be64.h"
+#include "pres_grow.h"
 #include "pres_log.h"
 
 #define S_HDR      32
@@ -75,18 +76,11 @@ s_be32(uint8_t *p, size_t v)
 static int
 s_grow(broker_repl_t *self, size_t more)
 {
-    if (self->len + more <= self->cap)
-        return 0;
-    size_t cap = self->cap ? self->cap : 65536;
-    while (cap < self->len + more)
-        cap *= 2;
-    uint8_t *p = realloc(self->buf, cap);
-    if (!p) {
+    if (pres_grow((void **)&self->buf, &self->cap, 1, self->len + more,
+                  65536)) {
         pres_log_error("realloc() failed for a replication batch");
         return -1;
     }
-    self->buf = p;
-    self->cap = cap;
     return 0;
 }
 
@@ -408,17 +402,9 @@ broker_repl_hold(broker_repl_t *self, broker_state_t *state)
         size_t tlen, blen;
         broker_state_outbox_get(state, i, &topic, &tlen, &body, &blen);
         size_t need = self->held_len + 24 + tlen + blen;
-        if (need > self->held_cap) {
-            size_t cap = self->held_cap ? self->held_cap : 65536;
-            while (cap < need)
-                cap *= 2;
-            uint8_t *p = realloc(self->held, cap);
-            if (!p) {
-                pres_log_error("realloc() failed holding changes");
-                return -1;
-            }
-            self->held = p;
-            self->held_cap = cap;
+        if (pres_grow((void **)&self->held, &self->held_cap, 1, need, 65536)) {
+            pres_log_error("realloc() failed holding changes");
+            return -1;
         }
         uint8_t *p = self->held + self->held_len;
         pres_be64_put(p, self->batch);

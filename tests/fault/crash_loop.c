@@ -712,8 +712,20 @@ main(int argc, char **argv)
     port = ith_gateway_start(&env, NULL, &gateway);
     CHECK(port > 0);
     minter = ith_minter_new(&env);
-    static const char *const watch_argv[] = {"--json", "watch", NULL};
+    //  watch gives up if the broker does not answer its first request
+    //  (by design: a wrong config should say so), so the kills wait until
+    //  it watches; 10 s for that first answer on a busy box under ASan
+    //  (2 s, the default, ran out once while the first round began).
+    static const char *const watch_argv[] = {"--json", "--timeout", "10000",
+                                             "watch", NULL};
     CHECK_EQ(it_spawn(&env, "presencectl", watch_argv, NULL, &watch), 0);
+    IT_POLL_UNTIL(it_proc_log_has(&watch, "watching changes") ||
+                      !it_proc_alive(&watch),
+                  20000);
+    if (!it_proc_log_has(&watch, "watching changes")) {
+        it_proc_dump_log(&watch);
+        CHECK(!"presencectl watch did not start");
+    }
 
     char *sse_token = s_mint("crash-sse", true);
     sse = ith_follower_new(port, sse_token);

@@ -30,7 +30,8 @@ typedef struct {
     char user[32];
     bool published;  //  a login change about it was seen
     bool answered;   //  HTTP said 200
-    bool refused;    //  HTTP said 503
+    bool refused;    //  HTTP said 503 while the disk was full
+    bool slow;       //  HTTP said 503 while the disk had room
 } s_user_t;
 static s_user_t users[S_USERS_MAX];
 static int nusers;
@@ -109,6 +110,34 @@ s_login(int port)
     return status;
 }
 
+//  With room on the disk: log new users in until n answered 200. A 503
+//  then is the gateway's bus_timeout_ms (200 ms) passing on a busy box,
+//  or its fail-fast after a slow probe: such a user is marked slow (its
+//  change may still come), and no event may be refused meanwhile (the
+//  broker wrote every batch). At most 200 tries.
+static void
+s_logins_with_room(int port, int n)
+{
+    uint64_t refused0 = it_stat(&cfg, "events.refused");
+    int ok = 0, slow = 0;
+    for (int i = 0; i < 200 && ok < n; i++) {
+        int status = s_login(port);
+        CHECK(status == 200 || status == 503);
+        if (status == 200) {
+            ok++;
+        } else {
+            users[nusers - 1].refused = false;
+            users[nusers - 1].slow = true;
+            slow++;
+        }
+    }
+    if (slow)
+        fprintf(stderr, "with room: %d logins answered 503 (slow), %d 200\n",
+                slow, ok);
+    CHECK_EQ(ok, n);
+    CHECK_EQ(it_stat(&cfg, "events.refused"), refused0);
+}
+
 //  Fill the tmpfs with a file until write() says ENOSPC.
 static void
 s_fill(const char *path)
@@ -171,52 +200,63 @@ main(void)
     CHECK_EQ(it_sync(sub, pub, 10000), 0);
 
     //  1. Space: logins work.
-    for (int i = 0; i < 20; i++)
-        CHECK_EQ(s_login(port), 200);
+    s_logins_with_room(port, 20);
 
     //  2. The disk fills up: new users cannot be written. LMDB first
     //  reuses its free pages, so a few more may pass; then they fail.
     char filler[IT_PATH_MAX + 16];
     snprintf(filler, sizeof filler, "%s/filler", env.data_dir);
     s_fill(filler);
+    //  A 503 is either a login the broker refused or, on a busy box, one
+    //  whose change came after bus_timeout_ms (200 ms) or that the gateway
+    //  turned away after a failed probe: go on until the broker counted
+    //  10 refused (the last one maybe only after the gateway gave up on
+    //  it).
     uint64_t refused0 = it_stat(&cfg, "events.refused");
+    uint64_t refused = 0;
     int ok_after_full = 0, n503 = 0;
-    while (n503 < 10 && nusers < S_USERS_MAX / 2) {
+    while (refused < 10 && nusers < S_USERS_MAX / 2) {
         int status = s_login(port);
         CHECK(status == 200 || status == 503);
         if (status == 200)
             ok_after_full++;
         else
             n503++;
+        if (n503 >= 10)
+            refused = it_wait_stat(&cfg, "events.refused", refused0 + 10,
+                                   status == 503 ? 1000 : 0) -
+                      refused0;
     }
     fprintf(stderr,
             "full disk: %d logins passed (LMDB reuses free pages; batches "
-            "that fit still commit), %d answered 503\n",
-            ok_after_full, n503);
-    CHECK_EQ(n503, 10);
+            "that fit still commit), %d answered 503, events.refused +%llu\n",
+            ok_after_full, n503, (unsigned long long)refused);
+    CHECK(refused >= 10);
+    //  Each refused event is one of our logins, and none answered 200.
+    CHECK(n503 >= (int)refused);
     CHECK(it_proc_alive(&broker));
-    //  The refused logins are counted at the broker (the last one maybe
-    //  only after the gateway gave up on it).
-    uint64_t refused =
-        it_wait_stat(&cfg, "events.refused", refused0 + (uint64_t)n503, 10000) -
-        refused0;
-    fprintf(stderr, "events.refused +%llu\n", (unsigned long long)refused);
-    CHECK(refused >= (uint64_t)n503);
     //  /healthz still answers (the broker is up and answering queries).
     static ith_resp_t r;
     CHECK_EQ(ith_request(port, "GET", "/healthz", NULL, NULL, &r, 5000), 200);
 
-    //  3. No change was published for a login the gateway refused.
+    //  3. Every login answered 200 was published; of those answered 503,
+    //  at least the refused ones were not (a slow one may have been: its
+    //  change came after the gateway's 503). That nothing was published
+    //  that was not committed is checked by the restart in 5.
     s_collect_all(sub);
+    int unpublished503 = 0, published503 = 0;
     for (int i = 0; i < nusers; i++) {
-        if (users[i].refused && users[i].published) {
-            fprintf(stderr, "%s: 503 but its login change was published\n",
-                    users[i].user);
-            CHECK(!"a change was published that was not committed");
-        }
+        if (users[i].refused && users[i].published)
+            published503++;
+        if (users[i].refused && !users[i].published)
+            unpublished503++;
         if (users[i].answered)
             CHECK(users[i].published);
     }
+    if (published503)
+        fprintf(stderr, "%d logins answered 503 were published (slow)\n",
+                published503);
+    CHECK(unpublished503 >= (int)refused);
 
     //  4. Space returns: the broker carries on by itself (no restart).
     CHECK_EQ(unlink(filler), 0);
@@ -227,8 +267,7 @@ main(void)
     fprintf(stderr, "space back: login %d after the space returned passed\n",
             first_ok);
     CHECK(first_ok >= 0);
-    for (int i = 0; i < 20; i++)
-        CHECK_EQ(s_login(port), 200);
+    s_logins_with_room(port, 20);
     s_collect_all(sub);
     CHECK_EQ(it_stat(&cfg, "seq"), max_seq);
 

@@ -234,7 +234,7 @@ main(void)
     it_env_set(&env, "admin_peers", other);
     CHECK(it_env_config(&env, &cfg) == 0);
     CHECK(it_broker_start(&env, NULL, &broker) == 0);
-    CHECK(it_admin_account(&cfg, "bob", "banned") == -1);
+    CHECK(it_admin_account_refused(&cfg, "bob", "banned"));
     CHECK(s_wait_stat("forbidden.peers", 1) >= 1);
     CHECK_STR(s_account_of("bob"), "active");
     CHECK_EQ(it_proc_stop(&broker, 5000), 0);

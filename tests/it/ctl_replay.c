@@ -2,6 +2,7 @@
     `watch --since SEQ` replays the changes made while it was away, from
     the change log, in order and once each, then goes on live; `audit USER`
     and `history USER` print the broker's records (text and --json). */
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -9,7 +10,7 @@
 #include "testutil.h"
 
 static it_env_t env;
-static it_proc_t broker;
+static it_proc_t broker, watch;  //  itutil reaps them if the test fails
 static pres_config_t cfg;
 static char ctl[IT_PATH_MAX + 32];
 static char out[1 << 20], err[8192];
@@ -74,29 +75,33 @@ main(void)
     CHECK_EQ(s_ctl("watch --since x"), 2);
 
     //  Replay then live: a change made after the replay is printed too.
-    char cmd[1024], outpath[IT_PATH_MAX + 16];
-    snprintf(outpath, sizeof(outpath), "%s/watch.out", env.dir);
-    snprintf(cmd, sizeof(cmd),
-             "%s --json watch --since %" PRIu64 " --count 2 >%s 2>/dev/null",
-             ctl, head0 + 2499, outpath);
-    FILE *w = popen(cmd, "r");
-    CHECK(w);
-    //  Changes until watch prints two live ones (it may join late).
+    char since[32];
+    snprintf(since, sizeof(since), "%" PRIu64, head0 + 2499);
+    const char *argv[] = {"--json",  "watch", "--since", since,
+                          "--count", "2",     NULL};
+    FILE *w = NULL;
+    CHECK(it_spawn_piped(&env, "presencectl", argv, NULL, &watch, &w) == 0);
+    int wfd = fileno(w);
+    CHECK(fcntl(wfd, F_SETFL, O_NONBLOCK) == 0);
+    //  Changes until watch has printed its two and exited (it may join
+    //  late); its output is read as it comes.
     int64_t until = pres_mono_ms() + 20000;
-    bool live = false;
-    while (!live && pres_mono_ms() < until) {
+    size_t got = 0;
+    bool eof = false;
+    while (!eof && pres_mono_ms() < until) {
         CHECK(it_send_login(pub, "late", "s") == 0);
         CHECK(it_send_logout(pub, "late", "s") == 0);
         it_sleep_ms(100);  //  poll interval, and pacing of the changes
-        FILE *f = fopen(outpath, "r");
-        if (f) {
-            size_t n = fread(out, 1, sizeof(out) - 1, f);
-            out[n] = 0;
-            fclose(f);
-            live = strchr(out, '\n') && strchr(strchr(out, '\n') + 1, '\n');
-        }
+        ssize_t n = -1;
+        while (got < sizeof(out) - 1 &&
+               (n = read(wfd, out + got, sizeof(out) - 1 - got)) > 0)
+            got += (size_t)n;
+        eof = n == 0;
+        out[got] = 0;
     }
-    CHECK_EQ(pclose(w), 0);
+    fclose(w);
+    CHECK(eof);  //  a failed CHECK: itutil kills and reaps watch
+    CHECK_EQ(it_proc_wait(&watch, 20000), 0);
     snprintf(args, sizeof(args), "\"seq\":%" PRIu64 ",", head0 + 2500);
     CHECK(strstr(out, args));
     snprintf(args, sizeof(args), "\"seq\":%" PRIu64 ",", head0 + 2501);

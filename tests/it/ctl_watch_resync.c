@@ -6,6 +6,7 @@
     loses the last changes of a quiet stream: the broker's head (`stats`)
     shows them owed, and watch resyncs without waiting for a later change. */
 #include <signal.h>
+#include <stdio.h>
 #include <unistd.h>
 
 #include "itfake.h"
@@ -15,6 +16,27 @@
 static it_env_t env;
 static pres_config_t cfg;
 static it_fake_t *fake;  //  the scripted broker
+static it_proc_t watch;  //  presencectl watch: itutil kills and reaps it on
+                         //  every failure (abort, crash, alarm)
+
+//  Start `presencectl --json watch --count <count>`; its stdout is read
+//  through the returned FILE, its stderr goes to watch.log_path.
+static FILE *
+s_watch_start(const char *count)
+{
+    const char *argv[] = {"--json", "watch", "--count", count, NULL};
+    FILE *out = NULL;
+    CHECK(it_spawn_piped(&env, "presencectl", argv, NULL, &watch, &out) == 0);
+    return out;
+}
+
+//  Its output is read to the end: it exits 0 by itself (--count).
+static void
+s_watch_end(FILE *out)
+{
+    fclose(out);
+    CHECK_EQ(it_proc_wait(&watch, 20000), 0);
+}
 
 //  Wait for a request of kind op and answer {ok, seq, users: []}. This
 //  scripted broker keeps no change log: a changes_since on the way (watch
@@ -61,17 +83,8 @@ main(void)
 {
     CHECK(it_env_init(&env, "ctl-watch") == 0);
     CHECK(it_env_config(&env, &cfg) == 0);
-    char ctl[IT_PATH_MAX + 32];
     fake = it_fake_new(&cfg);
-    CHECK(it_build_path("presencectl", ctl, sizeof(ctl)) == 0);
-    setenv("PRESENCE_DATA_DIR", env.data_dir, 1);
-    setenv("PRESENCE_RUN_DIR", env.run_dir, 1);
-
-    char cmd[1024];
-    snprintf(cmd, sizeof(cmd), "%s --json watch --count 4 2>%s/watch.err", ctl,
-             env.dir);
-    FILE *p = popen(cmd, "r");
-    CHECK(p);
+    FILE *p = s_watch_start("4");
     alarm(45);  //  a hung watch fails the test (ctest allows 60 s)
 
     CHECK(it_fake_wait_subscriber(fake, 10000));
@@ -98,24 +111,13 @@ main(void)
     }
     CHECK(strstr(line, "\"user\":\"u22\""));
     CHECK(!fgets(line, sizeof(line), p));  //  --count 4: done
-    CHECK_EQ(pclose(p), 0);
+    s_watch_end(p);
     alarm(0);
-
-    char errpath[IT_PATH_MAX + 16], err[2048] = "";
-    snprintf(errpath, sizeof(errpath), "%s/watch.err", env.dir);
-    FILE *f = fopen(errpath, "r");
-    CHECK(f);
-    size_t n = fread(err, 1, sizeof(err) - 1, f);
-    err[n] = '\0';
-    fclose(f);
-    fprintf(stderr, "%s", err);
-    CHECK(strstr(err, "resync: seq gap (expected seq 13, got 14)"));
+    it_proc_dump_log(&watch);
+    CHECK(it_proc_log_has(&watch, "resync: seq gap (expected seq 13, got 14)"));
 
     //  Changes 32 and 33 are lost and nothing follows them.
-    snprintf(cmd, sizeof(cmd), "%s --json watch --count 2 2>%s/watch2.err", ctl,
-             env.dir);
-    p = popen(cmd, "r");
-    CHECK(p);
+    p = s_watch_start("2");
     alarm(45);
     CHECK(it_fake_wait_subscriber(fake, 10000));
     s_serve_snapshot(30);
@@ -129,7 +131,8 @@ main(void)
         fprintf(stderr, "  %s", line);
         CHECK(strstr(line, want2[i]));
     }
-    CHECK_EQ(pclose(p), 0);
+    CHECK(!fgets(line, sizeof(line), p));  //  --count 2: done
+    s_watch_end(p);
     alarm(0);
 
     it_fake_destroy(&fake);

@@ -91,14 +91,14 @@ s_http(int port, const char *src, const char *method, const char *path,
 //  once; tokens[i % ntokens] for request i. Counts answers by status in
 //  count[] (index status / 100 * 100 ... only 200, 204, 429 and other).
 typedef struct {
-    int ok200, ok204, too_many, other;
+    int ok200, ok204, too_many, unavailable, other;  //  unavailable: 503
 } s_tally_t;
 
 static s_tally_t
 s_burst(int port, const char *src, const char *path, char **tokens, int ntokens,
         const char *body, int n, int par)
 {
-    s_tally_t t = {0, 0, 0, 0};
+    s_tally_t t = {0, 0, 0, 0, 0};
     CURLM *m = curl_multi_init();
     CHECK(m);
     CURL *h[64];
@@ -134,6 +134,8 @@ s_burst(int port, const char *src, const char *path, char **tokens, int ntokens,
                 t.ok204++;
             else if (status == 429)
                 t.too_many++;
+            else if (status == 503)
+                t.unavailable++;
             else
                 t.other++;
             done++;
@@ -207,9 +209,18 @@ s_test_crowd_and_flood(int port)
     }
     s_tally_t t =
         s_burst(port, "127.0.0.1", "/v1/login", users, 300, "{}", 300, 50);
-    fprintf(stderr, "300 logins: %d x 200, %d x 429, %d other\n", t.ok200,
-            t.too_many, t.other);
-    CHECK_EQ(t.ok200, 300);
+    fprintf(stderr, "300 logins: %d x 200, %d x 429, %d x 503, %d other\n",
+            t.ok200, t.too_many, t.unavailable, t.other);
+    //  None limited. A 503 says "retry later" (docs/protocol.md): on a
+    //  busy box the gateway's stats probe (500 ms) can wait behind an
+    //  fsync the broker's answer waits for, and the gateway then answers
+    //  503 until its next probe (it.gateway_api, it.gateway_changelog at
+    //  load 17); that is not the limit, which this checks. Anything else
+    //  (a closed connection: 16 of 300 once at load 17) still fails.
+    CHECK_EQ(t.too_many, 0);
+    CHECK_EQ(t.other, 0);
+    CHECK_EQ(t.ok200 + t.unavailable, 300);
+    CHECK(t.ok200 > 0);
 
     //  One token's flood meets 429; another user from the same address
     //  is served during and after it.
@@ -367,6 +378,24 @@ s_test_trusted_connections(int port)
         close(fds[i]);
 }
 
+//  SIGTERM the gateway: it must exit 0. How long it takes is no promise
+//  of the contract: the gateway first finishes what is under way, and
+//  with bus_timeout_ms 2000 that is a query of its bus thread (up to 2 s,
+//  joined) and the requests of the HTTP threads (up to 2 x 2 s each,
+//  docs/faults.md "Broker away"), on a box that may give it a tenth of a
+//  core; the 5 s this used to allow was less than that (seen at load 20).
+//  A gateway that does not stop still fails, and itutil then prints
+//  where its threads were.
+static void
+s_stop_gateway(it_proc_t *gw)
+{
+    int64_t t0 = pres_mono_ms();
+    CHECK_EQ(it_proc_stop(gw, 20000), 0);
+    int64_t took = pres_mono_ms() - t0;
+    if (took > 2000)
+        fprintf(stderr, "gateway stopped in %" PRId64 " ms\n", took);
+}
+
 int
 main(void)
 {
@@ -382,7 +411,7 @@ main(void)
     s_minter = ith_minter_new(&s_env);
     s_test_crowd_and_flood(port);
     s_test_header_timeout(port);
-    CHECK_EQ(it_proc_stop(&s_gw, 5000), 0);
+    s_stop_gateway(&s_gw);
 
     //  200 connections in all, a long header timeout.
     port = it_free_port();
@@ -390,7 +419,7 @@ main(void)
                                "PRESENCE_HTTP_HEADER_TIMEOUT=60", NULL};
     CHECK(it_gateway_start(&s_env, port, conns_env, &s_gw_conns) == 0);
     s_test_connections(port);
-    CHECK_EQ(it_proc_stop(&s_gw_conns, 5000), 0);
+    s_stop_gateway(&s_gw_conns);
 
     //  A trusted proxy on 127.0.0.5; tiny per-address budget.
     port = it_free_port();
@@ -401,7 +430,7 @@ main(void)
     CHECK(it_gateway_start(&s_env, port, proxy_env, &s_gw_proxy) == 0);
     s_test_forwarded(port);
     s_test_trusted_connections(port);
-    CHECK_EQ(it_proc_stop(&s_gw_proxy, 5000), 0);
+    s_stop_gateway(&s_gw_proxy);
 
     it_proc_stop(&s_broker, 5000);
     ith_minter_destroy(&s_minter);

@@ -79,7 +79,7 @@ s_start_etcd(const it_env_t *env, int n, char *urls, size_t cap)
         snprintf(urls + len, cap - len, "%s%s", i ? "," : "", client[i]);
     }
     for (int i = 0; i < n; i++) {
-        char data[300], log[300], name[8];
+        char data[300], log[300], name[16];  //  "e" and any int
         snprintf(data, sizeof data, "%s/etcd%d", env->dir, i);
         snprintf(log, sizeof log, "%s/etcd%d.log", env->dir, i);
         snprintf(name, sizeof name, "e%d", i);

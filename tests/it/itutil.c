@@ -5,6 +5,7 @@
 #include "itutil.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -107,6 +108,7 @@ s_install_handlers(void)
     signal(SIGABRT, s_on_abort);
     signal(SIGSEGV, s_on_abort);
     signal(SIGBUS, s_on_abort);
+    signal(SIGALRM, s_on_abort);  //  a test's alarm(): a hung child
     atexit(s_kill_children);
     pres_log_init("it", getenv("IT_VERBOSE") != NULL);
 }
@@ -232,9 +234,10 @@ s_same_name(const char *a, const char *b)
     return la == lb && memcmp(a, b, la) == 0;
 }
 
-int
-it_spawn(const it_env_t *env, const char *prog, const char *const *argv,
-         const char *const *extra_env, it_proc_t *p)
+//  it_spawn; with out, the child's stdout is a pipe read through *out.
+static int
+s_spawn(const it_env_t *env, const char *prog, const char *const *argv,
+        const char *const *extra_env, it_proc_t *p, FILE **out)
 {
     s_install_handlers();
     memset(p, 0, sizeof(*p));
@@ -301,27 +304,45 @@ it_spawn(const it_env_t *env, const char *prog, const char *const *argv,
         fprintf(stderr, "itutil: open(%s): %s\n", p->log_path, strerror(errno));
         return -1;
     }
+    int pfd[2] = {-1, -1};
+    if (out && (pipe(pfd) || fcntl(pfd[0], F_SETFD, FD_CLOEXEC) ||
+                fcntl(pfd[1], F_SETFD, FD_CLOEXEC))) {
+        fprintf(stderr, "itutil: pipe: %s\n", strerror(errno));
+        close(fd);
+        return -1;
+    }
     pid_t parent = getpid();
     fflush(NULL);
     pid_t pid = fork();
     if (pid < 0) {
         fprintf(stderr, "itutil: fork: %s\n", strerror(errno));
         close(fd);
+        if (out) {
+            close(pfd[0]);
+            close(pfd[1]);
+        }
         return -1;
     }
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent)
             _exit(127);
-        dup2(fd, STDOUT_FILENO);
+        dup2(out ? pfd[1] : fd, STDOUT_FILENO);
         dup2(fd, STDERR_FILENO);
         signal(SIGABRT, SIG_DFL);
         signal(SIGSEGV, SIG_DFL);
         signal(SIGBUS, SIG_DFL);
+        signal(SIGALRM, SIG_DFL);
         execve(path, args, envp);
         _exit(127);
     }
     close(fd);
+    if (out) {
+        close(pfd[1]);
+        *out = fdopen(pfd[0], "r");
+        if (!*out)
+            abort();  //  out of memory; the handler reaps the child
+    }
     for (int i = 0; i < nours; i++)
         free(ours[i]);
     free(envp);
@@ -336,6 +357,21 @@ it_spawn(const it_env_t *env, const char *prog, const char *const *argv,
     if (slot == s_nprocs)
         s_nprocs++;
     return 0;
+}
+
+int
+it_spawn(const it_env_t *env, const char *prog, const char *const *argv,
+         const char *const *extra_env, it_proc_t *p)
+{
+    return s_spawn(env, prog, argv, extra_env, p, NULL);
+}
+
+int
+it_spawn_piped(const it_env_t *env, const char *prog, const char *const *argv,
+               const char *const *extra_env, it_proc_t *p, FILE **out)
+{
+    CHECK(out);
+    return s_spawn(env, prog, argv, extra_env, p, out);
 }
 
 static void
@@ -395,6 +431,39 @@ it_proc_wait(it_proc_t *p, int timeout_ms)
     return s_exit_code(p->status);
 }
 
+//  Each thread of pid: name, state, kernel wait channel and the system
+//  call it is in (/proc), for a daemon that does not stop.
+static void
+s_dump_threads(pid_t pid)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        const char *what[] = {"comm", "wchan", "syscall"};
+        fprintf(stderr, "  thread %s:", e->d_name);
+        for (size_t i = 0; i < sizeof what / sizeof what[0]; i++) {
+            char file[640], buf[256] = "";
+            snprintf(file, sizeof file, "%s/%s/%s", path, e->d_name, what[i]);
+            FILE *f = fopen(file, "r");
+            if (f) {
+                size_t n = fread(buf, 1, sizeof buf - 1, f);
+                buf[n] = 0;
+                buf[strcspn(buf, "\n")] = 0;
+                fclose(f);
+            }
+            fprintf(stderr, " %s=%s", what[i], buf);
+        }
+        fprintf(stderr, "\n");
+    }
+    closedir(d);
+}
+
 int
 it_proc_stop(it_proc_t *p, int timeout_ms)
 {
@@ -403,8 +472,12 @@ it_proc_stop(it_proc_t *p, int timeout_ms)
     kill(p->pid, SIGTERM);
     int rc = it_proc_wait(p, timeout_ms);
     if (rc < 0) {
-        fprintf(stderr, "itutil: %s did not stop on SIGTERM, killing\n",
-                p->prog);
+        fprintf(stderr,
+                "itutil: %s did not stop on SIGTERM in %d ms, "
+                "killing; where its threads were:\n",
+                p->prog, timeout_ms);
+        s_dump_threads(p->pid);
+        it_proc_dump_log(p);
         it_proc_kill9(p);
         rc = 128 + SIGKILL;
     }
@@ -909,8 +982,9 @@ it_drain(zsock_t *sub, int quiet_ms)
     return n;
 }
 
-zframe_t *
-it_admin(const pres_config_t *cfg, const pres_query_t *q)
+//  A request on the admin endpoint, answered within timeout_ms or NULL.
+static zframe_t *
+s_admin(const pres_config_t *cfg, const pres_query_t *q, int timeout_ms)
 {
     uint8_t buf[PRES_MSG_MAX];
     size_t len = pres_query_encode(q, buf, sizeof(buf));
@@ -919,26 +993,50 @@ it_admin(const pres_config_t *cfg, const pres_query_t *q)
     pres_qclient_t *qc = pres_qclient_new_admin(cfg);
     if (!qc)
         return NULL;
-    //  3 s, not IT_QUERY_MS: a refused peer never gets an answer (the
-    //  handshake is refused), so the tests that expect that wait it out.
-    zframe_t *rep = pres_qclient_call(qc, buf, len, 3000);
+    zframe_t *rep = pres_qclient_call(qc, buf, len, timeout_ms);
     pres_qclient_destroy(&qc);
     return rep;
 }
 
-int
-it_admin_account(const pres_config_t *cfg, const char *user, const char *status)
+zframe_t *
+it_admin(const pres_config_t *cfg, const pres_query_t *q)
+{
+    //  IT_QUERY_MS like any query: an account change is answered once its
+    //  batch is fsynced, which a busy box can hold past 3 s (it.broker_rules
+    //  at load 17).
+    return s_admin(cfg, q, IT_QUERY_MS);
+}
+
+//  it_admin_account with the answer awaited timeout_ms.
+static int
+s_admin_account(const pres_config_t *cfg, const char *user, const char *status,
+                int timeout_ms)
 {
     pres_query_t q = {.op = PRES_Q_ACCOUNT};
     snprintf(q.user, sizeof(q.user), "%s", user);
     if (pres_account_parse(status, strlen(status), &q.status))
         return -1;
-    zframe_t *rep = it_admin(cfg, &q);
+    zframe_t *rep = s_admin(cfg, &q, timeout_ms);
     bool ok = false;
     if (rep)
         it_mp_bool(rep, "ok", &ok);
     zframe_destroy(&rep);
     return ok ? 0 : -1;
+}
+
+int
+it_admin_account(const pres_config_t *cfg, const char *user, const char *status)
+{
+    return s_admin_account(cfg, user, status, IT_QUERY_MS);
+}
+
+bool
+it_admin_account_refused(const pres_config_t *cfg, const char *user,
+                         const char *status)
+{
+    //  3 s: a refused peer never gets an answer (the handshake is
+    //  refused), so this waits it out.
+    return s_admin_account(cfg, user, status, 3000) != 0;
 }
 
 zframe_t *

@@ -70,6 +70,14 @@ int it_build_path(const char *prog, char *out, size_t cap);
 int it_spawn(const it_env_t *env, const char *prog, const char *const *argv,
              const char *const *extra_env, it_proc_t *p);
 
+//  As it_spawn, but the child's stdout is a pipe: *out reads it (fclose
+//  it when done; EOF once the child exited). stderr goes to the log. Like
+//  every child, it is killed and reaped if the test aborts, crashes or
+//  its alarm() fires.
+int it_spawn_piped(const it_env_t *env, const char *prog,
+                   const char *const *argv, const char *const *extra_env,
+                   it_proc_t *p, FILE **out);
+
 //  True while the child runs (reaps it if it exited).
 bool it_proc_alive(it_proc_t *p);
 
@@ -228,13 +236,18 @@ int it_drain(zsock_t *sub, int quiet_ms);
 //  `ok`, or NULL on timeout (10 s). A fresh client per call is fine.
 zframe_t *it_query(const pres_config_t *cfg, const pres_query_t *q);
 
-//  Run a request on the admin endpoint (account changes); as it_query.
-//  NULL on timeout, which is also what a refused admin peer sees.
+//  Run a request on the admin endpoint (account changes); as it_query
+//  (NULL after 10 s without an answer).
 zframe_t *it_admin(const pres_config_t *cfg, const pres_query_t *q);
 
 //  Set an account status on the admin endpoint. 0 when the reply is ok.
 int it_admin_account(const pres_config_t *cfg, const char *user,
                      const char *status);
+
+//  The same from a peer the admin endpoint should refuse: true when no ok
+//  answer came within 3 s (a refused peer never gets one).
+bool it_admin_account_refused(const pres_config_t *cfg, const char *user,
+                              const char *status);
 
 //  Send raw bytes as a query (one frame) and return the reply frame.
 zframe_t *it_query_raw(const pres_config_t *cfg, const void *buf, size_t len);

@@ -10,6 +10,7 @@
     held after its commit became durable goes out from release. No
     timing: the test waits on the sync thread's calls, never sleeps. */
 #include <poll.h>
+#include <stdbool.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,16 +54,40 @@ s_wait_entered(int n)
     pthread_mutex_unlock(&s_gate.mu);
 }
 
-//  Let the sync thread's n-th call return, and wait for its signal.
+//  Let the sync calls 1..n return (no wait).
 static void
-s_open(broker_durable_t *d, int n)
+s_gate_open(int n)
 {
     pthread_mutex_lock(&s_gate.mu);
     s_gate.opened = n;
     pthread_cond_broadcast(&s_gate.cv);
     pthread_mutex_unlock(&s_gate.mu);
+}
+
+//  Let the sync call n alone return ahead of the others (no wait).
+static void
+s_gate_only(int n)
+{
+    pthread_mutex_lock(&s_gate.mu);
+    s_gate.only = n;
+    pthread_cond_broadcast(&s_gate.cv);
+    pthread_mutex_unlock(&s_gate.mu);
+}
+
+//  Wait for the stage's fd: a finished fsync signalled it.
+static void
+s_wait_signal(broker_durable_t *d)
+{
     struct pollfd p = {.fd = broker_durable_fd(d), .events = POLLIN};
     CHECK_EQ(poll(&p, 1, 60000), 1);
+}
+
+//  Let the sync thread's n-th call return, and wait for its signal.
+static void
+s_open(broker_durable_t *d, int n)
+{
+    s_gate_open(n);
+    s_wait_signal(d);
 }
 
 static char s_q[] = "q";    //  the "socket" of held replies
@@ -123,8 +148,7 @@ s_release_until(broker_durable_t *d, int want)
 {
     int got = 0;
     while (got < want) {
-        struct pollfd p = {.fd = broker_durable_fd(d), .events = POLLIN};
-        CHECK_EQ(poll(&p, 1, 60000), 1);
+        s_wait_signal(d);
         int n = s_release(d);
         CHECK(n >= 0);
         got += n;
@@ -132,11 +156,27 @@ s_release_until(broker_durable_t *d, int want)
     CHECK_EQ(got, want);
 }
 
+//  The fixture: a fresh gate (no call entered, none open, none failing),
+//  nothing released yet, and a new stage over it; with on_thread, the sync
+//  thread publishes.
+static broker_durable_t *
+s_stage_new(bool on_thread)
+{
+    pthread_mutex_lock(&s_gate.mu);
+    s_gate.entered = s_gate.opened = s_gate.only = s_gate.fail_at = 0;
+    s_nout = 0;
+    pthread_mutex_unlock(&s_gate.mu);
+    broker_durable_t *d = broker_durable_new(s_sync, &s_gate, free);
+    CHECK(d);
+    if (on_thread)
+        broker_durable_publish_on_thread(d, s_pub, NULL);
+    return d;
+}
+
 int
 main(void)
 {
-    broker_durable_t *d = broker_durable_new(s_sync, &s_gate, free);
-    CHECK(d);
+    broker_durable_t *d = s_stage_new(false);
 
     //  Nothing pending: a held notice goes out at the next release.
     s_hold(d, "n", "0");
@@ -164,12 +204,8 @@ main(void)
     //  fsync 2 returns first: batches 1 and 2 are durable (both were
     //  written before it started), batch 3 is not; the changes go out in
     //  order, then the reply.
-    pthread_mutex_lock(&s_gate.mu);
-    s_gate.only = 2;
-    pthread_cond_broadcast(&s_gate.cv);
-    pthread_mutex_unlock(&s_gate.mu);
-    struct pollfd p = {.fd = broker_durable_fd(d), .events = POLLIN};
-    CHECK_EQ(poll(&p, 1, 60000), 1);
+    s_gate_only(2);
+    s_wait_signal(d);
     CHECK_EQ(s_release(d), 3);
     CHECK_EQ(s_nout, 4);
     CHECK_STR(s_out[1], "c:1");
@@ -197,16 +233,10 @@ main(void)
     broker_durable_committed(d);
     s_hold(d, "p", "9");
     CHECK_EQ(s_release(d), 0);
-    pthread_mutex_lock(&s_gate.mu);
-    s_gate.opened = 7;  //  calls 4..7 return; one thread takes 8 and 9
-    pthread_cond_broadcast(&s_gate.cv);
-    pthread_mutex_unlock(&s_gate.mu);
+    s_gate_open(7);  //  calls 4..7 return; one thread takes 8 and 9
     s_wait_entered(8);
     s_release_until(d, 4);
-    pthread_mutex_lock(&s_gate.mu);
-    s_gate.opened = 8;
-    pthread_cond_broadcast(&s_gate.cv);
-    pthread_mutex_unlock(&s_gate.mu);
+    s_gate_open(8);
     s_release_until(d, 2);
     CHECK_STR(s_out[4], "p:8");
     CHECK_STR(s_out[5], "p:9");
@@ -220,9 +250,7 @@ main(void)
 
     //  Many batches with every fsync let through: held items survive the
     //  compaction of the queue and come out in order.
-    pthread_mutex_lock(&s_gate.mu);
-    s_gate.opened = 1 << 30;
-    pthread_mutex_unlock(&s_gate.mu);
+    s_gate_open(1 << 30);
     for (int round = 0; round < 3; round++) {
         for (int i = 0; i < 3000; i++) {
             broker_durable_committed(d);
@@ -247,7 +275,7 @@ main(void)
     pthread_mutex_unlock(&s_gate.mu);
     broker_durable_committed(d);
     s_hold(d, "c", "lost");
-    CHECK_EQ(poll(&p, 1, 60000), 1);
+    s_wait_signal(d);
     s_nout = 0;
     CHECK_EQ(s_release(d), -1);
     CHECK_EQ(s_nout, 0);
@@ -256,12 +284,7 @@ main(void)
     CHECK(!d);
 
     //  The sync thread publishes.
-    s_gate.fail_at = 0;
-    s_gate.entered = s_gate.opened = s_gate.only = 0;
-    d = broker_durable_new(s_sync, &s_gate, free);
-    CHECK(d);
-    broker_durable_publish_on_thread(d, s_pub, NULL);
-    s_nout = 0;
+    d = s_stage_new(true);
     s_hold(d, "n", "0");  //  nothing pending: out from release
     CHECK_EQ(s_release(d), 1);
     //  Batch 1 with a reply answered after it; batch 2 during its fsync.
@@ -281,20 +304,14 @@ main(void)
     CHECK_STR(s_out[2], "q>r1");
     //  fsync 2, no reply held: c:2 goes out with no release call.
     s_wait_entered(2);
-    pthread_mutex_lock(&s_gate.mu);
-    s_gate.opened = 2;
-    pthread_cond_broadcast(&s_gate.cv);
-    pthread_mutex_unlock(&s_gate.mu);
+    s_gate_open(2);
     s_wait_out(4);
     CHECK_STR(s_out[3], "c:2");
     //  A change held after its commit is durable (the thread published
     //  and went idle before it was held): release publishes it.
     broker_durable_committed(d);
     s_wait_entered(3);
-    pthread_mutex_lock(&s_gate.mu);
-    s_gate.opened = 3;
-    pthread_cond_broadcast(&s_gate.cv);
-    pthread_mutex_unlock(&s_gate.mu);
+    s_gate_open(3);
     CHECK_EQ(broker_durable_drain(d, s_pub, s_reply, NULL), 0);
     s_hold(d, "c", "late");
     CHECK(broker_durable_ready(d));

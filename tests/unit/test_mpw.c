@@ -12,38 +12,65 @@ s_key(char *key, uint32_t i)
     snprintf(key, 16, "k%u", (unsigned)i);
 }
 
+//  The fixture: what the map writer wrote (got) and what msgpack_pack_map
+//  with the right count writes (want), each buffer with its packer. Not
+//  to be copied once initialised (the packers point at the buffers).
+typedef struct {
+    msgpack_sbuffer got, want;
+    msgpack_packer gpk, wpk;
+} s_pair_t;
+
+static void
+s_pair_init(s_pair_t *p)
+{
+    msgpack_sbuffer_init(&p->got);
+    msgpack_sbuffer_init(&p->want);
+    msgpack_packer_init(&p->gpk, &p->got, msgpack_sbuffer_write);
+    msgpack_packer_init(&p->wpk, &p->want, msgpack_sbuffer_write);
+}
+
+//  The same bytes on both sides; then the buffers are freed.
+static void
+s_pair_check(s_pair_t *p)
+{
+    CHECK_EQ(p->got.size, p->want.size);
+    CHECK(memcmp(p->got.data, p->want.data, p->got.size) == 0);
+    msgpack_sbuffer_destroy(&p->got);
+    msgpack_sbuffer_destroy(&p->want);
+}
+
+//  A string as msgpack_pack_str and its body write it.
+static void
+s_want_str(msgpack_packer *pk, const char *str)
+{
+    msgpack_pack_str(pk, strlen(str));
+    msgpack_pack_str_body(pk, str, strlen(str));
+}
+
 //  n entries through the map writer and through msgpack_pack_map(n): the
 //  same bytes.
 static void
 s_check_count(uint32_t n)
 {
-    msgpack_sbuffer got, want;
-    msgpack_sbuffer_init(&got);
-    msgpack_sbuffer_init(&want);
-    msgpack_packer gpk, wpk;
-    msgpack_packer_init(&gpk, &got, msgpack_sbuffer_write);
-    msgpack_packer_init(&wpk, &want, msgpack_sbuffer_write);
-    msgpack_pack_true(&gpk);  //  the map need not start the buffer
-    msgpack_pack_true(&wpk);
+    s_pair_t p;
+    s_pair_init(&p);
+    msgpack_pack_true(&p.gpk);  //  the map need not start the buffer
+    msgpack_pack_true(&p.wpk);
     pres_mpw_map_t m;
-    pres_mpw_map_begin(&m, &gpk, &got);
-    msgpack_pack_map(&wpk, n);
+    pres_mpw_map_begin(&m, &p.gpk, &p.got);
+    msgpack_pack_map(&p.wpk, n);
     char key[16];
     for (uint32_t i = 0; i < n; i++) {
         s_key(key, i);
         pres_mpw_kv_uint(&m, key, i);
-        msgpack_pack_str(&wpk, strlen(key));
-        msgpack_pack_str_body(&wpk, key, strlen(key));
-        msgpack_pack_uint64(&wpk, i);
+        s_want_str(&p.wpk, key);
+        msgpack_pack_uint64(&p.wpk, i);
     }
     CHECK_EQ(m.count, n);
     CHECK_EQ(pres_mpw_map_end(&m), 0);
-    msgpack_pack_nil(&gpk);  //  writes after the end follow the map
-    msgpack_pack_nil(&wpk);
-    CHECK_EQ(got.size, want.size);
-    CHECK(memcmp(got.data, want.data, got.size) == 0);
-    msgpack_sbuffer_destroy(&got);
-    msgpack_sbuffer_destroy(&want);
+    msgpack_pack_nil(&p.gpk);  //  writes after the end follow the map
+    msgpack_pack_nil(&p.wpk);
+    s_pair_check(&p);
 }
 
 static void
@@ -59,16 +86,12 @@ s_test_widths(void)
 static void
 s_test_nested(void)
 {
-    msgpack_sbuffer got, want;
-    msgpack_sbuffer_init(&got);
-    msgpack_sbuffer_init(&want);
-    msgpack_packer gpk, wpk;
-    msgpack_packer_init(&gpk, &got, msgpack_sbuffer_write);
-    msgpack_packer_init(&wpk, &want, msgpack_sbuffer_write);
+    s_pair_t p;
+    s_pair_init(&p);
     char key[16];
 
     pres_mpw_map_t top, a, e;
-    pres_mpw_map_begin(&top, &gpk, &got);
+    pres_mpw_map_begin(&top, &p.gpk, &p.got);
     pres_mpw_key(&top, "a");
     pres_mpw_map_begin_in(&a, &top);
     pres_mpw_kv_uint(&a, "x", 1);
@@ -78,7 +101,7 @@ s_test_nested(void)
     }
     CHECK_EQ(pres_mpw_map_end(&a), 0);
     pres_mpw_key(&top, "list");
-    msgpack_pack_array(&gpk, 2);
+    msgpack_pack_array(&p.gpk, 2);
     pres_mpw_map_begin_in(&e, &top);
     CHECK_EQ(pres_mpw_map_end(&e), 0);
     pres_mpw_map_begin_in(&e, &top);
@@ -90,42 +113,33 @@ s_test_nested(void)
     pres_mpw_kv_bool(&top, "z", true);
     CHECK_EQ(pres_mpw_map_end(&top), 0);
 
-    msgpack_pack_map(&wpk, 3);
-    msgpack_pack_str(&wpk, 1);
-    msgpack_pack_str_body(&wpk, "a", 1);
-    msgpack_pack_map(&wpk, 21);
-    msgpack_pack_str(&wpk, 1);
-    msgpack_pack_str_body(&wpk, "x", 1);
-    msgpack_pack_uint64(&wpk, 1);
+    msgpack_packer *w = &p.wpk;
+    msgpack_pack_map(w, 3);
+    s_want_str(w, "a");
+    msgpack_pack_map(w, 21);
+    s_want_str(w, "x");
+    msgpack_pack_uint64(w, 1);
     for (uint32_t i = 0; i < 20; i++) {
         s_key(key, i);
-        msgpack_pack_str(&wpk, strlen(key));
-        msgpack_pack_str_body(&wpk, key, strlen(key));
-        msgpack_pack_str(&wpk, 1);
-        msgpack_pack_str_body(&wpk, "v", 1);
+        s_want_str(w, key);
+        s_want_str(w, "v");
     }
-    msgpack_pack_str(&wpk, 4);
-    msgpack_pack_str_body(&wpk, "list", 4);
-    msgpack_pack_array(&wpk, 2);
-    msgpack_pack_map(&wpk, 0);
-    msgpack_pack_map(&wpk, 16);
+    s_want_str(w, "list");
+    msgpack_pack_array(w, 2);
+    msgpack_pack_map(w, 0);
+    msgpack_pack_map(w, 16);
     for (uint32_t i = 0; i < 16; i++) {
         s_key(key, i);
-        msgpack_pack_str(&wpk, strlen(key));
-        msgpack_pack_str_body(&wpk, key, strlen(key));
+        s_want_str(w, key);
         if (i % 2)
-            msgpack_pack_true(&wpk);
+            msgpack_pack_true(w);
         else
-            msgpack_pack_false(&wpk);
+            msgpack_pack_false(w);
     }
-    msgpack_pack_str(&wpk, 1);
-    msgpack_pack_str_body(&wpk, "z", 1);
-    msgpack_pack_true(&wpk);
+    s_want_str(w, "z");
+    msgpack_pack_true(w);
 
-    CHECK_EQ(got.size, want.size);
-    CHECK(memcmp(got.data, want.data, got.size) == 0);
-    msgpack_sbuffer_destroy(&got);
-    msgpack_sbuffer_destroy(&want);
+    s_pair_check(&p);
 }
 
 //  The fixed-buffer writer: same bytes when it fits; a header that cannot
