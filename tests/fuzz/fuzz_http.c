@@ -1,13 +1,17 @@
 /*  fuzz_http: the gateway's HTTP request handling, end to end inside one
-    process: a real gateway (gateway_new on a loopback port, no broker:
-    bus_timeout_ms 1, so routes that need it answer 503 at once) takes
-    each input as one request on a fresh connection and must answer with a
-    well-formed HTTP status line (or close), never crash. Inputs are
-    structured so that mutations reach the handlers behind the token
-    check: byte 0 picks the method, byte 1 the token (none, a user's, an
-    admin's, a garbled one), then newline-separated fields: the path (the
-    query string included), a Last-Event-ID (empty: none), and the rest is
-    the body. Byte 0 >= 0xF0 sends the remaining bytes as a raw request
+    process and one thread: a real gateway (gateway_new_external: its MHD
+    daemon has no listening socket and no thread; no broker: bus_timeout_ms
+    1, so routes that need it answer 503 at once) takes each input as one
+    request on a fresh socketpair, handed to MHD_add_connection with a
+    loopback client address; the harness writes the request, half-closes,
+    and runs the daemon (MHD_run) until the gateway closes the connection.
+    The answer must be a well-formed HTTP status line (or nothing), never
+    a 500, and no connection may outlive its input. Inputs are structured
+    so that mutations reach the handlers behind the token check: byte 0
+    picks the method, byte 1 the token (none, a user's, an admin's, a
+    garbled one), then newline-separated fields: the path (the query
+    string included), a Last-Event-ID (empty: none), and the rest is the
+    body. Byte 0 >= 0xF0 sends the remaining bytes as a raw request
     instead. */
 #include "gateway.h"
 #include "pres_config.h"
@@ -15,9 +19,9 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <microhttpd.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +34,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static gateway_t *s_gw;
-static int s_port;
+static struct MHD_Daemon *s_mhd;
 static pres_jwt_t *s_jwt;
 static char *s_user_token, *s_admin_token;
 static unsigned s_runs;
@@ -70,12 +74,13 @@ s_setup(void)
         pres_config_set(&s_cfg, "http_listen", "127.0.0.1:0") ||
         pres_config_set(&s_cfg, "bus_timeout_ms", "1") ||
         pres_config_set(&s_cfg, "rate_limit", "0") ||
+        pres_config_set(&s_cfg, "http_threads", "1") ||
         pres_config_finish(&s_cfg))
         abort();
-    s_gw = gateway_new(&s_cfg);
+    s_gw = gateway_new_external(&s_cfg);
     if (!s_gw)
         abort();
-    s_port = gateway_port(s_gw);
+    s_mhd = gateway_mhd(s_gw);
     //  Never destroyed: the process ends with the gateway running (its
     //  threads' OpenSSL state stays reachable; a teardown at exit raced
     //  OpenSSL's own cleanup and left it to LeakSanitizer).
@@ -90,56 +95,80 @@ s_setup(void)
     s_mint();
 }
 
-//  Send req (len bytes) on a fresh connection; read the answer until the
-//  server closes or is quiet for 100 ms. The answer must start with a
-//  status line.
+static unsigned
+s_connections(void)
+{
+    const union MHD_DaemonInfo *di =
+        MHD_get_daemon_info(s_mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+    return di ? di->num_connections : 0;
+}
+
+//  Send req (len bytes) on a fresh connection; run the daemon and read the
+//  answer until the gateway closes (EOF) or makes no progress for
+//  S_IDLE_RUNS runs in a row (a stream, or a request MHD still waits on:
+//  the harness then closes its end). The answer must start with a status
+//  line, and the daemon must be left without connections.
+#define S_IDLE_RUNS 200
 static void
 s_exchange(const char *req, size_t len)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+        printf("fuzz_http: socketpair() failed: %s\n", strerror(errno));
         abort();
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)s_port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    //  A refused or impossible connect is retried for a second (the box is
-    //  shared: ports run short at times), then it is the gateway's fault.
-    int tries = 0;
-    while (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-        if (++tries == 100) {
-            printf("fuzz_http: connect() failed: %s\n", strerror(errno));
-            abort();  //  the gateway stopped listening
-        }
-        close(fd);
-        usleep(10 * 1000);
-        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-            abort();
     }
-    //  Close with a reset, not a FIN: no TIME_WAIT left behind per run
-    //  (one run in 200,000 once found no port to connect from).
-    struct linger lg = {1, 0};
-    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-    //  Acknowledge at once: the answer's header and body come in two
-    //  writes, and a delayed ACK would hold the second ~40 ms (Nagle).
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    (void)!send(fd, req, len, MSG_NOSIGNAL);
-    shutdown(fd, SHUT_WR);
-    char buf[512];
-    size_t got = 0;
-    while (got < sizeof buf - 1) {
-        struct pollfd p = {fd, POLLIN, 0};
-        if (poll(&p, 1, 100) != 1)
-            break;  //  a stream (SSE), or a request MHD still waits on
-        ssize_t n = recv(fd, buf + got, sizeof buf - 1 - got, 0);
+    if (fcntl(sv[0], F_SETFL, O_NONBLOCK) != 0)
+        abort();
+    //  The request fits the socket buffer (at most 16 KB): written whole
+    //  before the daemon sees the connection.
+    size_t off = 0;
+    while (off < len) {
+        ssize_t n = send(sv[0], req + off, len - off, MSG_NOSIGNAL);
         if (n <= 0)
             break;
-        got += (size_t)n;
-        setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+        off += (size_t)n;
     }
-    close(fd);
+    shutdown(sv[0], SHUT_WR);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons(40000),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (MHD_add_connection(s_mhd, sv[1], (struct sockaddr *)&a, sizeof a) !=
+        MHD_YES) {
+        printf("fuzz_http: MHD_add_connection() failed: %s\n",
+               strerror(errno));
+        abort();
+    }
+    char buf[512];
+    size_t got = 0;
+    int idle = 0;
+    while (idle < S_IDLE_RUNS) {
+        if (MHD_run(s_mhd) != MHD_YES)
+            abort();
+        char sink[4096];
+        char *to = got < sizeof buf - 1 ? buf + got : sink;
+        size_t room = got < sizeof buf - 1 ? sizeof buf - 1 - got : sizeof sink;
+        ssize_t n = recv(sv[0], to, room, 0);
+        if (n == 0)
+            break;  //  the gateway closed: the answer is whole
+        if (n < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                break;  //  reset
+            idle++;
+            continue;
+        }
+        idle = 0;
+        if (to == buf + got)
+            got += (size_t)n;
+    }
+    close(sv[0]);
+    //  A connection the gateway kept (a stream): it sees the close now.
+    for (int i = 0; i < 1000 && s_connections() > 0; i++)
+        MHD_run(s_mhd);
+    if (s_connections() > 0) {
+        printf("fuzz_http: a connection outlived its request:\n%.*s\n",
+               (int)len, req);
+        abort();
+    }
     buf[got] = 0;
     //  Either nothing (the server may drop a garbled request) or a status
     //  line with a three-digit code.
