@@ -87,6 +87,9 @@ s_setup(void)
         pres_config_set(&s_cfg, "http_threads", "1") ||
         pres_config_finish(&s_cfg))
         abort();
+    //  czmq would take SIGINT and SIGTERM from libFuzzer (which then
+    //  never stops on them): the handlers stay libFuzzer's.
+    setenv("ZSYS_SIGHANDLER", "false", 1);
     s_gw = gateway_new_external(&s_cfg);
     if (!s_gw)
         abort();
