@@ -82,8 +82,8 @@ s_limit_new(const pres_config_t *cfg)
     return gw_limit_new(&lc);
 }
 
-gateway_t *
-gateway_new(const pres_config_t *cfg)
+static gateway_t *
+s_new(const pres_config_t *cfg, bool external)
 {
     gateway_t *self = calloc(1, sizeof *self);
     if (!self)
@@ -118,6 +118,12 @@ gateway_new(const pres_config_t *cfg)
     self->workers = gw_workers_new(cfg, cfg->http_threads);
     if (!self->workers)
         goto fail;
+    if (external) {
+        self->http = gw_http_start_external(env, self->workers);
+        if (!self->http)
+            goto fail;
+        return self;
+    }
     self->http = gw_http_start(env, self->workers, &ss);
     if (!self->http)
         goto fail;
@@ -127,6 +133,18 @@ gateway_new(const pres_config_t *cfg)
 fail:
     gateway_destroy(&self);
     return NULL;
+}
+
+gateway_t *
+gateway_new(const pres_config_t *cfg)
+{
+    return s_new(cfg, false);
+}
+
+gateway_t *
+gateway_new_external(const pres_config_t *cfg)
+{
+    return s_new(cfg, true);
 }
 
 void
@@ -157,4 +175,10 @@ int
 gateway_port(const gateway_t *self)
 {
     return gw_http_port(self->http);
+}
+
+struct MHD_Daemon *
+gateway_mhd(const gateway_t *self)
+{
+    return gw_http_daemon(self->http);
 }

@@ -259,6 +259,46 @@ gw_http_start(const gw_env_t *env, gw_workers_t *workers,
     return self;
 }
 
+gw_http_t *
+gw_http_start_external(const gw_env_t *env, gw_workers_t *workers)
+{
+    gw_http_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->env = env;
+    self->workers = workers;
+    pthread_mutex_init(&self->log_lock, NULL);
+    pthread_mutex_init(&self->stop_lock, NULL);
+    pthread_cond_init(&self->stop_cond, NULL);
+    //  No listening socket, no thread of MHD's, no reaper: the caller adds
+    //  connections and runs the daemon (MHD_run) on one thread. Suspend and
+    //  resume still work (MHD's ITC wakes the caller's next MHD_run).
+    const pres_config_t *cfg = env->cfg;
+    unsigned flags =
+        MHD_USE_NO_LISTEN_SOCKET | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    self->daemon = MHD_start_daemon(
+        flags, 0, s_accept, self, s_handler, self, MHD_OPTION_EXTERNAL_LOGGER,
+        s_mhd_log, self, MHD_OPTION_NOTIFY_COMPLETED, s_completed, self,
+        MHD_OPTION_NOTIFY_CONNECTION, s_notify, self,
+        MHD_OPTION_URI_LOG_CALLBACK, s_uri, self, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)cfg->http_max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)cfg->http_idle_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)S_MEMORY_LIMIT, MHD_OPTION_END);
+    if (!self->daemon) {
+        pres_log_error("MHD_start_daemon(no listen socket) failed: %s",
+                       strerror(errno));
+        gw_http_stop(&self);
+        return NULL;
+    }
+    return self;
+}
+
+struct MHD_Daemon *
+gw_http_daemon(const gw_http_t *self)
+{
+    return self->daemon;
+}
+
 void
 gw_http_stop(gw_http_t **self_p)
 {

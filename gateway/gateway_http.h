@@ -23,6 +23,15 @@ typedef struct gw_http gw_http_t;
 gw_http_t *gw_http_start(const gw_env_t *env, gw_workers_t *workers,
                          const struct sockaddr_storage *addr);
 
+//  Fuzz and test only: a daemon without listening socket, internal thread
+//  or reaper (no header timeout). The caller hands it connected sockets
+//  (MHD_add_connection on gw_http_daemon) and runs it (MHD_run) itself,
+//  always from the same thread; handlers run on that thread.
+gw_http_t *gw_http_start_external(const gw_env_t *env, gw_workers_t *workers);
+
+//  The MHD daemon (for the external mode).
+struct MHD_Daemon *gw_http_daemon(const gw_http_t *self);
+
 //  Stop the reaper and the daemon (end SSE streams first: gw_sse_shutdown).
 void gw_http_stop(gw_http_t **self_p);
 
