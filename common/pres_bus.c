@@ -475,8 +475,7 @@ pres_qclient_call(pres_qclient_t *self, const void *req, size_t len,
 //  Encode q (an account change carries the deadline until_ms). The length,
 //  or 0 with errno EINVAL.
 static size_t
-s_qclient_encode(const pres_query_t *q, int64_t until_ms, char *req,
-                 size_t cap)
+s_qclient_encode(const pres_query_t *q, int64_t until_ms, char *req, size_t cap)
 {
     pres_query_t dated;
     if (q->op == PRES_Q_ACCOUNT && !q->until) {

@@ -669,8 +669,8 @@ pres_query_decode(pres_query_t *q, const void *buf, size_t len,
     q->users_mp = f.users;
     q->users_mp_len = f.users_len;
     if (f.present & B(F_LIMIT)) {
-        uint32_t max = q->op == PRES_Q_SNAPSHOT ? PRES_SNAPSHOT_PAGE_MAX
-                                                : PRES_LIST_MAX;
+        uint32_t max =
+            q->op == PRES_Q_SNAPSHOT ? PRES_SNAPSHOT_PAGE_MAX : PRES_LIST_MAX;
         if (f.num[F_LIMIT] < 1 || f.num[F_LIMIT] > max) {
             *why = "bad limit";
             return -1;

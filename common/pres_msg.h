@@ -151,12 +151,12 @@ typedef enum {
     PRES_Q_SERIES          //  {minutes}: online/away per minute
 } pres_query_op_t;
 
-#define PRES_LIST_DEFAULT    100
-#define PRES_LIST_MAX        1000
+#define PRES_LIST_DEFAULT      100
+#define PRES_LIST_MAX          1000
 #define PRES_SNAPSHOT_PAGE_MAX 10000  //  users per snapshot page
-#define PRES_MANY_MAX        1000   //  get_many ids per request
-#define PRES_SERIES_MAX      43200  //  series minutes (30 days)
-#define PRES_QUERY_FRAME_MAX 98304  //  cap on one query frame (get_many)
+#define PRES_MANY_MAX          1000   //  get_many ids per request
+#define PRES_SERIES_MAX        43200  //  series minutes (30 days)
+#define PRES_QUERY_FRAME_MAX   98304  //  cap on one query frame (get_many)
 
 typedef struct {
     pres_query_op_t op;

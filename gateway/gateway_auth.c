@@ -66,10 +66,10 @@ typedef struct {
 
 typedef struct {
     pthread_mutex_t lock;
-    uint32_t clock;                //  bumped on every hit or fill
-    uint64_t tag[S_CACHE_WAYS];    //  hash of the token; 0 = empty
-    uint32_t used[S_CACHE_WAYS];   //  clock at the last use
-    uint64_t hits, misses;         //  lookups
+    uint32_t clock;               //  bumped on every hit or fill
+    uint64_t tag[S_CACHE_WAYS];   //  hash of the token; 0 = empty
+    uint32_t used[S_CACHE_WAYS];  //  clock at the last use
+    uint64_t hits, misses;        //  lookups
 } s_set_t;
 
 struct gw_auth_cache {

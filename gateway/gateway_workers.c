@@ -12,8 +12,8 @@ struct gw_workers {
     const pres_config_t *cfg;
     pthread_mutex_t lock;  //  guards the array and the counts
     gw_worker_t *worker[GW_WORKERS_MAX];
-    int nworkers;  //  made
-    int nclaimed;  //  handed to threads
+    int nworkers;                 //  made
+    int nclaimed;                 //  handed to threads
     gw_auth_cache_t *auth_cache;  //  shared by the workers (thread-safe)
 };
 

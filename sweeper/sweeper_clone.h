@@ -38,18 +38,18 @@ int sweeper_clone_load(sweeper_clone_t *self, const void *buf, size_t len);
 //  expiry goes on between pages: a snapshot of 1M sessions is never one
 //  reply. The table held before stays, and its sessions keep firing, until
 //  the last page: then every session no page set is dropped (a resync
-//  never stops expiry). Each page sets its sessions and copies its `next` cursor into next (cap bytes, "" on
-//  the last page). After the last page the clone is in sync at the FIRST
-//  page's seq, and the queued changes after it are replayed: each sets or
-//  removes the sessions it names, so every session changed while the
-//  pages were taken ends as its last change says, and every other one as
-//  its page says. Until the replay passes the last page's seq, a change's
-//  session count is not checked (a later page may already hold a session
-//  the change does not count). Returns 0, or -1 if the page is malformed
-//  or its seq is below the previous page's (a broker restarted: logged;
-//  the next page call starts over).
-int sweeper_clone_load_page(sweeper_clone_t *self, const void *buf,
-                            size_t len, char *next, size_t cap);
+//  never stops expiry). Each page sets its sessions and copies its `next`
+//  cursor into next (cap bytes, "" on the last page). After the last page the
+//  clone is in sync at the FIRST page's seq, and the queued changes after it
+//  are replayed: each sets or removes the sessions it names, so every session
+//  changed while the pages were taken ends as its last change says, and every
+//  other one as its page says. Until the replay passes the last page's seq, a
+//  change's session count is not checked (a later page may already hold a
+//  session the change does not count). Returns 0, or -1 if the page is
+//  malformed or its seq is below the previous page's (a broker restarted:
+//  logged; the next page call starts over).
+int sweeper_clone_load_page(sweeper_clone_t *self, const void *buf, size_t len,
+                            char *next, size_t cap);
 
 //  Feed one message from the changes subscriber: topic "presence.<user>"
 //  (a change) or "deadline.<user>" (a deadline notice; applied whatever

@@ -30,32 +30,32 @@
 #define S_FIRE_MAX            10000  //  expires sent per loop turn
 
 struct sweeper_server {
-    pres_config_t cfg;       //  our copy (the qclient borrows it)
-    zsock_t *sub;            //  changes and deadline notices
-    void *sub_handle;        //  zsock_resolve(sub)
-    pres_qclient_t *qc;      //  snapshot and stats queries
-    pres_pub_t *pub;         //  expire events
-    sweeper_tick_t *tick;    //  deadline table
-    sweeper_clone_t *clone;  //  sync state over tick
-    uint64_t expires;        //  expires sent
-    uint64_t resyncs;        //  snapshots after the first
-    int64_t snapshot_at;     //  mono ms of the next snapshot attempt
-    int snapshot_backoff;    //  ms
+    pres_config_t cfg;             //  our copy (the qclient borrows it)
+    zsock_t *sub;                  //  changes and deadline notices
+    void *sub_handle;              //  zsock_resolve(sub)
+    pres_qclient_t *qc;            //  snapshot and stats queries
+    pres_pub_t *pub;               //  expire events
+    sweeper_tick_t *tick;          //  deadline table
+    sweeper_clone_t *clone;        //  sync state over tick
+    uint64_t expires;              //  expires sent
+    uint64_t resyncs;              //  snapshots after the first
+    int64_t snapshot_at;           //  mono ms of the next snapshot attempt
+    int snapshot_backoff;          //  ms
     char cursor[PRES_ID_MAX + 1];  //  next snapshot page ("" = first)
-    int64_t paging_since;    //  mono ms of the first page (paging)
-    size_t paging_bytes;     //  bytes of the pages so far
-    uint32_t paging_pages;   //  pages so far
-    int64_t paging_longest;  //  ms of the slowest page load (loop busy)
-    bool asking;             //  a snapshot page request is in flight
-    int64_t asked_at;        //  mono ms it was sent
-    int64_t taken_at;        //  mono ms its reply was read
-    int64_t fire_at;         //  mono ms before which we do not fire
-    int fire_backoff;        //  ms
-    bool holding;            //  due expires held: broker absent
-    int64_t head_check_at;   //  mono ms of the next head check
-    int64_t summary_at;      //  mono ms of the next summary line
-    int64_t drained_at;      //  mono ms of the last changes drained
-    bool trimmed;            //  heap trimmed since drained_at
+    int64_t paging_since;          //  mono ms of the first page (paging)
+    size_t paging_bytes;           //  bytes of the pages so far
+    uint32_t paging_pages;         //  pages so far
+    int64_t paging_longest;        //  ms of the slowest page load (loop busy)
+    bool asking;                   //  a snapshot page request is in flight
+    int64_t asked_at;              //  mono ms it was sent
+    int64_t taken_at;              //  mono ms its reply was read
+    int64_t fire_at;               //  mono ms before which we do not fire
+    int fire_backoff;              //  ms
+    bool holding;                  //  due expires held: broker absent
+    int64_t head_check_at;         //  mono ms of the next head check
+    int64_t summary_at;            //  mono ms of the next summary line
+    int64_t drained_at;            //  mono ms of the last changes drained
+    bool trimmed;                  //  heap trimmed since drained_at
 };
 
 sweeper_server_t *
@@ -232,13 +232,12 @@ s_snapshot_take(sweeper_server_t *self)
     }
     if (cs.snapshots > 0)
         self->resyncs++;
-    pres_log_info("snapshot: seq %" PRIu64 ", %zu live sessions "
-                  "(%u pages, %zu bytes, %" PRId64 " ms, longest load %" PRId64
-                  " ms)%s",
-                  sweeper_clone_seq(self->clone), sweeper_tick_size(self->tick),
-                  self->paging_pages, self->paging_bytes,
-                  now - self->paging_since, self->paging_longest,
-                  cs.snapshots ? " (resync)" : "");
+    pres_log_info(
+        "snapshot: seq %" PRIu64 ", %zu live sessions "
+        "(%u pages, %zu bytes, %" PRId64 " ms, longest load %" PRId64 " ms)%s",
+        sweeper_clone_seq(self->clone), sweeper_tick_size(self->tick),
+        self->paging_pages, self->paging_bytes, now - self->paging_since,
+        self->paging_longest, cs.snapshots ? " (resync)" : "");
     self->snapshot_backoff = S_BACKOFF_MIN_MS;
     self->head_check_at = now + S_HEAD_CHECK_MS;
 }
@@ -397,10 +396,9 @@ sweeper_server_run(sweeper_server_t *self)
         //  Out of sync, the queued changes wait for the snapshot: sleep
         //  instead of waking for them.
         short events = sweeper_clone_synced(self->clone) ? ZMQ_POLLIN : 0;
-        zmq_pollitem_t items[2] = {
-            {self->sub_handle, 0, events, 0},
-            {pres_qclient_handle(self->qc), 0, self->asking ? ZMQ_POLLIN : 0,
-             0}};
+        zmq_pollitem_t items[2] = {{self->sub_handle, 0, events, 0},
+                                   {pres_qclient_handle(self->qc), 0,
+                                    self->asking ? ZMQ_POLLIN : 0, 0}};
         int rc = zmq_poll(items, items[1].socket ? 2 : 1, s_poll_ms(self));
         if (rc < 0 && errno != EINTR) {
             pres_log_error("zmq_poll() failed: %s", zmq_strerror(errno));

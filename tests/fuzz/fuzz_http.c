@@ -3,16 +3,15 @@
     daemon has no listening socket and no thread; no broker: bus_timeout_ms
     1, so routes that need it answer 503 at once) takes each input as one
     request on a fresh socketpair, handed to MHD_add_connection with a
-    made-up client address (rotating, IPv4 and IPv6); the harness writes the request, half-closes,
-    and runs the daemon (MHD_run) until the gateway closes the connection.
-    The answer must be a well-formed HTTP status line (or nothing), never
-    a 500, and no connection may outlive its input. Inputs are structured
-    so that mutations reach the handlers behind the token check: byte 0
-    picks the method, byte 1 the token (none, a user's, an admin's, a
-    garbled one), then newline-separated fields: the path (the query
-    string included), a Last-Event-ID (empty: none), and the rest is the
-    body. Byte 0 >= 0xF0 sends the remaining bytes as a raw request
-    instead. */
+    made-up client address (rotating, IPv4 and IPv6); the harness writes the
+   request, half-closes, and runs the daemon (MHD_run) until the gateway closes
+   the connection. The answer must be a well-formed HTTP status line (or
+   nothing), never a 500, and no connection may outlive its input. Inputs are
+   structured so that mutations reach the handlers behind the token check: byte
+   0 picks the method, byte 1 the token (none, a user's, an admin's, a garbled
+   one), then newline-separated fields: the path (the query string included), a
+   Last-Event-ID (empty: none), and the rest is the body. Byte 0 >= 0xF0 sends
+   the remaining bytes as a raw request instead. */
 #include "gateway.h"
 #include "pres_config.h"
 #include "pres_jwt.h"
@@ -173,8 +172,7 @@ s_exchange(const char *req, size_t len)
     }
     if (MHD_add_connection(s_mhd, sv[1], (struct sockaddr *)&ss, slen) !=
         MHD_YES) {
-        printf("fuzz_http: MHD_add_connection() failed: %s\n",
-               strerror(errno));
+        printf("fuzz_http: MHD_add_connection() failed: %s\n", strerror(errno));
         abort();
     }
     char buf[512];

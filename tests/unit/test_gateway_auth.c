@@ -242,8 +242,8 @@ s_worker(void *arg)
     for (int round = 0; round < 3; round++)
         for (int i = 0; i < S_MANY; i++) {
             int k = (a->start + i) % S_MANY;
-            a->accepted += s_check(a->auth, a->cache, a->tok[k], a->now) ==
-                           GW_REJ_COUNT;
+            a->accepted +=
+                s_check(a->auth, a->cache, a->tok[k], a->now) == GW_REJ_COUNT;
         }
     return NULL;
 }
@@ -279,9 +279,9 @@ s_test_cache(void)
         const char *t = NULL, *why = NULL;
         size_t tl = 0;
         gw_reject_t rej;
-        CHECK_EQ(gw_auth_check(auth, cache, header, now, &c, &t, &tl, &rej,
-                               &why),
-                 0);
+        CHECK_EQ(
+            gw_auth_check(auth, cache, header, now, &c, &t, &tl, &rej, &why),
+            0);
         char user[32];
         snprintf(user, sizeof user, "u%d", i);
         CHECK(strcmp(c.sub, user) == 0);
