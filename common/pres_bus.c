@@ -450,12 +450,8 @@ zframe_t *
 pres_qclient_call(pres_qclient_t *self, const void *req, size_t len,
                   int timeout_ms)
 {
-    if (s_qclient_send(self, req, len) != 0) {
-        if (errno == ECONNREFUSED)
-            return NULL;
-        errno = ETIMEDOUT;
-        return NULL;
-    }
+    if (s_qclient_send(self, req, len) != 0)
+        return NULL;  //  errno ECONNREFUSED, or ETIMEDOUT (socket renewed)
     zmq_pollitem_t item = {zsock_resolve(self->sock), 0, ZMQ_POLLIN, 0};
     int64_t until = pres_mono_ms() + timeout_ms;
     while (true) {

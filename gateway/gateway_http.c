@@ -204,9 +204,10 @@ s_reap(void *arg)
     return NULL;
 }
 
-gw_http_t *
-gw_http_start(const gw_env_t *env, gw_workers_t *workers,
-              const struct sockaddr_storage *addr)
+//  The struct both start modes share, its locks set up; NULL if out of
+//  memory.
+static gw_http_t *
+s_http_new(const gw_env_t *env, gw_workers_t *workers)
 {
     gw_http_t *self = calloc(1, sizeof *self);
     if (!self)
@@ -220,7 +221,16 @@ gw_http_start(const gw_env_t *env, gw_workers_t *workers,
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     pthread_cond_init(&self->stop_cond, &attr);
     pthread_condattr_destroy(&attr);
+    return self;
+}
 
+gw_http_t *
+gw_http_start(const gw_env_t *env, gw_workers_t *workers,
+              const struct sockaddr_storage *addr)
+{
+    gw_http_t *self = s_http_new(env, workers);
+    if (!self)
+        return NULL;
     const pres_config_t *cfg = env->cfg;
     int threads = cfg->http_threads;
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
@@ -262,14 +272,9 @@ gw_http_start(const gw_env_t *env, gw_workers_t *workers,
 gw_http_t *
 gw_http_start_external(const gw_env_t *env, gw_workers_t *workers)
 {
-    gw_http_t *self = calloc(1, sizeof *self);
+    gw_http_t *self = s_http_new(env, workers);
     if (!self)
         return NULL;
-    self->env = env;
-    self->workers = workers;
-    pthread_mutex_init(&self->log_lock, NULL);
-    pthread_mutex_init(&self->stop_lock, NULL);
-    pthread_cond_init(&self->stop_cond, NULL);
     //  No listening socket, no thread of MHD's, no reaper: the caller adds
     //  connections and runs the daemon (MHD_run) on one thread. Suspend and
     //  resume still work (MHD's ITC wakes the caller's next MHD_run).
