@@ -112,7 +112,8 @@ s_usage(void)
             "usage: presence-bench load [-t heartbeat|login|logout|fill] "
             "[-p publishers] [-u users] [-o first_user] [-x prefix] "
             "[-n events] [-r rate/s] [-d seconds] [-W]\n"
-            "  fill = login + logout per user (n = 2 x users)\n"
+            "  fill = login + logout per user (n default 2 x users; more goes "
+            "round)\n"
             "  -r with -d sends rate x seconds events; -W: do not wait for "
             "the broker\n");
 }
@@ -177,7 +178,7 @@ bench_load_main(int argc, char **argv)
         return 2;
     }
     if (kind == LOAD_FILL)
-        events = 2 * users;
+        events = events ? events & ~(uint64_t)1 : 2 * users;
     else if (rate > 0 && seconds > 0)
         events = (uint64_t)(rate * seconds);
     else if (events == 0)
@@ -206,8 +207,11 @@ bench_load_main(int argc, char **argv)
                         t->user_first;
         t->events = events * (uint64_t)(i + 1) / (uint64_t)publishers -
                     events * (uint64_t)i / (uint64_t)publishers;
-        if (kind == LOAD_FILL)
-            t->events = 2 * t->user_count;
+        if (kind == LOAD_FILL) {  //  whole login + logout pairs
+            uint64_t pairs = events / 2;
+            t->events = 2 * (pairs * (uint64_t)(i + 1) / (uint64_t)publishers -
+                             pairs * (uint64_t)i / (uint64_t)publishers);
+        }
         t->rate = rate > 0 ? rate / publishers : 0;
         t->start = &start;
         pthread_create(&tids[i], NULL, s_publisher, t);

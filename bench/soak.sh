@@ -16,7 +16,15 @@
 # must be flat: the least-squares trend over the rest, projected over the
 # whole run, stays under max(10 % of the series' mean, a small floor: 4 MiB
 # of RSS, 4 fds, 4 MiB of LMDB). A leak shows as a trend. Speed is only
-# reported. Exit 0 flat, 1 a trend or an error, 77 skipped (wrk missing
+# reported.
+#
+# The broker keeps two retention windows that grow until they are full:
+# the change log (changelog_keep changes) and each user's history (128
+# transitions). Filled at the soak's own pace they would take 30-40 min,
+# and look like a leak. So before the measured run a bus publisher logs
+# every user in and out 65 times (presence-bench load -t fill), which
+# fills both, and sessions time out after 30 s instead of 120 s, so that
+# the session tables reach their steady size within the warm-up. Exit 0 flat, 1 a trend or an error, 77 skipped (wrk missing
 # and not root, or daemons not built).
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -43,6 +51,7 @@ need_build presence-broker presence-sweeper presence-gateway bench/presence-benc
 
 env_for "$TMP_DIR/soak"
 export PRESENCE_RATE_LIMIT=0 PRESENCE_HTTP_MAX_CONNECTIONS=10000
+export PRESENCE_TIMEOUT=30
 gport=$(free_port)
 export PRESENCE_HTTP_LISTEN="127.0.0.1:$gport"
 "$PB" tokens -n "$users" -x h >"$TMP_DIR/tokens.txt" || die "tokens failed"
@@ -52,12 +61,20 @@ start gateway "$BUILD_DIR/presence-gateway"
 GATEWAY_PID=$LAST_PID
 wait_port "$gport" || { cat "$TMP_DIR/gateway.log" >&2; die "gateway did not start"; }
 
-# ~100 req/s per connection (soak.lua paces each one).
-conns=$(( (rate + 99) / 100 ))
+# Fill the retention windows first (see the top of this file).
+fill=$(( users * 130 ))
+log "soak: filling the change log and the histories ($fill bus events)"
+fout=$("$PB" load -t fill -x h -u "$users" -n "$fill" -p 4) ||
+    die "the fill failed: $fout"
+log "fill: $fout"
+
+# A connection does at most ~100 req/s (10 ms apart), fewer with the
+# reply's own time; soak.lua caps each thread's share of the rate.
 threads=2
+conns=$(( (rate + 49) / 50 ))
 log "soak: ${seconds}s, ~${rate} req/s ($conns connections), $users users, csv $csv"
 start wrk wrk -t"$threads" -c"$conns" -d"${seconds}s" --timeout 5s \
-    -s "$BENCH_DIR/wrk/soak.lua" "http://127.0.0.1:$gport" -- "$TMP_DIR/tokens.txt"
+    -s "$BENCH_DIR/wrk/soak.lua" "http://127.0.0.1:$gport" -- "$TMP_DIR/tokens.txt" "$rate" "$threads"
 WRK_PID=$LAST_PID
 logout_rate=$(( rate / 100 > 0 ? rate / 100 : 1 ))
 start logouts "$PB" load -t logout -x h -u "$users" -r "$logout_rate" -d "$seconds" -W

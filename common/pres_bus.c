@@ -348,6 +348,7 @@ pres_bus_sub_changes(const pres_config_t *cfg, const char *prefix)
 struct pres_qclient {
     const pres_config_t *cfg;          //  borrowed; outlives the client
     bool admin;                        //  admin endpoint, else queries
+    bool pipelined;                    //  DEALER, tagged requests
     zsock_t *sock;                     //  REQ, recreated after a timeout
     char endpoint[PRES_ENDPOINT_MAX];  //  where sock is connected
 };
@@ -362,12 +363,15 @@ s_qclient_open(pres_qclient_t *self)
         snprintf(self->endpoint, sizeof self->endpoint, "%s",
                  self->admin ? self->cfg->admin_endpoint
                              : self->cfg->query_endpoint);
-    self->sock = zsock_new(ZMQ_REQ);
+    self->sock = zsock_new(self->pipelined ? ZMQ_DEALER : ZMQ_REQ);
     if (!self->sock) {
-        pres_log_error("zsock_new(REQ) failed");
+        pres_log_error("zsock_new(%s) failed",
+                       self->pipelined ? "DEALER" : "REQ");
         return -1;
     }
     zsock_set_linger(self->sock, 0);
+    if (self->pipelined)
+        zsock_set_rcvhwm(self->sock, 0);  //  replies are what we asked for
     if (pres_bus_secure(self->sock, self->cfg, self->endpoint, false) != 0 ||
         zsock_connect(self->sock, "%s", self->endpoint) != 0) {
         pres_log_error("zsock_connect(%s) failed", self->endpoint);
@@ -378,13 +382,14 @@ s_qclient_open(pres_qclient_t *self)
 }
 
 static pres_qclient_t *
-s_qclient_new(const pres_config_t *cfg, bool admin)
+s_qclient_new(const pres_config_t *cfg, bool admin, bool pipelined)
 {
     pres_qclient_t *self = calloc(1, sizeof *self);
     if (!self)
         return NULL;
     self->cfg = cfg;
     self->admin = admin;
+    self->pipelined = pipelined;
     if (s_qclient_open(self) != 0)
         pres_qclient_destroy(&self);
     return self;
@@ -393,13 +398,19 @@ s_qclient_new(const pres_config_t *cfg, bool admin)
 pres_qclient_t *
 pres_qclient_new(const pres_config_t *cfg)
 {
-    return s_qclient_new(cfg, false);
+    return s_qclient_new(cfg, false, false);
 }
 
 pres_qclient_t *
 pres_qclient_new_admin(const pres_config_t *cfg)
 {
-    return s_qclient_new(cfg, true);
+    return s_qclient_new(cfg, true, false);
+}
+
+pres_qclient_t *
+pres_qclient_new_pipelined(const pres_config_t *cfg)
+{
+    return s_qclient_new(cfg, false, true);
 }
 
 void
@@ -568,4 +579,86 @@ pres_qclient_query(pres_qclient_t *self, const pres_query_t *q, int timeout_ms,
         return NULL;
     zframe_t *reply = pres_qclient_call(self, req, len, timeout_ms);
     return reply ? s_qclient_check(reply, error) : NULL;
+}
+
+//  ---- pipelined: [tag][empty][request] out, [tag][empty][reply] back
+//  (the broker returns a request's envelope, every frame up to the empty
+//  delimiter, with its answer).
+
+int
+pres_qclient_post(pres_qclient_t *self, const pres_query_t *q, uint64_t tag,
+                  int timeout_ms)
+{
+    assert(self && self->pipelined && q);
+    char req[PRES_MSG_MAX];
+    size_t len =
+        s_qclient_encode(q, pres_now_ms() + timeout_ms, req, sizeof req);
+    if (len == 0)
+        return -1;
+    char leader[PRES_ENDPOINT_MAX];
+    if (self->sock && *self->cfg->etcd_endpoints &&
+        pres_leader_endpoint(false, leader, sizeof leader, NULL) &&
+        strcmp(leader, self->endpoint) != 0)
+        zsock_destroy(&self->sock);  //  a new leader: what was in flight
+                                     //  times out at its owner
+    if (!self->sock && s_qclient_open(self) != 0) {
+        errno = ECONNREFUSED;
+        return -1;
+    }
+    //  DONTWAIT: EAGAIN while no broker is connected or the pipe is full.
+    void *sock = zsock_resolve(self->sock);
+    if (zmq_send(sock, &tag, sizeof tag, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+        return -1;
+    //  The first frame is queued: the rest goes at once (atomic message).
+    if (zmq_send(sock, "", 0, ZMQ_SNDMORE) < 0 ||
+        zmq_send(sock, req, len, 0) < 0)
+        return -1;
+    return 0;
+}
+
+zframe_t *
+pres_qclient_take(pres_qclient_t *self, uint64_t *tag, char **error)
+{
+    assert(self && self->pipelined && tag);
+    if (error)
+        *error = NULL;
+    void *sock = self->sock ? zsock_resolve(self->sock) : NULL;
+    while (sock) {
+        //  Up to three parts; a message of another shape is dropped whole.
+        zmq_msg_t part[3];
+        int n = 0;
+        bool more = true;
+        while (more) {
+            zmq_msg_t m;
+            zmq_msg_init(&m);
+            if (zmq_msg_recv(&m, sock, n == 0 ? ZMQ_DONTWAIT : 0) < 0) {
+                zmq_msg_close(&m);
+                for (int i = 0; i < n && i < 3; i++)
+                    zmq_msg_close(&part[i]);
+                errno = EAGAIN;
+                return NULL;
+            }
+            more = zmq_msg_more(&m);
+            if (n < 3)
+                part[n] = m;
+            else
+                zmq_msg_close(&m);
+            n++;
+        }
+        bool ok = n == 3 && zmq_msg_size(&part[0]) == sizeof *tag &&
+                  zmq_msg_size(&part[1]) == 0;
+        zframe_t *reply = NULL;
+        if (ok) {
+            memcpy(tag, zmq_msg_data(&part[0]), sizeof *tag);
+            reply = zframe_new(zmq_msg_data(&part[2]), zmq_msg_size(&part[2]));
+        }
+        for (int i = 0; i < n && i < 3; i++)
+            zmq_msg_close(&part[i]);
+        if (reply)
+            return s_qclient_check(reply, error);  //  EPROTO keeps *tag
+        if (!ok)
+            pres_log_warn("query reply without our envelope: dropped");
+    }
+    errno = EAGAIN;
+    return NULL;
 }

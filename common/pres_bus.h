@@ -107,4 +107,18 @@ void *pres_qclient_handle(pres_qclient_t *self);
 zframe_t *pres_qclient_recv(pres_qclient_t *self, char **error);
 void pres_qclient_abandon(pres_qclient_t *self);
 
+//  Pipelined: any number of requests in flight on one DEALER socket to
+//  query_endpoint, each with a caller's 64-bit tag that its reply comes
+//  back with. Nothing is re-sent or timed out here: a reply that never
+//  comes costs its caller a timeout, and a late one arrives with a tag
+//  the caller no longer knows (and drops). Poll pres_qclient_handle.
+pres_qclient_t *pres_qclient_new_pipelined(const pres_config_t *cfg);
+//  Send q tagged. 0, or -1 with errno (EAGAIN: no broker connected or no
+//  room; ECONNREFUSED: no socket; EINVAL: q does not encode).
+int pres_qclient_post(pres_qclient_t *self, const pres_query_t *q, uint64_t tag,
+                      int timeout_ms);
+//  The next reply: as pres_qclient_query's result with *tag set, or NULL
+//  with errno EPROTO (*tag set, *error as there) or EAGAIN (none waiting).
+zframe_t *pres_qclient_take(pres_qclient_t *self, uint64_t *tag, char **error);
+
 #endif

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "gateway_http.h"
+#include "gateway_login.h"
 #include "gateway_static.h"
 #include "gateway_workers.h"
 #include "pres_log.h"
@@ -115,6 +116,9 @@ s_new(const pres_config_t *cfg, bool external)
         gw_bus_new(cfg, env->accounts, env->sse, env->auth, env->metrics);
     if (!env->bus)
         goto fail;
+    env->login = gw_login_new(cfg, env->bus, env->accounts, env->metrics);
+    if (!env->login)
+        goto fail;
     self->workers = gw_workers_new(cfg, cfg->http_threads);
     if (!self->workers)
         goto fail;
@@ -156,7 +160,9 @@ gateway_destroy(gateway_t **self_p)
     gw_env_t *env = &self->env;
     if (env->sse)
         gw_sse_shutdown(env->sse);
+    gw_login_shutdown(env->login);  //  resumes what it suspended
     gw_http_stop(&self->http);
+    gw_login_destroy(&env->login);
     gw_bus_destroy(&env->bus);
     gw_workers_destroy(&self->workers);
     gw_conns_destroy(&env->conns);

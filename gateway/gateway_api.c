@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "gateway_login.h"
 #include "gateway_workers.h"
 #include "pres_log.h"
 #include "pres_mp.h"
@@ -133,20 +134,6 @@ s_account_refused(gw_req_t *req, struct MHD_Connection *conn,
     return gw_req_error(req, conn, 403, msg);
 }
 
-//  The `account` string of a `get` reply; -1 if absent.
-static int
-s_reply_account(zframe_t *reply, pres_account_t *acc)
-{
-    pres_mp_reader_t at;
-    const char *v;
-    uint32_t vl;
-    if (pres_mp_find(zframe_data(reply), zframe_size(reply), "account", &at) !=
-            0 ||
-        pres_mp_read_str(&at, &v, &vl) != 0)
-        return -1;
-    return pres_account_parse(v, vl, acc);
-}
-
 //  Run a query. Returns the reply, or NULL with *status and *msg set
 //  (404 not found, 503 timeout, 400 other broker refusal; msg is static
 //  or a heap copy in *heap_msg that the caller frees).
@@ -222,8 +209,6 @@ gw_api_login(gw_req_t *req, struct MHD_Connection *conn)
 {
     const gw_env_t *gw = req->gw;
     const char *user = req->claims.sub;
-    //  One deadline for the get, the publish and the confirmation.
-    int64_t deadline = s_deadline(req);
     json_t *body = s_body(req, true);
     if (!body)
         return s_bad_request(req, conn, "body must be a JSON object");
@@ -240,32 +225,10 @@ gw_api_login(gw_req_t *req, struct MHD_Connection *conn)
     if (acc != PRES_ACC_ACTIVE)
         return s_account_refused(req, conn, acc);
 
-    //  Ask the broker about the user: its account may have changed before
-    //  this gateway started, and unknown_users=deny needs to know.
-    pres_query_t q;
-    memset(&q, 0, sizeof q);
-    q.op = PRES_Q_GET;
-    snprintf(q.user, sizeof q.user, "%s", user);
-    unsigned status = 0;
-    char *msg = NULL;
-    zframe_t *reply = s_query(req, &q, deadline, &status, &msg);
-    if (!reply && status != 404)
-        return s_query_failed(req, conn, status == 400 ? 503 : status, msg);
-    free(msg);
-    if (!reply && strcmp(gw->cfg->unknown_users, "deny") == 0) {
-        gw_metrics_reject(req->gw->metrics, GW_REJ_ACCOUNT);
-        return gw_req_error(req, conn, 403, "unknown user");
+    if (s_broker_away(req)) {
+        gw_metrics_reject(gw->metrics, GW_REJ_BROKER_TIMEOUT);
+        return gw_req_error(req, conn, 503, "broker unavailable");
     }
-    if (reply) {
-        pres_account_t got = PRES_ACC_ACTIVE;
-        int rc = s_reply_account(reply, &got);
-        zframe_destroy(&reply);
-        if (rc == 0 && got != PRES_ACC_ACTIVE) {
-            gw_accounts_set(gw->accounts, user, got);
-            return s_account_refused(req, conn, got);
-        }
-    }
-
     unsigned char raw[16];
     if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)
         return gw_req_error(req, conn, 503, "no randomness");
@@ -275,35 +238,33 @@ gw_api_login(gw_req_t *req, struct MHD_Connection *conn)
         ev.session[2 * i + 1] = hex[raw[i] & 15];
     }
     ev.session[2 * sizeof raw] = '\0';
-    ev.type = PRES_EV_LOGIN;
     snprintf(ev.user, sizeof ev.user, "%s", user);
+    //  The broker is asked about the user (its account may have changed
+    //  before this gateway started; unknown_users=deny needs to know),
+    //  then the login goes out and its change is awaited, all on the
+    //  login thread (gateway_login.h): this thread serves others.
+    if (gw_login_start(gw->login, req, conn, &ev) != 0) {
+        gw_metrics_reject(gw->metrics, GW_REJ_BUS_BUSY);
+        return gw_req_error(req, conn, 503, "too many logins in flight");
+    }
+    return MHD_YES;  //  answered by gw_api_login_done
+}
 
-    gw_waiter_t w;
-    gw_bus_wait_begin(gw->bus, &w, user, ev.session);
-    int64_t t0 = pres_mono_ms();
-    if (s_publish(req, &ev, deadline) != 0) {
-        gw_bus_wait_end(gw->bus, &w, 0);
-        return gw_req_error(req, conn, 503, "bus unavailable");
-    }
-    if (gw_bus_wait_end(gw->bus, &w, s_left(deadline)) != 0) {
-        //  No change for the login: the broker is gone if the publisher
-        //  lost it; otherwise it may only refuse it (a full disk): probe.
-        if (!pres_pub_ready(req->worker->pub))
-            gw_bus_broker_lost(gw->bus);
-        else
-            gw_bus_broker_probe(gw->bus);
-        gw_metrics_reject(req->gw->metrics, GW_REJ_BROKER_TIMEOUT);
-        return gw_req_error(req, conn, 503, "broker did not confirm login");
-    }
-    gw_metrics_latency(req->gw->metrics, GW_LAT_LOGIN,
-                       (pres_mono_ms() - t0) * 1000);
-    if (w.change.account != PRES_ACC_ACTIVE)
-        return s_account_refused(req, conn, w.change.account);
+enum MHD_Result
+gw_api_login_done(gw_req_t *req, struct MHD_Connection *conn)
+{
+    const gw_login_result_t *r = gw_login_result(req);
+    if (r->refused)
+        return s_account_refused(req, conn, r->account);
+    if (r->status != 200)
+        return gw_req_error(req, conn, r->status, r->error);
+    const gw_env_t *gw = req->gw;
     char json[256];
     int n = snprintf(json, sizeof json,
                      "{\"user\":\"%s\",\"session\":\"%s\",\"heartbeat_s\":%d,"
                      "\"timeout_s\":%g}",
-                     user, ev.session, gw->cfg->heartbeat, gw->cfg->timeout);
+                     req->claims.sub, r->session, gw->cfg->heartbeat,
+                     gw->cfg->timeout);
     return gw_req_json(req, conn, 200, json, (size_t)n);
 }
 

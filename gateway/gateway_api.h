@@ -2,7 +2,8 @@
     shape of gateway_routes' table. Called on the final handler call (the
     body is complete), with the caller authenticated (req->claims) and, for
     admin routes, checked to be an admin. Each handler queues exactly one
-    response. */
+    response, except gw_api_login, which suspends the connection and
+    leaves the response to gw_api_login_done. */
 #ifndef GATEWAY_API_H_INCLUDED
 #define GATEWAY_API_H_INCLUDED
 
@@ -11,6 +12,8 @@
 #include "gateway_req.h"
 
 enum MHD_Result gw_api_login(gw_req_t *req, struct MHD_Connection *conn);
+//  The resumed call of a login (req->login set): queue its answer.
+enum MHD_Result gw_api_login_done(gw_req_t *req, struct MHD_Connection *conn);
 enum MHD_Result gw_api_heartbeat(gw_req_t *req, struct MHD_Connection *conn);
 enum MHD_Result gw_api_logout(gw_req_t *req, struct MHD_Connection *conn);
 //  GET /v1/users/{user} (req->param)

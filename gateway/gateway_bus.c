@@ -9,6 +9,7 @@
 #include "gateway_bus.h"
 
 #include <czmq.h>
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdatomic.h>
@@ -340,13 +341,25 @@ s_apply(gw_bus_t *self, const pres_change_t *ch)
 
     if (ch->session[0] && atomic_load(&self->nwaiters) > 0) {
         pthread_mutex_lock(&self->wait_lock);
-        for (gw_waiter_t *w = self->waiters; w; w = w->next)
-            if (!w->done && strcmp(w->session, ch->session) == 0 &&
-                strcmp(w->user, ch->user) == 0) {
-                w->change = *ch;
-                w->done = true;
-                pthread_cond_signal(&w->cond);
+        gw_waiter_t **p = &self->waiters;
+        while (*p) {
+            gw_waiter_t *w = *p;
+            if (w->done || strcmp(w->session, ch->session) != 0 ||
+                strcmp(w->user, ch->user) != 0) {
+                p = &w->next;
+                continue;
             }
+            w->change = *ch;
+            w->done = true;
+            if (!w->fire) {
+                pthread_cond_signal(&w->cond);
+                p = &w->next;
+                continue;
+            }
+            *p = w->next;  //  an async waiter leaves as it fires
+            atomic_fetch_sub(&self->nwaiters, 1);
+            w->fire(w, w->arg);
+        }
         pthread_mutex_unlock(&self->wait_lock);
     }
 }
@@ -467,12 +480,48 @@ gw_bus_destroy(gw_bus_t **self_p)
 }
 
 void
+gw_bus_wait_async(gw_bus_t *self, gw_waiter_t *w, const char *user,
+                  const char *session, void (*fire)(gw_waiter_t *, void *),
+                  void *arg)
+{
+    assert(fire);
+    snprintf(w->user, sizeof w->user, "%s", user);
+    snprintf(w->session, sizeof w->session, "%s", session);
+    w->done = false;
+    w->fire = fire;
+    w->arg = arg;
+    pthread_mutex_lock(&self->wait_lock);
+    w->next = self->waiters;
+    self->waiters = w;
+    atomic_fetch_add(&self->nwaiters, 1);
+    pthread_mutex_unlock(&self->wait_lock);
+}
+
+bool
+gw_bus_wait_cancel(gw_bus_t *self, gw_waiter_t *w)
+{
+    bool waiting = false;
+    pthread_mutex_lock(&self->wait_lock);
+    for (gw_waiter_t **p = &self->waiters; *p; p = &(*p)->next)
+        if (*p == w) {
+            *p = w->next;
+            atomic_fetch_sub(&self->nwaiters, 1);
+            waiting = true;
+            break;
+        }
+    pthread_mutex_unlock(&self->wait_lock);
+    return waiting;
+}
+
+void
 gw_bus_wait_begin(gw_bus_t *self, gw_waiter_t *w, const char *user,
                   const char *session)
 {
     snprintf(w->user, sizeof w->user, "%s", user);
     snprintf(w->session, sizeof w->session, "%s", session);
     w->done = false;
+    w->fire = NULL;
+    w->arg = NULL;
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);

@@ -26,13 +26,16 @@ gw_bus_t *gw_bus_new(const pres_config_t *cfg, gw_accounts_t *accounts,
                      gw_sse_t *sse, gw_auth_t *auth, gw_metrics_t *metrics);
 void gw_bus_destroy(gw_bus_t **self_p);
 
-//  A login waiting for its change. Lives on the waiting thread's stack.
+//  A login waiting for its change: on the waiting thread's stack
+//  (gw_bus_wait_begin/end), or owned by gateway_login (gw_bus_wait_async).
 typedef struct gw_waiter {
     char user[PRES_ID_MAX + 1];
     char session[PRES_ID_MAX + 1];
-    bool done;             //  the change arrived
-    pres_change_t change;  //  the change, when done
-    pthread_cond_t cond;
+    bool done;                                     //  the change arrived
+    pres_change_t change;                          //  the change, when done
+    pthread_cond_t cond;                           //  blocking waiters only
+    void (*fire)(struct gw_waiter *w, void *arg);  //  async waiters only
+    void *arg;
     struct gw_waiter *next;
 } gw_waiter_t;
 
@@ -42,6 +45,17 @@ void gw_bus_wait_begin(gw_bus_t *self, gw_waiter_t *w, const char *user,
 //  Wait up to timeout_ms for the change, then unregister w. 0 if it
 //  arrived (w->change filled), -1 on timeout.
 int gw_bus_wait_end(gw_bus_t *self, gw_waiter_t *w, int timeout_ms);
+
+//  Register w for (user, session) without blocking: when the change
+//  arrives, the bus thread fills w->change, unregisters w and calls
+//  fire(w, arg) with the bus's waiter lock held (fire may only queue and
+//  wake; it must not call back into the bus). w stays the caller's.
+void gw_bus_wait_async(gw_bus_t *self, gw_waiter_t *w, const char *user,
+                       const char *session, void (*fire)(gw_waiter_t *, void *),
+                       void *arg);
+//  Unregister an async waiter. True if it was still waiting (it will not
+//  fire now), false if it has fired already.
+bool gw_bus_wait_cancel(gw_bus_t *self, gw_waiter_t *w);
 
 //  Broker health as of the last `stats` poll (at most ~1 s old), false
 //  too from a gw_bus_broker_lost until a poll succeeds again. Any thread.

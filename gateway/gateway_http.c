@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "gateway_api.h"
 #include "gateway_routes.h"
 #include "pres_log.h"
 
@@ -144,6 +145,8 @@ s_handler(void *cls, struct MHD_Connection *conn, const char *url,
     gw_conn_t *c = s_conn(conn);
     if (c)
         gw_conn_received(c);
+    if (req->login)  //  resumed: the login is decided
+        return gw_api_login_done(req, conn);
     return gw_routes_dispatch(req, conn, url, method);
 }
 

@@ -82,6 +82,8 @@ gw_req_recycle(gw_req_cache_t *cache, gw_req_t **req_p)
     *req_p = NULL;
     free(r->bulk);
     r->bulk = NULL;
+    free(r->login);
+    r->login = NULL;
     if (cache && cache->count < S_FREE_REQS_MAX) {
         r->next_free = cache->head;
         cache->head = r;

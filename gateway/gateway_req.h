@@ -42,6 +42,7 @@ typedef struct {
     gw_accounts_t *accounts;
     gw_sse_t *sse;
     gw_bus_t *bus;
+    struct gw_login *login;  //  logins in flight (gateway_login.h)
     gw_metrics_t *metrics;
     gw_limit_t *limit;
     gw_conns_t *conns;
@@ -67,6 +68,7 @@ typedef struct gw_req {
     pres_jwt_claims_t claims;  //  the caller, once authenticated
     const char *token;         //  bearer token (in MHD's header memory)
     size_t token_len;
+    void *login;  //  a gateway_login job, one plain block: freed with req
     char param[PRES_ID_MAX + 1];  //  the route's {user} or {file}
     char body[GW_BODY_MAX + 1];   //  NUL-terminated; last (not zeroed)
 } gw_req_t;

@@ -1,8 +1,10 @@
 -- wrk script for the soak (bench/soak.sh): POST /v1/heartbeat
 -- {"session":"s1"} for many users, one request in 50 a POST /v1/login
--- instead, each connection paced to about 100 requests a second
--- (wrk -c N then gives about 100 x N req/s). Usage:
---   wrk -c N ... -s soak.lua URL -- TOKENS_FILE
+-- instead. Each connection waits 10 ms between requests, and each thread
+-- sends at most RATE / THREADS requests in any wall-clock second, so that
+-- enough connections (bench/soak.sh opens about RATE / 50) hold RATE
+-- without overshooting it. Usage:
+--   wrk -t THREADS -c N ... -s soak.lua URL -- TOKENS_FILE RATE THREADS
 local next_id = 0
 
 function setup(thread)
@@ -12,6 +14,7 @@ end
 
 local beats, logins = {}, {}
 local counter, sent = 0, 0
+local budget, second, used = 0, 0, 0  -- requests per second, this thread
 
 function init(args)
    local path = args[1]
@@ -35,10 +38,22 @@ function init(args)
       error("soak.lua: no tokens in " .. path)
    end
    counter = (id * 7919) % #beats
+   local rate, threads = tonumber(args[2] or 0), tonumber(args[3] or 1)
+   budget = rate > 0 and math.ceil(rate / threads) or 0
 end
 
 function delay()
-   return 10  -- ms between a connection's requests: ~100 req/s each
+   if budget > 0 then
+      local now = os.time()
+      if now ~= second then
+         second, used = now, 0
+      end
+      used = used + 1
+      if used > budget then
+         return 10 + math.random(0, 10)  -- this second's share is spent
+      end
+   end
+   return 10  -- ms between a connection's requests
 end
 
 function request()
