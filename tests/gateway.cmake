@@ -20,6 +20,9 @@ if(TARGET gateway_core)
     pres_test(NAME it.gateway_limits LABEL it TIMEOUT 180
       SOURCES ${CMAKE_SOURCE_DIR}/tests/it/gateway_limits.c
       LIBS ithttp PkgConfig::CURL)
+    pres_test(NAME it.gateway_login LABEL it TIMEOUT 120
+      SOURCES ${CMAKE_SOURCE_DIR}/tests/it/gateway_login.c
+      LIBS ithttp)
     pres_test(NAME it.gateway_changelog LABEL it TIMEOUT 120
       SOURCES ${CMAKE_SOURCE_DIR}/tests/it/gateway_changelog.c
       LIBS ithttp PkgConfig::CURL)
