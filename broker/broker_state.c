@@ -472,7 +472,9 @@ s_end_session(broker_state_t *self, uint32_t s)
 
 //  Make room for a new session of user u at max_sessions_per_user: end the
 //  session that beat least recently (a forgotten tab rather than the
-//  device in use). Scans at most max_sessions entries, in memory.
+//  device in use), with a change of its own (reason logout, no deadline)
+//  so that whoever tracks sessions (the sweeper) drops it too. Scans at
+//  most max_sessions entries, in memory.
 static int
 s_end_oldest(broker_state_t *self, uint32_t u)
 {
@@ -487,7 +489,18 @@ s_end_oldest(broker_state_t *self, uint32_t u)
         }
         s = session->next;
     }
-    return oldest == BROKER_LIVE_NONE ? 0 : s_end_session(self, oldest);
+    if (oldest == BROKER_LIVE_NONE)
+        return 0;
+    char id[PRES_ID_MAX + 1];
+    broker_session_t *session = broker_live_session(self->live, oldest);
+    memcpy(id, broker_live_id(self->live, session->id),
+           (size_t)session->len + 1);
+    broker_user_t *user = broker_live_user(self->live, u);
+    pres_state_t prev = user->state;
+    if (s_end_session(self, oldest))
+        return -1;
+    user->state = (uint8_t)broker_live_user_state(self->live, u);
+    return s_change(self, u, prev, PRES_RSN_LOGOUT, id, 0);
 }
 
 //  Login, or a heartbeat for a session the broker does not know (a

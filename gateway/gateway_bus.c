@@ -37,6 +37,8 @@ struct gw_bus {
     pres_ratelimit_t bad_frame_log;  //  this thread only
     zsock_t *sub;                    //  changes, "presence." prefix
     pres_qclient_t *query;           //  stats and list, this thread only
+    bool asking;                     //  a stats poll is out on query
+    int64_t asked_ms;                //  since (monotonic)
     pthread_t thread;
     atomic_bool running;
     atomic_bool broker_ok;
@@ -171,16 +173,30 @@ s_seed(gw_bus_t *self)
     return 0;
 }
 
+//  The `stats` poll does not block this thread: it is sent, and its
+//  answer (or its absence for bus_timeout_ms) is taken in s_run's loop.
+//  The broker holds the answer until the seq it shows is on disk, so
+//  under load it may come late; only bus_timeout_ms without it counts as
+//  the broker away, the bound every request has.
 static void
-s_poll_stats(gw_bus_t *self)
+s_stats_ask(gw_bus_t *self)
 {
     pres_query_t q;
     memset(&q, 0, sizeof q);
     q.op = PRES_Q_STATS;
-    int timeout =
-        self->cfg->bus_timeout_ms < 500 ? self->cfg->bus_timeout_ms : 500;
-    int64_t t0 = pres_mono_ms();
-    zframe_t *reply = pres_qclient_query(self->query, &q, timeout, NULL);
+    self->asked_ms = pres_mono_ms();
+    if (pres_qclient_send(self->query, &q, self->cfg->bus_timeout_ms) == 0)
+        self->asking = true;
+    else
+        s_away(self, S_AWAY_POLL);
+}
+
+//  The poll's answer (NULL: none within bus_timeout_ms).
+static void
+s_stats_answer(gw_bus_t *self, zframe_t *reply)
+{
+    int64_t t0 = self->asked_ms;
+    self->asking = false;
     uint64_t seq = 0;
     bool ok = reply && pres_mp_find_uint(zframe_data(reply), zframe_size(reply),
                                          "seq", &seq) == 0;
@@ -410,19 +426,33 @@ static void *
 s_run(void *arg)
 {
     gw_bus_t *self = arg;
-    zmq_pollitem_t item = {zsock_resolve(self->sub), 0, ZMQ_POLLIN, 0};
+    zmq_pollitem_t items[2] = {{zsock_resolve(self->sub), 0, ZMQ_POLLIN, 0},
+                               {NULL, 0, ZMQ_POLLIN, 0}};
     int64_t next_stats = 0, next_tick = 0, next_maintain = 0;
     while (atomic_load(&self->running)) {
-        int rc = zmq_poll(&item, 1, 100);
+        items[1].socket =
+            self->asking ? pres_qclient_handle(self->query) : NULL;
+        int rc = zmq_poll(items, items[1].socket ? 2 : 1, 100);
         if (rc < 0 && errno != EINTR && errno != EAGAIN)
             break;
-        if (rc > 0)
+        if (rc > 0 && (items[0].revents & ZMQ_POLLIN))
             s_drain(self);
-        int64_t now = pres_mono_ms();
-        if (now >= next_stats || atomic_exchange(&self->probe, false)) {
-            s_poll_stats(self);
-            next_stats = pres_mono_ms() + S_STATS_EVERY_MS;
+        if (self->asking) {
+            zframe_t *reply = pres_qclient_recv(self->query, NULL);
+            if (reply || errno == EPROTO) {
+                s_stats_answer(self, reply);
+                next_stats = pres_mono_ms() + S_STATS_EVERY_MS;
+            } else if (pres_mono_ms() - self->asked_ms >=
+                       self->cfg->bus_timeout_ms) {
+                pres_qclient_abandon(self->query);
+                s_stats_answer(self, NULL);
+                next_stats = pres_mono_ms() + S_STATS_EVERY_MS;
+            }
         }
+        int64_t now = pres_mono_ms();
+        bool probe = atomic_exchange(&self->probe, false);
+        if (!self->asking && (now >= next_stats || probe))
+            s_stats_ask(self);
         if (now >= next_tick) {
             gw_sse_tick(self->sse, now);
             next_tick = now + 250;

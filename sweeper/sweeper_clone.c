@@ -307,8 +307,14 @@ s_change(sweeper_clone_t *self, const pres_change_t *ch)
     //  A count that disagrees means we missed something the seq did not
     //  show (or the broker changed a session without saying which).
     if (ch->seq > self->catchup_seq &&
-        sweeper_tick_user_sessions(self->tick, ch->user) != ch->sessions)
+        sweeper_tick_user_sessions(self->tick, ch->user) != ch->sessions) {
+        pres_log_info(
+            "user %s: %zu sessions here, %u at the broker after "
+            "seq %" PRIu64 " (%s of session '%s')",
+            ch->user, sweeper_tick_user_sessions(self->tick, ch->user),
+            ch->sessions, ch->seq, pres_reason_name(ch->reason), ch->session);
         return s_resync(self, "session count differs");
+    }
     return SWEEPER_CLONE_APPLIED;
 }
 

@@ -111,6 +111,30 @@ s_session_cap(void)
         }
         CHECK(broker_state_commit(e.state) == 0);
     }
+    //  The outbox (never cleared here): 16 logins, then per login beyond
+    //  the cap the ended session (logout, no deadline, 15 left) and the
+    //  login (16).
+    size_t n = broker_state_outbox_count(e.state);
+    CHECK_EQ(n, 16 + 2 * (2000 - 16));
+    for (size_t i = 16; i < n; i += 2) {
+        pres_change_t ended, login;
+        const char *topic;
+        size_t tlen, blen;
+        const void *body;
+        broker_state_outbox_get(e.state, i, &topic, &tlen, &body, &blen);
+        CHECK(pres_change_decode(&ended, body, blen, NULL) == 0);
+        broker_state_outbox_get(e.state, i + 1, &topic, &tlen, &body, &blen);
+        CHECK(pres_change_decode(&login, body, blen, NULL) == 0);
+        CHECK_EQ(ended.reason, PRES_RSN_LOGOUT);
+        CHECK_EQ(ended.deadline, 0);
+        CHECK_EQ(ended.sessions, 15);
+        CHECK_EQ(ended.state, PRES_ONLINE);
+        CHECK(strcmp(ended.session, login.session) != 0);
+        CHECK_EQ(login.reason, PRES_RSN_LOGIN);
+        CHECK_EQ(login.sessions, 16);
+        CHECK(login.deadline > 0);
+        CHECK_EQ(login.seq, ended.seq + 1);
+    }
     broker_live_t *live = broker_state_live(e.state);
     uint32_t u = broker_live_user_find(live, "mallory", 7);
     CHECK(u != BROKER_LIVE_NONE);
