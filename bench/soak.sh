@@ -16,7 +16,8 @@
 # must be flat: the least-squares trend over the rest, projected over the
 # whole run, stays under max(10 % of the series' mean, a small floor: 4 MiB
 # of RSS, 4 fds, 4 MiB of LMDB). A leak shows as a trend. Speed is only
-# reported.
+# reported. The sweeper must not have resynced (a snapshot each time):
+# after the fill nothing should make it lose track.
 #
 # The broker keeps two retention windows that grow until they are full:
 # the change log (changelog_keep changes) and each user's history (128
@@ -24,8 +25,10 @@
 # and look like a leak. So before the measured run a bus publisher logs
 # every user in and out 65 times (presence-bench load -t fill), which
 # fills both, and sessions time out after 30 s instead of 120 s, so that
-# the session tables reach their steady size within the warm-up. Exit 0 flat, 1 a trend or an error, 77 skipped (wrk missing
-# and not root, or daemons not built).
+# the session tables reach their steady size within the warm-up.
+#
+# Exit 0 flat, 1 a trend or an error, 77 skipped (wrk missing and not
+# root, or daemons not built).
 set -u
 . "$(dirname "$0")/lib.sh"
 
@@ -104,6 +107,9 @@ st=$("$PB" query stats)
 for p in $GATEWAY_PID $SWEEPER_PID $BROKER_PID; do stop_pid "$p"; done
 log "wrk: $out"
 log "broker: $st"
+# The sweeper's last words: its resyncs (a snapshot each). After the fill
+# nothing should make it lose track; a resync loop is a bug, not load.
+resyncs=$(sed -n 's/.*resyncs \([0-9]*\),.*/\1/p' "$TMP_DIR/sweeper.log" | tail -1)
 
 # Flatness: least-squares slope after the warm-up, projected over the run.
 warm=$(( seconds / 5 > 10 ? seconds / 5 : 10 ))
@@ -142,6 +148,8 @@ row "p99 latency (us)" "$(kv p99_us "$out")" "-"
 row "errors" "$(kv errors "$out")" "0" "-"
 row "bus events lost (broker stats)" "$(kv lost "$st")" "0" "-"
 check "$(kv lost "$st")" "broker counted lost events"
+row "sweeper resyncs (snapshots)" "${resyncs:-?}" "0" "-"
+check "${resyncs:-1}" "the sweeper resynced"
 case "$verdict" in
 *FAIL*) BENCH_FAILED=1; log "soak: a series has a trend (see above)" ;;
 esac
