@@ -18,7 +18,9 @@
 #include "sweeper_clone.h"
 #include "sweeper_tick.h"
 
-#define S_RETRY_MS            1000   //  re-send an unanswered expire after
+#define S_RETRY_MS                                                             \
+    1000                             //  re-send an unanswered expire after
+                                     //  this long without any answer
 #define S_SNAPSHOT_MS         5000   //  wait for a snapshot reply
 #define S_STATS_MS            250    //  wait for a stats reply (loop blocks)
 #define S_HEAD_CHECK_MS       2000   //  period of the broker head check
@@ -414,6 +416,9 @@ sweeper_server_run(sweeper_server_t *self)
             self->drained_at = pres_mono_ms();
             self->trimmed = false;
         }
+        //  Answers read just now (changes, notices, a snapshot page) date
+        //  the wait of the expires still unanswered (sweeper_tick_fire).
+        sweeper_tick_heard(self->tick, (uint64_t)pres_now_ms());
         mono = pres_mono_ms();
         if (rc == 0 && !self->trimmed && mono - self->drained_at >= 2000) {
             //  After a burst of changes (a snapshot, a login storm) glibc
