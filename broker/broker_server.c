@@ -29,6 +29,11 @@
 //  Events still drained once a change waits (expires not counted: see
 //  s_events).
 #define S_AFTER_CHANGE 128
+//  Most events a backlog of expires lets a batch reach: its answers come
+//  at least every such batch (the sweeper re-sends what has no answer at
+//  all for 1 s, and a 4096-expire commit took up to 0.5 s on a starved
+//  box).
+#define S_EXPIRE_BATCH 1024
 #define S_HIST         20    //  log2 buckets of the batch figures
 #define S_TRIM_IDLE_MS 2000  //  quiet time before the heap is trimmed
 
@@ -549,8 +554,9 @@ s_events(broker_server_t *self)
     //  behind thousands of heartbeats (fan-out latency). Expires do not
     //  count towards that: a backlog of them (the sweeper's, when many
     //  sessions expire at once) is changes and notices that each wait for
-    //  a commit anyway, so they fill the batch up to BROKER_BATCH_MAX and
-    //  share its commit and fsync: 10,000 expires cost 3 commits, not 80.
+    //  a commit anyway, so they fill the batch up to S_EXPIRE_BATCH events
+    //  and share its commit and fsync: 10,000 expires cost ~10 commits, not
+    //  80.
     //  The backlog ends at an expire whose deadline is after the batch's
     //  clock (read once, at its start): it was sent after the batch began,
     //  the broker has caught up. The batch closes there, before its stale
@@ -606,7 +612,7 @@ s_events(broker_server_t *self)
             limit = n + 1 + S_AFTER_CHANGE;
             self->change_at = zclock_usecs();
         } else if (closing && ev.type == PRES_EV_EXPIRE && backlog &&
-                   limit < BROKER_BATCH_MAX) {
+                   limit < S_EXPIRE_BATCH) {
             if (ev.deadline <= broker_state_now(self->state))
                 limit++;
             else {
