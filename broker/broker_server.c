@@ -559,13 +559,12 @@ s_events(broker_server_t *self)
     //  80.
     //  The backlog ends at an expire whose deadline is after the batch's
     //  clock (read once, at its start): it was sent after the batch began,
-    //  the broker has caught up. The batch closes there, before its stale
-    //  clock answers more expires with a deadline notice (a deadline not
-    //  yet passed), each of which the sweeper would send again 100 ms
-    //  later.
+    //  the broker has caught up. Any batch holding a change closes there,
+    //  before its stale clock answers more expires with a deadline notice
+    //  (a deadline not yet passed), each of which the sweeper would send
+    //  again 100 ms later.
     int limit = BROKER_BATCH_MAX;
     bool closing = false;  //  the batch holds a change: limit set
-    bool backlog = true;   //  expires still extend the limit
     int n = 0;
     for (; n < limit; n++) {
         if (zmq_msg_recv(&self->topic, sub, ZMQ_DONTWAIT) < 0)
@@ -611,14 +610,11 @@ s_events(broker_server_t *self)
             closing = true;
             limit = n + 1 + S_AFTER_CHANGE;
             self->change_at = zclock_usecs();
-        } else if (closing && ev.type == PRES_EV_EXPIRE && backlog &&
-                   limit < S_EXPIRE_BATCH) {
-            if (ev.deadline <= broker_state_now(self->state))
+        } else if (closing && ev.type == PRES_EV_EXPIRE) {
+            if (ev.deadline > broker_state_now(self->state))
+                limit = n + 1;  //  sent after the batch began: caught up
+            else if (limit < S_EXPIRE_BATCH)
                 limit++;
-            else {
-                backlog = false;
-                limit = n + 1;
-            }
         }
     }
     return s_commit(self, n, false) < 0 ? -1 : 0;
