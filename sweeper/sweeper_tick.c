@@ -29,7 +29,9 @@ typedef struct {
                         //  of free entries), or S_NONE
     uint32_t uprev;     //  previous session of the same user, or S_NONE
     uint32_t gen;       //  generation of the last set (snapshot reloads)
-    uint32_t sent;      //  send number of its unanswered expire, 0 = none
+    uint32_t first;     //  send number of its first unanswered expire,
+                        //  0 = none outstanding
+    uint32_t last;      //  send number of its last unanswered expire
     uint8_t ulen;       //  user length; 0 = free entry
     uint8_t slen;       //  session length
 } s_entry_t;
@@ -55,8 +57,12 @@ struct sweeper_tick {
     uint32_t gen;        //  current generation (sweeper_tick_mark)
     uint32_t sends;      //  send number of the last expire sent (never 0)
     uint32_t answered;   //  highest send number answered (0: none yet)
+    uint32_t probe;      //  send number of the probe out (0: none)
+    uint32_t verdict;    //  send number of a probe answered before any
+                         //  expire sent before it (0: none)
     bool heard;          //  an answer came since sweeper_tick_heard
     uint64_t heard_at;   //  ms: when the last answer was heard (0: never)
+    uint64_t probe_at;   //  ms: when the probe went out
 };
 
 //  Send numbers wrap: a is before b if b is less than 2^31 ahead of it.
@@ -67,18 +73,28 @@ s_before(uint32_t a, uint32_t b)
 }
 
 //  Entry e (found by its session) got an answer: a change or a notice
-//  naming it. If an expire of it was outstanding, that one is answered
-//  and, the broker answering one connection in order, so is every expire
-//  sent before it.
+//  naming it. If expires of it were outstanding, the broker answered the
+//  first of them that reached it and, answering one connection in order,
+//  every expire sent before that one. Which one it was is not told: the
+//  first is assumed (never too late a send number, so nothing is taken
+//  for lost too early). A probe (sweeper_tick_fire) is the exception:
+//  answered first, before the expires sent ahead of it, it may have been
+//  answered for itself (they were lost) or for its first send (they are
+//  coming): the next answer or a silence tells.
 static void
 s_answer(sweeper_tick_t *self, s_entry_t *e)
 {
-    if (!e->sent)
+    if (!e->first)
         return;
-    if (!self->answered || s_before(self->answered, e->sent))
-        self->answered = e->sent;
+    if (!self->answered || s_before(self->answered, e->first))
+        self->answered = e->first;
+    if (self->probe && e->last == self->probe) {
+        self->verdict = self->probe;
+        self->probe = 0;
+    } else if (self->verdict && s_before(e->first, self->verdict))
+        self->verdict = 0;  //  one sent before it came: nothing was lost
     self->heard = true;
-    e->sent = 0;
+    e->first = e->last = 0;
 }
 
 static uint32_t
@@ -602,6 +618,19 @@ sweeper_tick_heard(sweeper_tick_t *self, uint64_t now)
     }
 }
 
+//  Is outstanding entry e's expire lost? Yes if one sent after it was
+//  answered (in order, it would have been answered first), or if a probe
+//  sent after it was answered and nothing more for retry_ms.
+static bool
+s_lost(const sweeper_tick_t *self, const s_entry_t *e, uint64_t now,
+       uint64_t retry_ms)
+{
+    if (self->answered && s_before(e->last, self->answered))
+        return true;
+    return self->verdict && s_before(e->last, self->verdict) &&
+           self->heard_at + retry_ms <= now;
+}
+
 size_t
 sweeper_tick_fire(sweeper_tick_t *self, uint64_t now, uint64_t retry_ms,
                   size_t max, sweeper_tick_fire_fn *fire, void *arg)
@@ -614,26 +643,41 @@ sweeper_tick_fire(sweeper_tick_t *self, uint64_t now, uint64_t retry_ms,
            (max == 0 || sent < max)) {
         uint32_t i = self->heap[0];
         s_entry_t *e = &self->entries[i];
-        //  An expire still unanswered after retry_ms. While answers come
-        //  (one within retry_ms), it is in the pipe behind them: wait
-        //  retry_ms from the last one. Re-send it when none came for that
-        //  long (the broker is away or restarted), or when an expire sent
-        //  after it was answered already (it was lost).
-        if (e->sent && self->heard_at + retry_ms > now &&
-            (!self->answered || !s_before(e->sent, self->answered))) {
-            e->due = self->heard_at + retry_ms;
-            s_heap_down(self, 0);
-            continue;
+        bool probe = false;
+        if (e->first && !s_lost(self, e, now, retry_ms)) {
+            //  Unanswered for retry_ms. While answers come (one within
+            //  retry_ms), it is in the pipe behind them: wait retry_ms
+            //  past the last one.
+            uint64_t wait = self->heard_at + retry_ms;
+            //  None came for that long: the broker is slow, or it lost
+            //  what it had not answered (a restart). One expire goes
+            //  again as a probe, the others wait for its answer (or for
+            //  retry_ms): sending every outstanding one again would make a
+            //  slow broker answer each twice and fall further behind.
+            if (wait <= now && self->probe && self->probe_at + retry_ms > now)
+                wait = self->probe_at + retry_ms;
+            if (wait > now) {
+                e->due = wait;
+                s_heap_down(self, 0);
+                continue;
+            }
+            probe = true;
         }
         if (fire(arg, s_user_of(self, e), s_session_of(self, e), e->deadline) !=
             0)
             break;
         sent++;
-        //  Due again only if no answer (change or notice) comes in time.
-        //  fire() does not touch the table: e is still valid.
+        //  Looked at again only if no answer (change or notice) comes in
+        //  time. fire() does not touch the table: e is still valid.
         if (++self->sends == 0)
             self->sends = 1;
-        e->sent = self->sends;
+        if (!e->first)
+            e->first = self->sends;
+        e->last = self->sends;
+        if (probe) {
+            self->probe = self->sends;
+            self->probe_at = now;
+        }
         e->due = now + retry_ms;
         s_heap_down(self, 0);
     }

@@ -73,14 +73,18 @@ typedef int(sweeper_tick_fire_fn)(void *arg, const char *user,
 
 //  Call fire for every entry due at or before now, earliest first, at most
 //  max entries (0 = no limit). An entry whose fire returned 0 is marked
-//  sent and is due again at now + retry_ms, unless an answer (a change or
-//  a deadline notice naming it) comes first. Then it is re-sent only if
-//  no answer to any expire was heard for retry_ms (sweeper_tick_heard;
-//  while answers come, the broker, answering one connection in order, has
-//  not reached it yet: it waits retry_ms past the last one), or if an
-//  expire sent after it was answered already (it was lost). Stops at the
+//  sent and is looked at again at now + retry_ms, unless an answer (a
+//  change or a deadline notice naming it) comes first. The broker answers
+//  one connection in order, so an unanswered expire is sent again when
+//  an expire sent after it was answered already (it was lost). Otherwise,
+//  while answers come, it waits retry_ms past the last one (it is in the
+//  pipe). When none came for retry_ms, one unanswered expire goes again
+//  as a probe (at most one per retry_ms) and the others wait: if the
+//  probe is answered before the expires sent ahead of it and nothing
+//  follows for retry_ms, those are lost and go again; if they are
+//  answered, the broker was slow and nothing else is sent. Stops at the
 //  first fire that returns -1, leaving that entry due. Returns how many
-//  were sent.
+//  were sent (probes and re-sends included).
 size_t sweeper_tick_fire(sweeper_tick_t *self, uint64_t now, uint64_t retry_ms,
                          size_t max, sweeper_tick_fire_fn *fire, void *arg);
 
