@@ -30,9 +30,9 @@
 //  s_events).
 #define S_AFTER_CHANGE 128
 //  Most events a backlog of expires lets a batch reach: its answers come
-//  at least every such batch (the sweeper re-sends what has no answer at
-//  all for 1 s, and a 4096-expire commit took up to 0.5 s on a starved
-//  box).
+//  at least every such batch (the sweeper looks again at what has had no
+//  answer at all for 1 s, and a 4096-expire commit took up to 0.5 s on a
+//  starved box).
 #define S_EXPIRE_BATCH 1024
 #define S_HIST         20    //  log2 buckets of the batch figures
 #define S_TRIM_IDLE_MS 2000  //  quiet time before the heap is trimmed

@@ -18,7 +18,7 @@
 #include "sweeper_clone.h"
 #include "sweeper_tick.h"
 
-#define S_RETRY_MS            1000   //  re-send when no answer for this long
+#define S_RETRY_MS            1000   //  unanswered: looked at again after
 #define S_SNAPSHOT_MS         5000   //  wait for a snapshot reply
 #define S_STATS_MS            1000   //  wait for a stats reply (loop runs)
 #define S_HEAD_CHECK_MS       2000   //  period of the broker head check
