@@ -25,10 +25,17 @@
 #include "pres_bus.h"
 #include "pres_log.h"
 
-#define S_QUERIES_PER_TURN 64    //  queries served between two batches
-#define S_AFTER_CHANGE     128   //  events still drained once a change waits
-#define S_HIST             20    //  log2 buckets of the batch figures
-#define S_TRIM_IDLE_MS     2000  //  quiet time before the heap is trimmed
+#define S_QUERIES_PER_TURN 64  //  queries served between two batches
+//  Events still drained once a change waits (expires not counted: see
+//  s_events).
+#define S_AFTER_CHANGE 128
+//  Most events a backlog of expires lets a batch reach: its answers come
+//  at least every such batch (the sweeper looks again at what has had no
+//  answer at all for 1 s, and a 4096-expire commit took up to 0.5 s on a
+//  starved box).
+#define S_EXPIRE_BATCH 1024
+#define S_HIST         20    //  log2 buckets of the batch figures
+#define S_TRIM_IDLE_MS 2000  //  quiet time before the heap is trimmed
 
 //  Batch figures logged at stop (bench/run.sh fanout reads them): events
 //  per batch and microseconds per commit (txn write, no fsync: the fsync
@@ -544,8 +551,20 @@ s_events(broker_server_t *self)
     pres_event_t ev;
     //  A batch of pure heartbeats may run long (no commit, no fsync); once
     //  it holds a change, close it soon so the change is not held back
-    //  behind thousands of heartbeats (fan-out latency).
+    //  behind thousands of heartbeats (fan-out latency). Expires do not
+    //  count towards that: a backlog of them (the sweeper's, when many
+    //  sessions expire at once) is changes and notices that each wait for
+    //  a commit anyway, so they fill the batch up to S_EXPIRE_BATCH events
+    //  and share its commit and fsync: 10,000 expires cost ~10 commits, not
+    //  80.
+    //  The backlog ends at an expire whose deadline is after the batch's
+    //  clock (read once, at its start): it was sent after the batch began,
+    //  the broker has caught up. Any batch holding a change closes there,
+    //  before its stale clock answers more expires with a deadline notice
+    //  (a deadline not yet passed), each of which the sweeper would send
+    //  again 100 ms later.
     int limit = BROKER_BATCH_MAX;
+    bool closing = false;  //  the batch holds a change: limit set
     int n = 0;
     for (; n < limit; n++) {
         if (zmq_msg_recv(&self->topic, sub, ZMQ_DONTWAIT) < 0)
@@ -587,10 +606,15 @@ s_events(broker_server_t *self)
         if ((n & 63) == 63 && broker_durable_ready(self->durable) &&
             s_release(self))
             return -1;
-        if (limit == BROKER_BATCH_MAX &&
-            broker_state_outbox_count(self->state) > 0) {
+        if (!closing && broker_state_outbox_count(self->state) > 0) {
+            closing = true;
             limit = n + 1 + S_AFTER_CHANGE;
             self->change_at = zclock_usecs();
+        } else if (closing && ev.type == PRES_EV_EXPIRE) {
+            if (ev.deadline > broker_state_now(self->state))
+                limit = n + 1;  //  sent after the batch began: caught up
+            else if (limit < S_EXPIRE_BATCH)
+                limit++;
         }
     }
     return s_commit(self, n, false) < 0 ? -1 : 0;

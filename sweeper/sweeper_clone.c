@@ -355,9 +355,17 @@ bool
 sweeper_clone_check_head(sweeper_clone_t *self, uint64_t head)
 {
     assert(self);
+    return sweeper_clone_check_head_at(self, head, self->seq);
+}
+
+bool
+sweeper_clone_check_head_at(sweeper_clone_t *self, uint64_t head,
+                            uint64_t asked_seq)
+{
+    assert(self);
     if (!self->synced)
         return false;
-    if (head < self->seq) {
+    if (head < asked_seq) {
         s_resync(self, "broker seq behind ours");
         return true;
     }

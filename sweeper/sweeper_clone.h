@@ -65,6 +65,14 @@ sweeper_clone_result_t sweeper_clone_recv(sweeper_clone_t *self,
 //  to show the gap. Returns true (and drops sync) when a resync is needed.
 bool sweeper_clone_check_head(sweeper_clone_t *self, uint64_t head);
 
+//  The same for a `stats` answered while we went on reading changes:
+//  asked_seq is our seq when the query was sent (the broker had published
+//  it, so its head is not below it unless it went back in time); a head
+//  above our seq now is still expected by the next check. The caller drops
+//  an answer if a snapshot was loaded or sync lost since it asked.
+bool sweeper_clone_check_head_at(sweeper_clone_t *self, uint64_t head,
+                                 uint64_t asked_seq);
+
 //  Forget sync (e.g. the snapshot query failed); why is a static string.
 void sweeper_clone_desync(sweeper_clone_t *self, const char *why);
 

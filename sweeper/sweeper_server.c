@@ -18,9 +18,9 @@
 #include "sweeper_clone.h"
 #include "sweeper_tick.h"
 
-#define S_RETRY_MS            1000   //  re-send an unanswered expire after
+#define S_RETRY_MS            1000   //  unanswered: looked at again after
 #define S_SNAPSHOT_MS         5000   //  wait for a snapshot reply
-#define S_STATS_MS            250    //  wait for a stats reply (loop blocks)
+#define S_STATS_MS            1000   //  wait for a stats reply (loop runs)
 #define S_HEAD_CHECK_MS       2000   //  period of the broker head check
 #define S_SUMMARY_MS          60000  //  period of the summary line
 #define S_BACKOFF_MIN_MS      50     //  first pause when the broker is absent
@@ -53,6 +53,10 @@ struct sweeper_server {
     int fire_backoff;              //  ms
     bool holding;                  //  due expires held: broker absent
     int64_t head_check_at;         //  mono ms of the next head check
+    bool checking;                 //  a head check (stats) is in flight
+    int64_t check_asked_at;        //  mono ms it was sent
+    uint64_t check_seq;            //  our seq when it was sent
+    uint64_t check_snapshots;      //  snapshots loaded when it was sent
     int64_t summary_at;            //  mono ms of the next summary line
     int64_t drained_at;            //  mono ms of the last changes drained
     bool trimmed;                  //  heap trimmed since drained_at
@@ -242,23 +246,58 @@ s_snapshot_take(sweeper_server_t *self)
     self->head_check_at = now + S_HEAD_CHECK_MS;
 }
 
-//  Compare our seq with the broker's head (cheap O(1) `stats`).
+//  Compare our seq with the broker's head (cheap O(1) `stats`), without
+//  blocking: the loop goes on firing and reading changes while the broker
+//  answers (a reply waits for the fsync of the last commit, which under
+//  load took up to 250 ms with the loop blocked: expires went late). The
+//  query client is shared with the snapshot pages, which only run out of
+//  sync: a check in flight is dropped when sync is lost.
 static void
-s_head_check(sweeper_server_t *self)
+s_head_ask(sweeper_server_t *self)
 {
     pres_query_t q;
     memset(&q, 0, sizeof(q));
     q.op = PRES_Q_STATS;
-    zframe_t *reply = pres_qclient_query(self->qc, &q, S_STATS_MS, NULL);
-    if (!reply)
+    if (pres_qclient_send(self->qc, &q, S_STATS_MS) != 0)
         return;  //  broker away: the snapshot path copes when it is back
+    sweeper_clone_stats_t cs;
+    sweeper_clone_stats(self->clone, &cs);
+    self->checking = true;
+    self->check_asked_at = pres_mono_ms();
+    self->check_seq = sweeper_clone_seq(self->clone);
+    self->check_snapshots = cs.snapshots;
+}
+
+static void
+s_head_drop(sweeper_server_t *self)
+{
+    pres_qclient_abandon(self->qc);
+    self->checking = false;
+}
+
+//  The stats reply is readable: check it against our seq when we asked.
+static void
+s_head_take(sweeper_server_t *self)
+{
+    zframe_t *reply = pres_qclient_recv(self->qc, NULL);
+    if (!reply && errno == EAGAIN)
+        return;  //  not whole yet
+    self->checking = false;
+    if (!reply)
+        return;
     uint64_t head = 0;
     bool found = pres_mp_find_uint(zframe_data(reply), zframe_size(reply),
                                    "seq", &head) == 0;
     zframe_destroy(&reply);
-    if (found && sweeper_clone_check_head(self->clone, head))
-        pres_log_info("resync: %s (ours %" PRIu64 ", broker %" PRIu64 ")",
-                      sweeper_clone_why(self->clone),
+    sweeper_clone_stats_t cs;
+    sweeper_clone_stats(self->clone, &cs);
+    //  A snapshot loaded since we asked: our seq then means nothing now.
+    if (!found || cs.snapshots != self->check_snapshots)
+        return;
+    if (sweeper_clone_check_head_at(self->clone, head, self->check_seq))
+        pres_log_info("resync: %s (ours %" PRIu64 " when asked, %" PRIu64
+                      " now, broker %" PRIu64 ")",
+                      sweeper_clone_why(self->clone), self->check_seq,
                       sweeper_clone_seq(self->clone), head);
 }
 
@@ -371,6 +410,9 @@ s_poll_ms(const sweeper_server_t *self)
     if (self->asking) {
         if (self->asked_at + S_SNAPSHOT_MS - mono < wait)
             wait = self->asked_at + S_SNAPSHOT_MS - mono;
+    } else if (self->checking) {
+        if (self->check_asked_at + S_STATS_MS - mono < wait)
+            wait = self->check_asked_at + S_STATS_MS - mono;
     } else if (!sweeper_clone_synced(self->clone) &&
                self->snapshot_at - mono < wait)
         wait = self->snapshot_at - mono;
@@ -387,6 +429,10 @@ sweeper_server_run(sweeper_server_t *self)
     assert(self);
     while (!zsys_interrupted) {
         int64_t mono = pres_mono_ms();
+        //  Out of sync, the query client serves the snapshot pages.
+        if (self->checking && (!sweeper_clone_synced(self->clone) ||
+                               mono - self->check_asked_at >= S_STATS_MS))
+            s_head_drop(self);
         if (!sweeper_clone_synced(self->clone) && !self->asking &&
             mono >= self->snapshot_at)
             s_snapshot_ask(self);
@@ -396,17 +442,21 @@ sweeper_server_run(sweeper_server_t *self)
         //  Out of sync, the queued changes wait for the snapshot: sleep
         //  instead of waking for them.
         short events = sweeper_clone_synced(self->clone) ? ZMQ_POLLIN : 0;
-        zmq_pollitem_t items[2] = {{self->sub_handle, 0, events, 0},
-                                   {pres_qclient_handle(self->qc), 0,
-                                    self->asking ? ZMQ_POLLIN : 0, 0}};
+        zmq_pollitem_t items[2] = {
+            {self->sub_handle, 0, events, 0},
+            {pres_qclient_handle(self->qc), 0,
+             self->asking || self->checking ? ZMQ_POLLIN : 0, 0}};
         int rc = zmq_poll(items, items[1].socket ? 2 : 1, s_poll_ms(self));
         if (rc < 0 && errno != EINTR) {
             pres_log_error("zmq_poll() failed: %s", zmq_strerror(errno));
             return -1;
         }
         if (rc > 0 && (items[1].revents & ZMQ_POLLIN)) {
-            self->taken_at = pres_mono_ms();
-            s_snapshot_take(self);
+            if (self->asking) {
+                self->taken_at = pres_mono_ms();
+                s_snapshot_take(self);
+            } else if (self->checking)
+                s_head_take(self);
         }
         if (rc > 0 && (items[0].revents & ZMQ_POLLIN) &&
             sweeper_clone_synced(self->clone)) {
@@ -414,6 +464,9 @@ sweeper_server_run(sweeper_server_t *self)
             self->drained_at = pres_mono_ms();
             self->trimmed = false;
         }
+        //  Answers read just now (changes, notices, a snapshot page) date
+        //  the wait of the expires still unanswered (sweeper_tick_fire).
+        sweeper_tick_heard(self->tick, (uint64_t)pres_now_ms());
         mono = pres_mono_ms();
         if (rc == 0 && !self->trimmed && mono - self->drained_at >= 2000) {
             //  After a burst of changes (a snapshot, a login storm) glibc
@@ -423,10 +476,11 @@ sweeper_server_run(sweeper_server_t *self)
             self->trimmed = true;
         }
         if (mono >= self->head_check_at) {
-            //  Only with the broker attached: the query blocks the loop.
-            if (sweeper_clone_synced(self->clone) && pres_pub_ready(self->pub))
-                s_head_check(self);
-            self->head_check_at = pres_mono_ms() + S_HEAD_CHECK_MS;
+            //  Only with the broker attached, one at a time.
+            if (sweeper_clone_synced(self->clone) &&
+                pres_pub_ready(self->pub) && !self->checking && !self->asking)
+                s_head_ask(self);
+            self->head_check_at = mono + S_HEAD_CHECK_MS;
         }
         if (mono >= self->summary_at) {
             s_summary(self);

@@ -1,10 +1,12 @@
 /*  sweeper_server: the sweeper's sockets and loop. SUB to the broker's
     changes (all topics) first, then a `snapshot` query; the clone keeps
     every live session's deadline; at a deadline an `expire` goes out on a
-    pres_pub_t, and is re-sent after ~1 s if neither a change nor a deadline
-    notice answered it. Survives broker restarts: re-snapshots on gaps, on
-    seq going backwards and on a head it never reached (periodic `stats`),
-    and keeps re-sending due expires with backoff while the broker is away. */
+    pres_pub_t. One that no change or deadline notice answered is sent
+    again when a later one was answered first (it was lost); after ~1 s
+    with no answer at all, one goes again as a probe (sweeper_tick_fire).
+    Survives broker restarts: re-snapshots on gaps, on seq going backwards
+    and on a head it never reached (periodic `stats`, asked without
+    blocking), and holds due expires while the broker is away. */
 #ifndef SWEEPER_SERVER_H_INCLUDED
 #define SWEEPER_SERVER_H_INCLUDED
 

@@ -4,7 +4,8 @@
     indices on `due`, and two open-addressing tables of entry indices
     (linear probing, backward-shift deletion, load <= 3/4): (user,
     session) -> entry and user -> the first entry of that user's session
-    list. About 90 B per session instead of ~165. */
+    list. About 100 B per session (90 before the send mark) instead of
+    ~165. */
 #include "sweeper_tick.h"
 
 #include <assert.h>
@@ -28,6 +29,9 @@ typedef struct {
                         //  of free entries), or S_NONE
     uint32_t uprev;     //  previous session of the same user, or S_NONE
     uint32_t gen;       //  generation of the last set (snapshot reloads)
+    uint32_t first;     //  send number of its first unanswered expire,
+                        //  0 = none outstanding
+    uint32_t last;      //  send number of its last unanswered expire
     uint8_t ulen;       //  user length; 0 = free entry
     uint8_t slen;       //  session length
 } s_entry_t;
@@ -51,7 +55,47 @@ struct sweeper_tick {
     s_table_t uindex;    //  user -> first entry of the user's list
     pres_ids_t *keys;    //  the entries' keys
     uint32_t gen;        //  current generation (sweeper_tick_mark)
+    uint32_t sends;      //  send number of the last expire sent (never 0)
+    uint32_t answered;   //  highest send number answered (0: none yet)
+    uint32_t probe;      //  send number of the probe out (0: none)
+    uint32_t verdict;    //  send number of a probe answered before any
+                         //  expire sent before it (0: none)
+    bool heard;          //  an answer came since sweeper_tick_heard
+    uint64_t heard_at;   //  ms: when the last answer was heard (0: never)
+    uint64_t probe_at;   //  ms: when the probe went out
 };
+
+//  Send numbers wrap: a is before b if b is less than 2^31 ahead of it.
+static bool
+s_before(uint32_t a, uint32_t b)
+{
+    return (int32_t)(a - b) < 0;
+}
+
+//  Entry e (found by its session) got an answer: a change or a notice
+//  naming it. If expires of it were outstanding, the broker answered the
+//  first of them that reached it and, answering one connection in order,
+//  every expire sent before that one. Which one it was is not told: the
+//  first is assumed (never too late a send number, so nothing is taken
+//  for lost too early). A probe (sweeper_tick_fire) is the exception:
+//  answered first, before the expires sent ahead of it, it may have been
+//  answered for itself (they were lost) or for its first send (they are
+//  coming): the next answer or a silence tells.
+static void
+s_answer(sweeper_tick_t *self, s_entry_t *e)
+{
+    if (!e->first)
+        return;
+    if (!self->answered || s_before(self->answered, e->first))
+        self->answered = e->first;
+    if (self->probe && e->last == self->probe) {
+        self->verdict = self->probe;
+        self->probe = 0;
+    } else if (self->verdict && s_before(e->first, self->verdict))
+        self->verdict = 0;  //  one sent before it came: nothing was lost
+    self->heard = true;
+    e->first = e->last = 0;
+}
 
 static uint32_t
 s_hash(const char *s, size_t len, uint32_t h)
@@ -432,6 +476,7 @@ sweeper_tick_set(sweeper_tick_t *self, const char *user, const char *session,
     assert(self && user && session);
     uint32_t i = s_find(self, user, session);
     if (i != S_NONE) {
+        s_answer(self, &self->entries[i]);
         self->entries[i].deadline = self->entries[i].due = deadline;
         self->entries[i].gen = self->gen;
         s_heap_fix(self, i);
@@ -487,6 +532,7 @@ sweeper_tick_remove(sweeper_tick_t *self, const char *user, const char *session)
     uint32_t i = s_find(self, user, session);
     if (i == S_NONE)
         return false;
+    s_answer(self, &self->entries[i]);
     s_unlink(self, i);
     return true;
 }
@@ -498,6 +544,7 @@ sweeper_tick_remove_user(sweeper_tick_t *self, const char *user)
     size_t ulen = strlen(user), n = 0;
     uint32_t uh = s_user_hash(user, ulen), k;
     while ((k = s_find_user(self, user, ulen, uh)) != S_NONE) {
+        s_answer(self, &self->entries[self->uindex.slots[k] - 1]);
         s_unlink(self, self->uindex.slots[k] - 1);
         n++;
     }
@@ -549,15 +596,39 @@ sweeper_tick_notice(sweeper_tick_t *self, const char *user, const char *session,
     uint32_t i = s_find(self, user, session);
     if (i == S_NONE)
         return false;
+    s_entry_t *e = &self->entries[i];
+    s_answer(self, e);
     if (deadline == 0) {
         s_unlink(self, i);
         return true;
     }
-    s_entry_t *e = &self->entries[i];
     e->deadline = deadline;
     e->due = deadline > now ? deadline : now + skew_ms;
     s_heap_fix(self, i);
     return true;
+}
+
+void
+sweeper_tick_heard(sweeper_tick_t *self, uint64_t now)
+{
+    assert(self);
+    if (self->heard) {
+        self->heard_at = now;
+        self->heard = false;
+    }
+}
+
+//  Is outstanding entry e's expire lost? Yes if one sent after it was
+//  answered (in order, it would have been answered first), or if a probe
+//  sent after it was answered and nothing more for retry_ms.
+static bool
+s_lost(const sweeper_tick_t *self, const s_entry_t *e, uint64_t now,
+       uint64_t retry_ms)
+{
+    if (self->answered && s_before(e->last, self->answered))
+        return true;
+    return self->verdict && s_before(e->last, self->verdict) &&
+           self->heard_at + retry_ms <= now;
 }
 
 size_t
@@ -566,17 +637,48 @@ sweeper_tick_fire(sweeper_tick_t *self, uint64_t now, uint64_t retry_ms,
 {
     assert(self && fire);
     size_t sent = 0;
+    if (!retry_ms)
+        retry_ms = 1;
     while (self->count && self->entries[self->heap[0]].due <= now &&
            (max == 0 || sent < max)) {
         uint32_t i = self->heap[0];
         s_entry_t *e = &self->entries[i];
+        bool probe = false;
+        if (e->first && !s_lost(self, e, now, retry_ms)) {
+            //  Unanswered for retry_ms. While answers come (one within
+            //  retry_ms), it is in the pipe behind them: wait retry_ms
+            //  past the last one.
+            uint64_t wait = self->heard_at + retry_ms;
+            //  None came for that long: the broker is slow, or it lost
+            //  what it had not answered (a restart). One expire goes
+            //  again as a probe, the others wait for its answer (or for
+            //  retry_ms): sending every outstanding one again would make a
+            //  slow broker answer each twice and fall further behind.
+            if (wait <= now && self->probe && self->probe_at + retry_ms > now)
+                wait = self->probe_at + retry_ms;
+            if (wait > now) {
+                e->due = wait;
+                s_heap_down(self, 0);
+                continue;
+            }
+            probe = true;
+        }
         if (fire(arg, s_user_of(self, e), s_session_of(self, e), e->deadline) !=
             0)
             break;
         sent++;
-        //  Due again only if no answer (change or notice) comes in time.
-        //  fire() does not touch the table: e is still valid.
-        e->due = now + (retry_ms ? retry_ms : 1);
+        //  Looked at again only if no answer (change or notice) comes in
+        //  time. fire() does not touch the table: e is still valid.
+        if (++self->sends == 0)
+            self->sends = 1;
+        if (!e->first)
+            e->first = self->sends;
+        e->last = self->sends;
+        if (probe) {
+            self->probe = self->sends;
+            self->probe_at = now;
+        }
+        e->due = now + retry_ms;
         s_heap_down(self, 0);
     }
     return sent;

@@ -1,10 +1,10 @@
 /*  sweeper_tick: every live session's deadline, in memory. A binary
     min-heap ordered by the time each session is next due (its deadline, or
-    the time to re-send an unanswered expire) plus a hash (user, session)
+    the time to look again at an unanswered expire) plus a hash (user, session)
     -> heap slot and a per-user list, so every update is O(log n) and a
     timer tick touches only the sessions that are due. Compact: no
     allocation per session (entries in one array, keys in an id arena),
-    ~90 B per session. */
+    ~100 B per session. */
 #ifndef SWEEPER_TICK_H_INCLUDED
 #define SWEEPER_TICK_H_INCLUDED
 
@@ -72,11 +72,26 @@ typedef int(sweeper_tick_fire_fn)(void *arg, const char *user,
                                   const char *session, uint64_t deadline);
 
 //  Call fire for every entry due at or before now, earliest first, at most
-//  max entries (0 = no limit). An entry whose fire returned 0 is due again
-//  at now + retry_ms (re-sent if no answer came). Stops at the first fire
-//  that returns -1, leaving that entry due. Returns how many were sent.
+//  max entries (0 = no limit). An entry whose fire returned 0 is marked
+//  sent and is looked at again at now + retry_ms, unless an answer (a
+//  change or a deadline notice naming it) comes first. The broker answers
+//  one connection in order, so an unanswered expire is sent again when
+//  an expire sent after it was answered already (it was lost). Otherwise,
+//  while answers come, it waits retry_ms past the last one (it is in the
+//  pipe). When none came for retry_ms, one unanswered expire goes again
+//  as a probe (at most one per retry_ms) and the others wait: if the
+//  probe is answered before the expires sent ahead of it and nothing
+//  follows for retry_ms, those are lost and go again; if they are
+//  answered, the broker was slow and nothing else is sent. Stops at the
+//  first fire that returns -1, leaving that entry due. Returns how many
+//  were sent (probes and re-sends included).
 size_t sweeper_tick_fire(sweeper_tick_t *self, uint64_t now, uint64_t retry_ms,
                          size_t max, sweeper_tick_fire_fn *fire, void *arg);
+
+//  Date the answers received since the last call (sweeper_tick_set,
+//  _remove, _remove_user or _notice of a sent entry) at now (ms): call it
+//  after reading a burst of changes and notices.
+void sweeper_tick_heard(sweeper_tick_t *self, uint64_t now);
 
 //  Self-check of the heap and index invariants (tests). true if sound.
 bool sweeper_tick_check(const sweeper_tick_t *self);
