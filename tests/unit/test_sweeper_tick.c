@@ -1,5 +1,7 @@
 /*  unit.sweeper_tick: the sweeper's deadline heap and its indexes, checked
-    against a brute-force model under random operations. */
+    against a brute-force model under random operations; and the re-send
+    rules (an expire goes again only when it was lost, not while the
+    broker is merely slow). */
 #include <stdio.h>
 #include <string.h>
 
@@ -278,6 +280,113 @@ test_mark_sweep(void)
     sweeper_tick_destroy(&t);
 }
 
+//  ---- re-sends: one session "s" per user, retry 1,000 ms
+
+static sweeper_tick_t *s_t;
+static fire_rec_t s_rec;
+
+static size_t
+s_fire_at(uint64_t now)
+{
+    s_rec = (fire_rec_t){.fail_after = -1};
+    return sweeper_tick_fire(s_t, now, 1000, 0, s_fire, &s_rec);
+}
+
+//  The broker answered user's expire (the session is gone) at now.
+static void
+s_gone(const char *user, uint64_t now)
+{
+    sweeper_tick_notice(s_t, user, "s", 0, now, 100);
+    sweeper_tick_heard(s_t, now);
+}
+
+static void
+s_set(const char *user, uint64_t deadline)
+{
+    CHECK_EQ(sweeper_tick_set(s_t, user, "s", deadline), 0);
+}
+
+static void
+test_resend(void)
+{
+    s_t = sweeper_tick_new();
+    CHECK(s_t);
+    //  Answers flow: the unanswered ones are held, not re-sent.
+    s_set("a", 1000);
+    s_set("b", 1001);
+    s_set("c", 1002);
+    CHECK_EQ(s_fire_at(1002), 3);
+    s_gone("a", 1500);
+    CHECK_EQ(s_fire_at(2002), 0);
+    CHECK_EQ(sweeper_tick_next_due(s_t), 2500);
+    //  A later one answered first: b was lost, and goes again.
+    s_gone("c", 2100);
+    CHECK_EQ(s_fire_at(2499), 0);
+    CHECK_EQ(s_fire_at(2500), 1);
+    CHECK_STR(s_rec.log[0].user, "b");
+    s_gone("b", 2600);
+    CHECK_EQ(sweeper_tick_size(s_t), 0);
+
+    //  A slow broker: d..h sent, 1 s of silence, one probe (d); then the
+    //  originals are answered in order, and nothing more is sent.
+    const char *slow[] = {"d", "e", "f", "g", "h"};
+    for (int i = 0; i < 5; i++)
+        s_set(slow[i], 10000 + (uint64_t)i);
+    for (uint64_t now = 10000; now <= 10004; now++)
+        CHECK_EQ(s_fire_at(now), 1);
+    CHECK_EQ(s_fire_at(11000), 1);
+    CHECK_STR(s_rec.log[0].user, "d");
+    CHECK_EQ(s_fire_at(11500), 0);
+    CHECK_EQ(sweeper_tick_next_due(s_t), 12000);
+    s_gone("d", 11600);
+    s_gone("e", 11610);  //  older than the probe: slow, not lossy
+    CHECK_EQ(s_fire_at(12000), 0);
+    s_gone("f", 12100);
+    s_gone("g", 12200);
+    s_gone("h", 12300);
+    CHECK_EQ(sweeper_tick_size(s_t), 0);
+
+    //  A restart lost i..m: the probe (i) is answered alone, and after 1 s
+    //  of silence the rest go again.
+    const char *lost[] = {"i", "j", "k", "l", "m"};
+    for (int i = 0; i < 5; i++)
+        s_set(lost[i], 20000 + (uint64_t)i);
+    for (uint64_t now = 20000; now <= 20004; now++)
+        CHECK_EQ(s_fire_at(now), 1);
+    CHECK_EQ(s_fire_at(21000), 1);
+    CHECK_STR(s_rec.log[0].user, "i");
+    s_gone("i", 21050);
+    CHECK_EQ(s_fire_at(22000), 0);
+    CHECK_EQ(s_fire_at(22050), 4);
+    for (int i = 1; i < 5; i++)
+        s_gone(lost[i], 22100);
+    CHECK_EQ(sweeper_tick_size(s_t), 0);
+
+    //  A restart with traffic: a newer expire answered first means the
+    //  older ones were lost; they go again at their check.
+    s_set("p", 30000);
+    s_set("q", 30000);
+    CHECK_EQ(s_fire_at(30000), 2);
+    s_set("r", 30500);
+    CHECK_EQ(s_fire_at(30500), 1);
+    s_gone("r", 30600);
+    CHECK_EQ(s_fire_at(31000), 2);
+    s_gone("p", 31100);
+    s_gone("q", 31100);
+
+    //  The broker away for 4 s: one probe a second, not three re-sends.
+    s_set("x", 40000);
+    s_set("y", 40000);
+    s_set("z", 40000);
+    CHECK_EQ(s_fire_at(40000), 3);
+    size_t sent = 0;
+    for (uint64_t now = 41000; now < 45000; now += 50)
+        sent += s_fire_at(now);
+    CHECK(sent >= 4 && sent <= 5);
+    CHECK(sweeper_tick_check(s_t));
+    sweeper_tick_destroy(&s_t);
+}
+
 int
 main(void)
 {
@@ -286,6 +395,7 @@ main(void)
     test_fire_limit();
     test_random();
     test_many();
+    test_resend();
     printf("unit.sweeper_tick: ok\n");
     return 0;
 }
