@@ -1,9 +1,10 @@
 /*  gateway_login: one thread, a table of logins in flight, two inboxes.
 
     A job goes: new (queued by an HTTP thread) -> asking (its `get` is out,
-    tagged with the job's slot and generation) -> waiting (its event is
-    published and its waiter registered with gw_bus) -> done (result set,
-    connection resumed; from then on the job belongs to the request, which
+    tagged with the job's slot and generation) -> sending (its waiter is
+    registered with gw_bus; the event waits for room or for the publisher
+    to attach, retried every 2 ms) -> waiting (the event is out) -> done (result
+   set, connection resumed; from then on the job belongs to the request, which
     frees it). Every job has the same timeout from its start, so the jobs
     in flight, kept in start order, are also in deadline order: the
     thread only looks at the oldest to time them out.
@@ -27,7 +28,7 @@
 #include "pres_log.h"
 #include "pres_mp.h"
 
-typedef enum { S_NEW, S_ASKING, S_WAITING } s_phase_t;
+typedef enum { S_NEW, S_ASKING, S_SENDING, S_WAITING } s_phase_t;
 
 typedef struct s_job {
     gw_login_result_t result;  //  first: the request reads it after resume
@@ -66,6 +67,7 @@ struct gw_login {
     int nfree;
     uint32_t generation;
     s_job_t *oldest, *newest;  //  in flight
+    int sending;               //  jobs in S_SENDING (no room on the bus yet)
 };
 
 static void
@@ -177,27 +179,43 @@ s_fired(gw_waiter_t *w, void *arg)
     s_wake(self);
 }
 
-//  The user may log in: publish the event and wait for its change.
-static void
-s_publish(gw_login_t *self, s_job_t *job)
+//  Publish a job's event without waiting: 0 sent (now S_WAITING), -1 no
+//  room or no broker attached yet (still S_SENDING: tried again each
+//  turn until its deadline).
+static int
+s_send(gw_login_t *self, s_job_t *job)
 {
-    job->phase = S_WAITING;
-    gw_bus_wait_async(self->bus, &job->waiter, job->ev.user, job->ev.session,
-                      s_fired, self);
-    //  Wait for room only briefly: every login in flight waits meanwhile.
-    //  (The publisher attaches within milliseconds of the start.)
     int64_t t0 = pres_mono_ms();
-    if (pres_pub_send(self->pub, &job->ev, 20) != 0) {
-        if (gw_bus_wait_cancel(self->bus, &job->waiter)) {
-            gw_metrics_reject(self->metrics, GW_REJ_BUS_BUSY);
-            s_finish(self, job, 503, "bus unavailable");
-        }
-        return;  //  else its change is in `fired` (sent after all)
-    }
+    if (pres_pub_send(self->pub, &job->ev, 0) != 0)
+        return -1;
+    job->phase = S_WAITING;
     job->sent_ms = pres_mono_ms();
     gw_metrics_published(self->metrics, PRES_EV_LOGIN);
     gw_metrics_latency(self->metrics, GW_LAT_PUBLISH,
                        (job->sent_ms - t0) * 1000);
+    return 0;
+}
+
+//  The user may log in: wait for its change (registered first, so the
+//  change cannot come before it), and publish the event.
+static void
+s_publish(gw_login_t *self, s_job_t *job)
+{
+    job->phase = S_SENDING;
+    gw_bus_wait_async(self->bus, &job->waiter, job->ev.user, job->ev.session,
+                      s_fired, self);
+    if (s_send(self, job) != 0)
+        self->sending++;  //  a publisher that is not attached yet (at
+                          //  start, after a broker restart), or a full pipe
+}
+
+//  Jobs that found no room: try again (oldest first).
+static void
+s_send_pending(gw_login_t *self)
+{
+    for (s_job_t *job = self->oldest; job && self->sending > 0; job = job->next)
+        if (job->phase == S_SENDING && s_send(self, job) == 0)
+            self->sending--;
 }
 
 //  The `get` answered (reply, or NULL with errno and error).
@@ -237,6 +255,8 @@ s_answered(gw_login_t *self, s_job_t *job, zframe_t *reply, const char *error)
 static void
 s_changed(gw_login_t *self, s_job_t *job)
 {
+    if (job->phase == S_SENDING)  //  (cannot happen: nothing was sent)
+        self->sending--;
     gw_metrics_latency(self->metrics, GW_LAT_LOGIN,
                        (pres_mono_ms() - job->sent_ms) * 1000);
     if (job->waiter.change.account != PRES_ACC_ACTIVE)
@@ -259,6 +279,14 @@ s_expire(gw_login_t *self, int64_t now)
             //  probe answers (the late reply finds no job and is dropped).
             gw_bus_broker_lost(self->bus);
             s_finish(self, job, 503, "broker unavailable");
+        } else if (job->phase == S_SENDING) {
+            //  Never sent: no room on the bus for bus_timeout_ms.
+            self->sending--;
+            gw_bus_wait_cancel(self->bus, &job->waiter);
+            gw_metrics_reject(self->metrics, GW_REJ_BUS_BUSY);
+            if (!pres_pub_ready(self->pub))
+                gw_bus_broker_lost(self->bus);
+            s_finish(self, job, 503, "bus unavailable");
         } else if (gw_bus_wait_cancel(self->bus, &job->waiter)) {
             //  No change for the login: the broker is gone if the
             //  publisher lost it; else it may only refuse it (a full
@@ -285,7 +313,7 @@ s_run(void *arg)
         {pres_qclient_handle(self->query), 0, ZMQ_POLLIN, 0},
     };
     while (true) {
-        long wait = 1000;
+        long wait = self->sending > 0 ? 2 : 1000;  //  retry sends soon
         if (self->oldest) {
             int64_t left = self->oldest->start_ms + self->cfg->bus_timeout_ms -
                            pres_mono_ms();
@@ -341,6 +369,8 @@ s_run(void *arg)
             zframe_destroy(&reply);
             free(error);
         }
+        if (self->sending > 0)
+            s_send_pending(self);
         s_expire(self, pres_mono_ms());
     }
     return NULL;
@@ -404,7 +434,7 @@ gw_login_shutdown(gw_login_t *self)
     pthread_mutex_unlock(&self->lock);
     while (self->oldest) {
         s_job_t *job = self->oldest;
-        if (job->phase == S_WAITING)
+        if (job->phase == S_WAITING || job->phase == S_SENDING)
             gw_bus_wait_cancel(self->bus, &job->waiter);
         s_finish(self, job, 503, "gateway stopping");
     }
