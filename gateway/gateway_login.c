@@ -3,7 +3,9 @@
     A job goes: new (queued by an HTTP thread) -> asking (its `get` is out,
     tagged with the job's slot and generation) -> sending (its waiter is
     registered with gw_bus; the event waits for room or for the publisher
-    to attach, retried every 2 ms) -> waiting (the event is out) -> done (result
+    to attach, retried every 2 ms) -> waiting (the event is out; at half
+    the timeout with no change, a second `get` asks whether the session
+    is live, in case the change was lost on the way) -> done (result
    set, connection resumed; from then on the job belongs to the request, which
     frees it). Every job has the same timeout from its start, so the jobs
     in flight, kept in start order, are also in deadline order: the
@@ -36,6 +38,7 @@ typedef struct s_job {
     uint64_t tag;      //  slot | generation << 32
     int64_t start_ms;  //  monotonic; the deadline is start + timeout
     int64_t sent_ms;   //  when the event went out
+    bool verifying;    //  a `get` asks whether the session is live
     struct MHD_Connection *conn;
     pres_event_t ev;
     gw_waiter_t waiter;
@@ -265,6 +268,64 @@ s_changed(gw_login_t *self, s_job_t *job)
         s_finish(self, job, 200, NULL);
 }
 
+//  Half the timeout gone and no change: the change may have been lost on
+//  the way (a subscription that joined late, a full pipe), so ask the
+//  broker whether the session is live. Its answer is held until the
+//  login's fsync like the change, so it comes when the change would have.
+static void
+s_verify(gw_login_t *self, int64_t now)
+{
+    int64_t half = self->cfg->bus_timeout_ms / 2;
+    for (s_job_t *job = self->oldest; job && job->start_ms + half <= now;
+         job = job->next) {
+        if (job->phase != S_WAITING || job->verifying)
+            continue;
+        pres_query_t q;
+        memset(&q, 0, sizeof q);
+        q.op = PRES_Q_GET;
+        snprintf(q.user, sizeof q.user, "%s", job->ev.user);
+        if (pres_qclient_post(self->query, &q, job->tag,
+                              self->cfg->bus_timeout_ms) == 0)
+            job->verifying = true;
+    }
+}
+
+//  The broker's answer to s_verify: the login succeeded if the session is
+//  among the user's devices.
+static void
+s_verified(gw_login_t *self, s_job_t *job, zframe_t *reply)
+{
+    pres_mp_reader_t r;
+    uint32_t n;
+    if (!reply ||
+        pres_mp_find(zframe_data(reply), zframe_size(reply), "devices", &r) !=
+            0 ||
+        pres_mp_read_array(&r, &n) != 0)
+        return;  //  the deadline decides
+    for (uint32_t i = 0; i < n; i++) {
+        char path[32];
+        snprintf(path, sizeof path, "devices.%u.session", i);
+        pres_mp_reader_t at;
+        const char *v;
+        uint32_t vl;
+        if (pres_mp_find(zframe_data(reply), zframe_size(reply), path, &at) ==
+                0 &&
+            pres_mp_read_str(&at, &v, &vl) == 0 &&
+            vl == strlen(job->ev.session) &&
+            memcmp(v, job->ev.session, vl) == 0) {
+            if (!gw_bus_wait_cancel(self->bus, &job->waiter))
+                return;  //  its change came meanwhile: in `fired`
+            pres_log_info("login %s/%s: its change did not arrive; the "
+                          "broker has the session",
+                          job->ev.user, job->ev.session);
+            gw_metrics_latency(self->metrics, GW_LAT_LOGIN,
+                               (pres_mono_ms() - job->sent_ms) * 1000);
+            s_finish(self, job, 200, NULL);
+            return;
+        }
+    }
+}
+
 //  The oldest jobs past their deadline: 503, as a blocking login did.
 static void
 s_expire(gw_login_t *self, int64_t now)
@@ -313,7 +374,9 @@ s_run(void *arg)
         {pres_qclient_handle(self->query), 0, ZMQ_POLLIN, 0},
     };
     while (true) {
-        long wait = self->sending > 0 ? 2 : 1000;  //  retry sends soon
+        //  Retry sends soon; look at the jobs in flight at least every
+        //  50 ms (their verification at half the timeout).
+        long wait = self->sending > 0 ? 2 : self->oldest ? 50 : 1000;
         if (self->oldest) {
             int64_t left = self->oldest->start_ms + self->cfg->bus_timeout_ms -
                            pres_mono_ms();
@@ -366,11 +429,14 @@ s_run(void *arg)
             s_job_t *job = s_find(self, tag);
             if (job && job->phase == S_ASKING)
                 s_answered(self, job, reply, error);
+            else if (job && job->phase == S_WAITING && job->verifying)
+                s_verified(self, job, reply);
             zframe_destroy(&reply);
             free(error);
         }
         if (self->sending > 0)
             s_send_pending(self);
+        s_verify(self, pres_mono_ms());
         s_expire(self, pres_mono_ms());
     }
     return NULL;
