@@ -427,8 +427,11 @@ pres_qclient_destroy(pres_qclient_t **self_p)
 //  Send one request on a fresh or current REQ socket (following a new
 //  leader). 0, or -1 with errno set (ECONNREFUSED: no socket; the send
 //  failed: the socket is renewed).
+//  A socket to send on: renewed when a new leader was elected (what was
+//  in flight on the old one times out at its caller), opened when none is.
+//  0, or -1 with errno ECONNREFUSED.
 static int
-s_qclient_send(pres_qclient_t *self, const void *req, size_t len)
+s_qclient_ready(pres_qclient_t *self)
 {
     char leader[PRES_ENDPOINT_MAX];
     if (self->sock && *self->cfg->etcd_endpoints &&
@@ -439,6 +442,14 @@ s_qclient_send(pres_qclient_t *self, const void *req, size_t len)
         errno = ECONNREFUSED;
         return -1;
     }
+    return 0;
+}
+
+static int
+s_qclient_send(pres_qclient_t *self, const void *req, size_t len)
+{
+    if (s_qclient_ready(self) != 0)
+        return -1;
     if (zmq_send(zsock_resolve(self->sock), req, len, ZMQ_DONTWAIT) < 0) {
         pres_qclient_abandon(self);
         return -1;
@@ -593,18 +604,8 @@ pres_qclient_post(pres_qclient_t *self, const pres_query_t *q, uint64_t tag,
     char req[PRES_MSG_MAX];
     size_t len =
         s_qclient_encode(q, pres_now_ms() + timeout_ms, req, sizeof req);
-    if (len == 0)
+    if (len == 0 || s_qclient_ready(self) != 0)
         return -1;
-    char leader[PRES_ENDPOINT_MAX];
-    if (self->sock && *self->cfg->etcd_endpoints &&
-        pres_leader_endpoint(false, leader, sizeof leader, NULL) &&
-        strcmp(leader, self->endpoint) != 0)
-        zsock_destroy(&self->sock);  //  a new leader: what was in flight
-                                     //  times out at its owner
-    if (!self->sock && s_qclient_open(self) != 0) {
-        errno = ECONNREFUSED;
-        return -1;
-    }
     //  DONTWAIT: EAGAIN while no broker is connected or the pipe is full.
     void *sock = zsock_resolve(self->sock);
     if (zmq_send(sock, &tag, sizeof tag, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)

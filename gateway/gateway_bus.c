@@ -509,6 +509,17 @@ gw_bus_destroy(gw_bus_t **self_p)
     *self_p = NULL;
 }
 
+//  Put w on the waiter list (either kind).
+static void
+s_waiter_link(gw_bus_t *self, gw_waiter_t *w)
+{
+    pthread_mutex_lock(&self->wait_lock);
+    w->next = self->waiters;
+    self->waiters = w;
+    atomic_fetch_add(&self->nwaiters, 1);
+    pthread_mutex_unlock(&self->wait_lock);
+}
+
 void
 gw_bus_wait_async(gw_bus_t *self, gw_waiter_t *w, const char *user,
                   const char *session, void (*fire)(gw_waiter_t *, void *),
@@ -520,11 +531,7 @@ gw_bus_wait_async(gw_bus_t *self, gw_waiter_t *w, const char *user,
     w->done = false;
     w->fire = fire;
     w->arg = arg;
-    pthread_mutex_lock(&self->wait_lock);
-    w->next = self->waiters;
-    self->waiters = w;
-    atomic_fetch_add(&self->nwaiters, 1);
-    pthread_mutex_unlock(&self->wait_lock);
+    s_waiter_link(self, w);
 }
 
 bool
@@ -557,11 +564,7 @@ gw_bus_wait_begin(gw_bus_t *self, gw_waiter_t *w, const char *user,
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     pthread_cond_init(&w->cond, &attr);
     pthread_condattr_destroy(&attr);
-    pthread_mutex_lock(&self->wait_lock);
-    w->next = self->waiters;
-    self->waiters = w;
-    atomic_fetch_add(&self->nwaiters, 1);
-    pthread_mutex_unlock(&self->wait_lock);
+    s_waiter_link(self, w);
 }
 
 int

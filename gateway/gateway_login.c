@@ -148,6 +148,18 @@ s_refuse(gw_login_t *self, s_job_t *job, pres_account_t acc)
 
 //  ---- the steps
 
+//  Send a `get` of the job's user, tagged with the job. 0 or -1.
+static int
+s_post_get(gw_login_t *self, const s_job_t *job)
+{
+    pres_query_t q;
+    memset(&q, 0, sizeof q);
+    q.op = PRES_Q_GET;
+    snprintf(q.user, sizeof q.user, "%s", job->ev.user);
+    return pres_qclient_post(self->query, &q, job->tag,
+                             self->cfg->bus_timeout_ms);
+}
+
 //  A new job: ask the broker about the user.
 static void
 s_ask(gw_login_t *self, s_job_t *job)
@@ -159,12 +171,7 @@ s_ask(gw_login_t *self, s_job_t *job)
         s_finish(self, job, 503, "broker unavailable");
         return;
     }
-    pres_query_t q;
-    memset(&q, 0, sizeof q);
-    q.op = PRES_Q_GET;
-    snprintf(q.user, sizeof q.user, "%s", job->ev.user);
-    if (pres_qclient_post(self->query, &q, job->tag,
-                          self->cfg->bus_timeout_ms) != 0) {
+    if (s_post_get(self, job) != 0) {
         gw_metrics_reject(self->metrics, GW_REJ_BROKER_TIMEOUT);
         s_finish(self, job, 503, "broker unavailable");
     }
@@ -280,12 +287,7 @@ s_verify(gw_login_t *self, int64_t now)
          job = job->next) {
         if (job->phase != S_WAITING || job->verifying)
             continue;
-        pres_query_t q;
-        memset(&q, 0, sizeof q);
-        q.op = PRES_Q_GET;
-        snprintf(q.user, sizeof q.user, "%s", job->ev.user);
-        if (pres_qclient_post(self->query, &q, job->tag,
-                              self->cfg->bus_timeout_ms) == 0)
+        if (s_post_get(self, job) == 0)
             job->verifying = true;
     }
 }
