@@ -166,7 +166,7 @@ s_rss_kib(const it_proc_t *p)
 static bool
 s_sweeper_ready(void)
 {
-    return it_proc_log_has(&sweeper, "snapshot: seq");
+    return it_proc_log_has(&sweeper, "ready:");
 }
 
 static bool

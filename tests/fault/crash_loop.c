@@ -480,12 +480,11 @@ s_start_sweeper(void)
 static void
 s_wait_sweeper(void)
 {
-    IT_POLL_UNTIL(it_proc_log_has(&sweeper, "snapshot: seq") ||
-                      !it_proc_alive(&sweeper),
-                  20000);
-    if (!it_proc_log_has(&sweeper, "snapshot: seq")) {
+    IT_POLL_UNTIL(
+        it_proc_log_has(&sweeper, "ready:") || !it_proc_alive(&sweeper), 20000);
+    if (!it_proc_log_has(&sweeper, "ready:")) {
         it_proc_dump_log(&sweeper);
-        CHECK(!"the sweeper did not load a snapshot");
+        CHECK(!"the sweeper was not ready");
     }
 }
 
