@@ -92,9 +92,10 @@ static int64_t broker_down_from, broker_down_to;  //  wall ms, last outage
 #define S_OUTAGES_MAX 4096
 static int64_t outages[S_OUTAGES_MAX][2];
 static int noutages;
-//  Sweeper restarts, from the kill to its snapshot loaded: nobody expires
+//  Sweeper restarts, from the kill to its "ready:" line: nobody expires
 //  meanwhile, so a deadline inside one must be met within 1 s of its end
-//  (a restart takes ~0.1 s, over 1.5 s for ASan on a loaded box).
+//  (the broker's next due notice, sent every ~1 s while the session is
+//  live; a restart takes ~0.1 s, over 1.5 s for ASan on a loaded box).
 static int64_t restarts[S_OUTAGES_MAX][2];
 static int nrestarts;
 static int64_t worst_restart;
