@@ -5,6 +5,7 @@
 #include "broker_live.h"
 
 #include <assert.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,7 +41,100 @@ struct broker_live {
     uint32_t sessions_free;
     s_table_t session_index;  //  user id + session id -> entry
     pres_ids_t *ids;          //  every id of the entries
+    uint32_t *wheel;          //  BROKER_WHEEL_SLOTS heads (NONE = empty)
+    uint64_t wheel_at;        //  number of the last slot taken
 };
+
+//  ---- the deadline wheel
+
+//  Take session out of its slot, if it is in one (wprev NONE: it is not).
+static void
+s_wheel_unlink(broker_live_t *self, broker_session_t *session)
+{
+    if (session->wprev == BROKER_LIVE_NONE)
+        return;
+    if (session->wprev & BROKER_WHEEL_HEAD)
+        self->wheel[session->wprev & ~BROKER_WHEEL_HEAD] = session->wnext;
+    else
+        self->sessions[session->wprev].wnext = session->wnext;
+    if (session->wnext != BROKER_LIVE_NONE)
+        self->sessions[session->wnext].wprev = session->wprev;
+    session->wprev = BROKER_LIVE_NONE;
+    session->wnext = BROKER_LIVE_NONE;
+}
+
+void
+broker_live_wheel_file(broker_live_t *self, uint32_t s, uint64_t at_ms)
+{
+    broker_session_t *session = broker_live_session(self, s);
+    s_wheel_unlink(self, session);
+    uint64_t n = at_ms / BROKER_WHEEL_SLOT_MS;
+    if (n <= self->wheel_at)
+        n = self->wheel_at + 1;
+    uint32_t slot = (uint32_t)(n % BROKER_WHEEL_SLOTS);
+    session->wnext = self->wheel[slot];
+    session->wprev = BROKER_WHEEL_HEAD | slot;
+    if (session->wnext != BROKER_LIVE_NONE)
+        self->sessions[session->wnext].wprev = s;
+    self->wheel[slot] = s;
+}
+
+uint32_t
+broker_live_wheel_take(broker_live_t *self, uint64_t now_ms)
+{
+    //  Slot n spans [n, n + 1) * SLOT_MS: it has ended once now is past it.
+    uint64_t last = now_ms / BROKER_WHEEL_SLOT_MS;
+    if (last == 0)
+        return BROKER_LIVE_NONE;
+    last--;
+    if (last < self->wheel_at) {
+        pres_log_info("clock went back %" PRIu64
+                      " ms: the deadline wheel starts again",
+                      (self->wheel_at - last) * BROKER_WHEEL_SLOT_MS);
+        self->wheel_at = last;
+        return BROKER_LIVE_NONE;
+    }
+    uint64_t first = self->wheel_at + 1;
+    if (last - self->wheel_at > BROKER_WHEEL_SLOTS)
+        first = last - BROKER_WHEEL_SLOTS + 1;  //  over a lap: every slot
+    uint32_t head = BROKER_LIVE_NONE, tail = BROKER_LIVE_NONE;
+    for (uint64_t n = first; n <= last; n++) {
+        uint32_t slot = (uint32_t)(n % BROKER_WHEEL_SLOTS);
+        uint32_t s = self->wheel[slot];
+        if (s == BROKER_LIVE_NONE)
+            continue;
+        self->wheel[slot] = BROKER_LIVE_NONE;
+        if (tail == BROKER_LIVE_NONE)
+            head = s;
+        else
+            self->sessions[tail].wnext = s;
+        //  Unfile the slot's chain; its last one links to the next slot's.
+        for (;;) {
+            self->sessions[s].wprev = BROKER_LIVE_NONE;
+            tail = s;
+            if (self->sessions[s].wnext == BROKER_LIVE_NONE)
+                break;
+            s = self->sessions[s].wnext;
+        }
+    }
+    self->wheel_at = last;
+    return head;
+}
+
+uint64_t
+broker_live_wheel_wait(const broker_live_t *self, uint64_t now_ms,
+                       uint64_t horizon_ms)
+{
+    uint64_t end = (now_ms + horizon_ms) / BROKER_WHEEL_SLOT_MS;
+    if (end > self->wheel_at + BROKER_WHEEL_SLOTS)
+        end = self->wheel_at + BROKER_WHEEL_SLOTS;
+    for (uint64_t n = self->wheel_at + 1; n <= end; n++)
+        if (self->wheel[n % BROKER_WHEEL_SLOTS] != BROKER_LIVE_NONE) {
+            uint64_t ends = (n + 1) * BROKER_WHEEL_SLOT_MS;
+            return ends > now_ms ? ends - now_ms : 0;
+        }
+    return horizon_ms;
+}
 
 uint32_t
 broker_live_hash(const char *s, size_t len, uint32_t seed)
@@ -174,7 +268,11 @@ broker_live_new(void)
     self->users_free = BROKER_LIVE_NONE;
     self->sessions_free = BROKER_LIVE_NONE;
     self->ids = pres_ids_new();
-    if (!self->ids || s_table_init(&self->user_index, 1024, true) ||
+    self->wheel = malloc(BROKER_WHEEL_SLOTS * sizeof(uint32_t));
+    if (self->wheel)
+        memset(self->wheel, 0xff, BROKER_WHEEL_SLOTS * sizeof(uint32_t));
+    if (!self->ids || !self->wheel ||
+        s_table_init(&self->user_index, 1024, true) ||
         s_table_init(&self->session_index, 1024, false)) {
         pres_log_error("calloc() failed creating the live set");
         broker_live_destroy(&self);
@@ -199,6 +297,7 @@ broker_live_destroy(broker_live_t **self_p)
     free(self->sessions);
     free(self->user_index.slots);
     free(self->session_index.slots);
+    free(self->wheel);
     pres_ids_destroy(&self->ids);
     free(self);
     *self_p = NULL;
@@ -373,6 +472,8 @@ broker_live_session_add(broker_live_t *self, uint32_t u, const char *id,
     user->nsessions++;
     session->hash = s_session_hash(user, id, len);
     s_table_insert(&self->session_index, session->hash, s);
+    session->wprev = BROKER_LIVE_NONE;
+    broker_live_wheel_file(self, s, 0);
     return s;
 }
 
@@ -382,6 +483,7 @@ broker_live_session_remove(broker_live_t *self, uint32_t s)
     broker_session_t *session = broker_live_session(self, s);
     broker_user_t *user = broker_live_user(self, session->user);
     s_table_remove(self, &self->session_index, session->hash, s);
+    s_wheel_unlink(self, session);
     if (session->prev != BROKER_LIVE_NONE)
         self->sessions[session->prev].next = session->next;
     else

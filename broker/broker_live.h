@@ -4,7 +4,10 @@
     index-addressed arrays (4-byte slots: at most 16,777,214 resident users
     and as many live sessions; an add beyond fails as out of memory). Ids
     are out of line, in an id arena. No allocation per lookup; the hot
-    path of a heartbeat is one session lookup. Single-threaded. */
+    path of a heartbeat is one session lookup. Live sessions are also
+    filed in a deadline wheel (broker_live_wheel_*): the broker finds the
+    sessions that came due without looking at the others, and a heartbeat
+    does not move its session in it. Single-threaded. */
 #ifndef BROKER_LIVE_H_INCLUDED
 #define BROKER_LIVE_H_INCLUDED
 
@@ -57,6 +60,8 @@ typedef struct {
     uint32_t next;        //  next session of the user, or NONE
     uint32_t prev;        //  previous session of the user, or NONE
     uint32_t hash;        //  of user id + session id
+    uint32_t wnext;       //  next session in its wheel slot, or NONE
+    uint32_t wprev;       //  previous one, or BROKER_WHEEL_HEAD | slot
     uint64_t last_hb;     //  ms of the last login/heartbeat
     uint64_t durable_hb;  //  last_hb known to be in LMDB (a lower
                           //  bound: 0 when unknown)
@@ -124,6 +129,33 @@ size_t broker_live_session_count(const broker_live_t *self);
 //  Iterate resident users: start with NONE, returns the next index or NONE
 //  at the end. Do not add or remove while iterating.
 uint32_t broker_live_user_next(const broker_live_t *self, uint32_t u);
+
+//  ---- the deadline wheel
+//  Slots of BROKER_WHEEL_SLOT_MS over BROKER_WHEEL_SLOTS (131 s): a
+//  session filed at a time beyond that lands in a slot that comes round
+//  earlier, and is filed again when it does (one look per lap). Every live
+//  session is filed exactly once; session_add files a new one to come due
+//  at the next take (its filer sets the real time then), and
+//  session_remove takes it out.
+#define BROKER_WHEEL_SLOT_MS 16
+#define BROKER_WHEEL_SLOTS   8192
+#define BROKER_WHEEL_HEAD    0x80000000u  //  wprev of a slot's first session
+
+//  (Re)file session s to come due at at_ms (ms since the epoch, the clock
+//  of last_hb). A time in a slot already taken files it in the next slot.
+void broker_live_wheel_file(broker_live_t *self, uint32_t s, uint64_t at_ms);
+
+//  Take out every session of the slots that ended by now_ms and return the
+//  first one, chained by wnext (NONE if none). The caller must file each
+//  taken session again (read its wnext first): a taken session is in no
+//  slot. Slots are taken once; a clock that went back restarts the wheel
+//  at now_ms (sessions wait at most one lap).
+uint32_t broker_live_wheel_take(broker_live_t *self, uint64_t now_ms);
+
+//  ms until the next slot holding a session ends, looking at most
+//  horizon_ms ahead: 0 if one has ended already, horizon_ms if none.
+uint64_t broker_live_wheel_wait(const broker_live_t *self, uint64_t now_ms,
+                                uint64_t horizon_ms);
 
 //  Hash of bytes (FNV-1a 32), exposed for the publisher table and tests.
 uint32_t broker_live_hash(const char *s, size_t len, uint32_t seed);

@@ -474,6 +474,7 @@ s_pack_quality(pres_mpw_map_t *m, const broker_quality_t *qy)
                          qy->transitions[r]);
     pres_mpw_map_end(&t);
     pres_mpw_kv_uint(&qm, "flaps_suppressed", qy->flaps_suppressed);
+    pres_mpw_kv_uint(&qm, "due_notices", qy->due_notices);
     pres_mpw_key(&qm, "timeout_lateness_ms");
     pres_mpw_map_begin_in(&late, &qm);
     pres_mpw_key(&late, "le");  //  bucket upper bounds; the last is +Inf

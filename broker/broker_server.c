@@ -404,6 +404,19 @@ s_reply(void *sock, void *msg, void *arg)
     zmsg_destroy(&m);
 }
 
+//  A due notice (broker_state_due) joins the durable stage: it goes out
+//  with the next release, behind the commits announced so far (changes
+//  keep their order with it), on whichever thread holds the PUB socket.
+static void
+s_due_notice(const void *topic, size_t tlen, const void *body, size_t blen,
+             void *arg)
+{
+    broker_server_t *self = arg;
+    if (broker_durable_hold_msg(self->durable, topic, tlen, body, blen))
+        pres_log_limited(&self->rl, 1000,
+                         "a due notice could not be held: asked again in 1 s");
+}
+
 //  Release what is durable now. 0, or -1 if a sync failed.
 static int
 s_release(broker_server_t *self)
@@ -451,7 +464,7 @@ s_committed(broker_server_t *self, uint64_t commits0, bool bulk)
         broker_durable_committed(self->durable);
 }
 
-//  Commit the batch, then its changes and notices go through two stages,
+//  Commit the batch, then its changes go through two stages,
 //  each a queue released in order: the standby's acknowledgement (sync
 //  replication, broker_repl; account changes wait for it here) and the
 //  fsync (broker_durable); the loop goes on meanwhile. 0, 1 when the
@@ -553,16 +566,15 @@ s_events(broker_server_t *self)
     //  it holds a change, close it soon so the change is not held back
     //  behind thousands of heartbeats (fan-out latency). Expires do not
     //  count towards that: a backlog of them (the sweeper's, when many
-    //  sessions expire at once) is changes and notices that each wait for
-    //  a commit anyway, so they fill the batch up to S_EXPIRE_BATCH events
-    //  and share its commit and fsync: 10,000 expires cost ~10 commits, not
-    //  80.
+    //  sessions expire at once) is changes that each wait for a commit
+    //  anyway, so they fill the batch up to S_EXPIRE_BATCH events and share
+    //  its commit and fsync: 10,000 expires cost ~10 commits, not 80.
     //  The backlog ends at an expire whose deadline is after the batch's
     //  clock (read once, at its start): it was sent after the batch began,
     //  the broker has caught up. Any batch holding a change closes there,
-    //  before its stale clock answers more expires with a deadline notice
-    //  (a deadline not yet passed), each of which the sweeper would send
-    //  again 100 ms later.
+    //  before its stale clock leaves more expires alone (a deadline not yet
+    //  passed by that clock), whose sessions would then wait for the
+    //  wheel's next notice, 1 s later.
     int limit = BROKER_BATCH_MAX;
     bool closing = false;  //  the batch holds a change: limit set
     int n = 0;
@@ -903,6 +915,13 @@ broker_server_run(broker_server_t *self)
                            : 0;
         if (held && held - now < wait)
             wait = held > now ? (long)(held - now) : 0;
+        if (self->leading && (!self->ha || broker_ha_leading(self->ha))) {
+            //  The next slot of the deadline wheel holding a session.
+            long to_due = (long)broker_state_due_wait(
+                self->state, (uint64_t)pres_now_ms(), (uint64_t)wait);
+            if (to_due < wait)
+                wait = to_due;
+        }
         if (broker_state_dirty(self->state)) {
             long to_flush =
                 self->next_flush > now ? (long)(self->next_flush - now) : 0;
@@ -949,6 +968,9 @@ broker_server_run(broker_server_t *self)
         if (s_repl_turn(self))
             return -1;
         s_release_acked(self);
+        if (lead)
+            broker_state_due(self->state, (uint64_t)pres_now_ms(), s_due_notice,
+                             self);
         if (broker_durable_ready(self->durable) && s_release(self))
             return -1;
         uint64_t commits0 = broker_store_commits(self->store);

@@ -375,11 +375,15 @@ s_change(broker_state_t *self, uint32_t u, pres_state_t prev,
     return s_outbox_add(self, topic, tlen, body, blen);
 }
 
+//  The answer to an expire for a session the broker does not have: a
+//  deadline notice with deadline 0, published after the batch's commit
+//  like a change. A publisher that sends one learns that everything it
+//  sent before is applied (the tests' and tools' bus round trip); the
+//  sweeper ignores it.
 static int
-s_deadline_notice(broker_state_t *self, const char *user, const char *session,
-                  uint64_t deadline)
+s_gone_notice(broker_state_t *self, const char *user, const char *session)
 {
-    pres_deadline_t dl = {.deadline = deadline};
+    pres_deadline_t dl = {.deadline = 0};
     snprintf(dl.user, sizeof(dl.user), "%s", user);
     snprintf(dl.session, sizeof(dl.session), "%s", session);
     char topic[PRES_TOPIC_MAX];
@@ -639,6 +643,10 @@ s_late(broker_state_t *self, uint64_t late_ms)
     self->quality.late_sum_ms += late_ms;
 }
 
+//  An expire (the sweeper's answer to a due notice, or anyone's: the
+//  broker re-checks it with its own clock). A session that beat in time,
+//  or is within grace, is left alone, silently: the wheel holds its real
+//  deadline. One that is gone gets the deadline-0 notice.
 static int
 s_expire(broker_state_t *self, const pres_event_t *ev)
 {
@@ -647,18 +655,16 @@ s_expire(broker_state_t *self, const pres_event_t *ev)
                      ? BROKER_LIVE_NONE
                      : broker_live_session_find(self->live, u, ev->session,
                                                 strlen(ev->session));
-    if (s == BROKER_LIVE_NONE)  //  already gone: tell the sweeper
-        return s_deadline_notice(self, ev->user, ev->session, 0);
+    if (s == BROKER_LIVE_NONE)
+        return s_gone_notice(self, ev->user, ev->session);
     broker_session_t *session = broker_live_session(self->live, s);
     uint64_t deadline = s_deadline(self, session);
     if (deadline > self->now)  //  a heartbeat in time always wins
-        return s_deadline_notice(self, ev->user, ev->session, deadline);
+        return 0;
     if (deadline + self->grace_ms > self->now) {
-        //  Grace: keep the user's state; the sweeper asks again at the end
-        //  of it (its next deadline), a heartbeat before then continues.
+        //  Grace: the user keeps its state; due again at the end of it.
         session->flags |= BROKER_S_GRACE;
-        return s_deadline_notice(self, ev->user, ev->session,
-                                 deadline + self->grace_ms);
+        return 0;
     }
     s_late(self, self->now - (deadline + self->grace_ms));
     broker_user_t *user = broker_live_user(self->live, u);
@@ -667,6 +673,57 @@ s_expire(broker_state_t *self, const pres_event_t *ev)
         return -1;
     user->state = (uint8_t)broker_live_user_state(self->live, u);
     return s_change(self, u, prev, PRES_RSN_TIMEOUT, ev->session, 0);
+}
+
+size_t
+broker_state_due(broker_state_t *self, uint64_t now_ms,
+                 broker_state_notice_fn *fn, void *arg)
+{
+    size_t notices = 0;
+    uint32_t next;
+    for (uint32_t s = broker_live_wheel_take(self->live, now_ms);
+         s != BROKER_LIVE_NONE; s = next) {
+        broker_session_t *session = broker_live_session(self->live, s);
+        next = session->wnext;
+        uint64_t deadline = s_deadline(self, session);
+        if (deadline > now_ms) {  //  it beat since it was filed
+            broker_live_wheel_file(self->live, s, deadline);
+            continue;
+        }
+        if (deadline + self->grace_ms > now_ms) {
+            session->flags |= BROKER_S_GRACE;
+            broker_live_wheel_file(self->live, s, deadline + self->grace_ms);
+            continue;
+        }
+        //  Due: ask for its expire, and again each BROKER_DUE_AGAIN_MS
+        //  while it lives (a notice or an expire lost, no sweeper yet).
+        broker_live_wheel_file(self->live, s, now_ms + BROKER_DUE_AGAIN_MS);
+        const broker_user_t *user = broker_live_user(self->live, session->user);
+        pres_deadline_t dl = {.deadline = deadline};
+        memcpy(dl.user, broker_live_id(self->live, user->id),
+               (size_t)user->len + 1);
+        memcpy(dl.session, broker_live_id(self->live, session->id),
+               (size_t)session->len + 1);
+        char topic[PRES_TOPIC_MAX];
+        uint8_t body[S_OUTBOX_MSG];
+        size_t tlen = pres_deadline_topic(dl.user, topic);
+        size_t blen = pres_deadline_encode(&dl, body, sizeof(body));
+        if (!blen) {
+            pres_log_error("pres_deadline_encode() failed for %s", dl.user);
+            continue;  //  asked again with the next lap
+        }
+        fn(topic, tlen, body, blen, arg);
+        notices++;
+    }
+    self->quality.due_notices += notices;
+    return notices;
+}
+
+uint64_t
+broker_state_due_wait(const broker_state_t *self, uint64_t now_ms,
+                      uint64_t horizon_ms)
+{
+    return broker_live_wheel_wait(self->live, now_ms, horizon_ms);
 }
 
 static pres_reason_t

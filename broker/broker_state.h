@@ -1,8 +1,9 @@
 /*  broker_state: the presence rules. Applies events and account commands
     to the resident set (broker_live) in batches, sequences the changes,
     writes each batch to LMDB in one transaction (broker_store) and hands
-    back the changes and deadline notices to publish only after the commit
-    is durable. Owns the counters of `stats` and the publisher table.
+    back the changes to publish only after the commit is durable; hands
+    out due notices for sessions past their deadline (broker_state_due).
+    Owns the counters of `stats` and the publisher table.
     Single-threaded. */
 #ifndef BROKER_STATE_H_INCLUDED
 #define BROKER_STATE_H_INCLUDED
@@ -34,6 +35,7 @@ typedef struct {
     uint64_t forced_offline[PRES_ACCOUNT_COUNT];  //  users sent offline
                                                   //  by account status
     uint64_t refused[BROKER_REFUSE_COUNT];        //  refused events by why
+    uint64_t due_notices;                         //  due notices handed out
 } broker_quality_t;
 
 //  What `stats` reports under `ha` when fail-over is on (docs/ha.md).
@@ -139,6 +141,25 @@ void broker_state_outbox_get(const broker_state_t *self, size_t i,
                              const char **topic, size_t *topic_len,
                              const void **body, size_t *body_len);
 void broker_state_outbox_clear(broker_state_t *self);
+
+//  Sessions whose deadline (plus grace) has passed, found on the live
+//  set's wheel without looking at the others: for each, fn gets a deadline
+//  notice (topic "deadline.<user>", pres_deadline_t body: user, session,
+//  its deadline) to publish, asking the sweeper for its `expire`; the
+//  notice comes again every BROKER_DUE_AGAIN_MS while the session lives
+//  (a notice or an expire was lost, or no sweeper listened). Sessions
+//  that beat are filed again at their deadline, and a session entering
+//  its grace is marked (memory only). No store access. Call on the
+//  leader's loop, between batches. Returns the notices given to fn.
+#define BROKER_DUE_AGAIN_MS 1000
+typedef void(broker_state_notice_fn)(const void *topic, size_t tlen,
+                                     const void *body, size_t blen, void *arg);
+size_t broker_state_due(broker_state_t *self, uint64_t now_ms,
+                        broker_state_notice_fn *fn, void *arg);
+
+//  ms until broker_state_due may find one (at most horizon_ms).
+uint64_t broker_state_due_wait(const broker_state_t *self, uint64_t now_ms,
+                               uint64_t horizon_ms);
 
 //  Read access for queries (borrowed).
 broker_live_t *broker_state_live(broker_state_t *self);

@@ -134,7 +134,7 @@ s_change(const char *user, const char *state, const char *reason,
 
 //  The next outbox message must be a deadline notice; returns it.
 static pres_deadline_t
-s_notice(const char *user, const char *session)
+s_gone(const char *user, const char *session)
 {
     char want[PRES_TOPIC_MAX];
     size_t blen;
@@ -145,6 +145,35 @@ s_notice(const char *user, const char *session)
     CHECK_STR(dl.user, user);
     CHECK_STR(dl.session, session);
     return dl;
+}
+
+//  Due notices handed out by the last s_due().
+#define S_DUES_MAX 8
+static pres_deadline_t s_dues[S_DUES_MAX];
+static size_t s_ndues;
+
+static void
+s_collect(const void *topic, size_t tlen, const void *body, size_t blen,
+          void *arg)
+{
+    (void)arg;
+    CHECK(s_ndues < S_DUES_MAX);
+    pres_deadline_t *dl = &s_dues[s_ndues++];
+    const char *why = NULL;
+    CHECK_EQ(pres_deadline_decode(dl, body, blen, &why), 0);
+    char want[PRES_TOPIC_MAX];
+    size_t wlen = pres_deadline_topic(dl->user, want);
+    CHECK(tlen == wlen && memcmp(topic, want, tlen) == 0);
+}
+
+//  Walk the deadline wheel at now; the number of due notices.
+static size_t
+s_due(uint64_t now)
+{
+    s_ndues = 0;
+    size_t n = broker_state_due(s_state, now, s_collect, NULL);
+    CHECK_EQ(n, s_ndues);
+    return n;
 }
 
 static void
@@ -232,26 +261,42 @@ test_expire(void)
 {
     CHECK_EQ(s_batch(10000, PRES_EV_LOGIN, "carol", "c1"), 0);
     pres_change_t login = s_change("carol", "online", "login", 1);
-    //  A beat moves the deadline; an expire before it is refused with a
-    //  notice carrying the real deadline.
-    CHECK_EQ(s_heartbeat(20000, "carol", "c1", NULL), 0);
-    CHECK_EQ(s_expire(login.deadline, "carol", "c1"), 0);
-    pres_deadline_t dl = s_notice("carol", "c1");
-    CHECK_EQ(dl.deadline, 20000 + 120000);
     s_outbox_done();
-    //  An unknown session: deadline 0, nothing created.
+    //  Nothing is due before the deadline; a beat moves the deadline
+    //  without moving the session on the wheel.
+    CHECK_EQ(s_due(70000), 0);
+    CHECK_EQ(s_heartbeat(20000, "carol", "c1", NULL), 0);
+    uint64_t deadline = 20000 + 120000;
+    CHECK_EQ(s_due(login.deadline + 100), 0);  //  filed again at deadline
+    //  An expire before the real deadline is left alone, silently; one
+    //  for a session or a user that is not there creates nothing and is
+    //  answered with a deadline-0 notice (a publisher's round trip).
+    CHECK_EQ(s_expire(login.deadline, "carol", "c1"), 0);
+    s_outbox_done();
     CHECK_EQ(s_expire(30000, "carol", "nope"), 0);
-    CHECK_EQ(s_notice("carol", "nope").deadline, 0);
+    CHECK_EQ(s_gone("carol", "nope").deadline, 0);
     s_outbox_done();
     CHECK_EQ(s_expire(30000, "ghost", "g1"), 0);
-    CHECK_EQ(s_notice("ghost", "g1").deadline, 0);
+    CHECK_EQ(s_gone("ghost", "g1").deadline, 0);
+    s_outbox_done();
     CHECK(s_user("ghost") == NULL);
-    //  Once due (at the deadline exactly), the expire ends the session.
-    CHECK_EQ(s_expire(dl.deadline, "carol", "c1"), 0);
+    //  Due within a wheel slot of the deadline: one notice carrying it,
+    //  then one a second while the session lives (lost notice or expire).
+    CHECK_EQ(s_due(deadline + BROKER_WHEEL_SLOT_MS + 4), 1);
+    CHECK_STR(s_dues[0].user, "carol");
+    CHECK_STR(s_dues[0].session, "c1");
+    CHECK_EQ(s_dues[0].deadline, deadline);
+    CHECK_EQ(s_due(deadline + 500), 0);
+    CHECK_EQ(s_due(deadline + BROKER_DUE_AGAIN_MS + 100), 1);
+    CHECK_EQ(s_dues[0].deadline, deadline);
+    CHECK_EQ(broker_state_quality(s_state)->due_notices, 2);
+    //  Once due, the expire ends the session, and the wheel forgets it.
+    CHECK_EQ(s_expire(deadline + 1200, "carol", "c1"), 0);
     pres_change_t ch = s_change("carol", "offline", "timeout", 0);
     CHECK_STR(ch.session, "c1");
     CHECK_EQ(ch.seq, login.seq + 1);
     s_outbox_done();
+    CHECK_EQ(s_due(deadline + 10000), 0);
 }
 
 static void
