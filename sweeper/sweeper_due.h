@@ -14,8 +14,9 @@
 
 typedef enum {
     SWEEPER_DUE_EXPIRE,   //  a due notice: *ev is the expire to send
-    SWEEPER_DUE_IGNORED,  //  a notice with deadline 0 (an older broker's
-                          //  "no such session"): nothing to send
+    SWEEPER_DUE_IGNORED,  //  a "gone" notice, deadline 0: the broker's
+                          //  answer to some publisher's expire of a
+                          //  session it does not have; nothing to send
     SWEEPER_DUE_BAD       //  not a notice: *why says why
 } sweeper_due_t;
 

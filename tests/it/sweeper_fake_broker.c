@@ -123,8 +123,9 @@ main(void)
     //  4. Frames that are not notices are counted and skipped: a body
     //     that does not decode, a topic naming another user than the
     //     body, a message of three frames and one of one frame; and a
-    //     notice with deadline 0 (an older broker's "no such session") is
-    //     ignored. The next notice is answered as usual.
+    //     "gone" notice (deadline 0: the answer to someone's expire of a
+    //     session the broker does not have) is ignored. The next notice
+    //     is answered as usual.
     static const char garbage[] = "\xc1 not msgpack";
     const void *bad[] = {"deadline.eve", garbage};
     size_t bad_sizes[] = {12, sizeof garbage};

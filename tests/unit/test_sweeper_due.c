@@ -66,7 +66,8 @@ main(void)
     CHECK_EQ(sweeper_due_map(topic, strlen(topic), buf, n, &ev, NULL),
              SWEEPER_DUE_EXPIRE);
 
-    //  Deadline 0 (an older broker's "no such session"): nothing to send.
+    //  Deadline 0, a "gone" notice (the answer to some publisher's expire
+    //  of a session the broker does not have): nothing to send.
     n = s_notice(buf, sizeof buf, "bob", "s2", 0);
     pres_deadline_topic("bob", topic);
     CHECK_EQ(s_map(topic, buf, n, &ev, &why), SWEEPER_DUE_IGNORED);
