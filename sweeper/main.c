@@ -1,6 +1,7 @@
 /*  presence-sweeper: expires sessions whose heartbeats stopped, within 1 s
-    of their deadline. Thin main: config, the server, its loop, teardown;
-    the logic lives in sweeper_server, sweeper_clone and sweeper_tick. */
+    of their deadline, by answering the broker's due notices. Thin main:
+    config, the server, its loop, teardown; the logic lives in
+    sweeper_server and sweeper_due. */
 #include <stdlib.h>
 
 #include "pres_config.h"

@@ -166,7 +166,7 @@ s_rss_kib(const it_proc_t *p)
 static bool
 s_sweeper_ready(void)
 {
-    return it_proc_log_has(&sweeper, "snapshot: seq");
+    return it_proc_log_has(&sweeper, "ready:");
 }
 
 static bool
@@ -279,8 +279,8 @@ s_outage(bool frozen, int away_s, ith_follower_t *sse)
             "%s: /healthz ok %" PRId64 " ms after the broker "
             "returned\n",
             how, pres_mono_ms() - back);
-    //  The sweeper held the probe's expire and ends it once the broker is
-    //  back (its deadline passed during the outage).
+    //  The broker, back, notifies the probe due (its deadline passed
+    //  during the outage; again every ~1 s) and the sweeper ends it.
     IT_POLL_UNTIL(s_offline(probe), 10000);
     CHECK(s_offline(probe));
     int64_t ended = pres_mono_ms() - back;

@@ -67,6 +67,24 @@ it_fake_wait_subscriber(it_fake_t *self, int timeout_ms)
     return false;
 }
 
+bool
+it_fake_wait_subscription(it_fake_t *self, const char *prefix, int timeout_ms)
+{
+    zsock_set_rcvtimeo(self->pub, timeout_ms);
+    zframe_t *f = zframe_recv(self->pub);
+    if (!f)
+        return false;
+    size_t n = zframe_size(f);
+    const char *d = (const char *)zframe_data(f);
+    bool ok = n == 1 + strlen(prefix) && d[0] == 1 &&
+              memcmp(d + 1, prefix, n - 1) == 0;
+    if (!ok)
+        fprintf(stderr, "itfake: subscription frame '%.*s' (%zu bytes)\n",
+                n > 1 ? (int)(n - 1) : 0, n > 1 ? d + 1 : "", n);
+    zframe_destroy(&f);
+    return ok;
+}
+
 zframe_t *
 it_fake_request(it_fake_t *self, pres_query_t *q, int timeout_ms)
 {
@@ -165,4 +183,14 @@ it_fake_notice(it_fake_t *self, const char *user, const char *session,
     pres_deadline_topic(user, topic);
     CHECK_EQ(zstr_sendm(self->pub, topic), 0);
     CHECK_EQ(zsock_send(self->pub, "b", buf, len), 0);
+}
+
+void
+it_fake_raw(it_fake_t *self, int nframes, const void *const *data,
+            const size_t *sizes)
+{
+    void *h = zsock_resolve(self->pub);
+    for (int i = 0; i < nframes; i++)
+        CHECK(zmq_send(h, data[i], sizes[i],
+                       i + 1 < nframes ? ZMQ_SNDMORE : 0) >= 0);
 }

@@ -22,6 +22,12 @@ zsock_t *it_fake_events(it_fake_t *self);
 //  before would be lost to the slow joiner). true if one did.
 bool it_fake_wait_subscriber(it_fake_t *self, int timeout_ms);
 
+//  Wait until a subscription to exactly prefix reaches the changes XPUB;
+//  any other subscription seen first is printed and makes it return
+//  false (so a client that subscribes to more than it should is caught).
+bool it_fake_wait_subscription(it_fake_t *self, const char *prefix,
+                               int timeout_ms);
+
 //  The next query request within timeout_ms: decodes it into *q (aborts
 //  if it does not decode) and returns the routing identity to reply to
 //  (the caller passes it to a reply function), or NULL on timeout.
@@ -40,5 +46,8 @@ void it_fake_error(it_fake_t *self, zframe_t **id, const char *error);
 void it_fake_change(it_fake_t *self, const pres_change_t *ch);
 void it_fake_notice(it_fake_t *self, const char *user, const char *session,
                     uint64_t deadline);
+//  Publish nframes raw frames on the changes XPUB (malformed input).
+void it_fake_raw(it_fake_t *self, int nframes, const void *const *data,
+                 const size_t *sizes);
 
 #endif

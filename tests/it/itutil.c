@@ -657,11 +657,11 @@ it_sweeper_start(const it_env_t *env, it_proc_t *p, int timeout_ms)
         return -1;
     if (timeout_ms <= 0)
         return 0;
-    IT_POLL_UNTIL(it_proc_log_has(p, "snapshot: seq") || !it_proc_alive(p),
+    IT_POLL_UNTIL(it_proc_log_has(p, "ready:") || !it_proc_alive(p),
                   timeout_ms);
-    if (it_proc_log_has(p, "snapshot: seq"))
+    if (it_proc_log_has(p, "ready:"))
         return 0;
-    fprintf(stderr, "itutil: the sweeper loaded no snapshot within %d ms\n",
+    fprintf(stderr, "itutil: the sweeper was not ready within %d ms\n",
             timeout_ms);
     it_proc_dump_log(p);
     return -1;

@@ -130,9 +130,10 @@ bool it_wait_query(const pres_config_t *cfg, int timeout_ms);
 int it_broker_start(const it_env_t *env, const char *const *extra_env,
                     it_proc_t *p);
 
-//  presence-sweeper -v; with timeout_ms > 0 waited on until it loaded its
-//  first snapshot ("snapshot: seq" in its log). 0, or -1 (log dumped) if
-//  it could not start, exited or did not load one in time.
+//  presence-sweeper -v; with timeout_ms > 0 waited on until it is ready
+//  ("ready:" in its log: the broker takes its events and answered its
+//  `stats`). 0, or -1 (log dumped) if it could not start, exited or was
+//  not ready in time.
 int it_sweeper_start(const it_env_t *env, it_proc_t *p, int timeout_ms);
 
 //  ---------------------------------------------------------------------

@@ -1,11 +1,12 @@
 /*  it.sweeper_restart: a sweeper restart misses no expiry. kill -9 the
     sweeper; sessions logged in before and while it is down pass their
-    deadlines; the new sweeper ends them right away (from its snapshot,
-    taken in pages of one user, so expires go out between pages), and a
-    session whose deadline is still ahead ends within 1 s of it.
-    Then the broker restarts under a running sweeper, which re-syncs and
-    keeps expiring; and a deadline that passes while the broker is away
-    is acted on as soon as it is back. */
+    deadlines (the broker notifies them due every ~1 s, nobody answers);
+    the new sweeper holds nothing and needs nothing: it ends them at the
+    broker's next notice, within ~1.5 s of its start, and a session whose
+    deadline is still ahead ends within 1 s of it. Then the broker
+    restarts under a running sweeper, which keeps expiring; and a
+    deadline that passes while the broker is away is acted on as soon as
+    it is back. */
 #include <signal.h>
 #include <unistd.h>
 
@@ -59,7 +60,6 @@ main(void)
 {
     CHECK(it_env_init(&env, "sweeper-restart") == 0);
     it_env_set(&env, "timeout", "2");
-    it_env_set(&env, "snapshot_page", "1");
     CHECK(it_env_config(&env, &cfg) == 0);
     CHECK(it_broker_start(&env, NULL, &broker) == 0);
     CHECK(it_sweeper_start(&env, &sweeper, 20000) == 0);
@@ -75,7 +75,7 @@ main(void)
     //  2. One user logged in while it is down.
     pres_change_t during = s_login(sub, pub, "during");
     //  3. Wait until all three deadlines are well past: nobody expires
-    //     them (the broker does not sweep on its own).
+    //     them (the broker only notifies; the sweeper decides to expire).
     it_sleep_until_wall(during.deadline + 700);
     char st[16], acc[16];
     uint64_t n, ls;
@@ -84,7 +84,8 @@ main(void)
     //  4. One more whose deadline is still ahead at the restart.
     pres_change_t ahead = s_login(sub, pub, "ahead");
 
-    //  5. Restart: the three overdue sessions end right away.
+    //  5. Restart: the three overdue sessions end at the broker's next
+    //     due notice, at most ~1 s after the new sweeper has subscribed.
     int64_t restart = pres_now_ms();
     CHECK(it_sweeper_start(&env, &sweeper, 0) == 0);  //  no wait
     const char *const overdue[] = {"before1", "before2", "during"};
@@ -95,7 +96,7 @@ main(void)
         int64_t after = (int64_t)ended[i].at - restart;
         fprintf(stderr, "  %s ended %" PRId64 " ms after the restart\n",
                 overdue[i], after);
-        CHECK(after <= 1000);
+        CHECK(after <= 1500);
     }
     CHECK(ended[0].at > before1.deadline && ended[1].at > before2.deadline);
     //  6. The session still ahead ends within 1 s of its deadline.
@@ -106,13 +107,12 @@ main(void)
     int64_t late = (int64_t)end_ahead.at - (int64_t)ahead.deadline;
     fprintf(stderr, "  ahead ended %" PRId64 " ms after its deadline\n", late);
     CHECK(late >= 0 && late <= 1000);
-    //  The overdue ones ended between pages, before the last was loaded.
-    CHECK(it_proc_log_has(&sweeper, "(4 pages"));
+    CHECK(it_proc_log_has(&sweeper, "ready:"));
 
-    //  7. The broker restarts (kill -9) under the running sweeper, and a
-    //     login follows at once: its change may reach the sweeper or not
-    //     (its SUB is reconnecting), and the next one shows the gap. Both
-    //     sessions still end within 1 s of their deadlines. Our own SUB
+    //  7. The broker restarts (kill -9) under the running sweeper, and
+    //     two logins follow at once: the sweeper's sockets reconnect by
+    //     themselves, and both sessions still end within 1 s of their
+    //     deadlines (nothing to re-sync: it holds nothing). Our own SUB
     //     may miss the logins too, so deadlines are estimated from the
     //     send time (a little early: lateness is over-estimated).
     it_proc_kill9(&broker);
@@ -141,8 +141,9 @@ main(void)
         CHECK(late >= 0 && late <= 1000);
     }
 
-    //  8. The broker is away when a deadline passes: the sweeper holds the
-    //     expire and sends it as soon as the broker is back.
+    //  8. The broker is away when a deadline passes: once back, it
+    //     notifies the session due (again ~1 s later if the sweeper's SUB
+    //     was still reconnecting) and the sweeper ends it.
     pres_change_t held = s_login(sub, pub, "held");
     pres_pub_destroy(&pub);
     zsock_destroy(&sub);
@@ -171,7 +172,6 @@ main(void)
             pres_now_ms() - back);
     CHECK_STR(state, "offline");
     CHECK(pres_now_ms() - back <= 2000);
-    CHECK(it_proc_log_has(&sweeper, "holding due expires"));
 
     pres_pub_destroy(&pub);
     zsock_destroy(&sub);
