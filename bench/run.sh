@@ -1,6 +1,6 @@
 #!/bin/bash
 # bench/run.sh: the presence benchmarks, one command each (see README.md).
-#   bench/run.sh [--quick] http|bus|fanout|expiry|start|scale|memory|ha|changelog|many|all
+#   bench/run.sh [--quick] http|bus|fanout|expiry|start|cost|scale|memory|ha|changelog|many|all
 # Each starts what it needs on loopback / ipc in a temp dir, stops exactly
 # what it started, and prints every figure next to a reference measured in
 # the same run, with the ratio. --quick is the tiny bench-smoke setup: it
@@ -588,6 +588,67 @@ bench_start() {
 }
 
 # ---------------------------------------------------------------------------
+# What expiry costs per live session: N sessions kept beating (each every
+# t/3 s) for K timeout periods while P silent ones expire. Counted: the
+# sweeper's expires (its summary line at stop), deadline notices it read,
+# and the CPU seconds of broker and sweeper. Reference: the same load on
+# the build in BENCH_REF_BUILD_DIR (e.g. the design before the deadline
+# wheel, whose sweeper sent an expire per live session per period), in the
+# same invocation; without it, this build alone.
+bench_cost() {
+    need_build presence-broker presence-sweeper
+    n=$(q 20000 ${BENCH_SESSIONS:-100000})
+    np=$(q 1000 ${BENCH_PROBE:-10000})
+    t=$(q 4 ${BENCH_TIMEOUT:-10})
+    k=3
+    ref=${BENCH_REF_BUILD_DIR:-}
+    log "== cost: $n live sessions beating for $k periods of ${t}s, $np expiring; ref build ${ref:-none} (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+    section "sweeper cost ($n live sessions beating for $k x ${t}s, $np expiring; ref = ${ref:-none}, same load, same run; load average $(cut -d' ' -f1-3 /proc/loadavg)):"
+    builds="this"
+    [ -n "$ref" ] && [ -x "$ref/presence-broker" ] && [ -x "$ref/presence-sweeper" ] && builds="this ref"
+    own=$BUILD_DIR
+    for b in $builds; do
+        [ $b = ref ] && BUILD_DIR=$ref
+        env_for "$TMP_DIR/cost-$b"
+        export PRESENCE_TIMEOUT=$t
+        start_broker "cost-broker-$b"
+        start_sweeper "cost-sweeper-$b"
+        off=0
+        while [ $off -lt "$n" ]; do
+            c=$((n - off)); [ $c -gt 100000 ] && c=100000
+            load_run "cost-login-$b-$off" -t login -x live -u "$c" -o "$off" -n "$c" >/dev/null
+            off=$((off + c))
+        done
+        bc0=$(cpu_ticks "$BROKER_PID"); sc0=$(cpu_ticks "$SWEEPER_PID")
+        "$PB" load -t heartbeat -x live -u "$n" -r $((n * 3 / t)) -d $((k * t)) \
+            >"$TMP_DIR/cost-hb-$b.log" 2>&1 &
+        hb=$!
+        BENCH_PIDS="$BENCH_PIDS $hb"
+        "$PB" expiry -n "$np" >"$TMP_DIR/cost-probe-$b.out" 2>"$TMP_DIR/cost-probe-$b.err" ||
+            check 1 "cost probe ($b) failed: $(cat "$TMP_DIR/cost-probe-$b.err")"
+        wait "$hb" || check 1 "heartbeats ($b) failed: $(tail -3 "$TMP_DIR/cost-hb-$b.log")"
+        bc=$(( $(cpu_ticks "$BROKER_PID") - bc0 )); sc=$(( $(cpu_ticks "$SWEEPER_PID") - sc0 ))
+        live=$("$PB" query stats 2>/dev/null | sed -n 's/.*sessions[ =:]*\([0-9][0-9]*\).*/\1/p' | head -1)
+        stop_pid "$SWEEPER_PID"
+        sum=$(grep 'expires sent' "$TMP_DIR/cost-sweeper-$b.log" | tail -1)
+        stop_pid "$BROKER_PID"
+        unset PRESENCE_TIMEOUT
+        o=$(cat "$TMP_DIR/cost-probe-$b.out")
+        log "cost $b: sweeper: $sum; live at the end: ${live:-?}; CPU ticks broker $bc sweeper $sc; probe: $o"
+        exp=$(printf '%s' "$sum" | sed -n 's/.*expires sent \([0-9]*\).*/\1/p')
+        eval "${b}_exp=${exp:-0} ${b}_bc=$bc ${b}_sc=$sc"
+        eval "${b}_within=$(kv within_1s "$o") ${b}_max=$(kv late_max_ms "$o")"
+        check "$(kv missing "$o")" "sessions not expired ($b)"
+        BUILD_DIR=$own
+    done
+    ref_exp=${ref_exp:--}; ref_bc=${ref_bc:--}; ref_sc=${ref_sc:--}; ref_within=${ref_within:--}; ref_max=${ref_max:--}
+    row "expires sent by the sweeper" "$this_exp" "$ref_exp" "$(ratio "$this_exp" "$ref_exp")" "goal ~$np: one per expiring session, none per live one"
+    row "broker CPU ticks (1/100 s) over the run" "$this_bc" "$ref_bc" "$(ratio "$this_bc" "$ref_bc")"
+    row "sweeper CPU ticks over the run" "$this_sc" "$ref_sc" "$(ratio "$this_sc" "$ref_sc")"
+    row "expiring sessions ended within 1 s / max late ms" "$this_within / $this_max" "$ref_within / $ref_max" "" "of $np"
+}
+
+# ---------------------------------------------------------------------------
 bench_scale() {
     need_build presence-broker
     steps=$(q "1000 5000" "${BENCH_SCALE_STEPS:-10000 100000 1000000}")
@@ -639,13 +700,13 @@ bench_scale() {
 
 # ---------------------------------------------------------------------------
 usage() {
-    echo "usage: bench/run.sh [--quick] http|bus|fanout|expiry|start|scale|memory|ha|changelog|many|all" >&2
+    echo "usage: bench/run.sh [--quick] http|bus|fanout|expiry|start|cost|scale|memory|ha|changelog|many|all" >&2
     exit 2
 }
 
 [ -x "$PB" ] || { log "bench: SKIP: $PB not built (build the tree first)"; exit $SKIP_RC; }
 case "$WHAT" in
-    http|bus|fanout|expiry|start|scale|memory|ha|changelog|many|all) ;;
+    http|bus|fanout|expiry|start|cost|scale|memory|ha|changelog|many|all) ;;
     snapshot) WHAT=start ;;  # its name while the sweeper loaded snapshots
     *) usage ;;
 esac

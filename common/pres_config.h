@@ -49,7 +49,8 @@ typedef struct pres_config {
     int fsync_thread;  //  2: fsync and publish on the sync thread; 1: fsync
                        //  there, the loop publishes; 0: fsync inline
     //  Sweeper
-    int snapshot_page;  //  users per snapshot page at a resync (0: one reply)
+    int snapshot_page;  //  unused since the sweeper holds no sessions;
+                        //  still accepted so old files load
     //  Gateway
     int http_threads;             //  worker threads
     int http_max_connections;     //  total connection limit

@@ -120,9 +120,11 @@ size_t pres_change_encode(const pres_change_t *ch, void *buf, size_t cap);
 int pres_change_decode(pres_change_t *ch, const void *buf, size_t len,
                        const char **why);
 
-//  A deadline notice, topic "deadline.<user>", no global seq: the broker's
-//  answer to an `expire` it refused because the session is still live
-//  (deadline = its new deadline) or already gone (deadline = 0).
+//  A deadline notice, topic "deadline.<user>", no global seq. deadline >
+//  0: the session is due (its deadline, plus grace, passed while it is
+//  live): the broker asks for its `expire`, again each second while it
+//  lives. deadline 0: the answer to an `expire` for a session the broker
+//  does not have (a publisher's round trip). docs/protocol.md.
 typedef struct {
     char user[PRES_ID_MAX + 1];
     char session[PRES_ID_MAX + 1];
