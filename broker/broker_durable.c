@@ -343,6 +343,16 @@ broker_durable_publish_on_thread(broker_durable_t *self,
     pthread_mutex_unlock(&self->pub_mu);
 }
 
+void
+broker_durable_publish_now(broker_durable_t *self, broker_durable_pub_fn *pub,
+                           void *arg, const void *topic, size_t tlen,
+                           const void *body, size_t blen)
+{
+    pthread_mutex_lock(&self->pub_mu);
+    pub(topic, tlen, body, blen, arg);
+    pthread_mutex_unlock(&self->pub_mu);
+}
+
 static void
 s_committed(broker_durable_t *self, bool bulk)
 {

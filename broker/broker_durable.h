@@ -100,6 +100,15 @@ void broker_durable_committed(broker_durable_t *self);
 //  one are also counted in bulk_hist.
 void broker_durable_committed_bulk(broker_durable_t *self);
 
+//  Publish one message that waits for no commit (a due notice) through
+//  pub(arg) now, on the owner's thread, while no sync thread publishes
+//  (it may wait for one that is publishing). Its order against held
+//  changes is not kept: use it only for messages that need none.
+void broker_durable_publish_now(broker_durable_t *self,
+                                broker_durable_pub_fn *pub, void *arg,
+                                const void *topic, size_t tlen,
+                                const void *body, size_t blen);
+
 //  Hold a message until every commit announced so far is durable (a copy
 //  is kept). 0 or -1 (out of memory, logged).
 int broker_durable_hold_msg(broker_durable_t *self, const void *topic,
