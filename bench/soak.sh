@@ -56,6 +56,15 @@ need_build presence-broker presence-sweeper presence-gateway bench/presence-benc
 env_for "$TMP_DIR/soak"
 export PRESENCE_RATE_LIMIT=0 PRESENCE_HTTP_MAX_CONNECTIONS=10000
 export PRESENCE_TIMEOUT=30
+# The gateway's non-2xx answers so far, from its /metrics, and its logins
+# in flight (as "logins_in_flight 0 N" when N > 0).
+not_2xx() {
+    command -v curl >/dev/null || { echo "(no curl)"; return; }
+    curl -s -m 2 "http://127.0.0.1:$gport/metrics" |
+        sed -n -e 's/^presence_gateway_requests_total{route="\([^"]*\)",status="\([^"]*\)"} \([0-9]*\)$/\1 \2 \3/p' \
+            -e 's/^presence_gateway_logins_in_flight \([0-9]*\)$/logins_in_flight 0 \1/p' |
+        awk '$2 !~ /^2/ && $3 > 0 { printf "%s %s %s; ", $1, $2, $3 }'
+}
 gport=$(free_port)
 export PRESENCE_HTTP_LISTEN="127.0.0.1:$gport"
 "$PB" tokens -n "$users" -x h >"$TMP_DIR/tokens.txt" || die "tokens failed"
@@ -95,6 +104,9 @@ while [ "$t" -lt "$seconds" ] && kill -0 "$WRK_PID" 2>/dev/null; do
     done
     lmdb=$(stat -c %s "$PRESENCE_DATA_DIR/data.mdb" 2>/dev/null || echo 0)
     echo "$t,$(rss $BROKER_PID),$(rss $SWEEPER_PID),$(rss $GATEWAY_PID),$(fds $BROKER_PID),$(fds $SWEEPER_PID),$(fds $GATEWAY_PID),$lmdb" >>"$csv"
+    # Every 10 s: the gateway's answers that were not 2xx so far, by route
+    # and status (when errors come, and which).
+    [ $((t % 10)) = 0 ] && echo "$t $(not_2xx)" >>"$TMP_DIR/not2xx.log"
     # Sample on the second (the sampling clock, not a wait for anything).
     t=$(( $(date +%s) - t0 ))
     next=$(( t0 + t + 1 ))
@@ -102,6 +114,18 @@ while [ "$t" -lt "$seconds" ] && kill -0 "$WRK_PID" 2>/dev/null; do
     t=$(( $(date +%s) - t0 ))
 done
 wait "$WRK_PID"; forget "$WRK_PID"
+log "gateway answers not 2xx (route status count): $(not_2xx)"
+# Every login is answered within bus_timeout_ms (2 s): none may still be
+# in flight once the load has stopped (a suspended connection never
+# resumed would hang its client).
+inflight=?
+for i in 1 2 3 4 5 6; do
+    inflight=$(curl -s -m 2 "http://127.0.0.1:$gport/metrics" 2>/dev/null |
+        sed -n 's/^presence_gateway_logins_in_flight \([0-9]*\)$/\1/p')
+    [ "$inflight" = 0 ] && break
+    sleep 0.5
+done
+log "gateway logins in flight after the load: ${inflight:-?}"
 out=$(grep '^WRK' "$TMP_DIR/wrk.log")
 stop_pid "$LOGOUT_PID"
 st=$("$PB" query stats)
@@ -153,6 +177,9 @@ row "bus events lost (broker stats)" "$(kv lost "$st")" "0" "-"
 check "$(kv lost "$st")" "broker counted lost events"
 row "sweeper expires sent" "${expires:-?}" "-" "-" "one per session that timed out, about"
 row "sweeper bad frames" "${badframes:-?}" "0" "-"
+row "wrk timeouts (answers that took over 5 s)" "$(kv timeouts "$out")" "0" "-"
+row "logins in flight after the load" "${inflight:-?}" "0" "-"
+command -v curl >/dev/null && check "${inflight:-1}" "logins never answered"
 check "${badframes:-1}" "the sweeper refused frames (or printed no summary)"
 case "$verdict" in
 *FAIL*) BENCH_FAILED=1; log "soak: a series has a trend (see above)" ;;

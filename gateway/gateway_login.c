@@ -559,6 +559,15 @@ gw_login_start(gw_login_t *self, struct gw_req *req,
     return 0;
 }
 
+int
+gw_login_in_flight(gw_login_t *self)
+{
+    pthread_mutex_lock(&self->lock);
+    int n = self->queued;
+    pthread_mutex_unlock(&self->lock);
+    return n;
+}
+
 const gw_login_result_t *
 gw_login_result(const struct gw_req *req)
 {

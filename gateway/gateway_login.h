@@ -57,6 +57,9 @@ int gw_login_start(gw_login_t *self, struct gw_req *req,
                    struct MHD_Connection *conn, const pres_event_t *ev);
 
 //  The resumed call: the result, or NULL when req has no login.
+//  Logins started and not answered yet (any thread).
+int gw_login_in_flight(gw_login_t *self);
+
 const gw_login_result_t *gw_login_result(const struct gw_req *req);
 
 #endif

@@ -206,7 +206,7 @@ s_get(atomic_uint_fast64_t *a)
 
 char *
 gw_metrics_render(gw_metrics_t *self, int sse_clients, int connections,
-                  size_t *len)
+                  int logins, size_t *len)
 {
     s_text_t t = {malloc(8192), 0, 8192, 0};
     if (!t.buf)
@@ -278,6 +278,12 @@ gw_metrics_render(gw_metrics_t *self, int sse_clients, int connections,
           "# TYPE presence_gateway_connections gauge\n"
           "presence_gateway_connections %d\n",
           connections);
+    s_add(&t,
+          "# HELP presence_gateway_logins_in_flight Logins waiting for "
+          "the broker (their connections suspended).\n"
+          "# TYPE presence_gateway_logins_in_flight gauge\n"
+          "presence_gateway_logins_in_flight %d\n",
+          logins);
     s_add(&t,
           "# HELP presence_gateway_changes_total Changes received from "
           "the broker.\n# TYPE presence_gateway_changes_total counter\n"

@@ -81,10 +81,11 @@ uint64_t gw_metrics_requests(gw_metrics_t *self, gw_route_t route,
 uint64_t gw_metrics_rejects(gw_metrics_t *self, gw_reject_t why);
 
 //  Render everything, with the gauges given (open event streams, open
-//  connections), as Prometheus text exposition format 0.0.4. Returns a
-//  heap string the caller frees (*len its length), or NULL.
+//  connections, logins in flight), as Prometheus text exposition format
+//  0.0.4. Returns a heap string the caller frees (*len its length), or
+//  NULL.
 char *gw_metrics_render(gw_metrics_t *self, int sse_clients, int connections,
-                        size_t *len);
+                        int logins, size_t *len);
 
 //  The broker's fail-over state from its stats (docs/ha.md): leader term
 //  and standby lag in changes. Rendered only once a term is known.

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gateway_login.h"
 #include "gateway_quality.h"
 #include "gateway_workers.h"
 #include "pres_log.h"
@@ -75,7 +76,8 @@ gw_ops_metrics(gw_req_t *req, struct MHD_Connection *conn)
     size_t len = 0;
     char *text =
         gw_metrics_render(req->gw->metrics, gw_sse_clients(req->gw->sse),
-                          gw_conns_count(req->gw->conns), &len);
+                          gw_conns_count(req->gw->conns),
+                          gw_login_in_flight(req->gw->login), &len);
     if (!text)
         return gw_req_error(req, conn, 503, "out of memory");
     text = s_broker_metrics(req, text, &len);
