@@ -653,6 +653,10 @@ bench_cost() {
         eval "${b}_exp=${exp:-0} ${b}_bc=$bc ${b}_sc=$sc"
         eval "${b}_within=$(kv within_1s "$o") ${b}_max=$(kv late_max_ms "$o")"
         check "$(kv missing "$o")" "sessions not expired ($b)"
+        # A count, not a speed: this build's sweeper answers due sessions
+        # only (a repeat notice, 1 s later, may add a few), never live ones.
+        [ $b = this ] && [ "${exp:-0}" -gt $((2 * np + 100)) ] &&
+            check 1 "the sweeper sent $exp expires for $np expiring sessions"
         BUILD_DIR=$own
     done
     ref_exp=${ref_exp:--}; ref_bc=${ref_bc:--}; ref_sc=${ref_sc:--}; ref_within=${ref_within:--}; ref_max=${ref_max:--}
