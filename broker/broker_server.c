@@ -404,6 +404,14 @@ s_reply(void *sock, void *msg, void *arg)
     zmsg_destroy(&m);
 }
 
+//  Leading, and, under fail-over, sure of the lease: only then does the
+//  loop apply events or hand out due notices.
+static bool
+s_lead(broker_server_t *self)
+{
+    return self->leading && (!self->ha || broker_ha_leading(self->ha));
+}
+
 //  A due notice (broker_state_due) goes out at once: it asks for an
 //  expire and makes no promise about the disk, so it waits for no fsync
 //  (held behind the fsyncs, 100,000 sessions due within 0.5 s ended up to
@@ -916,7 +924,7 @@ broker_server_run(broker_server_t *self)
                            : 0;
         if (held && held - now < wait)
             wait = held > now ? (long)(held - now) : 0;
-        if (self->leading && (!self->ha || broker_ha_leading(self->ha))) {
+        if (s_lead(self)) {
             //  The next slot of the deadline wheel holding a session.
             long to_due = (long)broker_state_due_wait(
                 self->state, (uint64_t)pres_now_ms(), (uint64_t)wait);
@@ -937,7 +945,7 @@ broker_server_run(broker_server_t *self)
             return -1;
         }
         //  A leader whose lease is in doubt handles nothing more.
-        bool lead = self->leading && (!self->ha || broker_ha_leading(self->ha));
+        bool lead = s_lead(self);
         int at = 0;
         bool queries = items[at++].revents & ZMQ_POLLIN;
         bool events = self->events && (items[at++].revents & ZMQ_POLLIN);

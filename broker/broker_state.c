@@ -375,6 +375,24 @@ s_change(broker_state_t *self, uint32_t u, pres_state_t prev,
     return s_outbox_add(self, topic, tlen, body, blen);
 }
 
+//  Encode a deadline notice about user/session into topic and body (room
+//  for S_OUTBOX_MSG bytes); *tlen and *blen their lengths. 0, or -1 (logged).
+static int
+s_notice_encode(const char *user, const char *session, uint64_t deadline,
+                char *topic, size_t *tlen, uint8_t *body, size_t *blen)
+{
+    pres_deadline_t dl = {.deadline = deadline};
+    snprintf(dl.user, sizeof(dl.user), "%s", user);
+    snprintf(dl.session, sizeof(dl.session), "%s", session);
+    *tlen = pres_deadline_topic(user, topic);
+    *blen = pres_deadline_encode(&dl, body, S_OUTBOX_MSG);
+    if (!*blen) {
+        pres_log_error("pres_deadline_encode() failed for %s", user);
+        return -1;
+    }
+    return 0;
+}
+
 //  The answer to an expire for a session the broker does not have: a
 //  deadline notice with deadline 0, published after the batch's commit
 //  like a change. A publisher that sends one learns that everything it
@@ -383,17 +401,11 @@ s_change(broker_state_t *self, uint32_t u, pres_state_t prev,
 static int
 s_gone_notice(broker_state_t *self, const char *user, const char *session)
 {
-    pres_deadline_t dl = {.deadline = 0};
-    snprintf(dl.user, sizeof(dl.user), "%s", user);
-    snprintf(dl.session, sizeof(dl.session), "%s", session);
     char topic[PRES_TOPIC_MAX];
     uint8_t body[S_OUTBOX_MSG];
-    size_t tlen = pres_deadline_topic(user, topic);
-    size_t blen = pres_deadline_encode(&dl, body, sizeof(body));
-    if (!blen) {
-        pres_log_error("pres_deadline_encode() failed for %s", user);
+    size_t tlen, blen;
+    if (s_notice_encode(user, session, 0, topic, &tlen, body, &blen))
         return -1;
-    }
     return s_outbox_add(self, topic, tlen, body, blen);
 }
 
@@ -699,19 +711,13 @@ broker_state_due(broker_state_t *self, uint64_t now_ms,
         //  while it lives (a notice or an expire lost, no sweeper yet).
         broker_live_wheel_file(self->live, s, now_ms + BROKER_DUE_AGAIN_MS);
         const broker_user_t *user = broker_live_user(self->live, session->user);
-        pres_deadline_t dl = {.deadline = deadline};
-        memcpy(dl.user, broker_live_id(self->live, user->id),
-               (size_t)user->len + 1);
-        memcpy(dl.session, broker_live_id(self->live, session->id),
-               (size_t)session->len + 1);
         char topic[PRES_TOPIC_MAX];
         uint8_t body[S_OUTBOX_MSG];
-        size_t tlen = pres_deadline_topic(dl.user, topic);
-        size_t blen = pres_deadline_encode(&dl, body, sizeof(body));
-        if (!blen) {
-            pres_log_error("pres_deadline_encode() failed for %s", dl.user);
-            continue;  //  asked again with the next lap
-        }
+        size_t tlen, blen;
+        if (s_notice_encode(broker_live_id(self->live, user->id),
+                            broker_live_id(self->live, session->id), deadline,
+                            topic, &tlen, body, &blen))
+            continue;  //  asked again in BROKER_DUE_AGAIN_MS
         fn(topic, tlen, body, blen, arg);
         notices++;
     }
