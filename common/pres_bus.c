@@ -342,6 +342,21 @@ pres_bus_sub_changes(const pres_config_t *cfg, const char *prefix)
     return sock;
 }
 
+int
+pres_bus_recv_message(void *sock, zmq_msg_t *topic, zmq_msg_t *body)
+{
+    if (zmq_msg_recv(topic, sock, ZMQ_DONTWAIT) < 0)
+        return 0;
+    //  The parts of a message arrive together: no wait for the rest.
+    int frames = 1;
+    for (bool more = zmq_msg_more(topic); more; more = zmq_msg_more(body)) {
+        if (zmq_msg_recv(body, sock, 0) < 0)
+            break;
+        frames++;
+    }
+    return frames;
+}
+
 //  ---------------------------------------------------------------------
 //  Query client
 
@@ -424,9 +439,6 @@ pres_qclient_destroy(pres_qclient_t **self_p)
     }
 }
 
-//  Send one request on a fresh or current REQ socket (following a new
-//  leader). 0, or -1 with errno set (ECONNREFUSED: no socket; the send
-//  failed: the socket is renewed).
 //  A socket to send on: renewed when a new leader was elected (what was
 //  in flight on the old one times out at its caller), opened when none is.
 //  0, or -1 with errno ECONNREFUSED.
@@ -445,6 +457,9 @@ s_qclient_ready(pres_qclient_t *self)
     return 0;
 }
 
+//  Send one request on a fresh or current REQ socket (following a new
+//  leader). 0, or -1 with errno set (ECONNREFUSED: no socket; the send
+//  failed: the socket is renewed).
 static int
 s_qclient_send(pres_qclient_t *self, const void *req, size_t len)
 {

@@ -68,6 +68,13 @@ uint64_t pres_pub_seq(const pres_pub_t *self);  //  last seq sent
 //  Caller owns the socket. NULL after logging.
 zsock_t *pres_bus_sub_changes(const pres_config_t *cfg, const char *prefix);
 
+//  Receive one message from a subscriber without waiting: its first frame
+//  into topic and its last into body (frames between are dropped; body is
+//  left as it was for a one-frame message). Both are initialised by the
+//  caller, who closes them. Returns the number of frames, 0 when none was
+//  queued (or a signal came).
+int pres_bus_recv_message(void *sock, zmq_msg_t *topic, zmq_msg_t *body);
+
 //  ---------------------------------------------------------------------
 //  Query client (Lazy Pirate): a REQ socket to query_endpoint, recreated
 //  after a timeout so one lost reply never wedges it. Not thread-safe.

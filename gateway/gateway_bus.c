@@ -388,26 +388,16 @@ s_drain(gw_bus_t *self)
     for (int i = 0; i < 10000; i++) {
         zmq_msg_t topic, body;
         zmq_msg_init(&topic);
-        if (zmq_msg_recv(&topic, sock, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&topic);
-            return;
-        }
-        if (!zmq_msg_more(&topic)) {
-            zmq_msg_close(&topic);
-            continue;
-        }
         zmq_msg_init(&body);
-        if (zmq_msg_recv(&body, sock, 0) < 0) {
+        //  A change is the last frame (those between are skipped); a
+        //  message of one frame carries none.
+        int frames = pres_bus_recv_message(sock, &topic, &body);
+        if (frames < 2) {
             zmq_msg_close(&topic);
             zmq_msg_close(&body);
-            return;
-        }
-        //  Skip any further frames of a malformed message.
-        while (zmq_msg_more(&body)) {
-            zmq_msg_close(&body);
-            zmq_msg_init(&body);
-            if (zmq_msg_recv(&body, sock, 0) < 0)
-                break;
+            if (frames == 0)
+                return;
+            continue;
         }
         pres_change_t ch;
         const char *why = NULL;

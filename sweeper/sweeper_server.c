@@ -126,13 +126,19 @@ s_summary(const sweeper_server_t *self)
 //  serves notices meanwhile). Only asked once the broker takes our
 //  events, so "ready:" means both directions work.
 
+//  The pause to wait now; the next one doubles, up to max.
+static int
+s_backoff(int *pause, int max)
+{
+    int now = *pause;
+    *pause = now * 2 > max ? max : now * 2;
+    return now;
+}
+
 static void
 s_ask_later(sweeper_server_t *self, int64_t mono)
 {
-    self->ask_at = mono + self->ask_backoff;
-    self->ask_backoff = self->ask_backoff * 2 > S_ASK_MAX_MS
-                            ? S_ASK_MAX_MS
-                            : self->ask_backoff * 2;
+    self->ask_at = mono + s_backoff(&self->ask_backoff, S_ASK_MAX_MS);
 }
 
 static void
@@ -225,10 +231,8 @@ s_send(sweeper_server_t *self, const pres_event_t *ev)
     if (&self->held_ev != ev)
         self->held_ev = *ev;
     self->held = true;
-    self->send_at = pres_mono_ms() + self->hold_backoff;
-    self->hold_backoff = self->hold_backoff * 2 > S_HOLD_MAX_MS
-                             ? S_HOLD_MAX_MS
-                             : self->hold_backoff * 2;
+    self->send_at =
+        pres_mono_ms() + s_backoff(&self->hold_backoff, S_HOLD_MAX_MS);
     return -1;
 }
 
@@ -266,24 +270,11 @@ s_drain(sweeper_server_t *self)
     for (int i = 0; i < S_DRAIN_MAX && !self->held; i++) {
         zmq_msg_t topic, body;
         zmq_msg_init(&topic);
-        if (zmq_msg_recv(&topic, self->sub_handle, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&topic);
-            return;
-        }
         zmq_msg_init(&body);
-        int more = zmq_msg_more(&topic);
-        int rc = more ? zmq_msg_recv(&body, self->sub_handle, 0) : -1;
-        if (rc >= 0 && !zmq_msg_more(&body))
+        int frames = pres_bus_recv_message(self->sub_handle, &topic, &body);
+        if (frames == 2)
             s_notice(self, &topic, &body);
-        else {
-            //  Not two frames: skip the rest of this message.
-            while (zmq_msg_more(rc >= 0 ? &body : &topic)) {
-                zmq_msg_close(&body);
-                zmq_msg_init(&body);
-                if (zmq_msg_recv(&body, self->sub_handle, 0) < 0)
-                    break;
-                rc = 0;
-            }
+        else if (frames > 0) {
             self->st.bad++;
             pres_log_limited(&self->bad_rl, S_BAD_LOG_MS,
                              "notices: refused a message that is not two "
@@ -291,6 +282,8 @@ s_drain(sweeper_server_t *self)
         }
         zmq_msg_close(&body);
         zmq_msg_close(&topic);
+        if (frames == 0)
+            return;  //  drained
     }
 }
 
