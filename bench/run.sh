@@ -118,15 +118,7 @@ bench_memory() {
         wait_port "$gport" || { cat "$TMP_DIR/gateway-$n.log" >&2; die "gateway did not start"; }
         sleep 1
         idle=$(rss_sum "$bpid" "$spid" "$gpid")
-        # In runs of at most 100,000 logins: one publisher pushing 1M in one
-        # go stalls at ~0.5M applied (old and new broker alike; the rest
-        # dies with the driver), see RESULTS.md.
-        off=0
-        while [ $off -lt "$n" ]; do
-            c=$((n - off)); [ $c -gt 100000 ] && c=100000
-            load_run "memory-login-$n-$off" -t login -u "$c" -o "$off" -n "$c" >/dev/null
-            off=$((off + c))
-        done
+        login_runs "memory-login-$n" "$n"
         # Steady state: the broker gives freed burst memory back after 2 s
         # of quiet (the sweeper holds nothing per live session). Wait
         # until the total has not moved for 3 s (at least 5 s, at most 60).
@@ -180,6 +172,20 @@ load_run() {
     o=$("$PB" load "$@") || { log "$name: $o"; check 1 "$name: load driver failed"; }
     log "$name: $o"
     printf '%s' "$o"
+}
+
+# login_runs NAME N [load args...]: users 0..N-1 logged in through the bus
+# (one session each), in runs of at most 100,000 logins: one publisher
+# pushing 1M in one go stalls at ~0.5M applied (the rest dies with the
+# driver), see RESULTS.md. Extra args (e.g. -x PREFIX) go to every run.
+login_runs() {
+    local lr_name=$1 lr_n=$2 lr_off=0 lr_c
+    shift 2
+    while [ $lr_off -lt "$lr_n" ]; do
+        lr_c=$((lr_n - lr_off)); [ $lr_c -gt 100000 ] && lr_c=100000
+        load_run "$lr_name-$lr_off" -t login -u "$lr_c" -o "$lr_off" -n "$lr_c" "$@" >/dev/null
+        lr_off=$((lr_off + lr_c))
+    done
 }
 
 redis_bench() {
@@ -563,12 +569,7 @@ bench_start() {
         start_broker "start-broker-$mode"
         hb=
         if [ $mode = live ]; then
-            off=0
-            while [ $off -lt "$n" ]; do
-                c=$((n - off)); [ $c -gt 100000 ] && c=100000
-                load_run "start-login-$off" -t login -x bg -u "$c" -o "$off" -n "$c" >/dev/null
-                off=$((off + c))
-            done
+            login_runs start-login "$n" -x bg
             # Each live session beats every t/3 s from now to the end.
             "$PB" load -t heartbeat -x bg -u "$n" -r $((n * 3 / t)) -d $((3 * t + 30)) -W \
                 >"$TMP_DIR/start-hb.log" 2>&1 &
@@ -627,12 +628,7 @@ bench_cost() {
         export PRESENCE_TIMEOUT=$t
         start_broker "cost-broker-$b"
         start_sweeper "cost-sweeper-$b"
-        off=0
-        while [ $off -lt "$n" ]; do
-            c=$((n - off)); [ $c -gt 100000 ] && c=100000
-            load_run "cost-login-$b-$off" -t login -x live -u "$c" -o "$off" -n "$c" >/dev/null
-            off=$((off + c))
-        done
+        login_runs "cost-login-$b" "$n" -x live
         bc0=$(cpu_ticks "$BROKER_PID"); sc0=$(cpu_ticks "$SWEEPER_PID")
         "$PB" load -t heartbeat -x live -u "$n" -r $((n * 3 / t)) -d $((k * t)) \
             >"$TMP_DIR/cost-hb-$b.log" 2>&1 &

@@ -6,8 +6,8 @@
     to attach, retried every 2 ms) -> waiting (the event is out; at half
     the timeout with no change, a second `get` asks whether the session
     is live, in case the change was lost on the way) -> done (result
-   set, connection resumed; from then on the job belongs to the request, which
-    frees it). Every job has the same timeout from its start, so the jobs
+    set, connection resumed; from then on the job belongs to the request,
+    which frees it). Every job has the same timeout from its start, so the jobs
     in flight, kept in start order, are also in deadline order: the
     thread only looks at the oldest to time them out.
 
