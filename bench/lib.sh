@@ -123,6 +123,13 @@ start_sweeper() {
 # cpu_ticks PID: user + system CPU time of PID in clock ticks.
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 
+# ctx_switches PID: context switches of all the process's threads so far
+# (voluntary and not; a thread that ended is not counted).
+ctx_switches() {
+    cat /proc/"$1"/task/*/status 2>/dev/null |
+        awk '/^(non)?voluntary_ctxt_switches:/ { n += $2 } END { print n + 0 }'
+}
+
 # per_cpu_s EVENTS TICKS: events per CPU-second of the process.
 per_cpu_s() { awk -v e="$1" -v t="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN { if (t + 0 == 0) print "-"; else printf "%d", e / (t / hz) }'; }
 

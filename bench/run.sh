@@ -40,9 +40,11 @@ bench_http() {
     # CPU per request (all threads; nginx: its workers) is steadier than
     # req/s on a shared box: it does not count the time spent waiting.
     nworkers=$(pgrep -P "$NGINX_PID" | tr '\n' ' ')
-    nt0=0; for p in $nworkers; do nt0=$((nt0 + $(cpu_ticks "$p"))); done
+    nt0=0; nc0=0
+    for p in $nworkers; do nt0=$((nt0 + $(cpu_ticks "$p"))); nc0=$((nc0 + $(ctx_switches "$p"))); done
     ref=$(wrk -t"$threads" -c"$conns" -d"${dur}s" -s "$lua" "http://127.0.0.1:$nport" -- "$TMP_DIR/tokens.txt" | grep '^WRK')
-    nt1=0; for p in $nworkers; do nt1=$((nt1 + $(cpu_ticks "$p"))); done
+    nt1=0; nc1=0
+    for p in $nworkers; do nt1=$((nt1 + $(cpu_ticks "$p"))); nc1=$((nc1 + $(ctx_switches "$p"))); done
     stop_pid "$NGINX_PID"
     log "nginx:   $ref"
 
@@ -67,9 +69,9 @@ bench_http() {
         strace -c -f -o "$BENCH_STRACE" -p "$GATEWAY_PID" 2>/dev/null &
         perf_pid=$!
     fi
-    gt0=$(cpu_ticks "$GATEWAY_PID")
+    gt0=$(cpu_ticks "$GATEWAY_PID"); gc0=$(ctx_switches "$GATEWAY_PID")
     out=$(wrk -t"$threads" -c"$conns" -d"${dur}s" -s "$lua" "http://127.0.0.1:$gport" -- "$TMP_DIR/tokens.txt" | grep '^WRK')
-    gt1=$(cpu_ticks "$GATEWAY_PID")
+    gt1=$(cpu_ticks "$GATEWAY_PID"); gc1=$(ctx_switches "$GATEWAY_PID")
     log "gateway: $out"
     if [ -n "${BENCH_STRACE:-}" ] && [ -n "$perf_pid" ]; then
         kill -INT "$perf_pid"
@@ -89,6 +91,11 @@ bench_http() {
     row "CPU us per request (all threads)" \
         "$(awk -v t=$((gt1 - gt0)) -v h="$hz" -v n="$(kv requests "$out")" 'BEGIN { if (n + 0) printf "%.1f", t / h * 1e6 / n; else print "-" }')" \
         "$(awk -v t=$((nt1 - nt0)) -v h="$hz" -v n="$(kv requests "$ref")" 'BEGIN { if (n + 0) printf "%.1f", t / h * 1e6 / n; else print "-" }')"
+    # Context switches per request: every wake-up of a thread (the ZMQ I/O
+    # thread's per event, a worker's per epoll round) costs a switch here.
+    row "context switches per request" \
+        "$(awk -v c=$((gc1 - gc0)) -v n="$(kv requests "$out")" 'BEGIN { if (n + 0) printf "%.3f", c / n; else print "-" }')" \
+        "$(awk -v c=$((nc1 - nc0)) -v n="$(kv requests "$ref")" 'BEGIN { if (n + 0) printf "%.3f", c / n; else print "-" }')"
     row "errors" "$(kv errors "$out")" "$(kv errors "$ref")" "-" "goal 0"
     row "bus events lost (broker stats)" "$(kv lost "$st")" "0" "-" "goal 0"
     check "$(kv lost "$st")" "broker counted lost events"

@@ -45,6 +45,8 @@ typedef struct {
     uint64_t batch_hist[S_HIST];   //  [i]: batches of < 2^i events
     uint64_t commit_hist[S_HIST];  //  [i]: commits of < 2^i us
     uint64_t close_hist[S_HIST];   //  [i]: first change -> commit, < 2^i us
+    uint64_t flush_hist[S_HIST];   //  [i]: last_seen flushes of < 2^i us
+    uint64_t flush_us_max;         //  the longest, on the loop
 } s_figures_t;
 
 struct broker_server {
@@ -194,7 +196,8 @@ s_log_figures(broker_server_t *self)
         "(busy) p50<=%llu p99<=%llu; fsync end to publish us p50<=%llu "
         "p99<=%llu; held to published us p50<=%llu p99<=%llu; published "
         "%llu (%llu by the sync thread); fsyncs with a last_seen flush %llu, "
-        "us p50<=%llu p99<=%llu",
+        "us p50<=%llu p99<=%llu; last_seen flushes %llu, on the loop us "
+        "p50<=%llu max %llu",
         (unsigned long long)f->batches,
         f->batches ? (double)f->events / (double)f->batches : 0.0,
         (unsigned long long)s_quantile(f->batch_hist, S_HIST, 0.5),
@@ -222,7 +225,10 @@ s_log_figures(broker_server_t *self)
         (unsigned long long)d.published, (unsigned long long)d.by_thread,
         (unsigned long long)s_count(d.bulk_hist, 16),
         (unsigned long long)(64 * s_quantile(d.bulk_hist, 16, 0.5)),
-        (unsigned long long)(64 * s_quantile(d.bulk_hist, 16, 0.99)));
+        (unsigned long long)(64 * s_quantile(d.bulk_hist, 16, 0.99)),
+        (unsigned long long)s_count(f->flush_hist, S_HIST),
+        (unsigned long long)s_quantile(f->flush_hist, S_HIST, 0.5),
+        (unsigned long long)f->flush_us_max);
 }
 
 //  Bind one socket. admin: the admin ROUTER (small frames, its own ZAP
@@ -545,11 +551,18 @@ static int
 s_flush(broker_server_t *self)
 {
     uint64_t commits0 = broker_store_commits(self->store);
+    int64_t t0 = zclock_usecs();
     if (broker_state_flush(self->state)) {
         //  A failed flush (disk full) leaves the beats dirty: the next
         //  period tries again.
         pres_log_limited(&self->rl, 1000, "last_seen flush failed; retrying");
         return 0;
+    }
+    if (broker_store_commits(self->store) != commits0) {
+        uint64_t us = (uint64_t)(zclock_usecs() - t0);
+        self->fig.flush_hist[s_bucket(us)]++;
+        if (us > self->fig.flush_us_max)
+            self->fig.flush_us_max = us;
     }
     s_committed(self, commits0, true);
     return 0;

@@ -98,6 +98,15 @@ struct pres_pub {
     int subscribers;                //  subscriptions minus unsubscriptions
     int64_t next_poll_ms;           //  when to look for (un)subscriptions
     char buf[PRES_MSG_MAX];         //  encode buffer
+    //  The stage (pres_pub_post): encoded events not yet handed to
+    //  libzmq, in seq order; [head, count) are still to go.
+    int head, count;
+    size_t used;  //  bytes of stage taken
+    struct {
+        uint32_t off, len;
+        pres_ev_type_t type;
+    } staged[PRES_PUB_STAGE_MAX];
+    char stage[PRES_PUB_STAGE_BYTES];
 };
 
 void
@@ -169,6 +178,9 @@ pres_pub_destroy(pres_pub_t **self_p)
     assert(self_p);
     if (*self_p) {
         pres_pub_t *self = *self_p;
+        if (self->sock && self->monitor && pres_pub_flush(self) > 0)
+            pres_log_error("publisher %s: %d staged events dropped at exit",
+                           self->src, self->count - self->head);
         if (self->sock)
             zmq_socket_monitor(self->handle, NULL, 0);
         zsock_destroy(&self->monitor);
@@ -265,48 +277,136 @@ pres_pub_wait(pres_pub_t *self, int timeout_ms)
     return true;
 }
 
-int
-pres_pub_send(pres_pub_t *self, pres_event_t *ev, int timeout_ms)
+//  Fill what the publisher owns in ev and encode it into buf (cap bytes).
+//  Returns the length, or 0 with errno EINVAL.
+static size_t
+s_pub_encode(pres_pub_t *self, pres_event_t *ev, char *buf, size_t cap)
 {
     snprintf(ev->src, sizeof ev->src, "%s", self->src);
     ev->seq = self->seq + 1;
     if (ev->at == 0)
         ev->at = (uint64_t)pres_now_ms();
-    size_t len = pres_event_encode(ev, self->buf, sizeof self->buf);
-    if (len == 0) {
+    size_t len = pres_event_encode(ev, buf, cap);
+    if (len == 0)
         errno = EINVAL;
+    return len;
+}
+
+//  Hand one message to libzmq without waiting. 0, or -1 (broker absent
+//  or pipe full: nothing sent).
+static int
+s_pub_try(pres_pub_t *self, pres_ev_type_t type, const void *body, size_t len)
+{
+    const char *topic = pres_ev_type_name(type);
+    if (!pres_pub_ready(self) || zmq_send(self->handle, topic, strlen(topic),
+                                          ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
         return -1;
-    }
-    const char *topic = pres_ev_type_name(ev->type);
-    int64_t until = 0;
-    while (true) {
-        if (pres_pub_ready(self) && zmq_send(self->handle, topic, strlen(topic),
-                                             ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
-            break;
-        //  Broker absent, or XPUB_NODROP said the pipe is full.
-        if (timeout_ms <= 0)
-            goto again;
-        if (until == 0)
-            until = pres_mono_ms() + timeout_ms;
-        else if (pres_mono_ms() >= until)
-            goto again;
-        if (!self->connected || self->subscribers <= 0)
-            pres_pub_wait(self, (int)(until - pres_mono_ms()));
-        else {
-            struct timespec pause = {0, 50 * 1000};
-            nanosleep(&pause, NULL);
-        }
-    }
     //  Once the first frame is queued, the second always follows it.
-    if (zmq_send(self->handle, self->buf, len, 0) < 0) {
+    if (zmq_send(self->handle, body, len, 0) < 0)
         pres_log_error("zmq_send(event body) failed: %s", zmq_strerror(errno));
-        return -1;
+    return 0;
+}
+
+//  Wait a little for room or for the broker: until `until` (set on the
+//  first call from timeout_ms). false once the time is up.
+static bool
+s_pub_pause(pres_pub_t *self, int64_t *until, int timeout_ms)
+{
+    if (timeout_ms <= 0)
+        return false;
+    if (*until == 0)
+        *until = pres_mono_ms() + timeout_ms;
+    else if (pres_mono_ms() >= *until)
+        return false;
+    if (!self->connected || self->subscribers <= 0)
+        pres_pub_wait(self, (int)(*until - pres_mono_ms()));
+    else {
+        struct timespec pause = {0, 50 * 1000};
+        nanosleep(&pause, NULL);
     }
+    return true;
+}
+
+int
+pres_pub_flush(pres_pub_t *self)
+{
+    while (self->head < self->count) {
+        int i = self->head;
+        if (s_pub_try(self, self->staged[i].type,
+                      self->stage + self->staged[i].off, self->staged[i].len))
+            return self->count - self->head;
+        self->head++;
+    }
+    self->head = self->count = 0;
+    self->used = 0;
+    return 0;
+}
+
+//  Flush the stage, waiting until `until` for it to empty. 0 or -1.
+static int
+s_pub_flush_wait(pres_pub_t *self, int64_t *until, int timeout_ms)
+{
+    while (pres_pub_flush(self) > 0)
+        if (!s_pub_pause(self, until, timeout_ms))
+            return -1;
+    return 0;
+}
+
+int
+pres_pub_post(pres_pub_t *self, pres_event_t *ev, int timeout_ms)
+{
+    int64_t until = 0;
+    if (self->count == PRES_PUB_STAGE_MAX ||
+        self->used + PRES_MSG_MAX > sizeof self->stage) {
+        if (s_pub_flush_wait(self, &until, timeout_ms))
+            goto again;
+    }
+    //  Nothing is staged for a broker that is not there.
+    while (!pres_pub_ready(self))
+        if (!s_pub_pause(self, &until, timeout_ms))
+            goto again;
+    size_t len = s_pub_encode(self, ev, self->stage + self->used, PRES_MSG_MAX);
+    if (len == 0)
+        return -1;
+    self->staged[self->count].off = (uint32_t)self->used;
+    self->staged[self->count].len = (uint32_t)len;
+    self->staged[self->count].type = ev->type;
+    self->count++;
+    self->used += len;
+    self->seq = ev->seq;
+    if (self->count == PRES_PUB_STAGE_MAX)
+        pres_pub_flush(self);
+    return 0;
+again:
+    errno = EAGAIN;
+    return -1;
+}
+
+int
+pres_pub_send(pres_pub_t *self, pres_event_t *ev, int timeout_ms)
+{
+    size_t len = s_pub_encode(self, ev, self->buf, sizeof self->buf);
+    if (len == 0)
+        return -1;
+    int64_t until = 0;
+    //  What was staged goes first, or ev would overtake it.
+    if (s_pub_flush_wait(self, &until, timeout_ms))
+        goto again;
+    while (s_pub_try(self, ev->type, self->buf, len))
+        //  Broker absent, or XPUB_NODROP said the pipe is full.
+        if (!s_pub_pause(self, &until, timeout_ms))
+            goto again;
     self->seq = ev->seq;
     return 0;
 again:
     errno = EAGAIN;
     return -1;
+}
+
+int
+pres_pub_staged(const pres_pub_t *self)
+{
+    return self->count - self->head;
 }
 
 const char *

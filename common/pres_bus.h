@@ -54,10 +54,33 @@ bool pres_pub_wait(pres_pub_t *self, int timeout_ms);
 //  few ms for (un)subscription frames).
 bool pres_pub_ready(pres_pub_t *self);
 
-//  Publish ev: fills v, src, seq and (if 0) at. Waits at most timeout_ms
-//  for room (0 = do not wait). Returns 0, or -1 with errno EAGAIN (broker
-//  absent or bus saturated for timeout_ms) or EINVAL (ev invalid).
+//  Publish ev: fills v, src, seq and (if 0) at. What is staged goes out
+//  first. Waits at most timeout_ms for room (0 = do not wait). Returns 0,
+//  or -1 with errno EAGAIN (broker absent or bus saturated for
+//  timeout_ms: ev not sent) or EINVAL (ev invalid).
 int pres_pub_send(pres_pub_t *self, pres_event_t *ev, int timeout_ms);
+
+//  Batching, for a thread that publishes many small events: _post fills ev
+//  as _send does and stages it, encoded, in the publisher; staged events
+//  go out, in order, with the next _flush or _send, or when the stage is
+//  full (PRES_PUB_STAGE_MAX events). Handing libzmq a burst at once
+//  wakes its I/O thread once per burst instead of once per event
+//  (docs/gateway.md, "The heartbeat hot path"). A staged event has its
+//  seq: it is sent, late, even after a pause of the broker, or counted
+//  as lost by the broker if the publisher is destroyed first. _post
+//  waits at most timeout_ms for the broker, and for room when the stage
+//  is full and the bus saturated; returns 0, or -1 with errno EAGAIN
+//  (nothing staged) or EINVAL.
+#define PRES_PUB_STAGE_MAX   32
+#define PRES_PUB_STAGE_BYTES (4 * PRES_MSG_MAX)
+int pres_pub_post(pres_pub_t *self, pres_event_t *ev, int timeout_ms);
+
+//  Send what is staged, without waiting. Returns how many events stay
+//  staged (broker absent or pipe full): 0 when all went out.
+int pres_pub_flush(pres_pub_t *self);
+
+//  Events staged and not yet sent.
+int pres_pub_staged(const pres_pub_t *self);
 
 const char *pres_pub_src(const pres_pub_t *self);
 uint64_t pres_pub_seq(const pres_pub_t *self);  //  last seq sent

@@ -105,7 +105,7 @@ s_publish(gw_req_t *req, pres_event_t *ev, int64_t deadline)
 {
     int64_t t0 = pres_mono_ms();
     int wait = s_broker_away(req) ? 0 : s_left(deadline);
-    int rc = pres_pub_send(req->worker->pub, ev, wait);
+    int rc = gw_workers_publish(req->worker->pool, ev, wait);
     if (rc == 0) {
         gw_metrics_published(req->gw->metrics, (int)ev->type);
         gw_metrics_latency(req->gw->metrics, GW_LAT_PUBLISH,

@@ -164,6 +164,42 @@ s_mint(const char *user, bool admin)
     return ith_mint(s_minter, user, admin, 600);
 }
 
+//  A heartbeat answered 204, then a logout of that session on another
+//  connection (maybe another MHD thread, whose publisher is not the
+//  heartbeat's): the session must stay ended. Heartbeats are staged and
+//  sent in bursts (docs/gateway.md); a logout overtaking one would see
+//  it start the session again (a heartbeat for an unknown session is a
+//  reconnect). Each request on its own connection.
+static void
+s_test_logout_after_heartbeat(const char *admin)
+{
+    enum { N = 40 };
+    ith_resp_t *r = malloc(sizeof *r);
+    CHECK(r);
+    char user[32];
+    for (int i = 0; i < N; i++) {
+        snprintf(user, sizeof user, "order%d", i);
+        char *t = s_mint(user, false);
+        CHECK_EQ(ith_request(s_port, "POST", "/v1/heartbeat", t,
+                             "{\"session\":\"s1\"}", r, 5000),
+                 204);
+        CHECK_EQ(ith_request(s_port, "POST", "/v1/logout", t,
+                             "{\"session\":\"s1\"}", r, 5000),
+                 204);
+        free(t);
+    }
+    it_sleep_ms(300);  //  what was staged has long gone out
+    for (int i = 0; i < N; i++) {
+        snprintf(user, sizeof user, "/v1/users/order%d", i);
+        s_resp_t *u = s_http(s_port, "GET", user, admin, NULL, NULL);
+        EXPECT_STATUS(u, 200);
+        if (!s_has(u, "\"state\":\"offline\""))
+            fprintf(stderr, "after its logout: %s\n", u->body);
+        CHECK(s_has(u, "\"state\":\"offline\""));
+    }
+    free(r);
+}
+
 static void
 s_test_jwt_cases(void)
 {
@@ -555,6 +591,7 @@ main(void)
 
     s_test_jwt_cases();
     s_test_sse();
+    s_test_logout_after_heartbeat(admin);
 
     //  Logout one session: the other stays; the token is revoked.
     char *alice2 = s_mint("alice", false);
