@@ -374,7 +374,17 @@ fanout_side() {
     [ $usr1 = 1 ] && kill -USR1 "$pid"
     F10=$(fanout_at 10 "$FRATE")
     [ $usr1 = 1 ] && kill -USR1 "$pid"
+    # Beside the null echo's 50 % phase (the same CPU load, no broker):
+    # the disk's write + fdatasync latency, the floor a durable change
+    # pays on top of the echo (bench/fsync_probe.py).
+    probe=""
+    if [ "$2" = null ] && command -v python3 >/dev/null; then
+        python3 "$BENCH_DIR/fsync_probe.py" "$TMP_DIR" 8 "$(q 1 ${BENCH_SECONDS:-5})" >"$TMP_DIR/fsync-$1.txt" 2>&1 &
+        probe=$!
+    fi
     F50=$(fanout_at 50 "$FRATE")
+    FSYNC=""
+    if [ -n "$probe" ]; then wait "$probe"; FSYNC=$(cat "$TMP_DIR/fsync-$1.txt"); log "$1 disk: $FSYNC"; fi
     s=$("$PB" query stats 2>/dev/null)
     stop_pid "$pid"
     FIG=$(sed -n 's/.*figures: //p' "$TMP_DIR/$1.log" | tail -1)
@@ -413,6 +423,10 @@ bench_fanout() {
             check "$(kv missing "$b")" "changes missing at $pct%"
             check "$(kv lost "$b")" "events lost at $pct%"
         done
+        if [ -n "$FSYNC" ]; then
+            row "round $rnd: disk write+fdatasync p99 us (null's 50% phase)" "$(kv fsync_p99_us "$FSYNC")" "-" "-" \
+                "8 pages + 1; p50 $(kv fsync_p50_us "$FSYNC"), max $(kv fsync_max_us "$FSYNC"); broker p99 - null p99 = $(awk -v a="$(kv fanout_p99_us "$b50")" -v b="$(kv fanout_p99_us "$n50")" 'BEGIN { printf "%.0f", a - b }') us"
+        fi
         if [ "${BENCH_FANOUT_TMPFS:-1}" = 1 ] && [ -d /dev/shm ]; then
             # The same broker with its data on tmpfs: fsync costs ~nothing,
             # so this is the software path alone; the rest is the disk.
