@@ -267,13 +267,19 @@ s_test_query_client(void)
     //  The client recovered from the lost reply: the next calls work.
     zactor_t *broker = zactor_new(s_fake_broker, s_cfg.query_endpoint);
     CHECK(broker);
+    //  The abandoned query may still reach the broker (its socket was
+    //  closed with linger 0, but a connection made in that instant takes
+    //  it): then the broker counted it first, and each reply says so.
+    int base = 0;
     for (int i = 1; i <= 3; i++) {
         zframe_t *reply = pres_qclient_query(qc, &q, 5000, NULL);
         CHECK(reply);
         char *json =
             pres_mp_to_json(zframe_data(reply), zframe_size(reply), "ok", NULL);
+        if (i == 1 && strcmp(json, "{\"seq\":2}") == 0)
+            base = 1;
         char expect[32];
-        snprintf(expect, sizeof expect, "{\"seq\":%d}", i);
+        snprintf(expect, sizeof expect, "{\"seq\":%d}", base + i);
         CHECK_STR(json, expect);
         free(json);
         zframe_destroy(&reply);
