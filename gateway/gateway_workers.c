@@ -20,8 +20,8 @@ struct gw_workers {
     int nclaimed;                 //  handed to threads
     gw_auth_cache_t *auth_cache;  //  shared by the workers (thread-safe)
     int ncarriers;  //  the prebuilt workers, whose publishers carry events
-    //  The flusher: sleeps until a worker stages a first heartbeat, then
-    //  sends every worker's stage GW_FLUSH_US later.
+    //  The flusher: while heartbeats come, sends every carrier's stage
+    //  each GW_FLUSH_US; sleeps once a pass finds nothing staged.
     pthread_t flusher;
     bool flusher_up;
     pthread_mutex_t flush_lock;  //  guards idle, firsts, stopping
@@ -49,8 +49,10 @@ s_worker_destroy(gw_worker_t **w_p)
     *w_p = NULL;
 }
 
+//  carrier: a prebuilt worker, whose publisher carries events (any other
+//  worker, made for a thread beyond http_threads, has none).
 static gw_worker_t *
-s_worker_new(gw_workers_t *pool, int index)
+s_worker_new(gw_workers_t *pool, int index, bool carrier)
 {
     const pres_config_t *cfg = pool->cfg;
     gw_auth_cache_t *cache = pool->auth_cache;
@@ -60,13 +62,15 @@ s_worker_new(gw_workers_t *pool, int index)
     w->index = index;
     w->pool = pool;
     pthread_mutex_init(&w->pub_lock, NULL);
-    char src[PRES_ID_MAX + 1];
-    pres_src_id(src, sizeof src, "gateway", index);
-    w->pub = pres_pub_new(cfg, src);
+    if (carrier) {
+        char src[PRES_ID_MAX + 1];
+        pres_src_id(src, sizeof src, "gateway", index);
+        w->pub = pres_pub_new(cfg, src);
+    }
     w->query = pres_qclient_new(cfg);
     w->auth_cache = cache;
     w->reqs = gw_req_cache_new();
-    if (!w->pub || !w->query || !w->auth_cache || !w->reqs) {
+    if ((carrier && !w->pub) || !w->query || !w->auth_cache || !w->reqs) {
         pres_log_error("worker %d: setup failed", index);
         s_worker_destroy(&w);
     }
@@ -167,7 +171,7 @@ gw_workers_new(const pres_config_t *cfg, int prebuilt)
     if (prebuilt < 1)
         prebuilt = 1;  //  one carrier at least
     for (int i = 0; i < prebuilt && i < GW_WORKERS_MAX; i++) {
-        self->worker[i] = s_worker_new(self, i);
+        self->worker[i] = s_worker_new(self, i, true);
         if (!self->worker[i]) {
             gw_workers_destroy(&self);
             return NULL;
@@ -218,7 +222,7 @@ gw_workers_mine(gw_workers_t *self)
     if (self->nclaimed < self->nworkers)
         w = self->worker[self->nclaimed++];
     else if (self->nworkers < GW_WORKERS_MAX) {
-        w = s_worker_new(self, self->nworkers);
+        w = s_worker_new(self, self->nworkers, false);
         if (w) {
             self->worker[self->nworkers++] = w;
             self->nclaimed++;

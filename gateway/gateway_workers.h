@@ -1,10 +1,9 @@
-/*  gateway_workers: the worker pool. Each HTTP worker thread owns its
-    event publisher, query client, token cache and recycled request
-    contexts (none of them thread-safe; the token cache, shared by all
-    workers, is), claimed at the thread's first
-    request: prebuilt at start for http_threads threads (their sockets
-    connect meanwhile), made on demand for any further thread, up to
-    GW_WORKERS_MAX.
+/*  gateway_workers: the worker pool. Each HTTP worker thread owns a
+    worker context: its query client and recycled request contexts
+    (neither thread-safe), and the token cache shared by all (which is).
+    A thread claims its context at its first request: prebuilt at start
+    for http_threads threads (their sockets connect meanwhile), made on
+    demand for any further thread, up to GW_WORKERS_MAX.
 
     Events are published through the prebuilt workers' publishers, each
     user's always through the same one (gw_workers_publish); heartbeats in
@@ -32,7 +31,7 @@ struct gw_worker {
     int index;                    //  0.. ; src suffix
     gw_workers_t *pool;           //  the pool it belongs to
     pthread_mutex_t pub_lock;     //  guards pub (any HTTP thread, flusher)
-    pres_pub_t *pub;              //  the publisher it carries events on
+    pres_pub_t *pub;              //  the events it carries (prebuilt only)
     pres_qclient_t *query;        //  this thread's query client
     pres_qclient_t *admin;        //  admin endpoint client, made on first use
     gw_auth_cache_t *auth_cache;  //  verified tokens, shared (borrowed)
