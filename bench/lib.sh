@@ -130,6 +130,14 @@ ctx_switches() {
         awk '/^(non)?voluntary_ctxt_switches:/ { n += $2 } END { print n + 0 }'
 }
 
+# sum_of FN PID...: FN (cpu_ticks, ctx_switches) of each PID, summed.
+sum_of() {
+    local so_fn=$1 so_t=0 so_p
+    shift
+    for so_p in "$@"; do so_t=$((so_t + $($so_fn "$so_p"))); done
+    echo "$so_t"
+}
+
 # per_cpu_s EVENTS TICKS: events per CPU-second of the process.
 per_cpu_s() { awk -v e="$1" -v t="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN { if (t + 0 == 0) print "-"; else printf "%d", e / (t / hz) }'; }
 

@@ -40,11 +40,15 @@ bench_http() {
     # CPU per request (all threads; nginx: its workers) is steadier than
     # req/s on a shared box: it does not count the time spent waiting.
     nworkers=$(pgrep -P "$NGINX_PID" | tr '\n' ' ')
-    nt0=0; nc0=0
-    for p in $nworkers; do nt0=$((nt0 + $(cpu_ticks "$p"))); nc0=$((nc0 + $(ctx_switches "$p"))); done
+    # shellcheck disable=SC2086
+    nt0=$(sum_of cpu_ticks $nworkers)
+    # shellcheck disable=SC2086
+    nc0=$(sum_of ctx_switches $nworkers)
     ref=$(wrk -t"$threads" -c"$conns" -d"${dur}s" -s "$lua" "http://127.0.0.1:$nport" -- "$TMP_DIR/tokens.txt" | grep '^WRK')
-    nt1=0; nc1=0
-    for p in $nworkers; do nt1=$((nt1 + $(cpu_ticks "$p"))); nc1=$((nc1 + $(ctx_switches "$p"))); done
+    # shellcheck disable=SC2086
+    nt1=$(sum_of cpu_ticks $nworkers)
+    # shellcheck disable=SC2086
+    nc1=$(sum_of ctx_switches $nworkers)
     stop_pid "$NGINX_PID"
     log "nginx:   $ref"
 

@@ -14,14 +14,26 @@
 
 static pres_config_t s_cfg;
 
+//  The broker's side: a SUB bound to the events endpoint (rcvhwm 0: no
+//  limit), and pub attached to it.
 static zsock_t *
-s_broker_sub(void)
+s_broker_sub(pres_pub_t *pub, int rcvhwm)
 {
     zsock_t *sub = zsock_new(ZMQ_SUB);
     CHECK(sub);
-    zsock_set_rcvhwm(sub, 0);
+    zsock_set_rcvhwm(sub, rcvhwm);
     CHECK_EQ(zsock_bind(sub, "%s", s_cfg.events_endpoint), 0);
     zsock_set_subscribe(sub, "");
+    //  A bound SUB sends its subscription to a new peer only when its own
+    //  thread processes commands (any call on it): the broker polls it all
+    //  the time; here we must poke it while we wait.
+    bool attached = false;
+    for (int i = 0; i < 500 && !attached; i++) {
+        zmq_pollitem_t item = {zsock_resolve(sub), 0, ZMQ_POLLIN, 0};
+        zmq_poll(&item, 1, 0);
+        attached = pres_pub_wait(pub, 10);
+    }
+    CHECK(attached);
     return sub;
 }
 
@@ -43,17 +55,7 @@ s_test_publisher(void)
     CHECK_EQ(pres_pub_seq(pub), 0);
 
     //  Broker attaches: the subscription tells us.
-    zsock_t *sub = s_broker_sub();
-    //  A bound SUB sends its subscription to a new peer only when its own
-    //  thread processes commands (any call on it): the broker polls it all
-    //  the time; here we must poke it while we wait.
-    bool attached = false;
-    for (int i = 0; i < 500 && !attached; i++) {
-        zmq_pollitem_t item = {zsock_resolve(sub), 0, ZMQ_POLLIN, 0};
-        zmq_poll(&item, 1, 0);
-        attached = pres_pub_wait(pub, 10);
-    }
-    CHECK(attached);
+    zsock_t *sub = s_broker_sub(pub, 0);
 
     //  A burst: every event arrives, in order, seq without gaps.
     enum { N = 200000 };
@@ -140,18 +142,7 @@ s_test_stage(void)
     CHECK_EQ(pres_pub_staged(pub), 0);
     CHECK_EQ(pres_pub_seq(pub), 0);
 
-    zsock_t *sub = zsock_new(ZMQ_SUB);
-    CHECK(sub);
-    zsock_set_rcvhwm(sub, 2 * PRES_PUB_STAGE_MAX);
-    CHECK_EQ(zsock_bind(sub, "%s", s_cfg.events_endpoint), 0);
-    zsock_set_subscribe(sub, "");
-    bool attached = false;
-    for (int i = 0; i < 500 && !attached; i++) {
-        zmq_pollitem_t item = {zsock_resolve(sub), 0, ZMQ_POLLIN, 0};
-        zmq_poll(&item, 1, 0);
-        attached = pres_pub_wait(pub, 10);
-    }
-    CHECK(attached);
+    zsock_t *sub = s_broker_sub(pub, 2 * PRES_PUB_STAGE_MAX);
 
     for (int i = 0; i < 5; i++) {
         ev.at = 0;
