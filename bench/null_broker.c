@@ -12,6 +12,7 @@
 
 #include "pres_log.h"
 #include "pres_mp.h"
+#include "pres_sched.h"
 
 #define NULL_SRC_MAX 256
 #define NULL_BATCH   4096
@@ -163,6 +164,8 @@ bench_null_main(int argc, char **argv)
     pres_config_t cfg;
     if (bench_config(&cfg) || pres_config_make_dirs(&cfg))
         return 1;
+    //  The broker's scheduling, so that the two are compared alike.
+    pres_sched_realtime(cfg.sched_priority);
     static null_broker_t self;
     zsock_t *sub = zsock_new(ZMQ_SUB);
     zsock_t *pub = zsock_new(ZMQ_PUB);

@@ -408,6 +408,14 @@ bench_fanout() {
     reps=$(q 1 ${BENCH_REPEAT:-3})
     log "== fanout: login/logout probe under background heartbeat load ($reps rounds; fsync delay ${BENCH_FSYNC_DELAY_US:-0} us; load average $(cut -d' ' -f1-3 /proc/loadavg))"
     section "change fan-out (event publish -> change receipt; ref = null echo broker: same sockets, no state, no disk, same absolute load; fsync +${BENCH_FSYNC_DELAY_US:-0} us; load average $(cut -d' ' -f1-3 /proc/loadavg)):"
+    # BENCH_SCHED_PRIORITY (default 1; 0 = skip): each round also runs both
+    # sides under SCHED_FIFO at that priority, where this shell may.
+    rt=${BENCH_SCHED_PRIORITY:-1}
+    if [ "$rt" != 0 ] && ! chrt -f "$rt" true 2>/dev/null; then
+        log "fanout: SCHED_FIFO $rt is refused here: the sched_priority pairs are skipped"
+        rt=""
+    fi
+    [ "$rt" = 0 ] && rt=""
     rnd=1
     while [ $rnd -le "$reps" ]; do
         fanout_side "broker-$rnd" broker ""
@@ -440,6 +448,23 @@ bench_fanout() {
             check "$(kv missing "$F50")" "changes missing on tmpfs"
         fi
         [ -n "$bfig" ] && printf '  round %s broker %s\n' "$rnd" "$bfig" && printf '| round %s broker batches | %s | | | |\n' "$rnd" "$bfig" >>"$TMP_DIR/results.md"
+        if [ -n "$rt" ]; then
+            # Both sides again under SCHED_FIFO (sched_priority: the broker's
+            # key; the null echo reads the same), compared alike.
+            export PRESENCE_SCHED_PRIORITY=$rt
+            fanout_side "rt-broker-$rnd" broker "$brate"
+            r10=$F10; r50=$F50
+            fanout_side "rt-null-$rnd" null "$brate"
+            unset PRESENCE_SCHED_PRIORITY
+            for pct in 10 50; do
+                eval "b=\$r$pct n=\$F$pct d=\$n$pct"
+                row "round $rnd: p99 us at $pct% load, both at sched_priority $rt" "$(kv fanout_p99_us "$b")" "$(kv fanout_p99_us "$n")" "" \
+                    "$([ $pct = 50 ] && echo 'goal ratio <= 1.5; ')p50 $(kv fanout_p50_us "$b") / $(kv fanout_p50_us "$n"); broker at $rt / null at 0: $(ratio "$(kv fanout_p99_us "$b")" "$(kv fanout_p99_us "$d")")"
+                eval "S99_$pct=\"\${S99_$pct:-} $(ratio "$(kv fanout_p99_us "$b")" "$(kv fanout_p99_us "$n")")\""
+                eval "X99_$pct=\"\${X99_$pct:-} $(ratio "$(kv fanout_p99_us "$b")" "$(kv fanout_p99_us "$d")")\""
+                check "$(kv missing "$b")" "changes missing at $pct%, sched_priority $rt"
+            done
+        fi
         if [ -n "${BENCH_BASELINE_BUILD:-}" ]; then
             # The same rounds with another build's broker (e.g. before a change).
             fanout_side "base-$rnd" base "$brate"
@@ -464,6 +489,12 @@ bench_fanout() {
         [ -n "$d" ] && row "baseline median p99 ratio at $pct% load" "$(median $d)" "1" "-" "rounds:$d"
     done
     [ -n "${T99_50:-}" ] && row "median p99 ratio at 50% load, data on tmpfs" "$(median $T99_50)" "1" "-" "rounds:$T99_50"
+    # shellcheck disable=SC2086 # the rounds, split into median's arguments
+    for pct in 10 50; do
+        eval "a=\${S99_$pct:-} b=\${X99_$pct:-}"
+        [ -n "$a" ] && row "median p99 ratio at $pct% load, both at sched_priority $rt" "$(median $a)" "1" "-" "rounds:$a$([ $pct = 50 ] && echo '; goal <= 1.5')"
+        [ -n "$b" ] && row "median p99 ratio at $pct% load, broker at $rt, null at 0" "$(median $b)" "1" "-" "rounds:$b"
+    done
     return 0
 }
 

@@ -6,6 +6,7 @@
 #include "broker_server.h"
 #include "pres_config.h"
 #include "pres_log.h"
+#include "pres_sched.h"
 
 int
 main(int argc, char **argv)
@@ -16,6 +17,9 @@ main(int argc, char **argv)
                               "queries, state in LMDB");
     if (rc != 0)
         return rc > 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    //  Before any thread starts, so that they all inherit it; refused, the
+    //  broker runs on at normal priority (docs/broker.md).
+    pres_sched_realtime(cfg.sched_priority);
     //  libzmq's I/O thread allocates receive buffers that this thread
     //  frees; without padding glibc trims the heap after every batch and
     //  the next one page-faults it back (docs/profiles/broker-ingest.md:

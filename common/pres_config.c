@@ -78,6 +78,7 @@ static const s_key_t s_keys[] = {
     INT(lmdb_map_mib, "16384", 1, 1048576),
     INT(lastseen_flush_ms, "1000", 10, 5000),
     INT(fsync_thread, "2", 0, 2),
+    INT(sched_priority, "0", 0, 99),
     INT(snapshot_page, "10000", 0, 10000),
     INT(http_threads, "2", 1, 64),
     INT(http_max_connections, "4096", 1, 1000000),

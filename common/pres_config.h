@@ -46,8 +46,9 @@ typedef struct pres_config {
     //  Broker storage
     int lmdb_map_mib;       //  LMDB map size in MiB
     int lastseen_flush_ms;  //  max lag of a lazily durable last_seen (<=5000)
-    int fsync_thread;  //  2: fsync and publish on the sync thread; 1: fsync
-                       //  there, the loop publishes; 0: fsync inline
+    int fsync_thread;    //  2: fsync and publish on the sync thread; 1: fsync
+                         //  there, the loop publishes; 0: fsync inline
+    int sched_priority;  //  1-99: SCHED_FIFO for every broker thread; 0: off
     //  Sweeper
     int snapshot_page;  //  unused since the sweeper holds no sessions;
                         //  still accepted so old files load

@@ -13,7 +13,7 @@ foreach(t live store store_fault state pubs query bounds durable log)
     LIBS broker_core)
 endforeach()
 foreach(t rules restart malformed authority bounds changelog get_many grace
-          audit)
+          audit sched)
   pres_test(NAME it.broker_${t} LABEL it TIMEOUT 60
     SOURCES ${CMAKE_SOURCE_DIR}/tests/it/broker_${t}.c LIBS itutil)
   set_tests_properties(it.broker_${t} PROPERTIES RESOURCE_LOCK broker_bus)
