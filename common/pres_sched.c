@@ -5,6 +5,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <sched.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
 
@@ -20,14 +21,14 @@ pres_sched_realtime(int priority)
     if (sched_setscheduler(0, SCHED_FIFO, &sp)) {
         int err = errno;
         struct rlimit rl = {0};
-        getrlimit(RLIMIT_RTPRIO, &rl);
+        char limit[24] = "unlimited";
+        if (getrlimit(RLIMIT_RTPRIO, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+            snprintf(limit, sizeof limit, "%llu",
+                     (unsigned long long)rl.rlim_cur);
         pres_log_error("sched_setscheduler(SCHED_FIFO, %d) failed: %s "
-                       "(RLIMIT_RTPRIO %lld; needs CAP_SYS_NICE or a limit "
+                       "(RLIMIT_RTPRIO %s; needs CAP_SYS_NICE or a limit "
                        ">= %d); running at normal priority",
-                       priority, strerror(err),
-                       rl.rlim_cur == RLIM_INFINITY ? -1LL
-                                                    : (long long)rl.rlim_cur,
-                       priority);
+                       priority, strerror(err), limit, priority);
         return -1;
     }
     pres_log_info("scheduling: SCHED_FIFO, priority %d, for every thread",

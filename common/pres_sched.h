@@ -4,9 +4,11 @@
     Threading: call from the main thread before any other thread starts.
     Linux threads inherit the policy of the thread that creates them, so
     libzmq's I/O threads and the broker's sync threads, started later, run
-    under it too (libzmq's threads re-apply the inherited policy at start;
-    where that is refused they abort, so a policy this call could not set
-    is never half applied). */
+    under it too. libzmq's threads re-apply the policy they inherit when
+    they start, and abort if that is refused: a policy this call set was
+    granted, so it is granted again. Do not set SCHED_FIFO from outside
+    (systemd's CPUSchedulingPolicy=) where the process itself may not
+    (RestrictRealtime=yes): its libzmq threads would abort. */
 #ifndef PRES_SCHED_H_INCLUDED
 #define PRES_SCHED_H_INCLUDED
 
