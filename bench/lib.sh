@@ -138,6 +138,10 @@ sum_of() {
     echo "$so_t"
 }
 
+# per_req AMOUNT REQUESTS FMT: AMOUNT / REQUESTS printed with FMT ("-" when
+# there were no requests).
+per_req() { awk -v a="$1" -v n="$2" -v f="$3" 'BEGIN { if (n + 0) printf f, a / n; else print "-" }'; }
+
 # per_cpu_s EVENTS TICKS: events per CPU-second of the process.
 per_cpu_s() { awk -v e="$1" -v t="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN { if (t + 0 == 0) print "-"; else printf "%d", e / (t / hz) }'; }
 

@@ -95,12 +95,12 @@ bench_http() {
         [ -z "$perf_pid" ] || wait "$perf_pid"
         [ -n "$(kv req_s "$out")" ] || check 1 "wrk against the gateway printed nothing"
 
-        gcpu=$(awk -v t=$((gt1 - gt0)) -v h="$hz" -v n="$(kv requests "$out")" 'BEGIN { if (n + 0) printf "%.1f", t / h * 1e6 / n; else print "-" }')
-        ncpu=$(awk -v t=$((nt1 - nt0)) -v h="$hz" -v n="$(kv requests "$ref")" 'BEGIN { if (n + 0) printf "%.1f", t / h * 1e6 / n; else print "-" }')
+        gcpu=$(per_req "$(((gt1 - gt0) * 1000000 / hz))" "$(kv requests "$out")" %.1f)
+        ncpu=$(per_req "$(((nt1 - nt0) * 1000000 / hz))" "$(kv requests "$ref")" %.1f)
         # Context switches per request: every wake-up of a thread (the ZMQ
         # I/O thread's per burst, a worker's per epoll round) costs one.
-        gsw=$(awk -v c=$((gc1 - gc0)) -v n="$(kv requests "$out")" 'BEGIN { if (n + 0) printf "%.3f", c / n; else print "-" }')
-        nsw=$(awk -v c=$((nc1 - nc0)) -v n="$(kv requests "$ref")" 'BEGIN { if (n + 0) printf "%.3f", c / n; else print "-" }')
+        gsw=$(per_req $((gc1 - gc0)) "$(kv requests "$out")" %.3f)
+        nsw=$(per_req $((nc1 - nc0)) "$(kv requests "$ref")" %.3f)
         row "pair $pair: heartbeat req/s" "$(kv req_s "$out")" "$(kv req_s "$ref")" "" "goal >= 0.70"
         row "pair $pair: p50 latency (us)" "$(kv p50_us "$out")" "$(kv p50_us "$ref")"
         row "pair $pair: p99 latency (us)" "$(kv p99_us "$out")" "$(kv p99_us "$ref")" "" "goal ratio <= 1.5"
@@ -437,11 +437,11 @@ bench_fanout() {
     # BENCH_SCHED_PRIORITY (default 1; 0 = skip): each round also runs both
     # sides under SCHED_FIFO at that priority, where this shell may.
     rt=${BENCH_SCHED_PRIORITY:-1}
-    if [ "$rt" != 0 ] && ! chrt -f "$rt" true 2>/dev/null; then
+    [ "$rt" = 0 ] && rt=""
+    if [ -n "$rt" ] && ! chrt -f "$rt" true 2>/dev/null; then
         log "fanout: SCHED_FIFO $rt is refused here: the sched_priority pairs are skipped"
         rt=""
     fi
-    [ "$rt" = 0 ] && rt=""
     rnd=1
     while [ $rnd -le "$reps" ]; do
         fanout_side "broker-$rnd" broker ""

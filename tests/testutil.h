@@ -5,9 +5,13 @@
 #define TESTUTIL_H_INCLUDED
 
 #include <inttypes.h>
+#include <sched.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #define CHECK(cond)                                                            \
     do {                                                                       \
@@ -40,5 +44,22 @@
             abort();                                                           \
         }                                                                      \
     } while (0)
+
+//  Can this process get SCHED_FIFO at all (root, or an RLIMIT_RTPRIO that
+//  allows it, and a cgroup with real-time time)? Asked in a child, so the
+//  caller's own scheduling never changes.
+static inline bool
+test_can_sched_fifo(void)
+{
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        struct sched_param sp = {.sched_priority = 1};
+        _exit(sched_setscheduler(0, SCHED_FIFO, &sp) == 0 ? 0 : 1);
+    }
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
 
 #endif

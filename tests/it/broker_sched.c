@@ -6,27 +6,25 @@
     this process, the broker says so once, in its log naming the failed
     call, and runs on at normal priority: the same login works. */
 #include <dirent.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "itutil.h"
 #include "testutil.h"
 
-//  Counts pid's threads, and those under policy at priority prio
+//  Counts pid's threads in one pass over /proc/PID/task, and among them
+//  those under SCHED_FIFO at priority prio and those under SCHED_OTHER
 //  (/proc/PID/task/TID/stat: rt_priority and policy are fields 40, 41).
 static int
-s_threads(pid_t pid, int policy, int prio, int *matching)
+s_threads(pid_t pid, int prio, int *fifo, int *other)
 {
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
     DIR *dir = opendir(path);
     CHECK(dir);
     int n = 0;
-    *matching = 0;
+    *fifo = *other = 0;
     struct dirent *de;
     while ((de = readdir(dir))) {
         if (de->d_name[0] == '.')
@@ -47,25 +45,13 @@ s_threads(pid_t pid, int policy, int prio, int *matching)
         for (int i = 4; i <= 41; i++)
             f[i] = strtoll(p, &p, 10);
         n++;
-        if (f[40] == prio && f[41] == policy)
-            (*matching)++;
+        if (f[41] == SCHED_FIFO && f[40] == prio)
+            (*fifo)++;
+        else if (f[41] == SCHED_OTHER && f[40] == 0)
+            (*other)++;
     }
     closedir(dir);
     return n;
-}
-
-static int
-s_can_fifo(void)
-{
-    pid_t pid = fork();
-    CHECK(pid >= 0);
-    if (pid == 0) {
-        struct sched_param sp = {.sched_priority = 1};
-        _exit(sched_setscheduler(0, SCHED_FIFO, &sp) == 0 ? 0 : 1);
-    }
-    int status = 0;
-    CHECK(waitpid(pid, &status, 0) == pid);
-    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
 int
@@ -90,9 +76,8 @@ main(void)
 
     //  Every thread, those started for the first commit included.
     int fifo = 0, other = 0;
-    int n = s_threads(broker.pid, SCHED_FIFO, 2, &fifo);
-    s_threads(broker.pid, SCHED_OTHER, 0, &other);
-    bool granted = s_can_fifo();
+    int n = s_threads(broker.pid, 2, &fifo, &other);
+    bool granted = test_can_sched_fifo();
     printf("broker threads %d: SCHED_FIFO 2 %d, SCHED_OTHER %d (this "
            "process %s get SCHED_FIFO)\n",
            n, fifo, other, granted ? "can" : "cannot");

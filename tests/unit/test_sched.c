@@ -91,27 +91,19 @@ s_refused(void)
     CHECK_EQ(s_new_thread_policy(), SCHED_OTHER);
 }
 
-//  Can this process get SCHED_FIFO at all (root, or a limit that allows
-//  it, and a cgroup with real-time time)? Asked in a child.
-static void
-s_probe(void)
-{
-    struct sched_param sp = {.sched_priority = 1};
-    _exit(sched_setscheduler(0, SCHED_FIFO, &sp) == 0 ? 0 : 1);
-}
-
 int
 main(void)
 {
     CHECK_EQ(sched_getscheduler(0), SCHED_OTHER);
-    if (s_in_child(s_probe) == 0) {
+    bool can_fifo = test_can_sched_fifo();
+    if (can_fifo) {
         CHECK_EQ(s_in_child(s_granted), 0);
         printf("granted: SCHED_FIFO 7 for the caller and its new threads\n");
     } else
         printf("this process cannot get SCHED_FIFO here: granted case "
                "skipped\n");
     if (geteuid() == 0) {
-        int rc = s_in_child(s_probe) == 0 ? s_in_child(s_limited) : 77;
+        int rc = can_fifo ? s_in_child(s_limited) : 77;
         CHECK(rc == 0 || rc == 77);
         printf("limited: %s\n", rc == 0 ? "RLIMIT_RTPRIO 5 grants 5, refuses 6"
                                         : "skipped (the limit cannot be "
